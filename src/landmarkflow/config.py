@@ -1,0 +1,176 @@
+"""Experiment configuration: one YAML per (model, dataset, size), validated by pydantic.
+
+Unknown keys are errors everywhere, and an error names the file and the dotted field that is wrong.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from landmarkflow.layouts import LAYOUTS
+from landmarkflow.models.base import ModelParams
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataConfig(_Section):
+    """Which dataset, where its files are, and how faces are cropped."""
+
+    dataset: str = "synthetic"
+    layout: str = "68"
+    root: str = "data/raw/synthetic"
+    box_scale: float = Field(1.25, gt=0.5, le=4.0, description="crop side / max(box w, box h)")
+    val_fraction: float = Field(0.1, ge=0.0, lt=0.5, description="share of train held out for per-epoch NME")
+    test_split: str = "test"
+    normaliser: str | None = Field(None, description="NME normaliser; None = the layout's default")
+
+    @field_validator("layout")
+    @classmethod
+    def _known_layout(cls, value: str) -> str:
+        if value not in LAYOUTS:
+            raise ValueError(f"unknown layout {value!r}; expected one of {', '.join(LAYOUTS)}")
+        return value
+
+
+class AugmentConfig(_Section):
+    """Online augmentation, applied to training crops only."""
+
+    flip_prob: float = Field(0.5, ge=0, le=1)
+    rotation_deg: float = Field(30.0, ge=0, le=180)
+    rotation_prob: float = Field(0.5, ge=0, le=1)
+    scale_range: tuple[float, float] = (0.9, 1.25)
+    shift_fraction: float = Field(0.08, ge=0, le=0.5, description="box-centre jitter, fraction of crop side")
+    blur_prob: float = Field(0.2, ge=0, le=1)
+    occlusion_prob: float = Field(0.3, ge=0, le=1)
+    color_jitter: float = Field(0.2, ge=0, le=1, description="per-channel gain range +-")
+
+
+class TrainConfig(_Section):
+    """Optimisation and schedule."""
+
+    epochs: int = Field(60, ge=0)
+    batch_size: int = Field(16, ge=1)
+    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
+    lr: float = Field(1e-4, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    milestones: tuple[int, ...] = (30, 50)
+    gamma: float = Field(0.1, gt=0, le=1)
+    warmup_epochs: int = Field(0, ge=0)
+    seed: int = 1234
+    num_workers: int = Field(2, ge=0)
+    amp: bool = Field(False, description="mixed precision on CUDA; ignored on CPU")
+    max_steps_per_epoch: int | None = Field(None, ge=1)
+
+
+class EvalConfig(_Section):
+    """Evaluation protocol."""
+
+    fr_threshold: float = Field(0.10, gt=0)
+    auc_threshold: float = Field(0.10, gt=0)
+    overlay_count: int = Field(16, ge=0)
+    batch_size: int = Field(32, ge=1)
+
+
+class GateConfig(_Section):
+    """Promotion gates (DESIGN.md): absolute NME, vs champion, ONNX parity."""
+
+    max_nme: float = Field(0.08, gt=0, description="test NME (fraction, not %) must be below this")
+    champion_tolerance: float = Field(0.0005, ge=0, description="allowed NME excess over the champion")
+    parity_tolerance: float = Field(1e-4, ge=0, description="max |NME(onnx) - NME(torch)|")
+
+
+class ExportConfig(_Section):
+    """ONNX export settings."""
+
+    opset: int = Field(18, ge=17, le=23)
+    parity_max_images: int = Field(256, ge=1)
+
+
+class ExperimentConfig(_Section):
+    """A whole experiment: model, data, augmentation, training, evaluation, gates, export."""
+
+    name: str
+    model: ModelParams
+    data: DataConfig = DataConfig()
+    augment: AugmentConfig = AugmentConfig()
+    train: TrainConfig = TrainConfig()
+    eval: EvalConfig = EvalConfig()
+    gate: GateConfig = GateConfig()
+    export: ExportConfig = ExportConfig()
+
+    @field_validator("model", mode="before")
+    @classmethod
+    def _model_params(cls, value: Any) -> ModelParams:
+        from landmarkflow.models.registry import parse_params
+
+        if isinstance(value, ModelParams):
+            return value
+        if not isinstance(value, dict):
+            raise ValueError("model must be a mapping with at least a 'name'")
+        return parse_params(value)
+
+    @model_validator(mode="after")
+    def _points_match_layout(self) -> ExperimentConfig:
+        expected = LAYOUTS[self.data.layout].num_points
+        if self.model.num_points != expected:
+            raise ValueError(
+                f"model.num_points is {self.model.num_points} but data.layout {self.data.layout} has {expected} points"
+            )
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain, JSON-ready dict (model params included with their concrete fields)."""
+        return {**self.model_dump(mode="json"), "model": self.model.model_dump(mode="json")}
+
+    def config_hash(self) -> str:
+        """Short stable hash of the validated config: the lineage tag for 'which recipe'."""
+        canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+class ConfigError(ValueError):
+    """A config file is missing, unparsable or invalid; the message names the file and the fields."""
+
+
+def _format_errors(path: Path, exc: ValidationError) -> str:
+    lines = [f"{path}: invalid config"]
+    for error in exc.errors():
+        where = ".".join(str(p) for p in error["loc"]) or "(top level)"
+        lines.append(f"  {where}: {error['msg']}")
+    return "\n".join(lines)
+
+
+def parse_config(raw: dict[str, Any], source: str | Path = "<config>") -> ExperimentConfig:
+    """Validate an already-loaded mapping."""
+    try:
+        return ExperimentConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(Path(source), exc)) from None
+
+
+def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> ExperimentConfig:
+    """Load and validate a YAML config; `overrides` maps dotted keys ('train.epochs') to values."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such config file")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping")
+    for dotted, value in (overrides or {}).items():
+        node = raw
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    return parse_config(raw, path)

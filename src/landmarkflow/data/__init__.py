@@ -1,0 +1,1 @@
+"""Datasets: native formats, the manifest, synthetic faces, validation, versioning, torch datasets."""

@@ -1,0 +1,167 @@
+"""The manifest: one row per face, the contract between every reader, validator and trainer.
+
+Columns (DESIGN.md): sample_id, dataset, split, subsets, image_path (relative to the dataset root),
+width, height, bbox (x1 y1 x2 y2 pixels), landmarks (K x 2, 0-based pixel centres), visible (K bools),
+layout. Stored as Parquet; in memory either a DataFrame or a list of `FaceRecord`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+import pandas as pd
+
+from landmarkflow.fileio import atomic_path
+from landmarkflow.layouts import get_layout
+
+COLUMNS: tuple[str, ...] = (
+    "sample_id",
+    "dataset",
+    "split",
+    "subsets",
+    "image_path",
+    "width",
+    "height",
+    "bbox",
+    "landmarks",
+    "visible",
+    "layout",
+)
+
+
+class ManifestError(ValueError):
+    """A manifest (or a record bound for one) breaks the contract; the message names where and what."""
+
+
+@dataclass
+class FaceRecord:
+    """One annotated face in one image, in the manifest's conventions."""
+
+    sample_id: str
+    dataset: str
+    split: str
+    image_path: str
+    width: int
+    height: int
+    bbox: np.ndarray
+    landmarks: np.ndarray
+    visible: np.ndarray
+    layout: str
+    subsets: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.bbox = np.asarray(self.bbox, dtype=np.float64).reshape(4)
+        self.landmarks = np.asarray(self.landmarks, dtype=np.float64)
+        self.visible = np.asarray(self.visible, dtype=bool).reshape(-1)
+        self.width, self.height = int(self.width), int(self.height)
+        self.subsets = [str(s) for s in self.subsets]
+        check_relative_path(self.image_path, where=f"sample {self.sample_id}")
+        expected = get_layout(self.layout).num_points
+        if self.landmarks.shape != (expected, 2):
+            raise ManifestError(
+                f"sample {self.sample_id}: landmarks have shape {self.landmarks.shape}, "
+                f"layout {self.layout} expects ({expected}, 2)"
+            )
+        if self.visible.shape != (expected,):
+            raise ManifestError(
+                f"sample {self.sample_id}: visible has {self.visible.shape[0]} flags, layout {self.layout} "
+                f"expects {expected}"
+            )
+
+
+def check_relative_path(path: str, where: str) -> None:
+    """Refuse absolute paths and paths that climb out of the dataset root."""
+    pure = PurePosixPath(str(path).replace("\\", "/"))
+    if pure.is_absolute() or ".." in pure.parts or not pure.parts:
+        raise ManifestError(f"{where}: image_path {path!r} must be relative to the dataset root and stay inside it")
+
+
+def landmark_box(landmarks: np.ndarray) -> np.ndarray:
+    """Tight box x1 y1 x2 y2 of (K, 2) points: 300W's ground-truth box convention."""
+    pts = np.asarray(landmarks, dtype=np.float64)
+    return np.concatenate([pts.min(axis=0), pts.max(axis=0)])
+
+
+def to_frame(records: Iterable[FaceRecord]) -> pd.DataFrame:
+    """Records -> manifest DataFrame (nested lists in the array columns, as Parquet stores them)."""
+    rows = [
+        {
+            "sample_id": r.sample_id,
+            "dataset": r.dataset,
+            "split": r.split,
+            "subsets": list(r.subsets),
+            "image_path": r.image_path,
+            "width": r.width,
+            "height": r.height,
+            "bbox": r.bbox.tolist(),
+            "landmarks": r.landmarks.tolist(),
+            "visible": r.visible.tolist(),
+            "layout": r.layout,
+        }
+        for r in records
+    ]
+    frame = pd.DataFrame(rows, columns=list(COLUMNS))
+    return frame.astype({"width": "int64", "height": "int64"}) if len(frame) else frame
+
+
+def to_records(frame: pd.DataFrame) -> list[FaceRecord]:
+    """Manifest DataFrame -> records, re-checking every row's shapes against its layout."""
+    missing = [c for c in COLUMNS if c not in frame.columns]
+    if missing:
+        raise ManifestError(f"manifest lacks columns {missing}; expected {list(COLUMNS)}")
+    return [
+        FaceRecord(
+            sample_id=str(row.sample_id),
+            dataset=str(row.dataset),
+            split=str(row.split),
+            subsets=list(row.subsets) if row.subsets is not None else [],
+            image_path=str(row.image_path),
+            width=row.width,
+            height=row.height,
+            bbox=np.asarray(row.bbox, dtype=np.float64),
+            landmarks=np.stack([np.asarray(p, dtype=np.float64) for p in row.landmarks]),
+            visible=np.asarray(row.visible, dtype=bool),
+            layout=str(row.layout),
+        )
+        for row in frame.itertuples(index=False)
+    ]
+
+
+def landmarks_array(frame: pd.DataFrame) -> np.ndarray:
+    """(N, K, 2) float64 landmarks of a single-layout manifest."""
+    return np.stack([np.stack([np.asarray(p, dtype=np.float64) for p in pts]) for pts in frame["landmarks"]])
+
+
+def boxes_array(frame: pd.DataFrame) -> np.ndarray:
+    """(N, 4) float64 boxes."""
+    return np.stack([np.asarray(b, dtype=np.float64) for b in frame["bbox"]])
+
+
+def write_manifest(frame_or_records: pd.DataFrame | Sequence[FaceRecord], path: str | Path) -> Path:
+    """Write a manifest to Parquet atomically: the file is either the old one or the complete new one."""
+    frame = frame_or_records if isinstance(frame_or_records, pd.DataFrame) else to_frame(frame_or_records)
+    missing = [c for c in COLUMNS if c not in frame.columns]
+    if missing:
+        raise ManifestError(f"refusing to write {path}: missing columns {missing}")
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        frame.loc[:, list(COLUMNS)].to_parquet(tmp, index=False)
+    return path
+
+
+def read_manifest(path: str | Path) -> pd.DataFrame:
+    """Read a manifest written by `write_manifest`, checking its columns."""
+    path = Path(path)
+    if not path.is_file():
+        raise ManifestError(f"{path}: no such manifest file")
+    try:
+        frame = pd.read_parquet(path)
+    except Exception as exc:  # pyarrow raises several types for a corrupt file
+        raise ManifestError(f"{path}: not a readable Parquet manifest ({exc})") from exc
+    missing = [c for c in COLUMNS if c not in frame.columns]
+    if missing:
+        raise ManifestError(f"{path}: missing columns {missing}; expected {list(COLUMNS)}")
+    return frame

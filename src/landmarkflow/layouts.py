@@ -1,0 +1,192 @@
+"""Landmark layouts: the one table of point semantics, flip permutations and NME normalisers.
+
+Every other module asks this one. Tables come from the HIH code and agree with HRNet's MATCHED_PARTS
+(see docs: models.md §1.3). Coordinates are 0-based pixel centres; a flip maps x to W - 1 - x and
+permutes the points with `flip_permutation`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+import numpy as np
+
+
+class NormaliserKind(str, Enum):
+    """How an NME normalising distance is measured."""
+
+    POINT_PAIR = "point_pair"  # distance between two landmarks
+    GROUP_CENTRES = "group_centres"  # distance between the centroids of two point groups
+    BOX_SIZE = "box_size"  # sqrt(w * h) of the ground-truth face box (AFLW)
+
+
+@dataclass(frozen=True)
+class Normaliser:
+    """A named NME normaliser: `a` and `b` are point indices (POINT_PAIR) or group names (GROUP_CENTRES)."""
+
+    name: str
+    kind: NormaliserKind
+    a: int | str | None = None
+    b: int | str | None = None
+
+
+@dataclass(frozen=True)
+class Layout:
+    """A landmark layout: how many points, what they are, how they mirror and how NME is normalised."""
+
+    name: str
+    description: str
+    num_points: int
+    flip_permutation: tuple[int, ...]
+    groups: dict[str, tuple[int, ...]]
+    normalisers: dict[str, Normaliser]
+    default_normaliser: str
+    datasets: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        perm = self.flip_permutation
+        if sorted(perm) != list(range(self.num_points)):
+            raise ValueError(f"layout {self.name}: flip permutation is not a permutation of 0..{self.num_points - 1}")
+        if any(perm[perm[i]] != i for i in range(self.num_points)):
+            raise ValueError(f"layout {self.name}: flip permutation is not an involution")
+        if self.default_normaliser not in self.normalisers:
+            raise ValueError(f"layout {self.name}: unknown default normaliser {self.default_normaliser!r}")
+
+    def flip_points(self, points: np.ndarray, width: int) -> np.ndarray:
+        """Mirror (..., K, 2) points in an image of `width` pixels: permute, then x -> W - 1 - x."""
+        flipped = np.asarray(points)[..., list(self.flip_permutation), :].copy()
+        flipped[..., 0] = width - 1 - flipped[..., 0]
+        return flipped
+
+    def normalising_distance(
+        self, landmarks: np.ndarray, bbox: np.ndarray | None = None, normaliser: str | None = None
+    ) -> np.ndarray:
+        """Per-face NME denominator for ground truth `landmarks` (N, K, 2) and boxes (N, 4) x1 y1 x2 y2."""
+        norm = self.normalisers[normaliser or self.default_normaliser]
+        pts = np.asarray(landmarks, dtype=np.float64)
+        if norm.kind is NormaliserKind.POINT_PAIR:
+            return np.linalg.norm(pts[:, int(norm.a)] - pts[:, int(norm.b)], axis=-1)
+        if norm.kind is NormaliserKind.GROUP_CENTRES:
+            centre_a = pts[:, list(self.groups[str(norm.a)])].mean(axis=1)
+            centre_b = pts[:, list(self.groups[str(norm.b)])].mean(axis=1)
+            return np.linalg.norm(centre_a - centre_b, axis=-1)
+        if bbox is None:
+            raise ValueError(f"normaliser {norm.name!r} of layout {self.name} needs the face boxes")
+        box = np.asarray(bbox, dtype=np.float64)
+        return np.sqrt((box[:, 2] - box[:, 0]) * (box[:, 3] - box[:, 1]))
+
+
+def _span(start: int, stop: int) -> tuple[int, ...]:
+    return tuple(range(start, stop + 1))
+
+
+def _perm(text: str) -> tuple[int, ...]:
+    return tuple(int(v) for v in text.split())
+
+
+IBUG_68 = Layout(
+    name="68",
+    description="300W / iBUG 68-point markup",
+    num_points=68,
+    flip_permutation=_perm(
+        "16 15 14 13 12 11 10 9 8 7 6 5 4 3 2 1 0 26 25 24 23 22 21 20 19 18 17 27 28 29 30 35 34 33 32 31 "
+        "45 44 43 42 47 46 39 38 37 36 41 40 54 53 52 51 50 49 48 59 58 57 56 55 64 63 62 61 60 67 66 65"
+    ),
+    groups={
+        "jaw": _span(0, 16),
+        "right_brow": _span(17, 21),
+        "left_brow": _span(22, 26),
+        "nose_bridge": _span(27, 30),
+        "nose_bottom": _span(31, 35),
+        "right_eye": _span(36, 41),
+        "left_eye": _span(42, 47),
+        "outer_lip": _span(48, 59),
+        "inner_lip": _span(60, 67),
+    },
+    normalisers={
+        "inter_ocular": Normaliser("inter_ocular", NormaliserKind.POINT_PAIR, 36, 45),
+        "inter_pupil": Normaliser("inter_pupil", NormaliserKind.GROUP_CENTRES, "right_eye", "left_eye"),
+    },
+    default_normaliser="inter_ocular",
+    datasets=("300w", "cofw68", "synthetic"),
+)
+
+WFLW_98 = Layout(
+    name="98",
+    description="WFLW 98-point markup",
+    num_points=98,
+    flip_permutation=_perm(
+        "32 31 30 29 28 27 26 25 24 23 22 21 20 19 18 17 16 15 14 13 12 11 10 9 8 7 6 5 4 3 2 1 0 "
+        "46 45 44 43 42 50 49 48 47 37 36 35 34 33 41 40 39 38 51 52 53 54 59 58 57 56 55 "
+        "72 71 70 69 68 75 74 73 64 63 62 61 60 67 66 65 82 81 80 79 78 77 76 87 86 85 84 83 "
+        "92 91 90 89 88 95 94 93 97 96"
+    ),
+    groups={
+        "contour": _span(0, 32),
+        "right_brow": _span(33, 41),
+        "left_brow": _span(42, 50),
+        "nose": _span(51, 59),
+        "right_eye": _span(60, 67),
+        "left_eye": _span(68, 75),
+        "outer_lip": _span(76, 87),
+        "inner_lip": _span(88, 95),
+        "pupils": (96, 97),
+    },
+    normalisers={
+        "inter_ocular": Normaliser("inter_ocular", NormaliserKind.POINT_PAIR, 60, 72),
+        "inter_pupil": Normaliser("inter_pupil", NormaliserKind.POINT_PAIR, 96, 97),
+    },
+    default_normaliser="inter_ocular",
+    datasets=("wflw", "synthetic"),
+)
+
+COFW_29 = Layout(
+    name="29",
+    description="COFW 29-point markup",
+    num_points=29,
+    flip_permutation=_perm("1 0 3 2 6 7 4 5 9 8 11 10 14 15 12 13 17 16 19 18 20 21 23 22 24 25 26 27 28"),
+    groups={
+        "brows": _span(0, 7),
+        "outer_eye_corners": (8, 9),
+        "inner_eye_corners": (10, 11),
+        "eyelids": _span(12, 15),
+        "pupils": (16, 17),
+        "nose": _span(18, 21),
+        "mouth": _span(22, 27),
+        "chin": (28,),
+    },
+    normalisers={
+        "inter_ocular": Normaliser("inter_ocular", NormaliserKind.POINT_PAIR, 8, 9),
+        "inter_pupil": Normaliser("inter_pupil", NormaliserKind.POINT_PAIR, 16, 17),
+    },
+    default_normaliser="inter_ocular",
+    datasets=("cofw", "synthetic"),
+)
+
+AFLW_19 = Layout(
+    name="19",
+    description="AFLW 19-point markup (the 21 original points without the ears)",
+    num_points=19,
+    flip_permutation=_perm("5 4 3 2 1 0 11 10 9 8 7 6 14 13 12 17 16 15 18"),
+    groups={
+        "brows": _span(0, 5),
+        "eyes": _span(6, 11),
+        "nose": _span(12, 14),
+        "mouth": _span(15, 17),
+        "chin": (18,),
+    },
+    normalisers={"box_size": Normaliser("box_size", NormaliserKind.BOX_SIZE)},
+    default_normaliser="box_size",
+    datasets=("aflw", "synthetic"),
+)
+
+LAYOUTS: dict[str, Layout] = {layout.name: layout for layout in (IBUG_68, WFLW_98, COFW_29, AFLW_19)}
+
+
+def get_layout(name: str) -> Layout:
+    """The layout called `name` ("68", "98", "29" or "19"), with a clear error for anything else."""
+    try:
+        return LAYOUTS[str(name)]
+    except KeyError:
+        raise ValueError(f"unknown layout {name!r}: expected one of {', '.join(LAYOUTS)}") from None

@@ -1,0 +1,1 @@
+"""Landmark models, built from config by name through `landmarkflow.models.registry`."""

@@ -1,0 +1,46 @@
+"""The model contract: an nn.Module with its codec, input size, loss and coordinate `predict`."""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+
+import torch
+from pydantic import BaseModel, ConfigDict
+from torch import nn
+
+from landmarkflow.codecs.base import Codec
+
+
+class ModelParams(BaseModel):
+    """Base of every model's config section; unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    num_points: int = 68
+    input_size: int = 256
+
+
+class LandmarkModel(nn.Module):
+    """Every model takes RGB crops in [0, 1], shape (N, 3, S, S), and normalises them itself.
+
+    Normalisation lives inside the module so that the exported ONNX graph and every caller agree on it.
+    """
+
+    codec: Codec
+    input_size: int
+    num_points: int
+
+    @abstractmethod
+    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Raw head outputs by name (heatmaps, logits, ...)."""
+
+    @abstractmethod
+    def loss(
+        self, outputs: dict[str, torch.Tensor], targets: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """Total training loss and its named parts (for logging)."""
+
+    def predict(self, images: torch.Tensor) -> torch.Tensor:
+        """(N, K, 2) landmarks in crop pixels: forward then the codec's decode. This is the ONNX graph."""
+        return self.codec.decode(self(images))

@@ -1,0 +1,65 @@
+"""Model registry: name -> (params class, builder). One table, no if/elif factories."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from landmarkflow.models.base import LandmarkModel, ModelParams
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """How to validate a model's config section and build the module."""
+
+    params: type[ModelParams]
+    build: Callable[[Any], LandmarkModel]
+    summary: str
+
+
+_REGISTRY: dict[str, ModelEntry] = {}
+
+
+def register(name: str, params: type[ModelParams], summary: str) -> Callable:
+    """Class decorator: make a LandmarkModel subclass buildable by `name` from its params."""
+
+    def wrap(cls: type[LandmarkModel]) -> type[LandmarkModel]:
+        _REGISTRY[name] = ModelEntry(params=params, build=cls, summary=summary)
+        return cls
+
+    return wrap
+
+
+def _entries() -> dict[str, ModelEntry]:
+    # Importing the model modules runs their @register decorators.
+    from landmarkflow.models import hih  # noqa: F401
+
+    return _REGISTRY
+
+
+def model_names() -> list[str]:
+    """Registered model names, sorted."""
+    return sorted(_entries())
+
+
+def get_entry(name: str) -> ModelEntry:
+    """The entry for `name`, with a clear error listing the known models."""
+    entries = _entries()
+    if name not in entries:
+        raise ValueError(f"unknown model {name!r}: expected one of {', '.join(sorted(entries))}")
+    return entries[name]
+
+
+def parse_params(section: Mapping[str, Any]) -> ModelParams:
+    """Validate a config's `model:` section with the named model's own params class."""
+    if "name" not in section:
+        raise ValueError("model section needs a 'name'")
+    return get_entry(str(section["name"])).params.model_validate(dict(section))
+
+
+def build_model(params: ModelParams | Mapping[str, Any]) -> LandmarkModel:
+    """Build the module described by validated params (or a raw config section)."""
+    if not isinstance(params, ModelParams):
+        params = parse_params(params)
+    return get_entry(params.name).build(params)
