@@ -1,0 +1,1 @@
+"""Deployment artifacts: ONNX export with onnxruntime parity, TensorRT engines on a GPU."""
