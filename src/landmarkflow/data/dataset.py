@@ -1,0 +1,129 @@
+"""Torch dataset: crop each face from its box, augment, and encode targets with the model's codec.
+
+The crop is the same square-around-the-box map that inference uses (geometry.crop_matrix); training
+jitters the box (scale, shift) so that a tight landmark box and a detector's looser box both work.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from landmarkflow.codecs.base import Codec
+from landmarkflow.config import AugmentConfig
+from landmarkflow.data.manifest import FaceRecord
+from landmarkflow.geometry import crop_matrix, transform_points, warp_image
+from landmarkflow.layouts import get_layout
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    """Decode an image file to RGB uint8, with an error naming the file."""
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise OSError(f"{path}: cannot read image")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def to_tensor(crop: np.ndarray) -> torch.Tensor:
+    """HxWx3 uint8 RGB -> 3xHxW float32 in [0, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(crop.transpose(2, 0, 1))).float().div_(255.0)
+
+
+class FaceDataset(Dataset):
+    """Faces of a manifest as model-ready crops and codec targets.
+
+    Each item: `image` (3,S,S), the codec's targets, `landmarks` (K,2) in crop pixels, `matrix` (2,3)
+    image->crop, and `index` into `records` (so evaluation can map predictions back to the image).
+    """
+
+    def __init__(
+        self,
+        records: Sequence[FaceRecord],
+        root: str | Path,
+        codec: Codec,
+        input_size: int,
+        box_scale: float,
+        augment: AugmentConfig | None = None,
+        seed: int = 0,
+    ) -> None:
+        self.records = list(records)
+        self.root = Path(root)
+        self.codec = codec
+        self.input_size = input_size
+        self.box_scale = box_scale
+        self.augment = augment
+        self.seed = seed
+        self.epoch = 0
+        layouts = {r.layout for r in self.records}
+        if len(layouts) > 1:
+            raise ValueError(f"a FaceDataset holds one layout, got {sorted(layouts)}")
+        self.layout = get_layout(layouts.pop()) if layouts else None
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Change the augmentation draw per epoch while keeping every epoch reproducible."""
+        self.epoch = epoch
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        record = self.records[index]
+        image = read_rgb(self.root / record.image_path)
+        rng = np.random.default_rng((self.seed, self.epoch, index)) if self.augment else None
+        matrix, flipped = self._matrix(record, rng)
+        crop = warp_image(image, matrix, self.input_size)
+        points = transform_points(record.landmarks, matrix)
+        visible = record.visible
+        if flipped:
+            perm = list(self.layout.flip_permutation)
+            points, visible = points[perm], visible[perm]
+        if rng is not None:
+            crop = self._photometric(crop, rng)
+        targets = self.codec.encode(points, visible)
+        item = {name: torch.from_numpy(np.asarray(value)) for name, value in targets.items()}
+        item.update(
+            image=to_tensor(crop),
+            landmarks=torch.from_numpy(points.astype(np.float32)),
+            matrix=torch.from_numpy(matrix.astype(np.float64)),
+            index=torch.tensor(index),
+        )
+        return item
+
+    def _matrix(self, record: FaceRecord, rng: np.random.Generator | None) -> tuple[np.ndarray, bool]:
+        if rng is None:
+            return crop_matrix(record.bbox, self.input_size, self.box_scale), False
+        aug = self.augment
+        scale = self.box_scale * rng.uniform(*aug.scale_range)
+        rotation = rng.uniform(-aug.rotation_deg, aug.rotation_deg) if rng.random() < aug.rotation_prob else 0.0
+        shift = tuple(rng.uniform(-aug.shift_fraction, aug.shift_fraction, size=2))
+        flip = bool(rng.random() < aug.flip_prob)
+        return crop_matrix(record.bbox, self.input_size, scale, rotation, shift, flip), flip
+
+    def _photometric(self, crop: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        aug = self.augment
+        out = crop.astype(np.float32)
+        if rng.random() < aug.blur_prob:
+            sigma = rng.uniform(0.5, 2.0)
+            out = cv2.GaussianBlur(out, (0, 0), sigma)
+        if rng.random() < aug.occlusion_prob:
+            side = self.input_size
+            w, h = (int(side * rng.uniform(0.1, 0.4)) for _ in range(2))
+            x, y = int(rng.integers(0, side - w)), int(rng.integers(0, side - h))
+            out[y : y + h, x : x + w] = rng.uniform(0, 255, size=3)
+        gains = 1.0 + rng.uniform(-aug.color_jitter, aug.color_jitter, size=3)
+        return np.clip(out * gains, 0, 255).astype(np.uint8)
+
+
+def split_train_val(records: Sequence[FaceRecord], val_fraction: float, seed: int) -> tuple[list, list]:
+    """Deterministic hold-out of the train split for per-epoch validation (never the test split)."""
+    train = [r for r in records if r.split == "train"]
+    order = np.random.default_rng(seed).permutation(len(train))
+    n_val = math.floor(len(train) * val_fraction)
+    held = set(order[:n_val].tolist())
+    return [r for i, r in enumerate(train) if i not in held], [r for i, r in enumerate(train) if i in held]

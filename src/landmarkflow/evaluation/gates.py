@@ -1,0 +1,84 @@
+"""Promotion gates (DESIGN.md): a pure decision, so that a failed gate is an outcome, not an exception.
+
+A candidate passes only if (1) its test NME is below the config's threshold, (2) it is not worse than
+the current champion on the same data (within a tolerance), and (3) its ONNX export reproduces the
+PyTorch NME (|ΔNME| within the parity tolerance).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+from landmarkflow.config import GateConfig
+
+
+@dataclass(frozen=True)
+class GateCheck:
+    """One gate: its name, whether it passed, and a sentence saying why."""
+
+    name: str
+    passed: bool
+    detail: str
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    """All gates for one candidate; `passed` only if every check passed."""
+
+    candidate_nme: float
+    checks: list[GateCheck] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return all(check.passed for check in self.checks)
+
+    def reasons(self) -> str:
+        """The failed checks' details, or 'all gates passed'."""
+        failed = [c.detail for c in self.checks if not c.passed]
+        return "; ".join(failed) if failed else "all gates passed"
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "passed": self.passed, "reasons": self.reasons()}
+
+
+def decide(
+    candidate_nme: float,
+    parity_delta: float,
+    config: GateConfig,
+    champion_nme: float | None,
+    champion_label: str = "champion",
+) -> GateDecision:
+    """Apply the three gates; `champion_nme` is None when there is no champion yet (that gate passes)."""
+    checks = []
+    threshold_ok = math.isfinite(candidate_nme) and candidate_nme < config.max_nme
+    checks.append(
+        GateCheck(
+            "nme_threshold",
+            threshold_ok,
+            f"test NME {100 * candidate_nme:.3f}% {'<' if threshold_ok else '>='} threshold {100 * config.max_nme:.3f}%",
+        )
+    )
+    if champion_nme is None:
+        checks.append(GateCheck("vs_champion", True, "no champion yet"))
+    else:
+        limit = champion_nme + config.champion_tolerance
+        ok = math.isfinite(candidate_nme) and candidate_nme <= limit
+        checks.append(
+            GateCheck(
+                "vs_champion",
+                ok,
+                f"test NME {100 * candidate_nme:.3f}% vs {champion_label} {100 * champion_nme:.3f}% "
+                f"(+{100 * config.champion_tolerance:.3f}% tolerance): {'not worse' if ok else 'worse'}",
+            )
+        )
+    parity_ok = math.isfinite(parity_delta) and abs(parity_delta) <= config.parity_tolerance
+    checks.append(
+        GateCheck(
+            "onnx_parity",
+            parity_ok,
+            f"|NME(onnx) - NME(torch)| = {abs(parity_delta):.2e} {'<=' if parity_ok else '>'} "
+            f"{config.parity_tolerance:.0e}",
+        )
+    )
+    return GateDecision(candidate_nme=candidate_nme, checks=checks)

@@ -1,0 +1,68 @@
+"""Predict landmarks for manifest faces in the image frame, with any crops -> points function.
+
+Validation, evaluation and the ONNX parity gate all go through `predict_records`, so PyTorch and
+onnxruntime are compared on exactly the same crops and mapped back by exactly the same inverse.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from landmarkflow.data.dataset import read_rgb
+from landmarkflow.data.manifest import FaceRecord
+from landmarkflow.geometry import crop_matrix, invert_affine, transform_points, warp_image
+from landmarkflow.models.base import LandmarkModel
+
+CropPredictor = Callable[[np.ndarray], np.ndarray]
+
+
+def iterate_crops(
+    records: Sequence[FaceRecord],
+    root: Path,
+    input_size: int,
+    box_scale: float,
+    batch_size: int,
+    boxes: np.ndarray | None = None,
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Batches of (N,3,S,S) float32 [0,1] RGB crops and their (N,2,3) image->crop matrices."""
+    boxes = np.stack([r.bbox for r in records]) if boxes is None else np.asarray(boxes)
+    for start in range(0, len(records), batch_size):
+        crops, matrices = [], []
+        for offset, record in enumerate(records[start : start + batch_size]):
+            matrix = crop_matrix(boxes[start + offset], input_size, box_scale)
+            crop = warp_image(read_rgb(Path(root) / record.image_path), matrix, input_size)
+            crops.append(crop.transpose(2, 0, 1).astype(np.float32) / 255.0)
+            matrices.append(matrix)
+        yield np.stack(crops), np.stack(matrices)
+
+
+def predict_records(
+    predict: CropPredictor,
+    records: Sequence[FaceRecord],
+    root: Path,
+    input_size: int,
+    box_scale: float,
+    batch_size: int = 32,
+    boxes: np.ndarray | None = None,
+) -> np.ndarray:
+    """(N, K, 2) predictions in image pixels for every record (boxes default to the manifest's)."""
+    outputs = []
+    for crops, matrices in iterate_crops(records, root, input_size, box_scale, batch_size, boxes):
+        crop_points = np.asarray(predict(crops), dtype=np.float64)
+        outputs.extend(transform_points(p, invert_affine(m)) for p, m in zip(crop_points, matrices, strict=True))
+    return np.stack(outputs) if outputs else np.zeros((0, 0, 2))
+
+
+def torch_predictor(model: LandmarkModel, device: torch.device | str = "cpu") -> CropPredictor:
+    """Wrap a model's `predict` as a numpy crops -> crop points function (eval mode, no grad)."""
+    model.eval()
+
+    def run(crops: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return model.predict(torch.from_numpy(crops).to(device)).float().cpu().numpy()
+
+    return run

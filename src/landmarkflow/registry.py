@@ -1,0 +1,116 @@
+"""MLflow model registry: register a version with lineage tags, move `challenger` and `champion`.
+
+A registered version is the deployable ONNX model (coordinates out, crop metadata inside). Its run
+holds the PyTorch checkpoint, the config and every plot; the version's tags tie it to the exact data
+(DVC hash), code (git commit) and recipe (config hash) and carry its test NME.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import onnx
+from mlflow.exceptions import MlflowException
+from mlflow.models import infer_signature
+from mlflow.tracking import MlflowClient
+
+from landmarkflow.export.metadata import DeployInfo
+
+CHALLENGER = "challenger"
+CHAMPION = "champion"
+
+
+@dataclass(frozen=True)
+class Lineage:
+    """What a version was made from."""
+
+    data_hash: str
+    git_commit: str
+    config_hash: str
+
+    def tags(self) -> dict[str, str]:
+        return {"data_hash": self.data_hash, "git_commit": self.git_commit, "config_hash": self.config_hash}
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    """The registry's view of one version, as the gate needs it."""
+
+    name: str
+    version: str
+    run_id: str
+    nme: float | None
+    data_hash: str | None
+    source: str
+
+
+def git_commit(repo: Path | None = None) -> str:
+    """HEAD's commit, suffixed `-dirty` when the work tree has changes; `unknown` outside git."""
+    cwd = repo or Path.cwd()
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True)
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd, capture_output=True, text=True
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+
+
+def log_onnx_model(run_id: str, onnx_path: Path, info: DeployInfo) -> str:
+    """Log the ONNX file as the run's model (with an input/output signature); returns its model URI."""
+    example = np.zeros((1, 3, info.input_size, info.input_size), dtype=np.float32)
+    signature = infer_signature(example, np.zeros((1, info.num_points, 2), dtype=np.float32))
+    with mlflow.start_run(run_id=run_id):
+        model_info = mlflow.onnx.log_model(
+            onnx.load(str(onnx_path)),
+            name="model",
+            signature=signature,
+            save_as_external_data=False,
+            onnx_execution_providers=["CPUExecutionProvider"],
+        )
+    return model_info.model_uri
+
+
+def register_version(model_uri: str, name: str, run_id: str, tags: dict[str, str]) -> str:
+    """Create a registered version of `model_uri` under `name` with `tags`; returns the version number."""
+    client = MlflowClient()
+    try:
+        client.get_registered_model(name)
+    except MlflowException:
+        client.create_registered_model(name, description=f"{name}: landmark model, ONNX with coordinates out")
+    version = client.create_model_version(name, source=model_uri, run_id=run_id, tags=tags)
+    return str(version.version)
+
+
+def set_alias(name: str, alias: str, version: str) -> None:
+    """Point `alias` at `version` (an atomic re-point: serving code never changes)."""
+    MlflowClient().set_registered_model_alias(name, alias, version)
+
+
+def version_by_alias(name: str, alias: str) -> VersionInfo | None:
+    """The version an alias points at, or None when the model or the alias does not exist yet."""
+    try:
+        version = MlflowClient().get_model_version_by_alias(name, alias)
+    except MlflowException:
+        return None
+    nme = version.tags.get("test_nme")
+    return VersionInfo(
+        name=name,
+        version=str(version.version),
+        run_id=version.run_id,
+        nme=float(nme) if nme is not None else None,
+        data_hash=version.tags.get("data_hash"),
+        source=version.source,
+    )
+
+
+def tag_version(name: str, version: str, tags: dict[str, str]) -> None:
+    """Add tags to an existing version (the gate outcome, for the audit trail)."""
+    client = MlflowClient()
+    for key, value in tags.items():
+        client.set_model_version_tag(name, version, key, value)

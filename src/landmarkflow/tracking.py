@@ -1,0 +1,73 @@
+"""MLflow tracking setup: where the store is, how experiments are named, where artifacts go.
+
+Default store: `sqlite:///mlflow/mlflow.db` with artifacts under `mlflow/artifacts` (both relative to
+the working directory), unless MLFLOW_TRACKING_URI is set. A tracking server decides its own artifact
+location, so we only pin one for local sqlite stores.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import mlflow
+from mlflow.tracking import MlflowClient
+
+TELEMETRY_OFF = {
+    "DO_NOT_TRACK": "true",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "GX_ANALYTICS_ENABLED": "false",
+    "DVC_NO_ANALYTICS": "1",
+}
+
+
+def disable_telemetry() -> None:
+    """Switch off the usage telemetry of MLflow, GX and DVC in this process and its children."""
+    for key, value in TELEMETRY_OFF.items():
+        os.environ.setdefault(key, value)
+
+
+def tracking_uri() -> str:
+    """MLFLOW_TRACKING_URI, or the project's local sqlite store."""
+    configured = os.environ.get("MLFLOW_TRACKING_URI")
+    if configured:
+        return configured
+    return f"sqlite:///{Path('mlflow/mlflow.db').resolve()}"
+
+
+def artifact_root() -> Path:
+    """Where local stores keep artifacts (LANDMARKFLOW_ARTIFACTS or mlflow/artifacts)."""
+    return Path(os.environ.get("LANDMARKFLOW_ARTIFACTS", "mlflow/artifacts")).resolve()
+
+
+def setup_tracking() -> str:
+    """Point MLflow at the store (creating the local folder if needed) and return the URI."""
+    disable_telemetry()
+    uri = tracking_uri()
+    if uri.startswith("sqlite:///"):
+        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return uri
+
+
+def experiment_name(dataset: str) -> str:
+    """DESIGN.md naming: one experiment per dataset, so all models on it compare side by side."""
+    return f"landmarks/{dataset}"
+
+
+def registered_model_name(model: str, dataset: str) -> str:
+    """DESIGN.md naming: `<model>-<dataset>`, e.g. `hih-synthetic`."""
+    return f"{model}-{dataset}"
+
+
+def ensure_experiment(name: str) -> str:
+    """Experiment id for `name`, creating it (with a local artifact location for sqlite stores)."""
+    client = MlflowClient()
+    existing = client.get_experiment_by_name(name)
+    if existing is not None:
+        return existing.experiment_id
+    location = None
+    if tracking_uri().startswith("sqlite:"):
+        location = (artifact_root() / name.replace("/", "_")).as_uri()
+    return client.create_experiment(name, artifact_location=location)

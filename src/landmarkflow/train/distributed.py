@@ -1,0 +1,64 @@
+"""The process group, read from the variables torchrun sets; a plain process is a world of one."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class DistEnv:
+    """Where this process sits in the job."""
+
+    rank: int
+    local_rank: int
+    world_size: int
+    device: torch.device
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0 alone logs, checkpoints and evaluates."""
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def init_distributed() -> DistEnv:
+    """Join the torchrun job if there is one (nccl on CUDA, gloo otherwise), else a world of one."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if torch.cuda.is_available():
+        torch.cuda.set_device(local_rank)
+        device = torch.device("cuda", local_rank)
+    else:
+        device = torch.device("cpu")
+    if world_size > 1 and not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return DistEnv(rank=rank, local_rank=local_rank, world_size=world_size, device=device)
+
+
+def barrier(env: DistEnv) -> None:
+    """Wait for every rank (no-op in a world of one)."""
+    if env.distributed:
+        dist.barrier()
+
+
+def shutdown(env: DistEnv) -> None:
+    """Leave the process group cleanly."""
+    if env.distributed and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def mean_across_ranks(value: float, env: DistEnv) -> float:
+    """Average a scalar over ranks (for the logged epoch loss)."""
+    if not env.distributed:
+        return value
+    tensor = torch.tensor([value], dtype=torch.float64, device=env.device)
+    dist.all_reduce(tensor)
+    return float(tensor.item()) / env.world_size

@@ -1,0 +1,251 @@
+"""The training loop. The same code runs as a plain process and under torchrun (DDP).
+
+Rank 0 alone logs to MLflow, writes checkpoints and computes the per-epoch validation NME; every rank
+trains on its shard through a DistributedSampler. A checkpoint is written after every epoch and a
+restarted run continues from the last one when the config hash matches.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from mlflow.tracking import MlflowClient
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler
+
+from landmarkflow.config import ExperimentConfig
+from landmarkflow.data.dataset import FaceDataset
+from landmarkflow.data.manifest import FaceRecord
+from landmarkflow.evaluation.metrics import per_image_nme
+from landmarkflow.evaluation.predictions import predict_records, torch_predictor
+from landmarkflow.layouts import get_layout
+from landmarkflow.models.base import LandmarkModel
+from landmarkflow.train.checkpoint import FINAL, LAST, load_state, save_checkpoint
+from landmarkflow.train.distributed import DistEnv, barrier, mean_across_ranks
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainHistory:
+    """Per-epoch numbers, kept in the checkpoint so a resumed run logs a continuous curve."""
+
+    train_loss: list[float] = field(default_factory=list)
+    val_nme: list[float] = field(default_factory=list)
+    images_per_s: list[float] = field(default_factory=list)
+
+
+def seed_everything(seed: int) -> None:
+    """Same seed, same initial weights and data order."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def build_optimizer(model: torch.nn.Module, config: ExperimentConfig) -> torch.optim.Optimizer:
+    """Adam, AdamW or SGD with momentum, from the config's train section."""
+    train = config.train
+    params = model.parameters()
+    if train.optimizer == "adam":
+        return torch.optim.Adam(params, lr=train.lr, weight_decay=train.weight_decay)
+    if train.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=train.lr, weight_decay=train.weight_decay)
+    return torch.optim.SGD(params, lr=train.lr, momentum=0.9, weight_decay=train.weight_decay, nesterov=True)
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, config: ExperimentConfig) -> torch.optim.lr_scheduler.LRScheduler:
+    """Linear warm-up (optional) then step decay at the milestones, stepped once per epoch."""
+    train = config.train
+    warmup = train.warmup_epochs
+
+    def factor(epoch: int) -> float:
+        ramp = min(1.0, (epoch + 1) / warmup) if warmup else 1.0
+        return ramp * train.gamma ** sum(epoch >= m for m in train.milestones)
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+class Trainer:
+    """Fits one model on one dataset; `fit()` returns the history and leaves `model.pt` in `out_dir`."""
+
+    def __init__(
+        self,
+        config: ExperimentConfig,
+        model: LandmarkModel,
+        train_records: list[FaceRecord],
+        val_records: list[FaceRecord],
+        root: Path,
+        out_dir: Path,
+        env: DistEnv,
+        run_id: str | None = None,
+    ) -> None:
+        self.config = config
+        self.model = model.to(env.device)
+        self.val_records = val_records
+        self.root = Path(root)
+        self.out_dir = Path(out_dir)
+        self.env = env
+        self.run_id = run_id if env.is_main else None
+        self.layout = get_layout(config.data.layout)
+        self.train_set = FaceDataset(
+            train_records, root, model.codec, model.input_size, config.data.box_scale, config.augment, config.train.seed
+        )
+        self.sampler = DistributedSampler(
+            self.train_set, num_replicas=env.world_size, rank=env.rank, shuffle=True, seed=config.train.seed
+        )
+        self.loader = DataLoader(
+            self.train_set,
+            batch_size=config.train.batch_size,
+            sampler=self.sampler,
+            num_workers=config.train.num_workers,
+            drop_last=len(self.train_set) // env.world_size > config.train.batch_size,
+            persistent_workers=config.train.num_workers > 0,
+        )
+        self.net = (
+            DistributedDataParallel(self.model, device_ids=[env.local_rank] if env.device.type == "cuda" else None)
+            if env.distributed
+            else self.model
+        )
+        self.optimizer = build_optimizer(self.model, config)
+        self.scheduler = build_scheduler(self.optimizer, config)
+        self.use_amp = config.train.amp and env.device.type == "cuda"
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
+        self.history = TrainHistory()
+        self.start_epoch = 0
+
+    def resume(self) -> bool:
+        """Continue from `last.pt` if it belongs to this exact config; True when it did."""
+        path = self.out_dir / LAST
+        if not path.is_file():
+            return False
+        state = load_state(path)
+        if state.get("config_hash") != self.config.config_hash():
+            log.warning("%s belongs to another config; starting afresh", path)
+            return False
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.history = TrainHistory(**state["history"])
+        self.start_epoch = state["epoch"] + 1
+        log.info("resumed from %s at epoch %d", path, self.start_epoch + 1)
+        return True
+
+    def fit(self) -> TrainHistory:
+        """Train for the configured epochs (from where a resume left off)."""
+        epochs = self.config.train.epochs
+        for epoch in range(self.start_epoch, epochs):
+            started = time.perf_counter()
+            loss, seen = self._train_epoch(epoch)
+            loss = mean_across_ranks(loss, self.env)
+            self.scheduler.step()
+            if self.env.is_main:
+                elapsed = time.perf_counter() - started
+                rate = seen * self.env.world_size / max(elapsed, 1e-9)
+                val_nme = self.validate()
+                self._record_epoch(epoch, loss, val_nme, rate, elapsed)
+            barrier(self.env)
+        if self.env.is_main:
+            self._save(self.out_dir / FINAL, epochs - 1)
+        return self.history
+
+    def _train_epoch(self, epoch: int) -> tuple[float, int]:
+        self.net.train()
+        self.sampler.set_epoch(epoch)
+        self.train_set.set_epoch(epoch)
+        max_steps = self.config.train.max_steps_per_epoch
+        steps = min(len(self.loader), max_steps) if max_steps else len(self.loader)
+        total, seen = 0.0, 0
+        with self._progress(epoch) as progress:
+            task = progress.add_task("train", total=steps)
+            for step, batch in enumerate(self.loader):
+                if step >= steps:
+                    break
+                loss = self._step(batch)
+                count = batch["image"].shape[0]
+                total += loss * count
+                seen += count
+                progress.update(task, advance=1, description=f"loss {total / seen:.4f}")
+        return total / max(seen, 1), seen
+
+    def _step(self, batch: dict[str, torch.Tensor]) -> float:
+        device = self.env.device
+        images = batch["image"].to(device, non_blocking=True)
+        targets = {k: v.to(device, non_blocking=True) for k, v in batch.items() if k not in ("image", "matrix")}
+        with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=self.use_amp):
+            outputs = self.net(images)
+            loss, _ = self.model.loss(outputs, targets)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return float(loss.detach())
+
+    def validate(self) -> float:
+        """Mean NME on the held-out part of train, in the image frame (nan when there is none)."""
+        if not self.val_records:
+            return float("nan")
+        predict = torch_predictor(self.model, self.env.device)
+        preds = predict_records(
+            predict,
+            self.val_records,
+            self.root,
+            self.model.input_size,
+            self.config.data.box_scale,
+            self.config.eval.batch_size,
+        )
+        gts = np.stack([r.landmarks for r in self.val_records])
+        boxes = np.stack([r.bbox for r in self.val_records])
+        return float(per_image_nme(preds, gts, self.layout, boxes, self.config.data.normaliser).mean())
+
+    def _record_epoch(self, epoch: int, loss: float, val_nme: float, rate: float, elapsed: float) -> None:
+        self.history.train_loss.append(loss)
+        self.history.val_nme.append(val_nme)
+        self.history.images_per_s.append(rate)
+        lr = self.optimizer.param_groups[0]["lr"]
+        log.info(
+            "epoch %d/%d  train_loss %.5f  val_nme %.2f%%  lr %.2e  %.1fs  %.0f img/s",
+            epoch + 1,
+            self.config.train.epochs,
+            loss,
+            100 * val_nme,
+            lr,
+            elapsed,
+            rate,
+        )
+        self._save(self.out_dir / LAST, epoch)
+        if self.run_id:
+            client = MlflowClient()
+            for key, value in (("train_loss", loss), ("val_nme", val_nme), ("train_images_per_s", rate), ("lr", lr)):
+                client.log_metric(self.run_id, key, value, step=epoch + 1)
+
+    def _save(self, path: Path, epoch: int) -> None:
+        save_checkpoint(
+            path,
+            {
+                "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "epoch": epoch,
+                "config": self.config.to_dict(),
+                "config_hash": self.config.config_hash(),
+                "history": vars(self.history),
+            },
+        )
+
+    def _progress(self, epoch: int) -> Progress:
+        return Progress(
+            TextColumn(f"epoch {epoch + 1}/{self.config.train.epochs}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.description}"),
+            TimeRemainingColumn(),
+            transient=True,
+            disable=not self.env.is_main,
+        )
