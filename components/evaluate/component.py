@@ -1,0 +1,36 @@
+"""Evaluate: the benchmark protocol on the test split, plots and baseline logged to the run."""
+
+from kfp import dsl
+from kfp.dsl import Artifact, Dataset, Input, Metrics, Model, Output
+
+from components.image import IMAGE
+
+
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
+def evaluate(
+    manifest: Input[Dataset],
+    checkpoint: Input[Model],
+    train_result: Input[Artifact],
+    metrics: Output[Metrics],
+    result: Output[Artifact],
+):
+    """NME / FR / AUC on the test split, the mean-shape baseline, CED and overlay images.
+
+    Args:
+        manifest: The validated manifest.
+        checkpoint: The trained model folder.
+        train_result: Train's result (MLflow run, data hash).
+        metrics: Test metrics, shown by the KFP UI.
+        result: The step's result (JSON).
+    """
+    from pathlib import Path
+
+    from landmarkflow import steps
+
+    trained = steps.TrainResult.load(train_result.path)
+    trained.manifest, trained.checkpoint = manifest.path, str(Path(checkpoint.path) / "model.pt")
+    evaluated = steps.evaluate(trained, Path(result.path).with_suffix(".d"))
+    evaluated.save(result.path)
+    for key, value in evaluated.metrics.items():
+        metrics.log_metric(f"test_{key}", float(value))
+    metrics.log_metric("baseline_nme", float(evaluated.baseline_metrics["nme"]))

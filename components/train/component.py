@@ -1,0 +1,37 @@
+"""Train: one model on the validated manifest, in an MLflow run (DDP when nproc > 1)."""
+
+from kfp import dsl
+from kfp.dsl import Artifact, Dataset, Input, Model, Output
+
+from components.image import IMAGE
+
+
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
+def train(
+    config: str,
+    epochs: int,
+    nproc: int,
+    manifest: Input[Dataset],
+    ingest_result: Input[Artifact],
+    checkpoint: Output[Model],
+    result: Output[Artifact],
+):
+    """Train the model of `config` and log it to MLflow.
+
+    Args:
+        config: Experiment config YAML (path inside the image or workspace).
+        epochs: Override of train.epochs; negative keeps the config's value.
+        nproc: Processes per node for DDP (torchrun); 1 trains in this process.
+        manifest: The validated manifest.
+        ingest_result: Ingest's result (dataset root, data hash).
+        checkpoint: Folder with model.pt (weights + config) and the loss curves.
+        result: The step's result (JSON).
+    """
+    from landmarkflow import steps
+
+    ingested = steps.IngestResult.load(ingest_result.path)
+    ingested.manifest = manifest.path
+    overrides = {"train.epochs": epochs} if epochs >= 0 else None
+    trained = steps.train(config, ingested, checkpoint.path, overrides, nproc=nproc)
+    trained.save(result.path)
+    checkpoint.metadata.update({"mlflow_run_id": trained.run_id, "config_hash": trained.config_hash})

@@ -1,0 +1,31 @@
+"""Validate: the data suite; a failure stops the pipeline before training."""
+
+from kfp import dsl
+from kfp.dsl import HTML, Artifact, Dataset, Input, Output
+
+from components.image import IMAGE
+
+
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
+def validate(manifest: Input[Dataset], ingest_result: Input[Artifact], report: Output[HTML]):
+    """Run the Great Expectations suite and image checks over the manifest.
+
+    Args:
+        manifest: The manifest from ingest.
+        ingest_result: Ingest's result (dataset root, data hash).
+        report: The HTML validation report.
+    """
+    import shutil
+    from pathlib import Path
+
+    from landmarkflow import steps
+    from landmarkflow.data.validate import print_summary, require_valid
+
+    ingested = steps.IngestResult.load(ingest_result.path)
+    ingested.manifest = manifest.path
+    report_dir = Path(report.path).with_suffix(".d")
+    outcome = steps.validate(ingested, report_dir)
+    print_summary(outcome)
+    if outcome.report_path:
+        shutil.copyfile(outcome.report_path, report.path)
+    require_valid(outcome)

@@ -1,0 +1,1 @@
+"""Kubeflow pipeline definitions: DAG wiring, resources, schedules, compile / submit / run locally."""

@@ -1,0 +1,108 @@
+"""The landmark pipeline: ingest -> validate -> per model: train -> evaluate -> export -> gate -> register -> promote.
+
+Only wiring lives here; every step is a component in components/ calling landmarkflow.steps.
+Steps with side effects or decisions (ingest, validate, export, gate, register, promote) never come
+from the cache: a gate must look at today's champion, and a promotion must really happen.
+Cluster-only settings (GPUs, /dev/shm, requests) are ignored by kfp.local with a warning.
+"""
+
+from kfp import dsl, kubernetes
+from kfp.dsl import Artifact, Dataset, Input
+
+from components.evaluate.component import evaluate
+from components.export.component import export
+from components.gate.component import gate
+from components.ingest.component import ingest
+from components.promote.component import promote
+from components.register.component import register
+from components.train.component import train
+from components.validate.component import validate
+
+DEFAULT_CONFIGS = ["configs/hih_synthetic_tiny.yaml"]
+
+
+@dsl.pipeline(name="landmark-model", description="Train, evaluate, export, gate, register and promote one model.")
+def model_branch(
+    config: str,
+    epochs: int,
+    gpus: int,
+    manifest: Input[Dataset],
+    ingest_result: Input[Artifact],
+):
+    """One model from config to a gated registry version."""
+    trained = train(config=config, epochs=epochs, nproc=gpus, manifest=manifest, ingest_result=ingest_result)
+    trained.set_cpu_request("2").set_memory_request("8Gi")
+    trained.set_accelerator_type("nvidia.com/gpu").set_accelerator_limit(gpus)
+    # DataLoader workers share batches through /dev/shm, which is 64 MiB in a default pod.
+    kubernetes.empty_dir_mount(trained, volume_name="dshm", mount_path="/dev/shm", medium="Memory", size_limit="16Gi")
+    evaluated = evaluate(
+        manifest=manifest, checkpoint=trained.outputs["checkpoint"], train_result=trained.outputs["result"]
+    )
+    exported = export(
+        manifest=manifest, checkpoint=trained.outputs["checkpoint"], train_result=trained.outputs["result"]
+    ).set_caching_options(False)
+    gated = gate(
+        manifest=manifest,
+        train_result=trained.outputs["result"],
+        evaluate_result=evaluated.outputs["result"],
+        export_result=exported.outputs["result"],
+    ).set_caching_options(False)
+    registered = register(
+        onnx_model=exported.outputs["onnx_model"],
+        train_result=trained.outputs["result"],
+        evaluate_result=evaluated.outputs["result"],
+        export_result=exported.outputs["result"],
+        gate_result=gated.outputs["result"],
+    ).set_caching_options(False)
+    promote(register_result=registered.outputs["result"], gate_result=gated.outputs["result"]).set_caching_options(
+        False
+    )
+
+
+@dsl.pipeline(
+    name="landmarkflow",
+    description="Facial landmark models from versioned, validated data to gated, promoted, exported models.",
+)
+def landmark_pipeline(
+    dataset: str = "synthetic",
+    data_root: str = "data/raw/synthetic",
+    repo_root: str = "",
+    configs: list = DEFAULT_CONFIGS,
+    epochs: int = -1,
+    gpus: int = 0,
+    synth_train: int = 2000,
+    synth_test: int = 300,
+    synth_seed: int = 0,
+):
+    """The whole pipeline on one dataset, one branch per model config.
+
+    Args:
+        dataset: Dataset name (synthetic, 300w).
+        data_root: Dataset folder (on a cluster: on the shared workspace volume).
+        repo_root: Checkout with the DVC-tracked data/ ("" skips DVC tracking).
+        configs: Experiment config files, one trained model each.
+        epochs: Override of every config's train.epochs; negative keeps them.
+        gpus: GPUs per training pod; DDP uses one process per GPU.
+        synth_train: Synthetic training faces when the synthetic folder is empty.
+        synth_test: Synthetic test faces when the synthetic folder is empty.
+        synth_seed: Seed of the synthetic renderer.
+    """
+    ingested = ingest(
+        dataset=dataset,
+        data_root=data_root,
+        repo_root=repo_root,
+        synth_train=synth_train,
+        synth_test=synth_test,
+        synth_seed=synth_seed,
+    ).set_caching_options(False)
+    validated = validate(
+        manifest=ingested.outputs["manifest"], ingest_result=ingested.outputs["result"]
+    ).set_caching_options(False)
+    with dsl.ParallelFor(configs, name="models") as config:
+        model_branch(
+            config=config,
+            epochs=epochs,
+            gpus=gpus,
+            manifest=ingested.outputs["manifest"],
+            ingest_result=ingested.outputs["result"],
+        ).after(validated)

@@ -1,0 +1,61 @@
+"""The end-of-run summary: what each model scored, where its champion points, and where to look."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mlflow.tracking import MlflowClient
+from rich.console import Console
+from rich.table import Table
+
+from landmarkflow.config import load_config
+from landmarkflow.registry import CHAMPION, version_by_alias
+from landmarkflow.tracking import experiment_name, registered_model_name, tracking_uri
+
+
+def _latest_version(client: MlflowClient, name: str):
+    versions = client.search_model_versions(f"name='{name}'", order_by=["version_number DESC"], max_results=1)
+    return versions[0] if versions else None
+
+
+def print_pipeline_report(
+    configs: list[str], dataset: str, outputs: Path, minutes: float, error: str | None = None
+) -> int:
+    """Print the results table and pointers; returns the process exit code (1 when the run failed)."""
+    console = Console()
+    client = MlflowClient()
+    table = Table(title=f"landmarkflow on {dataset} ({minutes:.1f} min)")
+    for column in ("model", "latest version", "gate", "test NME", "mean-shape NME", "champion", "champion NME"):
+        table.add_column(column)
+    for config_path in configs:
+        config = load_config(config_path)
+        name = registered_model_name(config.model.name, dataset)
+        latest = _latest_version(client, name)
+        champion = version_by_alias(name, CHAMPION)
+        if latest is None:
+            table.add_row(name, "-", "-", "-", "-", "-", "-")
+            continue
+        tags = latest.tags
+        table.add_row(
+            name,
+            f"v{latest.version}",
+            tags.get("gate", "-"),
+            _percent(tags.get("test_nme")),
+            _percent(tags.get("baseline_nme")),
+            f"v{champion.version}" if champion else "none",
+            _percent(str(champion.nme)) if champion and champion.nme is not None else "-",
+        )
+    console.print(table)
+    if error:
+        console.print(f"[red]pipeline failed:[/red] {error}")
+    console.print(f"MLflow store:      {tracking_uri()}")
+    console.print(
+        f"  browse it:       make mlflow-ui  ->  http://127.0.0.1:5000  (experiment {experiment_name(dataset)})"
+    )
+    console.print(f"Pipeline outputs:  {outputs.resolve()}  (manifest, validation report, checkpoints, ONNX)")
+    console.print("Use a champion:   .venv/bin/landmarkflow predict --model models:/<model>-<dataset>@champion IMAGE")
+    return 1 if error else 0
+
+
+def _percent(value: str | None) -> str:
+    return f"{100 * float(value):.2f}%" if value not in (None, "", "None") else "-"
