@@ -52,11 +52,12 @@ def decide(
     """Apply the three gates; `champion_nme` is None when there is no champion yet (that gate passes)."""
     checks = []
     threshold_ok = math.isfinite(candidate_nme) and candidate_nme < config.max_nme
+    relation = "<" if threshold_ok else ">="
     checks.append(
         GateCheck(
             "nme_threshold",
             threshold_ok,
-            f"test NME {100 * candidate_nme:.3f}% {'<' if threshold_ok else '>='} threshold {100 * config.max_nme:.3f}%",
+            f"test NME {100 * candidate_nme:.3f}% {relation} threshold {100 * config.max_nme:.3f}%",
         )
     )
     if champion_nme is None:
