@@ -35,3 +35,29 @@ test-fast: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check src tests components pipelines bench
 	$(BIN)/ruff format --check src tests components pipelines bench
+
+# The whole pipeline on the embedded default (synthetic faces, small configs), through kfp.local.
+pipeline-run: $(STAMP)
+	$(BIN)/python pipelines/run_local.py
+
+# The pipeline's IR YAML for a Kubeflow cluster.
+pipeline-compile: $(STAMP)
+	$(BIN)/python pipelines/compile.py --output build/landmarkflow_pipeline.yaml
+
+# The MLflow UI over the local store (runs, metrics, plots, registry with aliases).
+mlflow-ui: $(STAMP)
+	$(BIN)/mlflow ui --backend-store-uri "$(MLFLOW_TRACKING_URI)" --host 127.0.0.1 --port 5000
+
+# Render the synthetic default dataset (the pipeline also does this when data/ is empty).
+data: $(STAMP)
+	$(BIN)/landmarkflow data synth --out data/raw/synthetic
+
+# Benchmarks print JSON lines to stdout; nothing here asserts a time.
+bench: $(STAMP)
+	$(BIN)/python bench/bench_synthetic.py
+	$(BIN)/python bench/bench_train.py
+	$(BIN)/python bench/bench_models.py
+	$(BIN)/python bench/bench_predict.py
+
+clean:
+	rm -rf local_outputs runs build .pytest_cache .ruff_cache

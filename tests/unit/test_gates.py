@@ -1,0 +1,28 @@
+import math
+
+from landmarkflow.config import GateConfig
+from landmarkflow.evaluation.gates import decide
+
+GATES = GateConfig(max_nme=0.05, champion_tolerance=0.001, parity_tolerance=1e-4)
+
+
+def test_first_good_model_passes_every_gate() -> None:
+    decision = decide(0.03, 2e-5, GATES, champion_nme=None)
+    assert decision.passed
+    assert decision.reasons() == "all gates passed"
+
+
+def test_threshold_champion_and_parity_each_fail_with_a_reason() -> None:
+    too_high = decide(0.06, 0.0, GATES, None)
+    assert not too_high.passed and "6.000% >= threshold 5.000%" in too_high.reasons()
+    worse = decide(0.04, 0.0, GATES, champion_nme=0.03, champion_label="champion v3")
+    assert not worse.passed and "vs champion v3 3.000%" in worse.reasons() and "worse" in worse.reasons()
+    drift = decide(0.03, 5e-4, GATES, None)
+    assert not drift.passed and [c.name for c in drift.checks if not c.passed] == ["onnx_parity"]
+
+
+def test_within_tolerance_of_champion_passes_and_nan_fails() -> None:
+    assert decide(0.0305, 0.0, GATES, champion_nme=0.03).passed
+    nan = decide(math.nan, 0.0, GATES, None)
+    assert not nan.passed
+    assert nan.to_dict()["passed"] is False
