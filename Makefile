@@ -14,7 +14,7 @@ export PYTHONUNBUFFERED := 1
 export MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/mlflow/mlflow.db
 export LANDMARKFLOW_ARTIFACTS ?= $(CURDIR)/mlflow/artifacts
 
-.PHONY: setup test test-fast lint pipeline-run pipeline-compile mlflow-ui bench data clean
+.PHONY: setup test test-fast lint pipeline-run pipeline-compile pipeline-submit pipeline-schedule mlflow-ui bench data clean
 
 setup: $(STAMP)
 
@@ -61,3 +61,10 @@ bench: $(STAMP)
 
 clean:
 	rm -rf local_outputs runs build .pytest_cache .ruff_cache
+
+# On a Kubeflow cluster: KFP_HOST=http://... make pipeline-submit / pipeline-schedule CRON="0 0 3 * * 0"
+pipeline-submit: pipeline-compile
+	$(BIN)/python pipelines/cluster.py submit --host "$(KFP_HOST)" --params '$(or $(PARAMS),{})'
+
+pipeline-schedule: pipeline-compile
+	$(BIN)/python pipelines/cluster.py schedule --host "$(KFP_HOST)" --params '$(or $(PARAMS),{})' --cron "$(or $(CRON),0 0 3 * * 0)"

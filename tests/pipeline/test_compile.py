@@ -44,3 +44,13 @@ def test_training_asks_for_gpus_and_shared_memory(tmp_path: Path) -> None:
     assert executor["resources"]["accelerator"]["resourceType"] == "nvidia.com/gpu"
     platform = yaml.safe_dump(spec.get("platforms", {}))
     assert "/dev/shm" in platform
+
+
+def test_schedules_need_six_cron_fields() -> None:
+    import pytest
+
+    from pipelines.cluster import check_cron
+
+    assert check_cron("0 0 3 * * *") == "0 0 3 * * *"
+    with pytest.raises(ValueError, match="has 5 fields; KFP needs 6"):
+        check_cron("0 3 * * *")
