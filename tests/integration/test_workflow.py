@@ -1,0 +1,127 @@
+"""End to end on small synthetic data: first model promoted, a worse one not, bad data stopped at validation."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from mlflow.tracking import MlflowClient
+from typer.testing import CliRunner
+
+from landmarkflow.cli import app
+from landmarkflow.data.synthetic import synthesize
+from landmarkflow.data.validate import DataValidationError
+from landmarkflow.registry import CHALLENGER, CHAMPION, version_by_alias
+from landmarkflow.workflow import run_workflow
+
+CONFIG = Path("configs/hih_synthetic_tiny.yaml")
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def small_synthetic(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("data") / "synthetic"
+    synthesize(root, num_train=320, num_test=48, seed=3, progress=False)
+    return root
+
+
+def _overrides(root: Path, epochs: int) -> dict:
+    return {"data.root": str(root), "train.epochs": epochs, "gate.max_nme": 0.5, "eval.overlay_count": 4}
+
+
+def _copy(root: Path, tmp_path: Path) -> Path:
+    target = tmp_path / "synthetic"
+    shutil.copytree(root, target)
+    return target
+
+
+def test_first_model_is_promoted_and_a_worse_one_is_not(small_synthetic: Path, tmp_path: Path) -> None:
+    first = run_workflow(CONFIG, tmp_path / "first", _overrides(small_synthetic, 4), synth=None)
+    assert first.promote.promoted and first.register.version == "1"
+    champion = version_by_alias("hih-synthetic", CHAMPION)
+    assert champion.version == "1" and version_by_alias("hih-synthetic", CHALLENGER).version == "1"
+    tags = MlflowClient().get_model_version("hih-synthetic", "1").tags
+    assert {"data_hash", "git_commit", "config_hash", "test_nme", "checkpoint"} <= set(tags)
+    assert float(tags["test_nme"]) == pytest.approx(first.evaluate.nme, rel=1e-5)
+    assert first.evaluate.baseline_metrics["nme"] > first.evaluate.nme
+    assert abs(first.export.parity_delta) <= 1e-4
+    assert "skipped" in first.export.tensorrt
+
+    worse = run_workflow(CONFIG, tmp_path / "worse", _overrides(small_synthetic, 0), synth=None)
+    assert not worse.gate.passed and not worse.promote.promoted
+    assert "worse" in worse.gate.reasons
+    assert version_by_alias("hih-synthetic", CHAMPION).version == "1"
+    assert MlflowClient().get_model_version("hih-synthetic", worse.register.version).tags["gate"] == "failed"
+    assert "stays at v1" in worse.promote.message
+
+    photo = tmp_path / "face.jpg"
+    cv2.imwrite(str(photo), cv2.imread(str(next(small_synthetic.glob("helen/testset/*.jpg")))))
+    for model in ("models:/hih-synthetic@champion", first.export.onnx_path):
+        result = CliRunner().invoke(app, ["predict", "--model", model, str(photo), "--bbox", "40,40,200,210", "--json"])
+        assert result.exit_code == 0, result.output
+        face = json.loads(result.stdout.strip().splitlines()[-1])["faces"][0]
+        assert np.asarray(face["landmarks"]).shape == (68, 2)
+
+
+def _corrupt_pts_point_count(root: Path) -> str:
+    pts = next(root.glob("helen/trainset/*.pts"))
+    lines = pts.read_text().splitlines()
+    lines = [line.replace("n_points: 68", "n_points: 67") for line in lines]
+    del lines[3]
+    pts.write_text("\n".join(lines) + "\n")
+    return pts.name
+
+
+def _corrupt_nan(root: Path) -> str:
+    pts = next(root.glob("lfpw/trainset/*.pts"))
+    lines = pts.read_text().splitlines()
+    lines[5] = "nan 12.0"
+    pts.write_text("\n".join(lines) + "\n")
+    return pts.name
+
+
+def _corrupt_far_point(root: Path) -> str:
+    pts = next(root.glob("afw/*.pts"))
+    lines = pts.read_text().splitlines()
+    lines[10] = "5000.0 12.0"
+    pts.write_text("\n".join(lines) + "\n")
+    return pts.stem
+
+
+def _corrupt_image(root: Path) -> str:
+    image = next(root.glob("helen/testset/*.jpg"))
+    image.write_bytes(b"not a jpeg at all")
+    return image.name
+
+
+def _leak_test_image_into_train(root: Path) -> str:
+    image = next(root.glob("ibug/*.jpg"))
+    for suffix in (".jpg", ".pts"):
+        shutil.copyfile(image.with_suffix(suffix), root / "afw" / f"leaked{suffix}")
+    return "leaked"
+
+
+@pytest.mark.parametrize(
+    "corrupt,check",
+    [
+        (_corrupt_pts_point_count, "point_count"),
+        (_corrupt_nan, "no_nan"),
+        (_corrupt_far_point, "points_inside_image"),
+        (_corrupt_image, "image_opens"),
+        (_leak_test_image_into_train, "split_leak"),
+    ],
+)
+def test_bad_data_stops_at_validation_naming_file_and_check(
+    small_synthetic: Path, tmp_path: Path, corrupt, check: str
+) -> None:
+    root = _copy(small_synthetic, tmp_path)
+    culprit = corrupt(root)
+    with pytest.raises(DataValidationError) as failure:
+        run_workflow(CONFIG, tmp_path / "run", _overrides(root, 1), synth=None)
+    message = str(failure.value)
+    assert check in message and culprit in message, message
+    assert MlflowClient().search_registered_models() == []
