@@ -1,0 +1,47 @@
+"""The very pipeline a cluster runs, executed by kfp.local's SubprocessRunner on tiny synthetic data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from kfp import local
+from mlflow.tracking import MlflowClient
+
+from landmarkflow.data.synthetic import synthesize
+from pipelines.landmarks import landmark_pipeline
+
+pytestmark = pytest.mark.slow
+
+
+def _relaxed_config(tmp_path: Path) -> Path:
+    """The tiny config with a loose NME gate, so one short epoch can be promoted."""
+    raw = yaml.safe_load(Path("configs/hih_synthetic_tiny.yaml").read_text())
+    raw.setdefault("gate", {})["max_nme"] = 0.9
+    raw.setdefault("eval", {})["overlay_count"] = 4
+    path = tmp_path / "hih_tiny_relaxed.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def test_pipeline_runs_through_kfp_local(tmp_path: Path) -> None:
+    root = tmp_path / "synthetic"
+    synthesize(root, num_train=96, num_test=16, seed=5, progress=False)
+    local.init(
+        runner=local.SubprocessRunner(use_venv=False),
+        pipeline_root=str(tmp_path / "outputs"),
+        raise_on_error=True,
+    )
+    landmark_pipeline(
+        dataset="synthetic", data_root=str(root), repo_root="", configs=[str(_relaxed_config(tmp_path))], epochs=1
+    )
+    client = MlflowClient()
+    version = client.get_model_version_by_alias("hih-synthetic", "champion")
+    assert version.version == "1"
+    assert version.tags["gate"] == "passed"
+    assert version.tags["data_hash"].startswith("manifest-sha256:")
+    run = client.get_run(version.run_id)
+    assert {"test_nme", "baseline_nme", "onnx_parity_delta_nme", "gate_passed"} <= set(run.data.metrics)
+    outputs = {p.name for p in (tmp_path / "outputs").rglob("*")}
+    assert {"model.onnx", "model.pt"} <= outputs
