@@ -1,0 +1,175 @@
+"""HIH: stacked hourglasses with an integer heatmap per stack and a decimal heatmap head (models.md §3).
+
+HIH_T / HIH_S / HIH_B are `stacks` = 1 / 2 / 4 of the same network (channels 256, input 256, maps 64 and 8).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field, model_validator
+from torch import nn
+
+from landmarkflow.codecs.hih import HIHCodec
+from landmarkflow.models.base import LandmarkModel, ModelParams
+from landmarkflow.models.blocks import CBR, DownBlock, Hourglass, Res, init_normal
+from landmarkflow.models.registry import register
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+STEM_STRIDE = 4
+MAX_DECIMAL_FLOOR = 1e-2
+"""Largest allowed decimal-target value in the far corner: decode subtracts the map minimum as the unknown
+offset, which moves a decoded target by about 0.002 px at this value (0.03 px at 0.1, measured at 128/32/4)."""
+
+
+class HIHParams(ModelParams):
+    """The `model:` section for HIH; defaults are the paper's HIH_B."""
+
+    name: Literal["hih"] = "hih"
+    stacks: int = Field(4, ge=1, le=8, description="hourglass stacks: 1 = HIH_T, 2 = HIH_S, 4 = HIH_B")
+    channels: int = Field(256, ge=8, description="hourglass width (stem widths are channels/4, /2, /2)")
+    hourglass_depth: int = Field(4, ge=1, le=6, description="down/up levels per hourglass")
+    input_size: int = 256
+    heatmap_size: int = Field(64, ge=8, description="integer heatmap side; input_size / 4 (the stem's stride)")
+    decimal_size: int = Field(8, ge=2, description="decimal heatmap side")
+    int_sigma: float = Field(1.5, gt=0)
+    dec_sigma: float = Field(1.0, gt=0)
+    decimal_channels: int = Field(384, ge=8, description="width of the decimal head")
+    dec_loss_weight: float = Field(0.05, ge=0)
+
+    @model_validator(mode="after")
+    def _consistent_sizes(self) -> HIHParams:
+        if self.channels % 4:
+            raise ValueError(f"channels must be a multiple of 4 (stem widths channels/4 and /2), got {self.channels}")
+        if self.input_size != STEM_STRIDE * self.heatmap_size:
+            raise ValueError(
+                f"heatmap_size must be input_size / {STEM_STRIDE} (the stem's stride): "
+                f"input_size {self.input_size} needs heatmap_size {self.input_size / STEM_STRIDE:g}, "
+                f"got {self.heatmap_size}"
+            )
+        if self.heatmap_size % 2**self.hourglass_depth:
+            raise ValueError(
+                f"heatmap_size {self.heatmap_size} must be divisible by 2**hourglass_depth = {2**self.hourglass_depth}"
+            )
+        ratio = self.heatmap_size / self.decimal_size
+        if ratio < 4 or not ratio.is_integer() or not math.log2(ratio).is_integer():
+            raise ValueError(
+                f"heatmap_size / decimal_size must be a power of two >= 4 (the decimal head is a 3x3/s2 max-pool "
+                f"to H/2 - 1, then log2(H/D) - 1 >= 1 stride-2 DownBlocks), got {self.heatmap_size}/{self.decimal_size}"
+            )
+        corner = math.exp(-(((self.decimal_size - 1) / 2) ** 2) / self.dec_sigma**2)
+        if corner > MAX_DECIMAL_FLOOR:
+            raise ValueError(
+                f"dec_sigma {self.dec_sigma} is too wide for decimal_size {self.decimal_size}: the decimal target "
+                f"must be ~0 in the far corner (worst case {corner:.1e} > {MAX_DECIMAL_FLOOR:g}) for the decode"
+            )
+        return self
+
+    def make_codec(self) -> HIHCodec:
+        """The codec these params describe (the dataset and the model share it)."""
+        return HIHCodec(
+            self.num_points, self.input_size, self.heatmap_size, self.decimal_size, self.int_sigma, self.dec_sigma
+        )
+
+
+class DecimalHead(nn.Module):
+    """CBR1x1 -> maxpool(3, s2, no pad) [H -> H/2 - 1] -> (log2(H/D) - 1) DownBlocks [-> D] -> CBR1x1 -> conv1x1."""
+
+    def __init__(self, in_ch: int, channels: int, num_points: int, heatmap_size: int, decimal_size: int) -> None:
+        super().__init__()
+        blocks = round(math.log2(heatmap_size // decimal_size)) - 1
+        self.body = nn.Sequential(
+            CBR(in_ch, channels, 1),
+            nn.MaxPool2d(3, 2),
+            *(DownBlock(channels) for _ in range(blocks)),
+            CBR(channels, channels, 1),
+            nn.Conv2d(channels, num_points, 1),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+class Stack(nn.Module):
+    """One hourglass stack: its integer heatmap and the merged features for the next stack (or the head)."""
+
+    def __init__(self, channels: int, depth: int, num_points: int) -> None:
+        super().__init__()
+        self.hourglass = Hourglass(depth, channels)
+        self.features = nn.Sequential(Res(channels, channels), CBR(channels, channels, 1))
+        self.predict = nn.Conv2d(channels, num_points, 1)
+        self.merge_features = CBR(channels, channels, 1)
+        self.merge_heatmap = CBR(num_points, channels, 1)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        features = self.features(self.hourglass(x))
+        heatmap = self.predict(features)
+        return heatmap, x + self.merge_features(features) + self.merge_heatmap(heatmap)
+
+
+@register("hih", HIHParams, "Heatmap In Heatmap: stacked hourglasses, integer + decimal heatmaps (KL soft labels)")
+class HIH(LandmarkModel):
+    """Stem -> S hourglass stacks (intermediate supervision) -> decimal head on the final merged features.
+
+    Input: RGB in [0, 1], (N, 3, S, S); ImageNet mean/std normalisation happens here (buffers), so callers and
+    the ONNX graph agree.
+    """
+
+    def __init__(self, params: HIHParams) -> None:
+        super().__init__()
+        self.params = params
+        self.codec = params.make_codec()
+        self.input_size = params.input_size
+        self.num_points = params.num_points
+        c = params.channels
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        self.stem = nn.Sequential(
+            CBR(3, c // 4, 7, stride=2),
+            Res(c // 4, c // 2),
+            nn.MaxPool2d(2),
+            Res(c // 2, c // 2),
+            Res(c // 2, c),
+        )
+        self.stacks = nn.ModuleList(Stack(c, params.hourglass_depth, params.num_points) for _ in range(params.stacks))
+        self.decimal_head = DecimalHead(
+            c, params.decimal_channels, params.num_points, params.heatmap_size, params.decimal_size
+        )
+        init_normal(self)
+
+    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """int_heatmap (N, K, H, H) of the last stack, int_heatmap_stacks (N, S, K, H, H), dec_logits (N, K, D, D)."""
+        x = self.stem((images - self.mean) / self.std)
+        heatmaps = []
+        for stack in self.stacks:
+            heatmap, x = stack(x)
+            heatmaps.append(heatmap)
+        return {
+            "int_heatmap": heatmaps[-1],
+            "int_heatmap_stacks": torch.stack(heatmaps, dim=1),
+            "dec_logits": self.decimal_head(x),
+        }
+
+    def loss(
+        self, outputs: dict[str, torch.Tensor], targets: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """int_mse + dec_loss_weight * dec_kl (models.md §3.3), in float32 even under autocast.
+
+        int_mse: squared error of every stack's integer heatmap, weighted per point by `weight`, averaged over all
+        elements (stacks, points, pixels), as the paper's MSELoss. dec_kl: KL(softmax(target) || softmax(logits))
+        over each point's D*D bins, `reduction='mean'` over every element as in the paper (not 'batchmean'), with
+        the same per-point weight; with all weights 1 both terms equal the paper's.
+        """
+        weight = targets["weight"].float()
+        stacks = outputs["int_heatmap_stacks"].float()
+        sq_error = (stacks - targets["int_heatmap"].float().unsqueeze(1)) ** 2
+        int_mse = (sq_error * weight[:, None, :, None, None]).mean()
+        log_p = F.log_softmax(outputs["dec_logits"].float().flatten(2), dim=-1)
+        q = F.softmax(targets["dec_heatmap"].float().flatten(2), dim=-1)
+        dec_kl = (F.kl_div(log_p, q, reduction="none") * weight[:, :, None]).mean()
+        total = int_mse + self.params.dec_loss_weight * dec_kl
+        return total, {"int_mse": float(int_mse.detach()), "dec_kl": float(dec_kl.detach())}
