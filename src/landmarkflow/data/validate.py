@@ -1,0 +1,132 @@
+"""Data validation: a Great Expectations 1.x suite over the manifest plus image checks, with HTML reports.
+
+`validate_manifest` never raises on bad data: it returns a `ValidationResult` and the caller decides
+(`require_valid` for callers that must stop). The parts live in `landmarkflow.data.validation`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+
+from landmarkflow.data.manifest import COLUMNS
+from landmarkflow.data.validation.images import image_failures
+from landmarkflow.data.validation.report import REPORT_NAME, print_summary, write_html
+from landmarkflow.data.validation.result import CHECKS, CheckFailure, DataValidationError, ValidationResult
+from landmarkflow.data.validation.table import MALFORMED, face_table, format_int
+
+__all__ = [
+    "CHECKS",
+    "CheckFailure",
+    "DataValidationError",
+    "ValidationResult",
+    "print_summary",
+    "require_valid",
+    "validate_manifest",
+]
+MAX_EXAMPLES = 50  # kept per check in the result; the count is always the full number
+
+
+def validate_manifest(
+    frame: pd.DataFrame, root: Path, report_dir: Path | None = None, point_tolerance: float = 2.0
+) -> ValidationResult:
+    """Run every check over `frame` (images resolved under `root`); write reports into `report_dir` if given.
+
+    Points and boxes may lie up to `point_tolerance` pixels outside [0, W-1] x [0, H-1]: real
+    annotations put contour points on or just past the border.
+    """
+    from landmarkflow.tracking import disable_telemetry
+
+    disable_telemetry()
+    # GX takes seconds to import; pay that only when a validation runs, not on every import of the steps.
+    from landmarkflow.data.validation.suite import run_suites
+
+    start = time.perf_counter()
+    root, report_dir = Path(root), Path(report_dir) if report_dir is not None else None
+    frame = frame.reset_index(drop=True)
+    complete = all(column in frame.columns for column in COLUMNS)
+    faces = face_table(frame, point_tolerance) if complete else None
+    suite = run_suites(frame, faces, point_tolerance, report_dir)
+
+    failures: list[CheckFailure] = []
+    if suite.schema_mismatch:
+        failures.append(CheckFailure("schema", len(suite.schema_mismatch), list(suite.schema_mismatch)))
+    if faces is None:
+        checks, skipped = ["schema"], [c for c in CHECKS if c != "schema"]
+    else:
+        checks, skipped = list(CHECKS), []
+        if "non_empty" in suite.failing_rows:
+            failures.append(CheckFailure("non_empty", 1, ["the manifest has no rows"]))
+        images = image_failures(faces, root)
+        for check in CHECKS:
+            if suite.failing_rows.get(check) and check not in ("schema", "non_empty"):
+                rows = sorted(suite.failing_rows[check])
+                failures.append(_failure(check, rows, faces, lambda i, c=check: _detail(c, faces, i)))
+            elif images.get(check):
+                failures.append(_failure(check, sorted(images[check]), faces, images[check].__getitem__))
+    result = ValidationResult(
+        success=not failures,
+        failures=failures,
+        checks=checks,
+        skipped=skipped,
+        num_faces=len(frame),
+        num_images=int(faces["image_path"].nunique()) if faces is not None else 0,
+        root=root,
+        report_path=report_dir / REPORT_NAME if report_dir is not None else None,
+        data_docs_path=suite.data_docs,
+    )
+    result.seconds = time.perf_counter() - start
+    if result.report_path is not None:
+        write_html(result, result.report_path)
+    return result
+
+
+def require_valid(result: ValidationResult) -> ValidationResult:
+    """Return `result` if it passed; otherwise raise DataValidationError with its summary."""
+    if not result.success:
+        raise DataValidationError(result.summary())
+    return result
+
+
+def _failure(check: str, rows: list[int], faces: pd.DataFrame, reason: Callable[[int], str]) -> CheckFailure:
+    """Examples name the image file and the sample id, then why, e.g. `a.jpg (sample s1): 67 points ...`."""
+    examples = []
+    for index in rows[:MAX_EXAMPLES]:
+        why = reason(index)
+        examples.append(
+            f"{faces.at[index, 'image_path']} (sample {faces.at[index, 'sample_id']})" + (f": {why}" if why else "")
+        )
+    return CheckFailure(check, len(rows), examples)
+
+
+def _detail(check: str, faces: pd.DataFrame, index: int) -> str:
+    """Why row `index` fails a GX check, from the face table's own columns."""
+    row = faces.loc[index]
+    size = f"{format_int(row['width'])}x{format_int(row['height'])}"
+    if check == "point_count":
+        points = "landmarks are not a K x 2 array" if row["n_points"] == MALFORMED else f"{row['n_points']} points"
+        expected = format_int(row["expected_points"])
+        return f"{points}, {row['n_visible']} visibility flags; layout {row['layout']} has {expected}"
+    if check == "points_inside_image":
+        return (
+            f"points span x {row['min_x']:.1f}..{row['max_x']:.1f}, y {row['min_y']:.1f}..{row['max_y']:.1f} "
+            f"in a {size} image"
+        )
+    if check == "boxes_inside_image":
+        corners = ", ".join(f"{row[f'bbox_{c}']:.1f}" for c in ("x1", "y1", "x2", "y2"))
+        return f"box [{corners}] in a {size} image"
+    if check == "no_nan":
+        return "NaN or inf in landmarks or box"
+    if check == "unique_ids":
+        return f"sample id used {row['id_uses']} times"
+    if check == "split_leak":
+        splits = sorted(faces.loc[faces["image_path"] == row["image_path"], "split"].unique())
+        return f"image in splits {', '.join(splits)}"
+    if check == "known_layout":
+        return f"layout {row['layout']!r}"
+    if check == "relative_path":
+        return "absolute or escapes the dataset root"
+    return ""

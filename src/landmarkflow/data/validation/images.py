@@ -1,0 +1,66 @@
+"""Image checks in plain Python: the file exists, decodes, and has the size the manifest claims.
+
+Each distinct image is decoded once (a multi-face image has several manifest rows). Decoding uses the
+same `cv2.IMREAD_COLOR` as the training loader, so EXIF rotation is applied the same way and the size
+compared is the size training will see. cv2 releases the GIL while decoding, so a thread pool scales.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import pandas as pd
+
+from landmarkflow.data.validation.table import format_int
+
+
+@dataclass(frozen=True)
+class ImageProbe:
+    """What reading one image file found; width/height are None unless it decoded."""
+
+    exists: bool
+    opens: bool
+    width: int | None = None
+    height: int | None = None
+
+
+def probe_image(path: Path) -> ImageProbe:
+    if not path.is_file():
+        return ImageProbe(exists=False, opens=False)
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        return ImageProbe(exists=True, opens=False)
+    return ImageProbe(exists=True, opens=True, width=int(image.shape[1]), height=int(image.shape[0]))
+
+
+def probe_images(root: Path, image_paths: list[str], workers: int | None = None) -> dict[str, ImageProbe]:
+    """Probe each distinct relative path under `root` once, in parallel."""
+    unique = list(dict.fromkeys(image_paths))
+    workers = workers or min(16, 2 * (os.cpu_count() or 1))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        probes = pool.map(lambda rel: probe_image(root / rel), unique)
+        return dict(zip(unique, probes, strict=True))
+
+
+def image_failures(faces: pd.DataFrame, root: Path) -> dict[str, dict[int, str]]:
+    """Failing rows per image check with a short reason; rows whose path escapes the root are not read."""
+    readable = faces.loc[faces["path_is_relative"].astype(bool)]
+    probes = probe_images(root, readable["image_path"].tolist())
+    failures: dict[str, dict[int, str]] = {"image_exists": {}, "image_opens": {}, "image_size": {}}
+    for index, path, width, height in zip(
+        readable.index, readable["image_path"], readable["width"], readable["height"], strict=True
+    ):
+        probe = probes[path]
+        if not probe.exists:
+            failures["image_exists"][int(index)] = f"no file {root / path}"
+        elif not probe.opens:
+            failures["image_opens"][int(index)] = "OpenCV cannot decode it"
+        elif (probe.width, probe.height) != (width, height):
+            failures["image_size"][int(index)] = (
+                f"{probe.width}x{probe.height} on disk, manifest says {format_int(width)}x{format_int(height)}"
+            )
+    return failures
