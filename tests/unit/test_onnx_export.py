@@ -1,0 +1,125 @@
+"""ONNX export of HIH `predict`: onnxruntime parity at batch 1 and a dynamic batch, metadata, and the TensorRT skip."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from torch import nn
+
+from landmarkflow.export import tensorrt
+from landmarkflow.export.metadata import DeployInfo
+from landmarkflow.export.onnx import compare_outputs, export_onnx, onnx_session, read_deploy_info, run_onnx
+from landmarkflow.models.hih import HIH
+from landmarkflow.models.registry import build_model
+
+INFO = DeployInfo(model="hih", layout="68", num_points=5, input_size=64, box_scale=1.25, config_hash="0123abcd")
+PARITY_PX = 1e-3
+
+
+@pytest.fixture(scope="module")
+def model() -> HIH:
+    """A small 2-stack HIH with He-initialised convs, so its maps have clear, trained-like peaks to decode."""
+    torch.manual_seed(0)
+    net = build_model(
+        {
+            "name": "hih",
+            "num_points": 5,
+            "stacks": 2,
+            "input_size": 64,
+            "heatmap_size": 16,
+            "decimal_size": 4,
+            "dec_sigma": 0.6,
+            "hourglass_depth": 2,
+            "channels": 32,
+            "decimal_channels": 32,
+        }
+    )
+    for module in net.modules():
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight)
+    return net
+
+
+@pytest.fixture(scope="module")
+def exported(model: HIH, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    model.train()
+    return export_onnx(model, tmp_path_factory.mktemp("onnx") / "model.onnx", INFO)
+
+
+def images(count: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).random((count, 3, 64, 64), dtype=np.float32)
+
+
+def test_export_is_a_valid_single_file_with_named_dynamic_io(exported: Path, model: HIH) -> None:
+    onnx.checker.check_model(str(exported), full_check=True)
+    assert not list(exported.parent.glob("*.data")) and not list(exported.parent.glob(".*.tmp"))
+    graph = onnx.load(str(exported)).graph
+    assert [i.name for i in graph.input] == ["images"] and [o.name for o in graph.output] == ["landmarks"]
+    batch_dim = graph.input[0].type.tensor_type.shape.dim[0]
+    assert batch_dim.dim_param and not batch_dim.dim_value
+    assert model.training, "export must restore the model's training mode"
+
+
+@pytest.mark.parametrize("batch", [1, 5])
+def test_onnxruntime_matches_predict(exported: Path, model: HIH, batch: int) -> None:
+    session = onnx_session(exported)
+    batch_images = images(batch, seed=batch)
+    out = run_onnx(session, batch_images)
+    model.eval()
+    with torch.no_grad():
+        expected = model.predict(torch.from_numpy(batch_images)).numpy()
+    model.train()
+    assert out.shape == (batch, 5, 2) and out.dtype == np.float32
+    assert np.abs(out - expected).max() < PARITY_PX
+
+
+def test_compare_outputs_reports_single_and_batch(exported: Path, model: HIH) -> None:
+    diffs = compare_outputs(model, exported, images(4, seed=9))
+    assert diffs["batch_size"] == 4
+    assert diffs["max_abs_diff_px"] == max(diffs["max_abs_diff_px_batch1"], diffs["max_abs_diff_px_batch"])
+    assert 0 <= diffs["mean_abs_diff_px"] <= diffs["max_abs_diff_px"] < PARITY_PX
+    with pytest.raises(ValueError, match="N>=2"):
+        compare_outputs(model, exported, images(1))
+
+
+def test_deploy_info_round_trips(exported: Path) -> None:
+    assert read_deploy_info(exported) == INFO
+
+
+def test_read_deploy_info_rejects_a_foreign_onnx(exported: Path, tmp_path: Path) -> None:
+    proto = onnx.load(str(exported))
+    del proto.metadata_props[:]
+    foreign = tmp_path / "foreign.onnx"
+    onnx.save_model(proto, str(foreign))
+    with pytest.raises(ValueError, match="not a landmarkflow model"):
+        read_deploy_info(foreign)
+
+
+def test_tensorrt_is_skipped_without_cuda(
+    exported: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    available, reason = tensorrt.tensorrt_available()
+    assert not available and "no CUDA device" in reason
+    with caplog.at_level(logging.INFO, logger=tensorrt.__name__):
+        assert tensorrt.build_tensorrt_engine(exported, tmp_path / "model.plan", fp16=True) is None
+    assert "no CUDA device" in caplog.text
+    assert not (tmp_path / "model.plan").exists()
+
+
+def test_tensorrt_names_a_missing_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "tensorrt" else real_find_spec(name))
+    assert tensorrt.tensorrt_available() == (False, "tensorrt not installed")
+
+
+def test_tensorrt_result_says_what_it_is_tied_to() -> None:
+    result = tensorrt.TensorRTResult(Path("m.plan"), "fp32", "11.4.0", "NVIDIA H100", (1, 32), "no modelopt")
+    assert str(result) == "m.plan (fp32, TensorRT 11.4.0 on NVIDIA H100, batch 1-32); no modelopt"
