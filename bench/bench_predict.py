@@ -1,0 +1,110 @@
+"""Deployed-model latency: onnxruntime per batch of crops, and face detection on a real photo.
+
+Prints one JSON object. Usage:
+    .venv/bin/python bench/bench_predict.py [MODEL.onnx | bundle folder | models:/name@alias] [--runs 30]
+Without a model it times a tiny constant graph (Shape/Concat/Expand), which measures the fixed
+cost of an ORT call plus input transfer, not a network; the JSON says which model was used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import TensorProto, helper, numpy_helper
+from skimage import data
+
+from landmarkflow.detection import detect_faces
+from landmarkflow.export.metadata import DeployInfo
+from landmarkflow.inference import Predictor
+
+CONSTANT_INFO = DeployInfo(model="constant", layout="68", num_points=68, input_size=256, box_scale=1.25)
+
+
+def constant_onnx(path: Path, info: DeployInfo = CONSTANT_INFO) -> Path:
+    """A landmarkflow-valid .onnx answering the crop centre for every point, whatever the pixels."""
+    size, centre = info.input_size, (info.input_size - 1) / 2
+    graph = helper.make_graph(
+        [
+            helper.make_node("Shape", ["images"], ["shape"], start=0, end=1),
+            helper.make_node("Concat", ["shape", "point_dims"], ["out_shape"], axis=0),
+            helper.make_node("Expand", ["pattern", "out_shape"], ["landmarks"]),
+        ],
+        "constant_landmarks",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, ["N", 3, size, size])],
+        [helper.make_tensor_value_info("landmarks", TensorProto.FLOAT, ["N", info.num_points, 2])],
+        [
+            numpy_helper.from_array(np.array([info.num_points, 2], dtype=np.int64), "point_dims"),
+            numpy_helper.from_array(np.full((1, info.num_points, 2), centre, dtype=np.float32), "pattern"),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=9)
+    helper.set_model_props(model, info.to_props())
+    onnx.save(model, path)
+    return path
+
+
+def median_ms(call: Callable[[], object], runs: int, warmup: int) -> float:
+    """Median wall time of `call` in milliseconds after `warmup` untimed calls."""
+    for _ in range(warmup):
+        call()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        call()
+        times.append(1000 * (time.perf_counter() - start))
+    return round(statistics.median(times), 3)
+
+
+def bench(model_ref: str, runs: int, warmup: int, model_label: str) -> dict:
+    predictor = Predictor.load(model_ref)
+    size = predictor.info.input_size
+    rng = np.random.default_rng(0)
+    result: dict = {
+        "model": model_label,
+        "model_name": predictor.info.model,
+        "input_size": size,
+        "num_points": predictor.info.num_points,
+        "providers": predictor.session.get_providers(),
+        "onnxruntime": ort.__version__,
+        "cpu": platform.processor() or platform.machine(),
+        "runs": runs,
+    }
+    for batch in (1, 16):
+        crops = rng.random((batch, 3, size, size), dtype=np.float32)
+        result[f"ort_ms_batch{batch}"] = median_ms(lambda c=crops: predictor.predict_crops(c), runs, warmup)
+    photo = data.astronaut()
+    faces = detect_faces(photo)
+    result["detect_ms_astronaut_512"] = median_ms(lambda: detect_faces(photo), runs, warmup)
+    result["detect_faces_found"] = len(faces)
+    box = faces[0].bbox if faces else np.array([175.0, 70.0, 268.0, 163.0])
+    result["predict_image_ms_given_box"] = median_ms(lambda: predictor.predict_image(photo, [box]), runs, warmup)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model", nargs="?", help=".onnx file, bundle folder or models:/ URI (default: constant graph)")
+    parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--warmup", type=int, default=5)
+    args = parser.parse_args()
+    if args.model:
+        print(json.dumps(bench(args.model, args.runs, args.warmup, args.model)))
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        path = constant_onnx(Path(tmp) / "constant.onnx")
+        label = "built-in constant graph (no network: fixed ORT call cost)"
+        print(json.dumps(bench(str(path), args.runs, args.warmup, label)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,134 @@
+"""Evaluation plots logged to MLflow: CED curves, landmark overlays, training curves.
+
+Figures are built with matplotlib's object API on the Agg canvas (no pyplot state, safe in workers and
+threads) and written atomically as PNG whatever the path's suffix, so a half-written plot never reaches
+MLflow. Every function returns the path it wrote.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from landmarkflow.evaluation.metrics import auc, ced_curve, threshold_tag
+from landmarkflow.fileio import atomic_path
+
+GT_COLOUR = "#2ecc40"
+PRED_COLOUR = "#ff2020"
+
+
+def _save(figure: Figure, path: str | Path) -> Path:
+    FigureCanvasAgg(figure)
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png", dpi=100)
+    return path
+
+
+def plot_ced(curves: Mapping[str, np.ndarray | Sequence[float]], threshold: float, path: str | Path) -> Path:
+    """One cumulative error distribution per label (e.g. model vs mean shape), AUC@threshold in the legend."""
+    figure = Figure(figsize=(6, 4.5))
+    axes = figure.add_subplot()
+    tag = threshold_tag(threshold)
+    for label, nmes in curves.items():
+        xs, ys = ced_curve(nmes, threshold)
+        mean = 100 * float(np.mean(nmes))
+        axes.plot(100 * xs, ys, label=f"{label}: AUC@{tag}% {auc(nmes, threshold):.3f}, NME {mean:.2f}%")
+    axes.set_xlim(0, 100 * threshold)
+    axes.set_ylim(0, 1.01)
+    axes.set_xlabel("NME (%)")
+    axes.set_ylabel("fraction of images")
+    axes.set_title("Cumulative error distribution")
+    axes.grid(alpha=0.3)
+    axes.legend(loc="lower right", fontsize=8)
+    figure.tight_layout()
+    return _save(figure, path)
+
+
+def _zoom_to_points(axes: Axes, points: np.ndarray, image_shape: tuple[int, int]) -> None:
+    """Show the square around the points with a margin: faces are often small in whole photos."""
+    finite = points[np.isfinite(points).all(axis=1)]
+    if not len(finite):
+        return
+    low, high = finite.min(axis=0), finite.max(axis=0)
+    centre, half = (low + high) / 2, max(float((high - low).max()) * 0.65, 8.0)
+    half = min(half, max(image_shape) / 2)
+    axes.set_xlim(centre[0] - half, centre[0] + half)
+    axes.set_ylim(centre[1] + half, centre[1] - half)  # y grows downwards in images
+
+
+def plot_overlay_grid(
+    images: Sequence[np.ndarray],
+    preds: Sequence[np.ndarray],
+    gts: Sequence[np.ndarray],
+    path: str | Path,
+    cols: int = 4,
+    titles: Sequence[str] | None = None,
+    nmes: Sequence[float] | None = None,
+) -> Path:
+    """Grid of RGB images with true (green) and predicted (red) landmarks in image pixels.
+
+    Each title shows the image's NME when `nmes` is given (it needs the layout's normaliser, which the
+    caller has); otherwise the mean point error in pixels.
+    """
+    if not len(images) == len(preds) == len(gts):
+        raise ValueError(f"{len(images)} images, {len(preds)} predictions and {len(gts)} ground truths")
+    for given, name in ((titles, "titles"), (nmes, "nmes")):
+        if given is not None and len(given) != len(images):
+            raise ValueError(f"{len(given)} {name} for {len(images)} images")
+    count = max(len(images), 1)
+    cols = max(1, min(cols, count))
+    rows = math.ceil(count / cols)
+    figure = Figure(figsize=(3 * cols, 3.2 * rows))
+    for index, (image, pred, gt) in enumerate(zip(images, preds, gts, strict=True)):
+        axes = figure.add_subplot(rows, cols, index + 1)
+        axes.imshow(image, cmap="gray" if np.ndim(image) == 2 else None)
+        gt, pred = np.asarray(gt), np.asarray(pred)
+        axes.scatter(gt[:, 0], gt[:, 1], s=6, c=GT_COLOUR, linewidths=0, label="truth")
+        axes.scatter(pred[:, 0], pred[:, 1], s=6, c=PRED_COLOUR, linewidths=0, label="prediction")
+        if nmes is not None:
+            error = f"NME {100 * nmes[index]:.2f}%"
+        else:
+            error = f"err {np.linalg.norm(pred - gt, axis=-1).mean():.1f} px"
+        name = titles[index] if titles is not None else f"#{index}"
+        axes.set_title(f"{name}  {error}", fontsize=8)
+        _zoom_to_points(axes, np.concatenate([gt, pred]), image.shape[:2])
+        axes.set_axis_off()
+    if images:
+        figure.legend(*figure.axes[0].get_legend_handles_labels(), loc="lower center", ncol=2, fontsize=8)
+    figure.tight_layout(rect=(0, 0.04, 1, 1))
+    return _save(figure, path)
+
+
+def plot_loss_curves(history: Mapping[str, Sequence[float]], path: str | Path) -> Path:
+    """Training loss and validation NME per epoch, side by side (an empty history gives empty axes)."""
+    missing = [key for key in ("train_loss", "val_nme") if key not in history]
+    if missing:
+        raise ValueError(f"history lacks {missing}: has {sorted(history)}")
+    figure = Figure(figsize=(9, 3.5))
+    loss_axes, nme_axes = figure.subplots(1, 2)
+    loss = list(history["train_loss"])
+    val_nme = [100 * v for v in history["val_nme"]]
+    loss_axes.plot(range(1, len(loss) + 1), loss, marker="o", markersize=3)
+    loss_axes.set_title("train loss")
+    nme_axes.plot(range(1, len(val_nme) + 1), val_nme, marker="o", markersize=3, color="tab:orange")
+    nme_axes.set_title("validation NME (%)")
+    for axes in (loss_axes, nme_axes):
+        axes.set_xlabel("epoch")
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axes.grid(alpha=0.3)
+        if not loss and not val_nme:
+            axes.set_xticks([])
+            axes.set_yticks([])
+            axes.text(0.5, 0.5, "no epochs trained", ha="center", va="center", transform=axes.transAxes)
+    if loss and min(loss) > 0 and max(loss) / min(loss) > 100:
+        loss_axes.set_yscale("log")
+    figure.tight_layout()
+    return _save(figure, path)

@@ -1,0 +1,172 @@
+"""Predictor: image -> face boxes (given, or detected) -> crops -> ONNX model -> landmarks in image pixels.
+
+A deployed model is a lone .onnx file whose metadata (`export.metadata.DeployInfo`) says how to crop:
+the square of side `box_scale * max(w, h)` around the box, resized to `input_size`, float32 RGB in [0, 1],
+NCHW. The model answers crop pixels; they are mapped back with the inverse crop affine, so the output is
+0-based pixel centres of the original image, the manifest's convention. The crop is the one training and
+evaluation use (geometry.crop_matrix), so a face scored here matches its evaluated NME.
+
+This module needs neither torch nor mlflow (imported only for `models:/` URIs), so `landmarkflow predict`
+starts fast and runs where only onnxruntime is installed; that is why it does not use export.onnx.
+Boxes: see detection.py for the convention (a loose face box or a tight landmark box both work).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnxruntime as ort
+from onnxruntime.capi.onnxruntime_pybind11_state import Fail, InvalidArgument, InvalidGraph, InvalidProtobuf
+from onnxruntime.capi.onnxruntime_pybind11_state import NotImplemented as OrtNotImplemented
+
+from landmarkflow.detection import detect_faces
+from landmarkflow.export.metadata import DeployInfo
+from landmarkflow.geometry import crop_matrix, invert_affine, transform_points, warp_image
+
+MLFLOW_SCHEMES = ("models:/", "runs:/", "mlflow-artifacts:/")
+JSON_DECIMALS = 2
+ORT_LOAD_ERRORS = (Fail, InvalidArgument, InvalidGraph, InvalidProtobuf, OrtNotImplemented)
+
+
+@dataclass(frozen=True)
+class FaceResult:
+    """One face: the (4,) box it was cropped from and its (K, 2) landmarks, both in image pixels."""
+
+    bbox: np.ndarray
+    landmarks: np.ndarray
+
+    def to_json(self) -> dict[str, list]:
+        """Plain lists rounded to JSON_DECIMALS (0.01 px is far below any model's error)."""
+        return {
+            "bbox": np.round(self.bbox, JSON_DECIMALS).tolist(),
+            "landmarks": np.round(self.landmarks, JSON_DECIMALS).tolist(),
+        }
+
+
+def _providers() -> list[str]:
+    available = ort.get_available_providers()
+    return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
+
+
+def _find_onnx(folder: Path, source: str) -> Path:
+    found = sorted(folder.rglob("*.onnx"))
+    if len(found) != 1:
+        names = ", ".join(str(p.relative_to(folder)) for p in found) or "none"
+        raise ValueError(f"{source}: expected exactly one .onnx file inside, found {len(found)} ({names})")
+    return found[0]
+
+
+def read_rgb(path: str | Path) -> np.ndarray:
+    """Decode an image file to HxWx3 uint8 RGB, with an error naming the file."""
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise OSError(f"{path}: cannot read image (missing, unreadable or not an image)")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def _as_boxes(boxes: np.ndarray | Sequence[Sequence[float]]) -> np.ndarray:
+    array = np.asarray(boxes, dtype=np.float64).reshape(-1, 4) if len(boxes) else np.zeros((0, 4))
+    bad = np.flatnonzero(~((array[:, 2] > array[:, 0]) & (array[:, 3] > array[:, 1])))
+    if bad.size:
+        raise ValueError(f"face box {array[bad[0]].tolist()}: expected x1, y1, x2, y2 with x2 > x1 and y2 > y1")
+    return array
+
+
+class Predictor:
+    """An onnxruntime session plus the crop convention from the model's own metadata."""
+
+    def __init__(self, session: ort.InferenceSession, info: DeployInfo, source: str) -> None:
+        self.session = session
+        self.info = info
+        self.source = source
+        inputs = [i.name for i in session.get_inputs()]
+        outputs = [o.name for o in session.get_outputs()]
+        if info.input_name not in inputs or info.output_name not in outputs:
+            raise ValueError(
+                f"{source}: metadata names input {info.input_name!r} and output {info.output_name!r}, "
+                f"but the graph has inputs {inputs} and outputs {outputs}"
+            )
+
+    @classmethod
+    def load(cls, model_ref: str | Path) -> Predictor:
+        """From an .onnx file, a folder holding exactly one (a model bundle), or an MLflow URI such as
+        `models:/<name>@<alias>` or `models:/<name>/<version>` (downloaded to a temporary folder)."""
+        source = str(model_ref)
+        if source.startswith(MLFLOW_SCHEMES):
+            import mlflow
+            from mlflow.exceptions import MlflowException
+
+            with tempfile.TemporaryDirectory(prefix="landmarkflow-model-") as tmp:
+                try:
+                    folder = mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=tmp)
+                except MlflowException as exc:
+                    raise ValueError(f"{source}: cannot download the model: {exc.message}") from exc
+                # The session holds the whole model in memory, so the download can go right after.
+                return cls._from_file(_find_onnx(Path(folder), source), source)
+        path = Path(model_ref)
+        if path.is_dir():
+            return cls._from_file(_find_onnx(path, source), source)
+        if not path.is_file():
+            raise FileNotFoundError(f"{source}: no such model file or folder")
+        return cls._from_file(path, source)
+
+    @classmethod
+    def _from_file(cls, path: Path, source: str) -> Predictor:
+        try:
+            session = ort.InferenceSession(str(path), providers=_providers())
+        except ORT_LOAD_ERRORS as exc:
+            raise ValueError(f"{source}: onnxruntime cannot load {path.name}: {exc}") from exc
+        props = session.get_modelmeta().custom_metadata_map
+        return cls(session, DeployInfo.from_props(props, source), source)
+
+    def predict_crops(self, crops: np.ndarray) -> np.ndarray:
+        """(N, K, 2) crop-pixel landmarks for (N, 3, S, S) float32 RGB [0, 1] crops, in one ORT call."""
+        size = self.info.input_size
+        if crops.ndim != 4 or crops.shape[1:] != (3, size, size):
+            raise ValueError(f"{self.source}: expects crops (N, 3, {size}, {size}), got {crops.shape}")
+        feed = {self.info.input_name: np.ascontiguousarray(crops, dtype=np.float32)}
+        points = self.session.run([self.info.output_name], feed)[0]
+        if points.shape != (len(crops), self.info.num_points, 2):
+            raise ValueError(
+                f"{self.source}: output {self.info.output_name!r} has shape {points.shape}, "
+                f"metadata promises ({len(crops)}, {self.info.num_points}, 2)"
+            )
+        return points
+
+    def predict_image(
+        self, image_rgb: np.ndarray, boxes: np.ndarray | Sequence[Sequence[float]] | None = None
+    ) -> list[FaceResult]:
+        """Landmarks for each face box (x1, y1, x2, y2), or for every detected face when `boxes` is None."""
+        if image_rgb.ndim != 3 or image_rgb.shape[2] != 3:
+            raise ValueError(f"expected an HxWx3 RGB image, got shape {image_rgb.shape}")
+        if boxes is None:
+            boxes = [face.bbox for face in detect_faces(image_rgb)]
+        boxes = _as_boxes(boxes)
+        if not len(boxes):
+            return []
+        size, scale = self.info.input_size, self.info.box_scale
+        matrices = [crop_matrix(box, size, scale) for box in boxes]
+        crops = np.stack([warp_image(image_rgb, m, size).transpose(2, 0, 1) for m in matrices])
+        points = self.predict_crops(crops.astype(np.float32) / 255.0)
+        return [
+            FaceResult(box, transform_points(p, invert_affine(m)))
+            for box, p, m in zip(boxes, points, matrices, strict=True)
+        ]
+
+    def predict_files(
+        self, paths: Sequence[str | Path], bbox: Sequence[float] | None = None
+    ) -> list[dict[str, object]]:
+        """One JSON-ready dict per image, `{"image", "faces": [{"bbox", "landmarks"}]}`, as the CLI prints.
+
+        `bbox` (one box used for every image) skips detection; an image with no detected face gets `faces: []`.
+        """
+        results = []
+        for path in paths:
+            faces = self.predict_image(read_rgb(path), None if bbox is None else [bbox])
+            results.append({"image": str(path), "faces": [face.to_json() for face in faces]})
+        return results

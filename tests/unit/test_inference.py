@@ -1,0 +1,165 @@
+"""Predictor and detector end to end, with a tiny constant ONNX model whose answers are known in the crop."""
+
+import json
+from pathlib import Path
+
+import cv2
+import mlflow
+import numpy as np
+import onnx
+import pytest
+from mlflow.tracking import MlflowClient
+from onnx import TensorProto, helper, numpy_helper
+from skimage import data
+
+from landmarkflow.detection import detect_faces
+from landmarkflow.export.metadata import DeployInfo
+from landmarkflow.inference import Predictor
+
+SIZE, BOX_SCALE = 64, 1.25
+CENTRE = (SIZE - 1) / 2
+# Crop-pixel answers: the crop centre, half a crop side to the right, a quarter side up; the rest at the centre.
+PATTERN = np.full((19, 2), CENTRE, dtype=np.float32)
+PATTERN[1, 0] += SIZE / 2
+PATTERN[2, 1] -= SIZE / 4
+INFO = DeployInfo(model="constant", layout="19", num_points=19, input_size=SIZE, box_scale=BOX_SCALE)
+ASTRONAUT_FACE = np.array([175.0, 70.0, 268.0, 163.0])  # x1 y1 x2 y2 around the face in data.astronaut()
+
+
+def constant_model(pattern: np.ndarray = PATTERN, info: DeployInfo | None = INFO) -> onnx.ModelProto:
+    """images (N,3,S,S) -> landmarks (N,K,2): `pattern` expanded to the batch, whatever the pixels."""
+    nodes = [
+        helper.make_node("Shape", ["images"], ["batch"], start=0, end=1),
+        helper.make_node("Concat", ["batch", "point_dims"], ["out_shape"], axis=0),
+        helper.make_node("Expand", ["pattern", "out_shape"], ["landmarks"]),
+    ]
+    initialisers = [
+        numpy_helper.from_array(np.array(pattern.shape, dtype=np.int64), "point_dims"),
+        numpy_helper.from_array(pattern[None].astype(np.float32), "pattern"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "constant_landmarks",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, ["N", 3, SIZE, SIZE])],
+        [helper.make_tensor_value_info("landmarks", TensorProto.FLOAT, ["N", *pattern.shape])],
+        initialisers,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=9)
+    if info is not None:
+        helper.set_model_props(model, info.to_props())
+    onnx.checker.check_model(model)
+    return model
+
+
+@pytest.fixture
+def model_path(tmp_path: Path) -> Path:
+    path = tmp_path / "bundle" / "onnx" / "model.onnx"
+    path.parent.mkdir(parents=True)
+    onnx.save(constant_model(), path)
+    return path
+
+
+def _expected(box: np.ndarray) -> np.ndarray:
+    """PATTERN's first three points in the image, from the crop definition alone (square side 1.25 max(w,h))."""
+    centre_x, centre_y = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    side = BOX_SCALE * max(box[2] - box[0], box[3] - box[1])
+    return np.array([[centre_x, centre_y], [centre_x + side / 2, centre_y], [centre_x, centre_y - side / 4]])
+
+
+def test_crop_answers_map_back_to_the_box(model_path: Path) -> None:
+    predictor = Predictor.load(model_path)
+    assert predictor.info == INFO
+    image = np.zeros((240, 320, 3), dtype=np.uint8)
+    boxes = np.array([[40.0, 30.0, 140.0, 150.0], [200.0, 100.0, 260.0, 130.0], [-20.0, 180.0, 60.0, 300.0]])
+    faces = predictor.predict_image(image, boxes)
+    assert len(faces) == 3
+    for face, box in zip(faces, boxes, strict=True):
+        np.testing.assert_array_equal(face.bbox, box)
+        assert face.landmarks.shape == (19, 2)
+        np.testing.assert_allclose(face.landmarks[:3], _expected(box), atol=1e-4)
+        np.testing.assert_allclose(face.landmarks[3:], np.broadcast_to(_expected(box)[0], (16, 2)), atol=1e-4)
+    assert predictor.predict_image(image, []) == []
+    with pytest.raises(ValueError, match="x2 > x1"):
+        predictor.predict_image(image, [[10, 10, 5, 20]])
+    with pytest.raises(ValueError, match="HxWx3"):
+        predictor.predict_image(image[..., 0], boxes)
+
+
+def test_predict_files_json_for_given_and_detected_boxes(model_path: Path, tmp_path: Path) -> None:
+    blank, astronaut = tmp_path / "blank.png", tmp_path / "astronaut.jpg"
+    cv2.imwrite(str(blank), np.full((120, 160, 3), 127, dtype=np.uint8))
+    cv2.imwrite(str(astronaut), cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR))
+    predictor = Predictor.load(model_path.parent.parent)  # a bundle folder with the .onnx somewhere inside
+
+    given = predictor.predict_files([blank, astronaut], bbox=[10, 20, 50, 70])
+    assert [r["image"] for r in given] == [str(blank), str(astronaut)]
+    for result in json.loads(json.dumps(given)):
+        (face,) = result["faces"]
+        assert face["bbox"] == [10.0, 20.0, 50.0, 70.0]
+        assert np.asarray(face["landmarks"]).shape == (19, 2)
+        assert face["landmarks"][:2] == [[30.0, 45.0], [30.0 + 1.25 * 50 / 2, 45.0]]
+
+    detected = predictor.predict_files([blank, astronaut])
+    assert detected[0]["faces"] == []
+    (face,) = detected[1]["faces"]
+    x1, y1, x2, y2 = face["bbox"]
+    assert x1 < ASTRONAUT_FACE[0] + 20 < x2 and y1 < ASTRONAUT_FACE[1] + 20 < y2
+    np.testing.assert_allclose(face["landmarks"][0], [(x1 + x2) / 2, (y1 + y2) / 2], atol=0.01)
+
+    missing = tmp_path / "nope.jpg"
+    with pytest.raises(OSError, match=r"nope\.jpg: cannot read image"):
+        predictor.predict_files([missing])
+
+
+def test_load_errors_name_the_problem(tmp_path: Path, model_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=r"missing\.onnx: no such model"):
+        Predictor.load(tmp_path / "missing.onnx")
+    foreign = tmp_path / "foreign.onnx"
+    onnx.save(constant_model(info=None), foreign)
+    with pytest.raises(ValueError, match=r"not a landmarkflow model \(missing metadata .*landmarkflow\.model"):
+        Predictor.load(foreign)
+    two = tmp_path / "two"
+    two.mkdir()
+    onnx.save(constant_model(), two / "a.onnx")
+    onnx.save(constant_model(), two / "b.onnx")
+    with pytest.raises(ValueError, match=r"exactly one \.onnx file inside, found 2 \(a\.onnx, b\.onnx\)"):
+        Predictor.load(two)
+    garbage = tmp_path / "garbage.onnx"
+    garbage.write_text("not a model")
+    with pytest.raises(ValueError, match=r"onnxruntime cannot load garbage\.onnx"):
+        Predictor.load(garbage)
+    wrong_count = tmp_path / "wrong.onnx"
+    onnx.save(constant_model(info=DeployInfo("constant", "68", 68, SIZE, BOX_SCALE)), wrong_count)
+    with pytest.raises(ValueError, match=r"metadata promises \(1, 68, 2\)"):
+        Predictor.load(wrong_count).predict_image(np.zeros((80, 80, 3), np.uint8), [[0, 0, 40, 40]])
+
+
+def test_load_from_mlflow_registry(tmp_path: Path) -> None:
+    mlflow.set_experiment(experiment_id=mlflow.create_experiment("tiny", (tmp_path / "artifacts").as_uri()))
+    with mlflow.start_run():
+        mlflow.onnx.log_model(
+            constant_model(), name="model", registered_model_name="tiny-test", save_as_external_data=False
+        )
+    MlflowClient().set_registered_model_alias("tiny-test", "champion", "1")
+    for uri in ("models:/tiny-test@champion", "models:/tiny-test/1"):
+        predictor = Predictor.load(uri)
+        assert predictor.info == INFO and predictor.source == uri
+        (face,) = predictor.predict_image(np.zeros((50, 50, 3), np.uint8), [[0, 0, 20, 20]])
+        np.testing.assert_allclose(face.landmarks[0], [10, 10], atol=1e-4)
+    with pytest.raises(ValueError, match="models:/tiny-test@staging: cannot download the model"):
+        Predictor.load("models:/tiny-test@staging")
+
+
+def test_detector_finds_the_astronaut_once_at_any_resolution() -> None:
+    photo = data.astronaut()
+    (face,) = detect_faces(photo)
+    box = face.bbox
+    inter = np.clip(np.minimum(box[2:], ASTRONAUT_FACE[2:]) - np.maximum(box[:2], ASTRONAUT_FACE[:2]), 0, None)
+    union = face.area + np.prod(ASTRONAUT_FACE[2:] - ASTRONAUT_FACE[:2]) - np.prod(inter)
+    assert np.prod(inter) / union > 0.6
+    assert face.score >= 4
+    (large,) = detect_faces(cv2.resize(photo, (1280, 1280), interpolation=cv2.INTER_LINEAR))  # scanned at 640
+    np.testing.assert_allclose(large.bbox / 2.5, box, atol=12)
+    assert detect_faces(np.zeros((300, 400, 3), np.uint8)) == []
+    with pytest.raises(ValueError, match="HxWx3 image"):
+        detect_faces(np.zeros((10, 10, 5)))
