@@ -63,9 +63,11 @@ def _find_onnx(folder: Path, source: str) -> Path:
 
 def read_rgb(path: str | Path) -> np.ndarray:
     """Decode an image file to HxWx3 uint8 RGB, with an error naming the file."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{path}: no such image file")
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:
-        raise OSError(f"{path}: cannot read image (missing, unreadable or not an image)")
+        raise OSError(f"{path}: cannot read image (unreadable or not an image format OpenCV decodes)")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
@@ -141,7 +143,10 @@ class Predictor:
     def predict_image(
         self, image_rgb: np.ndarray, boxes: np.ndarray | Sequence[Sequence[float]] | None = None
     ) -> list[FaceResult]:
-        """Landmarks for each face box (x1, y1, x2, y2), or for every detected face when `boxes` is None."""
+        """Landmarks for each face box (x1, y1, x2, y2) in an HxWx3 uint8 RGB image; boxes None: detect faces.
+
+        All faces of the image go to the model in one batch.
+        """
         if image_rgb.ndim != 3 or image_rgb.shape[2] != 3:
             raise ValueError(f"expected an HxWx3 RGB image, got shape {image_rgb.shape}")
         if boxes is None:

@@ -106,9 +106,11 @@ def test_predict_files_json_for_given_and_detected_boxes(model_path: Path, tmp_p
     assert x1 < ASTRONAUT_FACE[0] + 20 < x2 and y1 < ASTRONAUT_FACE[1] + 20 < y2
     np.testing.assert_allclose(face["landmarks"][0], [(x1 + x2) / 2, (y1 + y2) / 2], atol=0.01)
 
-    missing = tmp_path / "nope.jpg"
-    with pytest.raises(OSError, match=r"nope\.jpg: cannot read image"):
-        predictor.predict_files([missing])
+    with pytest.raises(FileNotFoundError, match=r"nope\.jpg: no such image file"):
+        predictor.predict_files([tmp_path / "nope.jpg"])
+    (tmp_path / "text.jpg").write_text("not an image")
+    with pytest.raises(OSError, match=r"text\.jpg: cannot read image"):
+        predictor.predict_files([astronaut, tmp_path / "text.jpg"])
 
 
 def test_load_errors_name_the_problem(tmp_path: Path, model_path: Path) -> None:
