@@ -18,7 +18,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 import onnxruntime as ort
 from onnxruntime.capi.onnxruntime_pybind11_state import Fail, InvalidArgument, InvalidGraph, InvalidProtobuf
@@ -27,6 +26,7 @@ from onnxruntime.capi.onnxruntime_pybind11_state import NotImplemented as OrtNot
 from landmarkflow.detection import detect_faces
 from landmarkflow.export.metadata import DeployInfo
 from landmarkflow.geometry import crop_matrix, invert_affine, transform_points, warp_image
+from landmarkflow.imageio import read_rgb
 
 MLFLOW_SCHEMES = ("models:/", "runs:/", "mlflow-artifacts:/")
 JSON_DECIMALS = 2
@@ -59,16 +59,6 @@ def _find_onnx(folder: Path, source: str) -> Path:
         names = ", ".join(str(p.relative_to(folder)) for p in found) or "none"
         raise ValueError(f"{source}: expected exactly one .onnx file inside, found {len(found)} ({names})")
     return found[0]
-
-
-def read_rgb(path: str | Path) -> np.ndarray:
-    """Decode an image file to HxWx3 uint8 RGB, with an error naming the file."""
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"{path}: no such image file")
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise OSError(f"{path}: cannot read image (unreadable or not an image format OpenCV decodes)")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 def _as_boxes(boxes: np.ndarray | Sequence[Sequence[float]]) -> np.ndarray:

@@ -34,6 +34,7 @@ from landmarkflow.export.metadata import DeployInfo
 from landmarkflow.export.onnx import export_onnx, onnx_session, run_onnx
 from landmarkflow.export.tensorrt import build_tensorrt_engine, tensorrt_available
 from landmarkflow.fileio import atomic_write_text
+from landmarkflow.imageio import read_rgb
 from landmarkflow.layouts import get_layout
 from landmarkflow.registry import (
     CHALLENGER,
@@ -310,10 +311,11 @@ def evaluate(trained: TrainResult, out_dir: str | Path) -> EvalResult:
     ced = plot_ced({config.model.name: nmes, "mean shape": base_nmes}, config.eval.auc_threshold, out_dir / "ced.png")
     shown = list(range(min(config.eval.overlay_count, len(test))))
     overlay = plot_overlay_grid(
-        [_read_image(root / test[i].image_path) for i in shown],
+        [read_rgb(root / test[i].image_path) for i in shown],
         [preds[i] for i in shown],
         [gts[i] for i in shown],
         out_dir / "test_overlays.png",
+        nmes=[float(nmes[i]) for i in shown],
     )
     client = MlflowClient()
     for key, value in metrics.items():
@@ -332,12 +334,6 @@ def evaluate(trained: TrainResult, out_dir: str | Path) -> EvalResult:
         {k: round(v, 4) for k, v in metrics.items() if k.startswith("auc")},
     )
     return EvalResult(trained.run_id, metrics, baseline_metrics, [str(ced), str(overlay)])
-
-
-def _read_image(path: Path) -> np.ndarray:
-    from landmarkflow.data.dataset import read_rgb
-
-    return read_rgb(path)
 
 
 # ---------------------------------------------------------------- export

@@ -18,16 +18,9 @@ from torch.utils.data import Dataset
 from landmarkflow.codecs.base import Codec
 from landmarkflow.config import AugmentConfig
 from landmarkflow.data.manifest import FaceRecord
+from landmarkflow.imageio import read_rgb
 from landmarkflow.geometry import crop_matrix, transform_points, warp_image
 from landmarkflow.layouts import get_layout
-
-
-def read_rgb(path: Path) -> np.ndarray:
-    """Decode an image file to RGB uint8, with an error naming the file."""
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise OSError(f"{path}: cannot read image")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 def to_tensor(crop: np.ndarray) -> torch.Tensor:

@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from landmarkflow.data.dataset import read_rgb
 from landmarkflow.data.manifest import FaceRecord
 from landmarkflow.geometry import crop_matrix, invert_affine, transform_points, warp_image
+from landmarkflow.imageio import read_rgb
 from landmarkflow.models.base import LandmarkModel
 
 CropPredictor = Callable[[np.ndarray], np.ndarray]

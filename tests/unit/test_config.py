@@ -1,0 +1,53 @@
+from pathlib import Path
+
+import pytest
+
+from landmarkflow.config import ConfigError, load_config
+
+CONFIGS = sorted(Path("configs").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
+def test_every_shipped_config_validates(path: Path) -> None:
+    config = load_config(path)
+    assert config.model.num_points == 68
+    assert len(config.config_hash()) == 16
+
+
+def test_overrides_reach_nested_fields_and_change_the_hash() -> None:
+    base = load_config("configs/hih_synthetic_tiny.yaml")
+    changed = load_config("configs/hih_synthetic_tiny.yaml", {"train.epochs": 3, "data.root": "/elsewhere"})
+    assert (changed.train.epochs, changed.data.root) == (3, "/elsewhere")
+    assert changed.config_hash() != base.config_hash()
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_unknown_key_names_the_file_and_field(tmp_path: Path) -> None:
+    path = _write(tmp_path, "name: x\nmodel: {name: hih}\ntrain: {epochs: 2, learning_rate: 0.1}\n")
+    with pytest.raises(ConfigError, match=r"bad\.yaml: invalid config\n  train\.learning_rate: Extra inputs"):
+        load_config(path)
+
+
+def test_wrong_value_and_unknown_model_are_explained(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"train\.batch_size: Input should be greater than or equal to 1"):
+        load_config(_write(tmp_path, "name: x\nmodel: {name: hih}\ntrain: {batch_size: 0}\n"))
+    with pytest.raises(ConfigError, match=r"unknown model 'resnet'"):
+        load_config(_write(tmp_path, "name: x\nmodel: {name: resnet}\n"))
+
+
+def test_point_count_must_match_layout(tmp_path: Path) -> None:
+    path = _write(tmp_path, "name: x\nmodel: {name: hih, num_points: 98}\ndata: {layout: '68'}\n")
+    with pytest.raises(ConfigError, match=r"model\.num_points is 98 but data\.layout 68 has 68 points"):
+        load_config(path)
+
+
+def test_missing_file_and_bad_yaml(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no such config file"):
+        load_config(tmp_path / "nope.yaml")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(_write(tmp_path, "name: [unclosed\n"))
