@@ -14,7 +14,7 @@ export PYTHONUNBUFFERED := 1
 export MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/mlflow/mlflow.db
 export LANDMARKFLOW_ARTIFACTS ?= $(CURDIR)/mlflow/artifacts
 
-.PHONY: setup test test-fast lint pipeline-run pipeline-compile pipeline-submit pipeline-schedule mlflow-ui bench data clean
+.PHONY: setup test test-fast lint pipeline-run pipeline-compile pipeline-submit pipeline-schedule mlflow-ui bench data clean data-push data-pull data-status test-integration
 
 setup: $(STAMP)
 
@@ -68,3 +68,18 @@ pipeline-submit: pipeline-compile
 
 pipeline-schedule: pipeline-compile
 	$(BIN)/python pipelines/cluster.py schedule --host "$(KFP_HOST)" --params '$(or $(PARAMS),{})' --cron "$(or $(CRON),0 0 3 * * 0)"
+
+# Data: version data/ with DVC (local remote dvc-remote/ unless `make data-remote` set S3), validate it.
+data-push: $(STAMP)
+	$(BIN)/dvc add data
+	$(BIN)/dvc push data.dvc
+
+data-pull: $(STAMP)
+	$(BIN)/dvc pull data.dvc
+
+data-status: $(STAMP)
+	$(BIN)/dvc status data.dvc
+	$(BIN)/dvc status --cloud data.dvc
+
+test-integration: $(STAMP)
+	$(BIN)/python -m pytest -q -m integration

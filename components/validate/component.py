@@ -23,9 +23,9 @@ def validate(manifest: Input[Dataset], ingest_result: Input[Artifact], report: O
 
     ingested = steps.IngestResult.load(ingest_result.path)
     ingested.manifest = manifest.path
-    report_dir = Path(report.path).with_suffix(".d")
+    report_dir = Path(report.path).with_name("validation")
     outcome = steps.validate(ingested, report_dir)
     print_summary(outcome)
-    if outcome.report_path:
-        shutil.copyfile(outcome.report_path, report.path)
+    # The HTML artifact is the page itself; its Data Docs link resolves inside report_dir beside it.
+    shutil.copyfile(outcome.report_path, report.path)
     require_valid(outcome)

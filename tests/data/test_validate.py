@@ -28,7 +28,8 @@ SPLITS = ("train", "train", "train", "train", "test", "test")
 
 def _write_image(path: Path, width: int = WIDTH, height: int = HEIGHT) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    image = np.random.default_rng(0).integers(0, 255, size=(height, width, 3), dtype=np.uint8)
+    seed = sum(path.name.encode())  # distinct pictures: identical bytes across splits are a leak
+    image = np.random.default_rng(seed).integers(0, 255, size=(height, width, 3), dtype=np.uint8)
     assert cv2.imwrite(str(path), image)
 
 
@@ -239,3 +240,17 @@ def test_multi_face_images_are_read_once_and_not_a_leak(dataset: tuple[pd.DataFr
 
 def test_result_type_is_exported() -> None:
     assert ValidationResult.__name__ == "ValidationResult"
+
+
+def test_same_picture_under_another_name_in_another_split_is_a_leak(dataset: tuple[pd.DataFrame, Path]) -> None:
+    import shutil
+
+    frame, root = dataset
+    test_row = frame[frame["split"] == "test"].iloc[0]
+    shutil.copyfile(root / test_row["image_path"], root / "train/renamed_copy.jpg")
+    leaked = test_row.copy()
+    leaked["sample_id"], leaked["split"], leaked["image_path"] = "leaked", "train", "train/renamed_copy.jpg"
+    frame = pd.concat([frame, leaked.to_frame().T], ignore_index=True)
+    result = validate_manifest(frame, root)
+    assert [f.check for f in result.failures] == ["split_leak"]
+    assert "renamed_copy.jpg" in result.summary() and "same image content as" in result.summary()

@@ -62,11 +62,19 @@ def validate_manifest(
             failures.append(CheckFailure("non_empty", 1, ["the manifest has no rows"]))
         images = image_failures(faces, root)
         for check in CHECKS:
-            if suite.failing_rows.get(check) and check not in ("schema", "non_empty"):
-                rows = sorted(suite.failing_rows[check])
-                failures.append(_failure(check, rows, faces, lambda i, c=check: _detail(c, faces, i)))
-            elif images.get(check):
-                failures.append(_failure(check, sorted(images[check]), faces, images[check].__getitem__))
+            if check in ("schema", "non_empty"):
+                continue
+            from_suite, from_images = set(suite.failing_rows.get(check, ())), images.get(check, {})
+            rows = sorted(from_suite | set(from_images))
+            if rows:
+                failures.append(
+                    _failure(
+                        check,
+                        rows,
+                        faces,
+                        lambda i, c=check, s=from_suite, f=from_images: _detail(c, faces, i) if i in s else f[i],
+                    )
+                )
     result = ValidationResult(
         success=not failures,
         failures=failures,

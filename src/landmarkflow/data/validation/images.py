@@ -1,4 +1,5 @@
-"""Image checks in plain Python: the file exists, decodes, and has the size the manifest claims.
+"""Image checks in plain Python: the file exists, decodes, has the size the manifest claims, and the
+same picture (by content, whatever its name) does not sit in two splits.
 
 Each distinct image is decoded once (a multi-face image has several manifest rows). Decoding uses the
 same `cv2.IMREAD_COLOR` as the training loader, so EXIF rotation is applied the same way and the size
@@ -7,12 +8,14 @@ compared is the size training will see. cv2 releases the GIL while decoding, so 
 
 from __future__ import annotations
 
+import hashlib
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pandas as pd
 
 from landmarkflow.data.validation.table import format_int
@@ -26,15 +29,19 @@ class ImageProbe:
     opens: bool
     width: int | None = None
     height: int | None = None
+    digest: str | None = None
 
 
 def probe_image(path: Path) -> ImageProbe:
+    """Read the file once: hash its bytes, then decode the same buffer."""
     if not path.is_file():
         return ImageProbe(exists=False, opens=False)
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    data = path.read_bytes()
+    digest = hashlib.sha1(data).hexdigest()
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if image is None:
-        return ImageProbe(exists=True, opens=False)
-    return ImageProbe(exists=True, opens=True, width=int(image.shape[1]), height=int(image.shape[0]))
+        return ImageProbe(exists=True, opens=False, digest=digest)
+    return ImageProbe(exists=True, opens=True, width=int(image.shape[1]), height=int(image.shape[0]), digest=digest)
 
 
 def probe_images(root: Path, image_paths: list[str], workers: int | None = None) -> dict[str, ImageProbe]:
@@ -50,7 +57,7 @@ def image_failures(faces: pd.DataFrame, root: Path) -> dict[str, dict[int, str]]
     """Failing rows per image check with a short reason; rows whose path escapes the root are not read."""
     readable = faces.loc[faces["path_is_relative"].astype(bool)]
     probes = probe_images(root, readable["image_path"].tolist())
-    failures: dict[str, dict[int, str]] = {"image_exists": {}, "image_opens": {}, "image_size": {}}
+    failures: dict[str, dict[int, str]] = {"image_exists": {}, "image_opens": {}, "image_size": {}, "split_leak": {}}
     for index, path, width, height in zip(
         readable.index, readable["image_path"], readable["width"], readable["height"], strict=True
     ):
@@ -63,4 +70,21 @@ def image_failures(faces: pd.DataFrame, root: Path) -> dict[str, dict[int, str]]
             failures["image_size"][int(index)] = (
                 f"{probe.width}x{probe.height} on disk, manifest says {format_int(width)}x{format_int(height)}"
             )
+    failures["split_leak"] = _content_leaks(readable, probes)
     return failures
+
+
+def _content_leaks(faces: pd.DataFrame, probes: dict[str, ImageProbe]) -> dict[int, str]:
+    """Rows whose image bytes also appear, under any name, in another split."""
+    digests = faces["image_path"].map(lambda path: probes[path].digest)
+    hashed = faces[digests.notna()]
+    leaks: dict[int, str] = {}
+    for _, group in hashed.groupby(digests[digests.notna()]):
+        if group["split"].nunique() < 2:
+            continue
+        for index, split in zip(group.index, group["split"], strict=True):
+            others = sorted(
+                {f"{p} ({s})" for p, s in zip(group["image_path"], group["split"], strict=True) if s != split}
+            )
+            leaks[int(index)] = f"same image content as {', '.join(others)}; split {split}"
+    return leaks

@@ -16,7 +16,7 @@ CHECKS: dict[str, str] = {
     "points_inside_image": "every point lies inside the image, within the tolerance",
     "boxes_inside_image": "x1 < x2, y1 < y2 and the box lies inside the image, within the tolerance",
     "unique_ids": "sample_id is unique",
-    "split_leak": "no image appears in two splits",
+    "split_leak": "no image appears in two splits (by path or by identical content)",
     "image_exists": "the image file exists",
     "image_opens": "OpenCV decodes the image",
     "image_size": "the decoded width and height equal the manifest's",
