@@ -1,0 +1,228 @@
+"""What one synthetic face is made of (`FaceSpec`) and how specs are drawn at random for each difficulty.
+
+Everything that decides the image lives in the spec, so a spec renders to the same bytes every time;
+fine-grained clutter (background shapes, shape jitter, noise) comes from `detail_seed`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from landmarkflow.data.synthetic.face3d import Expression, Hair, Identity, Pose
+
+Colour = tuple[float, float, float]  # BGR, 0-255
+
+OCCLUDER_KINDS = ("hand", "sunglasses", "bar", "mask", "blob")
+
+
+@dataclass(frozen=True)
+class Appearance:
+    """Colours (BGR) and sizes of skin, lips, hair, eyes and clothes."""
+
+    skin: Colour = (150.0, 170.0, 210.0)
+    lips: Colour = (110.0, 110.0, 190.0)
+    hair: Colour = (30.0, 40.0, 60.0)
+    brows: Colour = (35.0, 45.0, 60.0)
+    iris: Colour = (40.0, 70.0, 110.0)
+    sclera: Colour = (225.0, 230.0, 235.0)
+    clothes: Colour = (120.0, 80.0, 40.0)
+    brow_thickness: float = 1.0
+    teeth: bool = True
+
+
+@dataclass(frozen=True)
+class Lighting:
+    """A directional light over the scene (angle in degrees, on screen) and a darker rim on the face."""
+
+    angle: float = 45.0
+    strength: float = 0.25
+    ambient: float = 1.0
+    rim: float = 0.2
+
+
+@dataclass(frozen=True)
+class Occluder:
+    """An object in front of the face, placed relative to landmark `anchor` (offset and size in face units)."""
+
+    kind: str
+    colour: Colour
+    anchor: int = 30
+    angle: float = 0.0
+    size: float = 0.5
+    offset: tuple[float, float] = (0.0, 0.0)
+
+    def __post_init__(self) -> None:
+        if self.kind not in OCCLUDER_KINDS:
+            raise ValueError(f"unknown occluder {self.kind!r}: expected one of {', '.join(OCCLUDER_KINDS)}")
+
+
+@dataclass(frozen=True)
+class Camera:
+    """What the camera does to the image after the scene: blur, motion blur, noise, colour."""
+
+    blur: float = 0.0  # Gaussian sigma, pixels
+    motion: float = 0.0  # motion-blur length, pixels
+    motion_angle: float = 0.0
+    noise: float = 0.0  # Gaussian noise sigma, grey levels
+    grayscale: bool = False
+    contrast: float = 1.0
+    brightness: float = 0.0
+
+
+@dataclass(frozen=True)
+class FaceSpec:
+    """One synthetic face image, completely: render it with `render_face`."""
+
+    identity: Identity = field(default_factory=Identity)
+    expression: Expression = field(default_factory=Expression)
+    pose: Pose = field(default_factory=Pose)
+    hair: Hair = field(default_factory=Hair)
+    appearance: Appearance = field(default_factory=Appearance)
+    lighting: Lighting = field(default_factory=Lighting)
+    occluders: tuple[Occluder, ...] = ()
+    camera: Camera = field(default_factory=Camera)
+    face_size: float = 0.6  # longer side of the landmark box / image side
+    position: tuple[float, float] = (0.5, 0.5)  # landmark box within the free room of the image, 0..1
+    gaze: tuple[float, float] = (0.0, 0.0)  # iris shift, fractions of the eye half-width / half-height
+    detail_seed: int = 0
+    hard: bool = False
+
+
+SKIN_TONES_RGB = np.array(
+    [(92, 56, 40), (141, 85, 54), (198, 134, 92), (224, 172, 130), (241, 194, 164), (255, 224, 196)], dtype=np.float64
+)
+
+
+def _skin(rng: np.random.Generator) -> Colour:
+    """A skin tone between the darkest and lightest of a palette, with some warmth variation."""
+    position = rng.uniform(0.0, len(SKIN_TONES_RGB) - 1)
+    low = int(position)
+    high = min(low + 1, len(SKIN_TONES_RGB) - 1)
+    rgb = SKIN_TONES_RGB[low] + (SKIN_TONES_RGB[high] - SKIN_TONES_RGB[low]) * (position - low)
+    rgb *= rng.uniform(0.93, 1.05, 3)
+    return tuple(np.clip(rgb[::-1], 0, 255).tolist())
+
+
+def _pick(rng: np.random.Generator, palette: list[Colour], jitter: float = 15.0) -> Colour:
+    base = np.array(palette[int(rng.integers(len(palette)))])
+    return tuple(np.clip(base + rng.normal(0, jitter, 3), 0, 255).tolist())
+
+
+HAIR_COLOURS: list[Colour] = [
+    (20, 22, 25),
+    (30, 40, 60),
+    (40, 60, 95),
+    (60, 100, 150),
+    (110, 160, 200),
+    (150, 150, 155),
+]
+IRIS_COLOURS: list[Colour] = [(30, 50, 80), (40, 70, 110), (130, 100, 60), (90, 110, 70), (100, 100, 100)]
+
+
+def sample_spec(rng: np.random.Generator, hard: bool) -> FaceSpec:
+    """A random face; `hard` widens pose, expression, occlusion and degradation (300W's 'challenging')."""
+    u = rng.uniform
+    identity = Identity(
+        face_width=u(0.88, 1.12),
+        jaw_length=u(0.9, 1.12),
+        jaw_squareness=u(-1.0, 1.0),
+        eye_spacing=u(-0.05, 0.05),
+        eye_size=u(0.85, 1.18),
+        eye_tilt=u(-0.03, 0.04),
+        brow_height=u(-0.04, 0.06),
+        brow_arch=u(-0.02, 0.05),
+        nose_length=u(0.88, 1.12),
+        nose_width=u(0.8, 1.25),
+        mouth_width=u(0.85, 1.2),
+        lip_thickness=u(0.7, 1.4),
+        mouth_height=u(-0.04, 0.04),
+    )
+    strong = hard and rng.uniform() < 0.7
+    expression = Expression(
+        mouth_open=float(
+            rng.choice([0.0, u(0.0, 0.3), u(0.3, 1.0)], p=[0.45, 0.35, 0.2] if not strong else [0.1, 0.3, 0.6])
+        ),
+        smile=u(-0.4, 1.0) if strong else u(-0.2, 0.7),
+        brow_raise=u(-0.8, 1.0) if strong else u(-0.3, 0.4),
+        eye_open=float(np.clip(rng.normal(1.0, 0.3 if strong else 0.12), 0.1, 1.3)),
+    )
+    if hard:
+        pose = Pose(yaw=u(-50, 50), pitch=u(-25, 25), roll=u(-35, 35))
+    else:
+        pose = Pose(yaw=rng.normal(0, 12), pitch=rng.normal(0, 7), roll=rng.normal(0, 7))
+        pose = Pose(*(float(np.clip(v, -30, 30)) for v in (pose.yaw, pose.pitch, pose.roll)))
+    hair = Hair(
+        kind=str(rng.choice(["none", "short", "long"], p=[0.12, 0.58, 0.3])),
+        hairline=u(-1.3, -0.95),
+        volume=u(0.0, 0.18),
+    )
+    hair_colour = _pick(rng, HAIR_COLOURS)
+    skin = _skin(rng)
+    lips = tuple(np.clip(np.array(skin) * np.array([0.72, 0.68, 0.95]) * u(0.85, 1.05), 0, 255).tolist())
+    appearance = Appearance(
+        skin=skin,
+        lips=lips,
+        hair=hair_colour,
+        brows=tuple(np.clip(np.array(hair_colour) * u(0.6, 1.0), 0, 255).tolist()),
+        iris=_pick(rng, IRIS_COLOURS),
+        sclera=tuple(np.clip(np.array([225.0, 230.0, 238.0]) * u(0.85, 1.0), 0, 255).tolist()),
+        clothes=tuple(u(0, 255, 3).tolist()),
+        brow_thickness=u(0.7, 1.5),
+        teeth=bool(u() < 0.85),
+    )
+    lighting = Lighting(
+        angle=u(0, 360),
+        strength=u(0.1, 0.55) if hard else u(0.05, 0.35),
+        ambient=u(0.55, 1.15) if hard else u(0.8, 1.1),
+        rim=u(0.1, 0.35),
+    )
+    occluders: tuple[Occluder, ...] = ()
+    if rng.uniform() < (0.6 if hard else 0.12):
+        occluders = (sample_occluder(rng),)
+    camera = Camera(
+        blur=u(0.0, 2.2) if hard and u() < 0.5 else u(0.0, 0.9),
+        motion=u(3, 9) if hard and u() < 0.25 else 0.0,
+        motion_angle=u(0, 180),
+        noise=u(0, 12) if hard else u(0, 5),
+        grayscale=bool(u() < 0.08),
+        contrast=u(0.7, 1.2) if hard else u(0.85, 1.1),
+        brightness=u(-25, 20),
+    )
+    return FaceSpec(
+        identity=identity,
+        expression=expression,
+        pose=pose,
+        hair=hair,
+        appearance=appearance,
+        lighting=lighting,
+        occluders=occluders,
+        camera=camera,
+        face_size=u(0.3, 0.85) if hard else u(0.35, 0.8),
+        position=(u(), u()),
+        gaze=(u(-0.5, 0.5), u(-0.3, 0.3)),
+        detail_seed=int(rng.integers(2**31)),
+        hard=hard,
+    )
+
+
+def sample_occluder(rng: np.random.Generator) -> Occluder:
+    """A random occluder over a random part of the face."""
+    kind = str(rng.choice(OCCLUDER_KINDS, p=[0.3, 0.2, 0.2, 0.1, 0.2]))
+    colour = tuple(rng.uniform(0, 255, 3).tolist())
+    if kind == "hand":
+        colour = _skin(rng)
+    elif kind == "sunglasses":
+        colour = tuple(rng.uniform(5, 60, 3).tolist())
+    elif kind == "mask":
+        colour = _pick(rng, [(235, 225, 210), (220, 200, 160), (40, 40, 40), (200, 200, 200)], 8)
+    anchor = int(rng.choice([8, 30, 57, 39, 42, 36, 45, 3, 13, 19, 24, 62]))
+    return Occluder(
+        kind=kind,
+        colour=colour,
+        anchor=anchor,
+        angle=float(rng.uniform(0, 180)),
+        size=float(rng.uniform(0.25, 0.6)),
+        offset=(float(rng.normal(0, 0.15)), float(rng.normal(0, 0.15))),
+    )

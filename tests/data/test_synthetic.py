@@ -1,0 +1,221 @@
+from dataclasses import replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from landmarkflow.data.draw import HIDDEN_COLOUR, VISIBLE_COLOUR, draw_landmarks
+from landmarkflow.data.formats.errors import FormatError
+from landmarkflow.data.formats.w300 import read_box_file
+from landmarkflow.data.manifest import landmark_box
+from landmarkflow.data.synthetic import META_FILE, FaceSpec, Occluder, read_synthetic, render_face, synthesize
+from landmarkflow.data.synthetic.face3d import TEMPLATE_68, Expression, Hair, Identity, Pose, build_face
+from landmarkflow.data.synthetic.params import Camera, sample_spec
+from landmarkflow.data.synthetic.writer import plan, render_item
+from landmarkflow.layouts import IBUG_68
+
+SIZE = 128
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("synth") / "synthetic"
+    synthesize(root, num_train=20, num_test=10, seed=3, image_size=SIZE, challenging_fraction=0.2, progress=False)
+    return root
+
+
+def test_same_seed_same_bytes_and_a_small_dataset_is_a_prefix(rendered: Path, tmp_path: Path) -> None:
+    again = tmp_path / "again"
+    synthesize(again, num_train=20, num_test=10, seed=3, image_size=SIZE, challenging_fraction=0.2, progress=False)
+    first = _files(rendered)
+    assert _files(again) == first
+    small = tmp_path / "small"
+    synthesize(small, num_train=7, num_test=0, seed=3, image_size=SIZE, progress=False)
+    small_images = {k: v for k, v in _files(small).items() if k.endswith((".jpg", ".pts"))}
+    assert len(small_images) == 14
+    assert all(first[name] == data for name, data in small_images.items())
+    other = tmp_path / "other"
+    synthesize(other, num_train=7, num_test=0, seed=4, image_size=SIZE, progress=False)
+    assert _files(other)["afw/train_000000.jpg"] != first["afw/train_000000.jpg"]
+
+
+def test_folders_splits_and_subsets_follow_300w(rendered: Path) -> None:
+    records = read_synthetic(rendered)
+    folders: dict[str, int] = {}
+    for r in records:
+        folder = r.image_path.rsplit("/", 1)[0]
+        folders[folder] = folders.get(folder, 0) + 1
+    assert folders == {
+        "afw": 2,
+        "helen/trainset": 13,
+        "lfpw/trainset": 5,
+        "helen/testset": 4,
+        "lfpw/testset": 4,
+        "ibug": 2,
+    }
+    test = [r for r in records if r.split == "test"]
+    assert sum(r.split == "train" for r in records) == 20 and len(test) == 10
+    assert sum("common" in r.subsets for r in test) == 8 and sum("challenging" in r.subsets for r in test) == 2
+    assert all("full" in r.subsets for r in test)
+    assert all(r.dataset == "synthetic" and (r.width, r.height) == (SIZE, SIZE) for r in records)
+
+
+def test_read_back_gives_the_rendered_landmarks_boxes_and_visibility(rendered: Path) -> None:
+    records = {r.sample_id: r for r in read_synthetic(rendered)}
+    for item in plan(20, 10, 0.2):
+        record, face, detector, _ = render_item(3, item, SIZE, 0.2)
+        back = records[record.sample_id]
+        np.testing.assert_allclose(back.landmarks, face.landmarks, rtol=0, atol=1e-6)
+        np.testing.assert_array_equal(back.visible, face.visible)
+        np.testing.assert_allclose(back.bbox, landmark_box(face.landmarks), rtol=0, atol=1e-9)
+        boxes = read_box_file(rendered / item.folder.box_file)[f"{item.sample_id.rsplit('/', 1)[1]}.jpg"]
+        np.testing.assert_allclose(boxes.detector, detector, atol=1e-9)
+        side = boxes.detector[2] - boxes.detector[0]
+        assert side == pytest.approx(boxes.detector[3] - boxes.detector[1])
+        assert 0.8 < side / (back.bbox[3] - back.bbox[1]) < 1.3
+
+
+def test_meta_file_records_parameters_and_visibility(rendered: Path) -> None:
+    lines = (rendered / META_FILE).read_text().splitlines()
+    header = lines[0].split(",")
+    assert header[0] == "sample_id" and header[-1] == "visible" and "yaw" in header and "occluder" in header
+    rows = [dict(zip(header, line.split(","), strict=True)) for line in lines[1:]]
+    assert len(rows) == 30
+    for row in rows:
+        assert int(row["occluded_points"]) == row["visible"].count("0")
+        assert int(row["occluded"]) == (row["visible"].count("0") > 0)
+    assert {row["hard"] for row in rows if row["sample_id"].startswith("ibug/")} == {"1"}
+
+
+def test_landmarks_stay_inside_the_image_for_any_pose() -> None:
+    for index in range(40):
+        spec = sample_spec(np.random.default_rng([11, index]), hard=index % 2 == 0)
+        face = render_face(spec, SIZE)
+        assert face.image.shape == (SIZE, SIZE, 3) and face.image.dtype == np.uint8
+        assert face.landmarks.min() >= 0 and face.landmarks.max() <= SIZE - 1
+    big = render_face(replace(spec, face_size=1.0, position=(1.0, 0.0)), SIZE)
+    assert big.landmarks.min() >= 0 and big.landmarks.max() <= SIZE - 1
+
+
+def _clean(spec: FaceSpec) -> FaceSpec:
+    """No blur, noise or colour change, so drawn colours survive to the output."""
+    return replace(spec, camera=Camera())
+
+
+def test_visibility_is_false_exactly_where_an_occluder_covers_a_point() -> None:
+    base = _clean(sample_spec(np.random.default_rng(5), hard=False))
+    base = replace(base, pose=Pose(), expression=Expression(), face_size=0.7, position=(0.5, 0.5), occluders=())
+    colour = (255.0, 0.0, 255.0)
+    bar = Occluder(kind="bar", colour=colour, anchor=27, angle=0.0, size=0.3)
+    face = render_face(replace(base, occluders=(bar,)), 256)
+    hidden = np.flatnonzero(~face.visible)
+    assert set(range(36, 48)) <= set(hidden.tolist())
+    assert face.visible[48:68].all() and face.visible[5:12].all()
+    cols, rows = np.round(face.landmarks).astype(int).T
+    painted = np.all(face.image[rows, cols] == np.array(colour, np.uint8), axis=1)
+    np.testing.assert_array_equal(painted, ~face.visible)
+    np.testing.assert_array_equal(face.occluder_mask[rows, cols] > 0, ~face.visible)
+    clear = render_face(base, 256)
+    assert clear.visible.all() and not clear.occluder_mask.any()
+    np.testing.assert_array_equal(clear.landmarks, face.landmarks)
+
+
+@pytest.mark.parametrize(
+    ("kind", "anchor", "covered"),
+    [("hand", 30, [30]), ("sunglasses", 27, [37, 38, 43, 44]), ("mask", 57, [33, 57, 62]), ("blob", 57, [57])],
+)
+def test_every_occluder_kind_hides_the_points_under_it(kind: str, anchor: int, covered: list[int]) -> None:
+    base = _clean(replace(sample_spec(np.random.default_rng(8), hard=False), pose=Pose(), face_size=0.7))
+    face = render_face(replace(base, occluders=(Occluder(kind, (0.0, 255.0, 0.0), anchor=anchor, size=0.5),)), 256)
+    cols, rows = np.round(face.landmarks).astype(int).T
+    assert not face.visible[covered].any() and face.visible.sum() >= 20
+    np.testing.assert_array_equal(face.occluder_mask[rows, cols] > 0, ~face.visible)
+
+
+def test_landmarks_sit_on_drawn_structure() -> None:
+    """Edges: the image gradient at the landmarks is far above the image's typical gradient."""
+    ratios = []
+    for index in range(10):
+        spec = _clean(sample_spec(np.random.default_rng([21, index]), hard=False))
+        face = render_face(replace(spec, occluders=()), 256)
+        grey = cv2.cvtColor(face.image, cv2.COLOR_BGR2GRAY).astype(np.float32)
+        magnitude = cv2.magnitude(cv2.Sobel(grey, cv2.CV_32F, 1, 0), cv2.Sobel(grey, cv2.CV_32F, 0, 1))
+        magnitude = cv2.dilate(magnitude, np.ones((3, 3), np.uint8))  # a point may sit a pixel off its edge
+        cols, rows = np.round(face.landmarks).astype(int).T
+        ratios.append(magnitude[rows, cols].mean() / magnitude.mean())
+        jaw = magnitude[rows[:17], cols[:17]]
+        assert np.median(jaw) > 2 * np.median(magnitude)
+    assert np.mean(ratios) > 3
+
+
+def test_template_is_the_ibug_68_markup() -> None:
+    x, y = TEMPLATE_68[:, 0], TEMPLATE_68[:, 1]
+    perm = list(IBUG_68.flip_permutation)
+    np.testing.assert_allclose(x[perm], -x, atol=1e-12)
+    np.testing.assert_allclose(y[perm], y, atol=1e-12)
+    assert x[36] < x[39] < x[42] < x[45] and x[48] < x[51] < x[54]  # eyes and mouth corners left to right
+    assert y[19] < y[37] < y[30] < y[33] < y[51] < y[57] < y[8]  # brow, eye, nose tip, nose base, lips, chin
+    assert y[8] == y.max() and x[0] == x.min() and x[16] == x.max()
+
+
+def test_a_mirrored_pose_gives_mirrored_landmarks() -> None:
+    hair = Hair()
+    right = build_face(Identity(), Expression(smile=0.5), Pose(yaw=25, pitch=10, roll=8), hair).landmarks
+    left = build_face(Identity(), Expression(smile=0.5), Pose(yaw=-25, pitch=10, roll=-8), hair).landmarks
+    np.testing.assert_allclose(left, IBUG_68.flip_points(right, width=1), atol=1e-9)  # width 1: x -> -x
+
+
+def test_yaw_turns_the_head() -> None:
+    def nose_offset(yaw: float) -> float:
+        lm = build_face(Identity(), Expression(), Pose(yaw=yaw), Hair()).landmarks
+        return (lm[30, 0] - (lm[0, 0] + lm[16, 0]) / 2) / (lm[16, 0] - lm[0, 0])
+
+    assert nose_offset(-30) < nose_offset(-10) < abs(nose_offset(0)) < nose_offset(10) < nose_offset(30)
+    assert abs(nose_offset(0)) < 1e-9
+    frontal = build_face(Identity(), Expression(), Pose(), Hair()).landmarks
+    turned = build_face(Identity(), Expression(), Pose(yaw=40), Hair()).landmarks
+    width = lambda lm: lm[45, 0] - lm[36, 0]  # noqa: E731
+    assert width(turned) < 0.85 * width(frontal)
+
+
+def test_an_open_mouth_separates_the_inner_lips() -> None:
+    closed = build_face(Identity(), Expression(), Pose(), Hair()).landmarks
+    opened = build_face(Identity(), Expression(mouth_open=1.0), Pose(), Hair()).landmarks
+    assert abs(closed[66, 1] - closed[62, 1]) < 1e-9
+    assert opened[66, 1] - opened[62, 1] > 0.25 and opened[8, 1] > closed[8, 1]
+
+
+def test_synthesize_refuses_a_folder_with_a_dataset(rendered: Path) -> None:
+    with pytest.raises(FileExistsError, match=r"already holds 30 \.pts files"):
+        synthesize(rendered, 1, 0, progress=False)
+
+
+def test_read_synthetic_needs_a_matching_meta_file(tmp_path: Path) -> None:
+    root = tmp_path / "s"
+    synthesize(root, 3, 0, seed=1, image_size=64, progress=False)
+    meta = root / META_FILE
+    text = meta.read_text()
+    meta.write_text("\n".join(text.splitlines()[:-1]) + "\n")
+    with pytest.raises(FormatError, match=r"1 faces lack a row \(e\.g\. \['helen/trainset/train_000002'\]\)"):
+        read_synthetic(root)
+    meta.write_text(text.replace(text.splitlines()[1].rsplit(",", 1)[1], "0101"))
+    with pytest.raises(FormatError, match=rf"^{meta}:2: visible must be 68 characters 0/1, found '0101'"):
+        read_synthetic(root)
+    meta.unlink()
+    with pytest.raises(FormatError, match="missing: not a synthetic dataset, or its rendering was interrupted"):
+        read_synthetic(root)
+
+
+def test_draw_landmarks_marks_visible_green_and_hidden_red() -> None:
+    image = np.zeros((20, 20), np.uint8)
+    points = np.array([[5.0, 5.0], [14.0, 14.0]])
+    out = draw_landmarks(image, points, np.array([True, False]))
+    assert out.shape == (20, 20, 3) and not image.any()
+    assert tuple(out[5, 5]) == VISIBLE_COLOUR and tuple(out[14, 14]) == HIDDEN_COLOUR
+    with pytest.raises(ValueError, match="2 points but 3 visibility flags"):
+        draw_landmarks(image, points, np.ones(3, bool))
