@@ -26,7 +26,9 @@ def evaluate(
     from pathlib import Path
 
     from landmarkflow import steps
+    from landmarkflow.logs import configure_logging
 
+    configure_logging()
     trained = steps.TrainResult.load(train_result.path)
     trained.manifest, trained.checkpoint = manifest.path, str(Path(checkpoint.path) / "model.pt")
     evaluated = steps.evaluate(trained, Path(result.path).with_suffix(".d"))

@@ -26,7 +26,9 @@ def export(
     from pathlib import Path
 
     from landmarkflow import steps
+    from landmarkflow.logs import configure_logging
 
+    configure_logging()
     trained = steps.TrainResult.load(train_result.path)
     trained.manifest, trained.checkpoint = manifest.path, str(Path(checkpoint.path) / "model.pt")
     exported = steps.export(trained, onnx_model.path)

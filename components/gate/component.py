@@ -27,7 +27,9 @@ def gate(
         True when every gate passed.
     """
     from landmarkflow import steps
+    from landmarkflow.logs import configure_logging
 
+    configure_logging()
     trained = steps.TrainResult.load(train_result.path)
     trained.manifest = manifest.path
     gated = steps.gate(

@@ -30,7 +30,9 @@ def ingest(
         result: The step's result (JSON).
     """
     from landmarkflow import steps
+    from landmarkflow.logs import configure_logging
 
+    configure_logging()
     synth = steps.SynthOptions(num_train=synth_train, num_test=synth_test, seed=synth_seed)
     ingested = steps.ingest(dataset, data_root, manifest.path, synth=synth, repo_root=repo_root or None)
     ingested.save(result.path)

@@ -18,7 +18,9 @@ def promote(register_result: Input[Artifact], gate_result: Input[Artifact]) -> s
         One line saying where `champion` points now and why.
     """
     from landmarkflow import steps
+    from landmarkflow.logs import configure_logging
 
+    configure_logging()
     promoted = steps.promote(steps.RegisterResult.load(register_result.path), steps.GateResult.load(gate_result.path))
     print(promoted.message)
     return promoted.message

@@ -28,7 +28,9 @@ def register(
     from pathlib import Path
 
     from landmarkflow import steps
+    from landmarkflow.logs import configure_logging
 
+    configure_logging()
     exported = steps.ExportResult.load(export_result.path)
     exported.onnx_path = str(Path(onnx_model.path) / "model.onnx")
     registered = steps.register(

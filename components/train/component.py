@@ -28,7 +28,9 @@ def train(
         result: The step's result (JSON).
     """
     from landmarkflow import steps
+    from landmarkflow.logs import configure_logging
 
+    configure_logging()
     ingested = steps.IngestResult.load(ingest_result.path)
     ingested.manifest = manifest.path
     overrides = {"train.epochs": epochs} if epochs >= 0 else None

@@ -20,7 +20,9 @@ def validate(manifest: Input[Dataset], ingest_result: Input[Artifact], report: O
 
     from landmarkflow import steps
     from landmarkflow.data.validate import print_summary, require_valid
+    from landmarkflow.logs import configure_logging
 
+    configure_logging()
     ingested = steps.IngestResult.load(ingest_result.path)
     ingested.manifest = manifest.path
     report_dir = Path(report.path).with_name("validation")

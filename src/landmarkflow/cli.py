@@ -3,26 +3,19 @@
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 
+from landmarkflow.logs import configure_logging
 from landmarkflow.tracking import disable_telemetry
 
 app = typer.Typer(help="Facial landmark datasets to deployed models.", no_args_is_help=True)
 data_app = typer.Typer(help="Datasets: render, ingest, validate.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 console = Console(stderr=True)
-
-
-def _setup_logging(verbose: bool) -> None:
-    disable_telemetry()
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s")
-    for noisy in ("alembic", "mlflow", "urllib3", "great_expectations", "dvc"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def _fail(message: str) -> None:
@@ -33,7 +26,8 @@ def _fail(message: str) -> None:
 @app.callback()
 def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False) -> None:
     """Facial landmark datasets to deployed models."""
-    _setup_logging(verbose)
+    disable_telemetry()
+    configure_logging(verbose)
 
 
 @data_app.command("synth")

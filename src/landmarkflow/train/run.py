@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 from landmarkflow.config import ExperimentConfig
 from landmarkflow.data.dataset import split_train_val
 from landmarkflow.data.manifest import read_manifest, to_records
+from landmarkflow.logs import configure_logging
 from landmarkflow.models.registry import build_model
 from landmarkflow.tracking import setup_tracking
 from landmarkflow.train.distributed import init_distributed, shutdown
@@ -19,7 +19,7 @@ def fit_from_manifest(
 ) -> TrainHistory:
     """Build model and data, resume if a checkpoint of this config exists, train, leave model.pt."""
     env = init_distributed()
-    logging.basicConfig(level=logging.INFO if env.is_main else logging.WARNING, format="%(message)s")
+    configure_logging(quiet=not env.is_main)
     if run_id and env.is_main:
         setup_tracking()
     try:
