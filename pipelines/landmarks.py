@@ -59,50 +59,62 @@ def model_branch(
     )
 
 
-@dsl.pipeline(
-    name="landmarkflow",
-    description="Facial landmark models from versioned, validated data to gated, promoted, exported models.",
-)
-def landmark_pipeline(
-    dataset: str = "synthetic",
-    data_root: str = "data/raw/synthetic",
-    repo_root: str = "",
-    configs: list = DEFAULT_CONFIGS,
-    epochs: int = -1,
-    gpus: int = 0,
-    synth_train: int = 2000,
-    synth_test: int = 300,
-    synth_seed: int = 0,
-):
-    """The whole pipeline on one dataset, one branch per model config.
+def make_pipeline(parallelism: int = 0):
+    """The top-level pipeline; `parallelism` caps concurrent model branches (0 = unlimited).
 
-    Args:
-        dataset: Dataset name (synthetic, 300w).
-        data_root: Dataset folder (on a cluster: on the shared workspace volume).
-        repo_root: Checkout with the DVC-tracked data/ ("" skips DVC tracking).
-        configs: Experiment config files, one trained model each.
-        epochs: Override of every config's train.epochs; negative keeps them.
-        gpus: GPUs per training pod; DDP uses one process per GPU.
-        synth_train: Synthetic training faces when the synthetic folder is empty.
-        synth_test: Synthetic test faces when the synthetic folder is empty.
-        synth_seed: Seed of the synthetic renderer.
+    On a cluster every branch has its own pods, so all run at once. On one machine the local runner
+    uses 1: two trainings sharing two cores oversubscribe the BLAS threads and run ~10x slower.
     """
-    ingested = ingest(
-        dataset=dataset,
-        data_root=data_root,
-        repo_root=repo_root,
-        synth_train=synth_train,
-        synth_test=synth_test,
-        synth_seed=synth_seed,
-    ).set_caching_options(False)
-    validated = validate(
-        manifest=ingested.outputs["manifest"], ingest_result=ingested.outputs["result"]
-    ).set_caching_options(False)
-    with dsl.ParallelFor(configs, name="models") as config:
-        model_branch(
-            config=config,
-            epochs=epochs,
-            gpus=gpus,
-            manifest=ingested.outputs["manifest"],
-            ingest_result=ingested.outputs["result"],
-        ).after(validated)
+
+    @dsl.pipeline(
+        name="landmarkflow",
+        description="Facial landmark models from versioned, validated data to gated, promoted, exported models.",
+    )
+    def landmark_pipeline(
+        dataset: str = "synthetic",
+        data_root: str = "data/raw/synthetic",
+        repo_root: str = "",
+        configs: list = DEFAULT_CONFIGS,
+        epochs: int = -1,
+        gpus: int = 0,
+        synth_train: int = 2000,
+        synth_test: int = 300,
+        synth_seed: int = 0,
+    ):
+        """The whole pipeline on one dataset, one branch per model config.
+
+        Args:
+            dataset: Dataset name (synthetic, 300w).
+            data_root: Dataset folder (on a cluster: on the shared workspace volume).
+            repo_root: Checkout with the DVC-tracked data/ ("" skips DVC tracking).
+            configs: Experiment config files, one trained model each.
+            epochs: Override of every config's train.epochs; negative keeps them.
+            gpus: GPUs per training pod; DDP uses one process per GPU.
+            synth_train: Synthetic training faces when the synthetic folder is empty.
+            synth_test: Synthetic test faces when the synthetic folder is empty.
+            synth_seed: Seed of the synthetic renderer.
+        """
+        ingested = ingest(
+            dataset=dataset,
+            data_root=data_root,
+            repo_root=repo_root,
+            synth_train=synth_train,
+            synth_test=synth_test,
+            synth_seed=synth_seed,
+        ).set_caching_options(False)
+        validated = validate(
+            manifest=ingested.outputs["manifest"], ingest_result=ingested.outputs["result"]
+        ).set_caching_options(False)
+        with dsl.ParallelFor(configs, parallelism=parallelism, name="models") as config:
+            model_branch(
+                config=config,
+                epochs=epochs,
+                gpus=gpus,
+                manifest=ingested.outputs["manifest"],
+                ingest_result=ingested.outputs["result"],
+            ).after(validated)
+
+    return landmark_pipeline
+
+
+landmark_pipeline = make_pipeline()

@@ -31,7 +31,7 @@ def main() -> int:
 
     from landmarkflow.report import print_pipeline_report
     from landmarkflow.tracking import disable_telemetry, setup_tracking
-    from pipelines.landmarks import DEFAULT_CONFIGS, landmark_pipeline
+    from pipelines.landmarks import DEFAULT_CONFIGS, make_pipeline
 
     disable_telemetry()
     setup_tracking()
@@ -44,7 +44,7 @@ def main() -> int:
     started = time.perf_counter()
     error = None
     try:
-        landmark_pipeline(
+        make_pipeline(parallelism=1)(
             dataset=args.dataset,
             data_root=str((REPO / args.data_root).resolve()),
             repo_root=str(REPO),

@@ -10,7 +10,7 @@ from kfp import local
 from mlflow.tracking import MlflowClient
 
 from landmarkflow.data.synthetic import synthesize
-from pipelines.landmarks import landmark_pipeline
+from pipelines.landmarks import make_pipeline
 
 pytestmark = pytest.mark.slow
 
@@ -33,7 +33,7 @@ def test_pipeline_runs_through_kfp_local(tmp_path: Path) -> None:
         pipeline_root=str(tmp_path / "outputs"),
         raise_on_error=True,
     )
-    landmark_pipeline(
+    make_pipeline(parallelism=1)(
         dataset="synthetic", data_root=str(root), repo_root="", configs=[str(_relaxed_config(tmp_path))], epochs=1
     )
     client = MlflowClient()
