@@ -101,13 +101,13 @@ class Stack(nn.Module):
         super().__init__()
         self.hourglass = Hourglass(depth, channels)
         self.features = nn.Sequential(Res(channels, channels), CBR(channels, channels, 1))
-        self.predict = nn.Conv2d(channels, num_points, 1)
+        self.heatmap_head = nn.Conv2d(channels, num_points, 1)
         self.merge_features = CBR(channels, channels, 1)
         self.merge_heatmap = CBR(num_points, channels, 1)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         features = self.features(self.hourglass(x))
-        heatmap = self.predict(features)
+        heatmap = self.heatmap_head(features)
         return heatmap, x + self.merge_features(features) + self.merge_heatmap(heatmap)
 
 
