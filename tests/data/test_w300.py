@@ -1,3 +1,4 @@
+import struct
 from pathlib import Path
 
 import cv2
@@ -195,6 +196,10 @@ def test_image_size_reads_headers_like_opencv(tmp_path: Path) -> None:
     for name in ("a.png", "a.jpg"):
         cv2.imwrite(str(tmp_path / name), image)
         assert image_size(tmp_path / name) == (53, 37)
+    jpeg = (tmp_path / "a.jpg").read_bytes()
+    exif = b"Exif\x00\x00II*\x00\x08\x00\x00\x00\x00\x00"  # OpenCV would apply its orientation: decode instead
+    (tmp_path / "exif.jpg").write_bytes(jpeg[:2] + b"\xff\xe1" + struct.pack(">H", len(exif) + 2) + exif + jpeg[2:])
+    assert image_size(tmp_path / "exif.jpg") == (53, 37)
     (tmp_path / "bad.jpg").write_bytes(b"\xff\xd8garbage")
     with pytest.raises(FormatError, match="cannot read this image"):
         image_size(tmp_path / "bad.jpg")
