@@ -22,9 +22,9 @@ from mlflow.tracking import MlflowClient
 
 from landmarkflow.config import ExperimentConfig, load_config
 from landmarkflow.data import versioning
-from landmarkflow.data.formats.readers import read_dataset
+from landmarkflow.data.formats.readers import read_dataset_leniently
 from landmarkflow.data.manifest import read_manifest, to_records, write_manifest
-from landmarkflow.data.validate import ValidationResult, validate_manifest
+from landmarkflow.data.validate import CheckFailure, ValidationResult, validate_manifest
 from landmarkflow.evaluation.baseline import MeanShape
 from landmarkflow.evaluation.gates import GateDecision, decide
 from landmarkflow.evaluation.metrics import per_image_nme, summarize
@@ -79,6 +79,7 @@ class IngestResult(StepResult):
     manifest: str
     data_hash: str
     counts: dict[str, int]
+    problems: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -108,7 +109,10 @@ def ingest(
         from landmarkflow.data.synthetic import synthesize
 
         synthesize(root, synth.num_train, synth.num_test, seed=synth.seed, image_size=synth.image_size)
-    records = read_dataset(dataset, root)
+    records, broken = read_dataset_leniently(dataset, root)
+    problems = [{"check": e.check, "file": str(e.path), "line": e.line, "message": str(e)} for e in broken]
+    for problem in problems:
+        log.warning("not ingested: %s", problem["message"])
     path = write_manifest(records, manifest_path)
     data_hash = _data_hash(root, Path(repo_root).resolve() if repo_root else None, path)
     counts: dict[str, int] = {}
@@ -116,7 +120,7 @@ def ingest(
         counts[record.split] = counts.get(record.split, 0) + 1
     layouts = sorted({r.layout for r in records})
     log.info("ingested %d faces of %s from %s (%s), data hash %s", len(records), dataset, root, counts, data_hash)
-    return IngestResult(dataset, ",".join(layouts), str(root), str(path), data_hash, counts)
+    return IngestResult(dataset, ",".join(layouts), str(root), str(path), data_hash, counts, problems)
 
 
 def _data_hash(root: Path, repo_root: Path | None, manifest: Path) -> str:
@@ -132,9 +136,14 @@ def _data_hash(root: Path, repo_root: Path | None, manifest: Path) -> str:
 
 
 def validate(ingested: IngestResult, report_dir: str | Path) -> ValidationResult:
-    """Run the data suite and image checks; the caller decides whether a failure stops the pipeline."""
+    """Run the data suite and image checks, with the files ingest could not read as failures of their
+    checks; the caller decides whether a failure stops the pipeline."""
+    by_check: dict[str, list[str]] = {}
+    for problem in ingested.problems:
+        by_check.setdefault(problem["check"], []).append(problem["message"])
+    reader_failures = [CheckFailure(check, len(examples), examples) for check, examples in by_check.items()]
     frame = read_manifest(ingested.manifest)
-    return validate_manifest(frame, Path(ingested.root), Path(report_dir))
+    return validate_manifest(frame, Path(ingested.root), Path(report_dir), reader_failures=reader_failures)
 
 
 # ---------------------------------------------------------------- train

@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -31,12 +31,18 @@ MAX_EXAMPLES = 50  # kept per check in the result; the count is always the full 
 
 
 def validate_manifest(
-    frame: pd.DataFrame, root: Path, report_dir: Path | None = None, point_tolerance: float = 2.0
+    frame: pd.DataFrame,
+    root: Path,
+    report_dir: Path | None = None,
+    point_tolerance: float = 2.0,
+    reader_failures: Sequence[CheckFailure] = (),
 ) -> ValidationResult:
     """Run every check over `frame` (images resolved under `root`); write reports into `report_dir` if given.
 
     Points and boxes may lie up to `point_tolerance` pixels outside [0, W-1] x [0, H-1]: real
-    annotations put contour points on or just past the border.
+    annotations put contour points on or just past the border. `reader_failures` are files the reader
+    could not turn into manifest rows (a .pts with 67 points, a NaN, an unreadable image); they are
+    reported under their checks beside what the suite finds.
     """
     from landmarkflow.tracking import disable_telemetry
 
@@ -75,6 +81,7 @@ def validate_manifest(
                         lambda i, c=check, s=from_suite, f=from_images: _detail(c, faces, i) if i in s else f[i],
                     )
                 )
+    failures = _merge(failures, reader_failures)
     result = ValidationResult(
         success=not failures,
         failures=failures,
@@ -90,6 +97,20 @@ def validate_manifest(
     if result.report_path is not None:
         write_html(result, result.report_path)
     return result
+
+
+def _merge(failures: list[CheckFailure], extra: Sequence[CheckFailure]) -> list[CheckFailure]:
+    """Fold reader failures into the suite's, one entry per check, reader examples first."""
+    merged = {f.check: f for f in failures}
+    for failure in extra:
+        if failure.check in merged:
+            known = merged[failure.check]
+            merged[failure.check] = CheckFailure(
+                failure.check, known.count + failure.count, [*failure.examples, *known.examples]
+            )
+        else:
+            merged[failure.check] = failure
+    return list(merged.values())
 
 
 def require_valid(result: ValidationResult) -> ValidationResult:

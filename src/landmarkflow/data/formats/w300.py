@@ -117,7 +117,9 @@ def read_pts(path: str | Path) -> np.ndarray:
         except ValueError:
             raise FormatError(path, f"non-numeric coordinate in {text!r}; expected two numbers 'x y'", number) from None
         if not (math.isfinite(x) and math.isfinite(y)):
-            raise FormatError(path, f"coordinate is not finite in {text!r}; expected finite numbers", number)
+            raise FormatError(
+                path, f"coordinate is not finite in {text!r}; expected finite numbers", number, check="no_nan"
+            )
         points[k] = (x, y)
     rest = [(n + 1, lines[n].strip()) for n in range(i + 1 + n_points, len(lines)) if lines[n].strip()]
     if not rest:
@@ -169,7 +171,7 @@ def image_size(path: str | Path) -> tuple[int, int]:
                 return size
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:
-        raise FormatError(path, "cannot read this image (expected a .jpg or .png file)")
+        raise FormatError(path, "cannot read this image (expected a .jpg or .png file)", check="image_opens")
     return int(image.shape[1]), int(image.shape[0])
 
 
@@ -284,6 +286,7 @@ class ReadReport:
     boxes_from_landmarks: int = 0
     images_without_pts: list[str] = field(default_factory=list)
     pts_without_image: list[str] = field(default_factory=list)
+    problems: list[FormatError] = field(default_factory=list)
 
     @property
     def faces(self) -> int:
@@ -300,21 +303,27 @@ class ReadReport:
         if self.images_without_pts or self.pts_without_image:
             text += f"; skipped {len(self.images_without_pts)} images without .pts"
             text += f" and {len(self.pts_without_image)} .pts without image"
+        if self.problems:
+            text += f"; {len(self.problems)} faces not read (broken files, see the problems)"
         return text
 
 
 def read_300w(root: str | Path, dataset: str = "300w") -> list[FaceRecord]:
     """Read every face of a 300W-layout folder into manifest records (see `read_300w_with_report`)."""
-    records, report = read_300w_with_report(root, dataset)
+    records, report = read_300w_with_report(root, dataset, strict=True)
     log.info("%s", report.summary())
     return records
 
 
-def read_300w_with_report(root: str | Path, dataset: str = "300w") -> tuple[list[FaceRecord], ReadReport]:
+def read_300w_with_report(
+    root: str | Path, dataset: str = "300w", strict: bool = True
+) -> tuple[list[FaceRecord], ReadReport]:
     """Read a 300W-layout folder: faces in a stable order (folder, then file name) and a report of what was found.
 
     Boxes come from `Bounding Boxes/bounding_boxes_<subset>.mat` (bb_ground_truth) where present, else they
     are the tight landmark box. Images without a .pts (and .pts without an image) are skipped and reported.
+    A broken face raises its FormatError when `strict`; otherwise it is left out and kept in
+    `report.problems`, so that a pipeline can report every broken file at validation instead of the first.
     """
     root = Path(root)
     if not root.is_dir():
@@ -332,7 +341,13 @@ def read_300w_with_report(root: str | Path, dataset: str = "300w") -> tuple[list
         report.pts_without_image += [f"{folder.path}/{pts_files[s].name}" for s in sorted(pts_files.keys() - images)]
         for stem in sorted(images.keys() & pts_files.keys()):
             image = images[stem]
-            record = _read_face(root, folder, image, pts_files[stem], boxes.get(image.name), dataset)
+            try:
+                record = _read_face(root, folder, image, pts_files[stem], boxes.get(image.name), dataset)
+            except FormatError as problem:
+                if strict:
+                    raise
+                report.problems.append(problem)
+                continue
             if image.name in boxes:
                 report.boxes_from_files += 1
             else:
@@ -342,7 +357,7 @@ def read_300w_with_report(root: str | Path, dataset: str = "300w") -> tuple[list
             report.faces_per_split[folder.split] = report.faces_per_split.get(folder.split, 0) + 1
             for subset in folder.subsets:
                 report.faces_per_subset[subset] = report.faces_per_subset.get(subset, 0) + 1
-    if not records:
+    if not records and not report.problems:
         folders = ", ".join(f"{f.path}/" for f in present)
         raise FormatError(root, f"found the folders {folders} but no image with a same-named .pts file in them")
     return records, report
@@ -380,7 +395,9 @@ def _read_face(
     landmarks = read_pts(pts_path)
     expected = get_layout("68").num_points
     if landmarks.shape[0] != expected:
-        raise FormatError(pts_path, f"holds {landmarks.shape[0]} points; 300W's layout 68 expects {expected}")
+        raise FormatError(
+            pts_path, f"holds {landmarks.shape[0]} points; 300W's layout 68 expects {expected}", check="point_count"
+        )
     width, height = image_size(image)
     bbox = boxes.ground_truth if boxes is not None else landmark_box(landmarks)
     return FaceRecord(

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from landmarkflow.data.formats.errors import FormatError
-from landmarkflow.data.formats.w300 import FOLDERS_BY_PATH, W300Folder, read_300w, write_box_files, write_sample
+from landmarkflow.data.formats.w300 import ReadReport, read_300w_with_report, FOLDERS_BY_PATH, W300Folder, read_300w, write_box_files, write_sample
 from landmarkflow.data.manifest import FaceRecord, landmark_box
 from landmarkflow.data.synthetic.params import FaceSpec, sample_spec
 from landmarkflow.data.synthetic.render import RenderedFace, render_face
@@ -262,18 +262,29 @@ def read_meta(root: str | Path) -> dict[str, dict[str, str]]:
 
 def read_synthetic(root: str | Path) -> list[FaceRecord]:
     """The synthetic dataset as manifest records: `read_300w` plus per-point visibility from the meta file."""
+    return read_synthetic_with_report(root, strict=True)[0]
+
+
+def read_synthetic_with_report(root: str | Path, strict: bool = True) -> tuple[list[FaceRecord], ReadReport]:
+    """`read_synthetic` with the reader's report; broken faces go to `report.problems` unless `strict`."""
     root = Path(root)
-    records = read_300w(root, dataset="synthetic")
+    records, report = read_300w_with_report(root, dataset="synthetic", strict=strict)
     meta = read_meta(root)
+    broken = {p.path.relative_to(root).with_suffix("").as_posix() for p in report.problems if p.path.is_relative_to(root)}
     faces = {r.sample_id for r in records}
     unknown = sorted(faces - meta.keys())
-    stale = sorted(meta.keys() - faces)
-    if unknown or stale:
+    stale = sorted(meta.keys() - faces - broken)
+    if strict and (unknown or stale):
         raise FormatError(
             root / META_FILE,
             f"does not match the images: {len(unknown)} faces lack a row (e.g. {unknown[:3]}), "
             f"{len(stale)} rows lack a face (e.g. {stale[:3]})",
         )
+    for sample_id in unknown:
+        report.problems.append(FormatError(root / META_FILE, f"no row for face {sample_id} (its visibility is unknown)"))
+    for sample_id in stale:
+        report.problems.append(FormatError(root / META_FILE, f"row for face {sample_id}, which has no image or .pts"))
     for record in records:
-        record.visible = np.array([c == "1" for c in meta[record.sample_id]["visible"]])
-    return records
+        if record.sample_id in meta:
+            record.visible = np.array([c == "1" for c in meta[record.sample_id]["visible"]])
+    return records, report

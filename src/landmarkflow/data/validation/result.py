@@ -7,6 +7,7 @@ from pathlib import Path
 
 # Every check, in report order, with the one line a reader needs to know what it guards.
 CHECKS: dict[str, str] = {
+    "annotation_format": "every annotation file parses as its format (checked while ingesting)",
     "schema": "manifest columns are exactly the contract's",
     "non_empty": "the manifest has at least one face",
     "known_layout": "layout is one of the known layouts",
