@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import numpy as np
 from mlflow.tracking import MlflowClient
 
-from landmarkflow.config import ExperimentConfig, load_config
+from landmarkflow.config import ExperimentConfig, load_config, parse_config
 from landmarkflow.data import versioning
 from landmarkflow.data.formats.readers import read_dataset_leniently
 from landmarkflow.data.manifest import read_manifest, to_records, write_manifest
@@ -162,6 +162,11 @@ class TrainResult(StepResult):
     root: str
     seconds: float
     final_val_nme: float
+    config: dict[str, Any] = field(default_factory=dict)
+
+    def experiment_config(self) -> ExperimentConfig:
+        """The config this model was trained with, overrides included."""
+        return parse_config(self.config, source=f"train result of run {self.run_id}")
 
 
 def _flat_params(config: ExperimentConfig) -> dict[str, str]:
@@ -236,6 +241,7 @@ def train(
         root=ingested.root,
         seconds=seconds,
         final_val_nme=float(val),
+        config=config.to_dict(),
     )
 
 
@@ -439,7 +445,7 @@ def _champion_nme_on(champion_source: str, trained: TrainResult, config: Experim
 
 def gate(trained: TrainResult, evaluated: EvalResult, exported: ExportResult) -> GateResult:
     """Decide promotion: NME threshold, not worse than the champion on the same data, ONNX parity."""
-    config = load_config(trained.config_path)
+    config = trained.experiment_config()
     name = registered_model_name(trained.model, trained.dataset)
     champion = version_by_alias(name, CHAMPION)
     champion_nme, label = None, "champion"
@@ -478,7 +484,7 @@ class RegisterResult(StepResult):
 
 def register(trained: TrainResult, evaluated: EvalResult, exported: ExportResult, gated: GateResult) -> RegisterResult:
     """Register the ONNX model as a new version with lineage tags; alias `challenger` if it passed the gates."""
-    config = load_config(trained.config_path)
+    config = trained.experiment_config()
     model_uri = log_onnx_model(trained.run_id, Path(exported.onnx_path), deploy_info(config))
     lineage = Lineage(data_hash=trained.data_hash, git_commit=git_commit(), config_hash=trained.config_hash)
     tags = {
