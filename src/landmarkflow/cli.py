@@ -44,7 +44,10 @@ def data_synth(
     from landmarkflow.data.synthetic import synthesize
 
     report = synthesize(out, train, test, seed=seed, image_size=size)
-    console.print(report)
+    console.print(
+        f"{report.images} faces {report.per_split} at {report.image_size} px -> {report.root} "
+        f"({report.seconds:.1f} s, {report.images_per_s:.0f} images/s)"
+    )
 
 
 @data_app.command("ingest")
@@ -103,6 +106,24 @@ def run(
     console.print(result.promote.message)
 
 
+def _parse_bbox(bbox: str) -> list[float]:
+    try:
+        box = [float(v) for v in bbox.split(",")]
+    except ValueError:
+        box = []
+    if len(box) != 4 or box[2] <= box[0] or box[3] <= box[1]:
+        _fail(f"--bbox {bbox!r}: expected x1,y1,x2,y2 with x2 > x1 and y2 > y1")
+    return box
+
+
+def _describe(result: dict) -> str:
+    faces = result["faces"]
+    if not faces:
+        return f"{result['image']}: no face found (pass --bbox to skip detection)"
+    boxes = "; ".join(f"box {', '.join(f'{v:.0f}' for v in face['bbox'])}" for face in faces)
+    return f"{result['image']}: {len(faces)} face(s), {len(faces[0]['landmarks'])} points each ({boxes})"
+
+
 @app.command("predict")
 def predict(
     images: Annotated[list[Path], typer.Argument(help="Image files.")],
@@ -110,26 +131,39 @@ def predict(
     bbox: Annotated[
         str | None, typer.Option(help="Face box x1,y1,x2,y2 in pixels (loose face box); default: detect faces.")
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per image (the only output format).")] = True,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object per image (bbox and landmarks) on stdout.")
+    ] = False,
+    draw: Annotated[
+        Path | None, typer.Option(help="Folder to write each image with its predicted landmarks drawn on.")
+    ] = None,
 ) -> None:
-    """Landmarks in original-image pixel coordinates (0-based), one JSON object per image."""
+    """Landmarks in original-image pixel coordinates (0-based) for every face in each image."""
+    import cv2
+    import numpy as np
+
+    from landmarkflow.data.draw import draw_landmarks
+    from landmarkflow.fileio import atomic_write_bytes
     from landmarkflow.inference import Predictor
 
-    box = None
-    if bbox is not None:
-        try:
-            box = [float(v) for v in bbox.split(",")]
-        except ValueError:
-            box = []
-        if len(box) != 4 or box[2] <= box[0] or box[3] <= box[1]:
-            _fail(f"--bbox {bbox!r}: expected x1,y1,x2,y2 with x2 > x1 and y2 > y1")
+    box = None if bbox is None else _parse_bbox(bbox)
     try:
         predictor = Predictor.load(model)
         results = predictor.predict_files(images, bbox=box)
     except (OSError, ValueError) as exc:
         _fail(str(exc))
     for result in results:
-        typer.echo(json.dumps(result))
+        if as_json:
+            typer.echo(json.dumps(result))
+        else:
+            typer.echo(_describe(result))
+        if draw is not None:
+            canvas = cv2.imread(result["image"], cv2.IMREAD_COLOR)
+            for face in result["faces"]:
+                canvas = draw_landmarks(canvas, np.asarray(face["landmarks"]))
+            target = draw / f"{Path(result['image']).stem}_landmarks.png"
+            atomic_write_bytes(target, cv2.imencode(".png", canvas)[1].tobytes())
+            typer.echo(f"drawn -> {target}", err=as_json)
 
 
 if __name__ == "__main__":

@@ -16,9 +16,11 @@ pytestmark = pytest.mark.slow
 
 
 def _relaxed_config(tmp_path: Path) -> Path:
-    """The tiny config with a loose NME gate, so one short epoch can be promoted."""
+    """The tiny config with gates loose enough for one short epoch to be promoted: this test is about the
+    wiring. An untrained HIH's integer heatmaps are nearly flat, so near-ties in their argmax may go one way
+    in PyTorch and the other in onnxruntime (2.4e-4 NME measured); trained maps are peaked and agree."""
     raw = yaml.safe_load(Path("configs/hih_synthetic_tiny.yaml").read_text())
-    raw.setdefault("gate", {})["max_nme"] = 0.9
+    raw["gate"] = {"max_nme": 5.0, "parity_tolerance": 0.05}
     raw.setdefault("eval", {})["overlay_count"] = 4
     path = tmp_path / "hih_tiny_relaxed.yaml"
     path.write_text(yaml.safe_dump(raw))
@@ -38,7 +40,7 @@ def test_pipeline_runs_through_kfp_local(tmp_path: Path) -> None:
     )
     client = MlflowClient()
     version = client.get_model_version_by_alias("hih-synthetic", "champion")
-    assert version.version == "1"
+    assert str(version.version) == "1"
     assert version.tags["gate"] == "passed"
     assert version.tags["data_hash"].startswith("manifest-sha256:")
     run = client.get_run(version.run_id)

@@ -11,7 +11,9 @@ import pytest
 from mlflow.tracking import MlflowClient
 from onnx import TensorProto, helper, numpy_helper
 from skimage import data
+from typer.testing import CliRunner
 
+from landmarkflow.cli import app
 from landmarkflow.detection import detect_faces
 from landmarkflow.export.metadata import DeployInfo
 from landmarkflow.inference import Predictor
@@ -111,6 +113,27 @@ def test_predict_files_json_for_given_and_detected_boxes(model_path: Path, tmp_p
     (tmp_path / "text.jpg").write_text("not an image")
     with pytest.raises(OSError, match=r"text\.jpg: cannot read image"):
         predictor.predict_files([astronaut, tmp_path / "text.jpg"])
+
+
+def test_cli_predict_prints_text_or_json_and_draws(model_path: Path, tmp_path: Path) -> None:
+    astronaut = tmp_path / "astronaut.jpg"
+    cv2.imwrite(str(astronaut), cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR))
+    args = ["predict", "--model", str(model_path), str(astronaut), "--bbox", "10,20,50,70"]
+
+    text = CliRunner().invoke(app, [*args, "--draw", str(tmp_path / "drawn")])
+    assert text.exit_code == 0, text.output
+    assert f"{astronaut}: 1 face(s), 19 points each (box 10, 20, 50, 70)" in text.output
+    drawn = cv2.imread(str(tmp_path / "drawn" / "astronaut_landmarks.png"))
+    assert drawn.shape == (512, 512, 3)
+    assert tuple(drawn[45, 30]) == (0, 220, 0)  # the first landmark, the box centre, is painted green
+
+    as_json = CliRunner().invoke(app, [*args, "--json"])
+    assert as_json.exit_code == 0, as_json.output
+    (face,) = json.loads(as_json.stdout.strip().splitlines()[-1])["faces"]
+    assert face["landmarks"][0] == [30.0, 45.0]
+
+    bad = CliRunner().invoke(app, [*args[:-1], "50,20,10,70"])
+    assert bad.exit_code == 1 and "expected x1,y1,x2,y2 with x2 > x1" in bad.output
 
 
 def test_load_errors_name_the_problem(tmp_path: Path, model_path: Path) -> None:
