@@ -183,6 +183,13 @@ AFLW_19 = Layout(
 
 LAYOUTS: dict[str, Layout] = {layout.name: layout for layout in (IBUG_68, WFLW_98, COFW_29, AFLW_19)}
 
+# Test subsets a benchmark's own files define, by dataset (models.md §1.2). WFLW's are in the order of the six
+# attribute flags of its annotation lines and named as its subset list files (list_98pt_test_<name>.txt).
+DATASET_SUBSETS: dict[str, tuple[str, ...]] = {
+    "wflw": ("largepose", "expression", "illumination", "makeup", "occlusion", "blur"),
+    "aflw": ("frontal",),
+}
+
 
 def get_layout(name: str) -> Layout:
     """The layout called `name` ("68", "98", "29" or "19"), with a clear error for anything else."""
