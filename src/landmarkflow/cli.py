@@ -52,7 +52,7 @@ def data_synth(
 
 @data_app.command("ingest")
 def data_ingest(
-    dataset: Annotated[str, typer.Option(help="Dataset name: synthetic or 300w.")],
+    dataset: Annotated[str, typer.Option(help="Dataset name: synthetic, 300w, wflw, cofw, cofw68 or aflw.")],
     root: Annotated[Path, typer.Option(help="Dataset folder as unpacked.")],
     out: Annotated[Path, typer.Option(help="Manifest Parquet file to write.")],
 ) -> None:

@@ -18,6 +18,34 @@ def _read_300w(root: Path, strict: bool) -> tuple[list[FaceRecord], list[FormatE
     return records, report.problems
 
 
+def _read_wflw(root: Path, strict: bool) -> tuple[list[FaceRecord], list[FormatError]]:
+    from landmarkflow.data.formats.wflw import read_wflw_with_report
+
+    records, report = read_wflw_with_report(root, strict=strict)
+    return records, report.problems
+
+
+def _read_cofw(root: Path, strict: bool) -> tuple[list[FaceRecord], list[FormatError]]:
+    from landmarkflow.data.formats.cofw import read_cofw_with_report
+
+    records, report = read_cofw_with_report(root, strict=strict)
+    return records, report.problems
+
+
+def _read_cofw68(root: Path, strict: bool) -> tuple[list[FaceRecord], list[FormatError]]:
+    from landmarkflow.data.formats.cofw import read_cofw68_with_report
+
+    records, report = read_cofw68_with_report(root, strict=strict)
+    return records, report.problems
+
+
+def _read_aflw(root: Path, strict: bool) -> tuple[list[FaceRecord], list[FormatError]]:
+    from landmarkflow.data.formats.aflw import read_aflw_with_report
+
+    records, report = read_aflw_with_report(root, strict=strict)
+    return records, report.problems
+
+
 def _read_synthetic(root: Path, strict: bool) -> tuple[list[FaceRecord], list[FormatError]]:
     from landmarkflow.data.synthetic.writer import read_synthetic_with_report
 
@@ -27,6 +55,10 @@ def _read_synthetic(root: Path, strict: bool) -> tuple[list[FaceRecord], list[Fo
 
 READERS: dict[str, Reader] = {
     "300w": _read_300w,
+    "wflw": _read_wflw,
+    "cofw": _read_cofw,
+    "cofw68": _read_cofw68,
+    "aflw": _read_aflw,
     "synthetic": _read_synthetic,
 }
 
