@@ -138,13 +138,6 @@ def test_mat_values_round_trip_in_both_versions(tmp_path: Path) -> None:
         np.testing.assert_array_equal(back["numbers"], values["numbers"])
 
 
-def _rewrite(path: Path, version: str, **changes: object) -> None:
-    names = ("IsTr", "phisTr", "bboxesTr") if "train" in path.name else ("IsT", "phisT", "bboxesT")
-    values = read_mat(path, names)
-    values.update(changes)
-    write_mat(path, {k: v for k, v in values.items() if v is not None}, version)
-
-
 @pytest.mark.parametrize("version", ["5", "7.3"])
 @pytest.mark.parametrize(
     ("change", "message", "check"),
@@ -164,7 +157,9 @@ def _rewrite(path: Path, version: str, **changes: object) -> None:
         ({"IsTr": "float@1"}, r"IsTr\[1\] is float64 \(.*\); expected a uint8 image", "image_opens"),
     ],
 )
-def test_errors_name_file_variable_and_row(tmp_path: Path, version: str, change: dict, message: str, check) -> None:
+def test_errors_name_file_variable_and_row(
+    tmp_path: Path, version: str, change: dict, message: str, check: str | None
+) -> None:
     _dataset(tmp_path, version)
     path = tmp_path / "COFW_train_color.mat"
     values = read_mat(path, ("IsTr", "phisTr", "bboxesTr"))
