@@ -12,6 +12,9 @@ from landmarkflow.config import load_config
 from landmarkflow.registry import CHAMPION, version_by_alias
 from landmarkflow.tracking import experiment_name, registered_model_name, tracking_uri
 
+REPORT_WIDTH = 140
+"""Columns the end-of-run report is laid out for, so a log file (no terminal) keeps every cell whole."""
+
 
 def _latest_version(client: MlflowClient, name: str):
     versions = client.search_model_versions(f"name='{name}'", order_by=["version_number DESC"], max_results=1)
@@ -22,7 +25,7 @@ def print_pipeline_report(
     configs: list[str], dataset: str, outputs: Path, minutes: float, error: str | None = None
 ) -> int:
     """Print the results table and pointers; returns the process exit code (1 when the run failed)."""
-    console = Console()
+    console = Console(width=max(Console().width, REPORT_WIDTH))
     client = MlflowClient()
     table = Table(title=f"landmarkflow on {dataset} ({minutes:.1f} min)")
     for column in ("model", "latest version", "gate", "test NME", "mean-shape NME", "champion", "champion NME"):

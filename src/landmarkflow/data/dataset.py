@@ -18,8 +18,8 @@ from torch.utils.data import Dataset
 from landmarkflow.codecs.base import Codec
 from landmarkflow.config import AugmentConfig
 from landmarkflow.data.manifest import FaceRecord
-from landmarkflow.imageio import read_rgb
 from landmarkflow.geometry import crop_matrix, transform_points, warp_image
+from landmarkflow.imageio import read_rgb
 from landmarkflow.layouts import get_layout
 
 

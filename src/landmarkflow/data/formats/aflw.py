@@ -22,8 +22,8 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from landmarkflow.data.formats.cofw import MatValue, check_row, numeric, read_mat, write_mat
+from landmarkflow.data.formats.common import IMAGE_SUFFIXES, encode_image, image_size
 from landmarkflow.data.formats.errors import FormatError
-from landmarkflow.data.formats.w300 import IMAGE_SUFFIXES, _encode_image, image_size
 from landmarkflow.data.manifest import FaceRecord
 from landmarkflow.fileio import atomic_write_bytes
 from landmarkflow.layouts import DATASET_SUBSETS, get_layout
@@ -290,7 +290,7 @@ def write_aflw(
     for record in records:
         image = images.get(record.sample_id) if images else None
         if image is not None and record.image_path not in written:
-            atomic_write_bytes(root / record.image_path, _encode_image(root / record.image_path, image))
+            atomic_write_bytes(root / record.image_path, encode_image(root / record.image_path, image))
             written.add(record.image_path)
     test = [i for i, r in enumerate(records) if r.split == "test"]
     variables: dict[str, MatValue] = {

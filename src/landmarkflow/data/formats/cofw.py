@@ -17,7 +17,6 @@ image files of the test faces. Errors name the .mat file, the variable and its r
 
 from __future__ import annotations
 
-import io
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,8 +27,8 @@ import h5py
 import numpy as np
 import scipy.io
 
+from landmarkflow.data.formats.common import save_mat_v5
 from landmarkflow.data.formats.errors import FormatError
-from landmarkflow.data.formats.w300 import _MAT_HEADER
 from landmarkflow.data.manifest import FaceRecord
 from landmarkflow.fileio import atomic_path, atomic_write_bytes
 from landmarkflow.layouts import get_layout
@@ -138,9 +137,7 @@ def write_mat(path: str | Path, variables: Mapping[str, MatValue], version: str 
     atomically. v5 files are byte-reproducible."""
     path = Path(path)
     if version == "5":
-        buffer = io.BytesIO()
-        scipy.io.savemat(buffer, {k: _to_mat5(v) for k, v in variables.items()}, do_compression=False)
-        atomic_write_bytes(path, _MAT_HEADER + buffer.getvalue()[len(_MAT_HEADER) :])
+        save_mat_v5(path, {k: _to_mat5(v) for k, v in variables.items()})
     elif version == "7.3":
         with atomic_path(path) as tmp:
             with h5py.File(tmp, "w", userblock_size=512) as f:

@@ -8,18 +8,16 @@ Conventions converted here (DESIGN.md, "Manifest"): .pts files and `bb_ground_tr
 from __future__ import annotations
 
 import csv
-import io
 import logging
 import math
-import struct
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 import scipy.io
 
+from landmarkflow.data.formats.common import IMAGE_SUFFIXES, encode_image, image_size, save_mat_v5
 from landmarkflow.data.formats.errors import FormatError
 from landmarkflow.data.manifest import FaceRecord, landmark_box
 from landmarkflow.fileio import atomic_path, atomic_write_bytes, atomic_write_text
@@ -29,11 +27,7 @@ log = logging.getLogger(__name__)
 
 PTS_DECIMALS = 6  # 1-based values written with 6 decimals come back within 5e-7 px
 BOX_DIR = "Bounding Boxes"
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
-JPEG_QUALITY = 95
 HRNET_SCALE_UNIT = 200.0  # HRNet's scale = box side / 200
-# MATLAB ignores the 116-byte text header; scipy stamps the time into it, which breaks byte-identical output.
-_MAT_HEADER = b"MATLAB 5.0 MAT-file, Platform: posix, Created by: landmarkflow".ljust(116)
 
 
 @dataclass(frozen=True)
@@ -153,71 +147,6 @@ def write_pts(path: str | Path, points: np.ndarray) -> Path:
     return path
 
 
-# ------------------------------------------------------------------------------------------------ images
-
-
-def image_size(path: str | Path) -> tuple[int, int]:
-    """(width, height) of an image from its PNG or JPEG header, decoding it only when the header cannot tell
-    (other formats, or a JPEG with EXIF, whose orientation OpenCV applies when the trainer reads it)."""
-    path = Path(path)
-    with path.open("rb") as f:
-        head = f.read(24)
-        if head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR":
-            width, height = struct.unpack(">II", head[16:24])
-            return int(width), int(height)
-        if head[:2] == b"\xff\xd8":
-            size = _jpeg_header_size(f)
-            if size is not None:
-                return size
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise FormatError(path, "cannot read this image (expected a .jpg or .png file)", check="image_opens")
-    return int(image.shape[1]), int(image.shape[0])
-
-
-_JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
-
-
-def _jpeg_header_size(f: io.BufferedReader) -> tuple[int, int] | None:
-    """Walk JPEG segments to the frame header; None when an EXIF block or a damaged stream comes first."""
-    f.seek(2)
-    while True:
-        byte = f.read(1)
-        if byte != b"\xff":
-            return None
-        marker = f.read(1)
-        while marker == b"\xff":
-            marker = f.read(1)
-        if not marker:
-            return None
-        code = marker[0]
-        if code == 0x01 or 0xD0 <= code <= 0xD8:
-            continue
-        raw = f.read(2)
-        if len(raw) < 2 or code in (0xD9, 0xDA):
-            return None
-        length = struct.unpack(">H", raw)[0]
-        end = f.tell() + length - 2
-        if code in _JPEG_SOF:
-            frame = f.read(5)
-            if len(frame) < 5:
-                return None
-            height, width = struct.unpack(">HH", frame[1:5])
-            return int(width), int(height)
-        if code == 0xE1 and f.read(4) == b"Exif":
-            return None
-        f.seek(end)
-
-
-def _encode_image(path: Path, image: np.ndarray) -> bytes:
-    suffix = path.suffix.lower()
-    params = [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY] if suffix in (".jpg", ".jpeg") else []
-    ok, buffer = cv2.imencode(suffix, image, params)
-    if not ok:
-        raise FormatError(path, f"OpenCV cannot encode an image as {suffix}; expected one of {IMAGE_SUFFIXES}")
-    return buffer.tobytes()
-
-
 # ------------------------------------------------------------------------------------------------ box files
 
 
@@ -265,9 +194,7 @@ def write_box_file(path: str | Path, boxes: Mapping[str, FaceBoxes]) -> Path:
         entry[0, 0]["bb_detector"] = (np.asarray(boxes[name].detector, dtype=np.float64) + 1.0).reshape(1, 4)
         entry[0, 0]["bb_ground_truth"] = (np.asarray(boxes[name].ground_truth, dtype=np.float64) + 1.0).reshape(1, 4)
         cells[0, i] = entry
-    buffer = io.BytesIO()
-    scipy.io.savemat(buffer, {"bounding_boxes": cells}, do_compression=False)
-    atomic_write_bytes(path, _MAT_HEADER + buffer.getvalue()[len(_MAT_HEADER) :])
+    save_mat_v5(path, {"bounding_boxes": cells})
     return path
 
 
@@ -453,7 +380,7 @@ def write_sample(root: str | Path, record: FaceRecord, image: np.ndarray | None 
                 f"sample {record.sample_id}: image is {image.dtype} {image.shape}, expected uint8 "
                 f"({record.height}, {record.width}[, 3])",
             )
-        atomic_write_bytes(image_file, _encode_image(image_file, image))
+        atomic_write_bytes(image_file, encode_image(image_file, image))
     elif not image_file.is_file():
         raise FormatError(image_file, f"sample {record.sample_id}: no image given and none on disk")
     elif image_size(image_file) != (record.width, record.height):

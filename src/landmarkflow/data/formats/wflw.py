@@ -19,8 +19,8 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
+from landmarkflow.data.formats.common import encode_image, image_size
 from landmarkflow.data.formats.errors import FormatError
-from landmarkflow.data.formats.w300 import _encode_image, image_size
 from landmarkflow.data.manifest import FaceRecord
 from landmarkflow.fileio import atomic_write_bytes, atomic_write_text
 from landmarkflow.layouts import DATASET_SUBSETS, get_layout
@@ -280,7 +280,7 @@ def write_wflw(records: Sequence[FaceRecord], root: str | Path, images: Mapping[
         image = images.get(record.sample_id) if images else None
         if image is not None and record.image_path not in written:
             image_file = root / record.image_path
-            atomic_write_bytes(image_file, _encode_image(image_file, image))
+            atomic_write_bytes(image_file, encode_image(image_file, image))
             written.add(record.image_path)
     for split, split_lines in lines.items():
         atomic_write_text(root / annotation_file(split), "".join(f"{line}\n" for line in split_lines))

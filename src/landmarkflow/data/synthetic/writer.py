@@ -18,7 +18,14 @@ from pathlib import Path
 import numpy as np
 
 from landmarkflow.data.formats.errors import FormatError
-from landmarkflow.data.formats.w300 import ReadReport, read_300w_with_report, FOLDERS_BY_PATH, W300Folder, read_300w, write_box_files, write_sample
+from landmarkflow.data.formats.w300 import (
+    FOLDERS_BY_PATH,
+    ReadReport,
+    W300Folder,
+    read_300w_with_report,
+    write_box_files,
+    write_sample,
+)
 from landmarkflow.data.manifest import FaceRecord, landmark_box
 from landmarkflow.data.synthetic.params import FaceSpec, sample_spec
 from landmarkflow.data.synthetic.render import RenderedFace, render_face
@@ -270,7 +277,9 @@ def read_synthetic_with_report(root: str | Path, strict: bool = True) -> tuple[l
     root = Path(root)
     records, report = read_300w_with_report(root, dataset="synthetic", strict=strict)
     meta = read_meta(root)
-    broken = {p.path.relative_to(root).with_suffix("").as_posix() for p in report.problems if p.path.is_relative_to(root)}
+    broken = {
+        p.path.relative_to(root).with_suffix("").as_posix() for p in report.problems if p.path.is_relative_to(root)
+    }
     faces = {r.sample_id for r in records}
     unknown = sorted(faces - meta.keys())
     stale = sorted(meta.keys() - faces - broken)
@@ -281,7 +290,9 @@ def read_synthetic_with_report(root: str | Path, strict: bool = True) -> tuple[l
             f"{len(stale)} rows lack a face (e.g. {stale[:3]})",
         )
     for sample_id in unknown:
-        report.problems.append(FormatError(root / META_FILE, f"no row for face {sample_id} (its visibility is unknown)"))
+        report.problems.append(
+            FormatError(root / META_FILE, f"no row for face {sample_id} (its visibility is unknown)")
+        )
     for sample_id in stale:
         report.problems.append(FormatError(root / META_FILE, f"row for face {sample_id}, which has no image or .pts"))
     for record in records:
