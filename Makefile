@@ -14,7 +14,7 @@ export PYTHONUNBUFFERED := 1
 export MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/mlflow/mlflow.db
 export LANDMARKFLOW_ARTIFACTS ?= $(CURDIR)/mlflow/artifacts
 
-.PHONY: setup test test-fast lint pipeline-run pipeline-compile pipeline-submit pipeline-schedule mlflow-ui bench data clean data-push data-pull data-status test-integration
+.PHONY: setup test test-fast lint pipeline-run pipeline-compile pipeline-submit pipeline-schedule mlflow-ui bench data clean data-remote data-push data-pull data-status test-integration
 
 setup: $(STAMP)
 
@@ -69,17 +69,20 @@ pipeline-submit: pipeline-compile
 pipeline-schedule: pipeline-compile
 	$(BIN)/python pipelines/cluster.py schedule --host "$(KFP_HOST)" --params '$(or $(PARAMS),{})' --cron "$(or $(CRON),0 0 3 * * 0)"
 
-# Data: version data/ with DVC (local remote dvc-remote/ unless `make data-remote` set S3), validate it.
+# Data: version data/ with DVC (local remote dvc-remote/ unless `make data-remote` made S3 the default).
+# make data-remote S3_URL=s3://bucket/landmarks [S3_ENDPOINT=http://127.0.0.1:8333]; credentials from the environment.
+data-remote: $(STAMP)
+	@test -n "$(S3_URL)" || { echo "usage: make data-remote S3_URL=s3://bucket/prefix [S3_ENDPOINT=http://host:port]"; exit 2; }
+	$(BIN)/landmarkflow data remote --url "$(S3_URL)" $(if $(S3_ENDPOINT),--endpoint "$(S3_ENDPOINT)")
+
 data-push: $(STAMP)
-	$(BIN)/dvc add data
-	$(BIN)/dvc push data.dvc
+	$(BIN)/landmarkflow data push
 
 data-pull: $(STAMP)
-	$(BIN)/dvc pull data.dvc
+	$(BIN)/landmarkflow data pull
 
 data-status: $(STAMP)
-	$(BIN)/dvc status data.dvc
-	$(BIN)/dvc status --cloud data.dvc
+	$(BIN)/landmarkflow data status
 
 test-integration: $(STAMP)
 	$(BIN)/python -m pytest -q -m integration

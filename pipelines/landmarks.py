@@ -80,6 +80,11 @@ def make_pipeline(parallelism: int = 0):
         synth_train: int = 2000,
         synth_test: int = 300,
         synth_seed: int = 0,
+        data_git_repo: str = "",
+        data_git_rev: str = "",
+        checkout_dir: str = "",
+        dvc_remote_url: str = "",
+        dvc_endpoint_url: str = "",
     ):
         """The whole pipeline on one dataset, one branch per model config.
 
@@ -93,6 +98,11 @@ def make_pipeline(parallelism: int = 0):
             synth_train: Synthetic training faces when the synthetic folder is empty.
             synth_test: Synthetic test faces when the synthetic folder is empty.
             synth_seed: Seed of the synthetic renderer.
+            data_git_repo: Git URL whose data.dvc pins the data ("" = repo_root); used with data_git_rev.
+            data_git_rev: Start from this git revision + `dvc pull`, as a pod must ("" = data_root as it is).
+            checkout_dir: Where that checkout goes (a shared volume on a cluster; "" = the ingest step's outputs).
+            dvc_remote_url: The DVC remote as pods reach it, e.g. s3://bucket/dvc ("" = the repo's default).
+            dvc_endpoint_url: S3 endpoint of that remote, e.g. http://seaweedfs.storage:8333 ("" = AWS).
         """
         ingested = ingest(
             dataset=dataset,
@@ -101,6 +111,11 @@ def make_pipeline(parallelism: int = 0):
             synth_train=synth_train,
             synth_test=synth_test,
             synth_seed=synth_seed,
+            data_git_repo=data_git_repo,
+            data_git_rev=data_git_rev,
+            checkout_dir=checkout_dir,
+            dvc_remote_url=dvc_remote_url,
+            dvc_endpoint_url=dvc_endpoint_url,
         ).set_caching_options(False)
         validated = validate(
             manifest=ingested.outputs["manifest"], ingest_result=ingested.outputs["result"]

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
 from landmarkflow.logs import configure_logging
 from landmarkflow.tracking import disable_telemetry
+
+if TYPE_CHECKING:
+    from landmarkflow.data.versioning import DataVersion
 
 app = typer.Typer(help="Facial landmark datasets to deployed models.", no_args_is_help=True)
 data_app = typer.Typer(help="Datasets: render, ingest, validate.", no_args_is_help=True)
@@ -84,6 +87,72 @@ def data_validate(
     result = validate_manifest(read_manifest(manifest), root, report)
     print_summary(result)
     if not result.success:
+        raise typer.Exit(code=1)
+
+
+def _version_line(version: DataVersion) -> str:
+    size = f"{version.nfiles} files, {version.size / 1e6:.1f} MB"
+    return f"{version.path}: md5 {version.md5}, {size}, remote {version.remote}"
+
+
+RepoOption = Annotated[Path, typer.Option(help="The project checkout (git + DVC repo).")]
+TargetOption = Annotated[str, typer.Option(help="Tracked folder or its .dvc file.")]
+RemoteOption = Annotated[str | None, typer.Option(help="DVC remote name (default: the repo's default remote).")]
+
+
+@data_app.command("remote")
+def data_remote(
+    url: Annotated[str, typer.Option(help="s3://bucket/prefix of the remote.")],
+    endpoint: Annotated[str | None, typer.Option(help="S3 endpoint (SeaweedFS, MinIO); default AWS.")] = None,
+    name: Annotated[str, typer.Option(help="Remote name.")] = "s3",
+    repo: RepoOption = Path("."),
+) -> None:
+    """Make an S3 remote the default; credentials stay in the environment (AWS_ACCESS_KEY_ID, ...)."""
+    from landmarkflow.data.versioning import VersioningError, configure_s3_remote
+
+    try:
+        configure_s3_remote(repo, name, url, endpoint, make_default=True)
+    except VersioningError as exc:
+        _fail(str(exc))
+    typer.echo(f"default DVC remote: {name} -> {url}" + (f" via {endpoint}" if endpoint else ""))
+
+
+@data_app.command("push")
+def data_push(target: TargetOption = "data", repo: RepoOption = Path("."), remote: RemoteOption = None) -> None:
+    """Track the folder (`dvc add`) and upload it to the remote; prints the version to commit (its .dvc file)."""
+    from landmarkflow.data.versioning import VersioningError, track
+
+    try:
+        version = track(repo / target.removesuffix(".dvc"), repo, remote=remote)
+    except VersioningError as exc:
+        _fail(str(exc))
+    typer.echo(_version_line(version))
+
+
+@data_app.command("pull")
+def data_pull(target: TargetOption = "data.dvc", repo: RepoOption = Path("."), remote: RemoteOption = None) -> None:
+    """Fetch the version the .dvc file pins and check it out (local edits to tracked files are replaced)."""
+    from landmarkflow.data.versioning import VersioningError, pull
+
+    try:
+        version = pull(target, repo, remote)
+    except VersioningError as exc:
+        _fail(str(exc))
+    typer.echo(_version_line(version))
+
+
+@data_app.command("status")
+def data_status(target: TargetOption = "data.dvc", repo: RepoOption = Path("."), remote: RemoteOption = None) -> None:
+    """Whether the workspace and the remote hold the version the .dvc file pins; exit 1 when not."""
+    from landmarkflow.data.versioning import VersioningError, status
+
+    try:
+        local, cloud = status(target, repo), status(target, repo, cloud=True, remote=remote)
+    except VersioningError as exc:
+        _fail(str(exc))
+    for where, state in (("workspace", local), ("remote", cloud)):
+        typer.echo(f"{where}: {'in sync' if state['in_sync'] else json.dumps(state['changes'])}")
+    if not (local["in_sync"] and cloud["in_sync"]):
         raise typer.Exit(code=1)
 
 

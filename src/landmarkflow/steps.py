@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, TypeVar
@@ -92,29 +93,75 @@ class SynthOptions:
     image_size: int = 256
 
 
+@dataclass(frozen=True)
+class DataRevision:
+    """Data pinned by a git revision: a pod clones `repo` at `rev` into `checkout_dir` and `dvc pull`s data.dvc.
+
+    `remote_url` / `endpoint_url` point the clone at the object store as the pod sees it (written to the
+    clone's git-ignored `.dvc/config.local`); credentials come from the environment only.
+    """
+
+    repo: str
+    rev: str
+    checkout_dir: Path
+    remote_url: str | None = None
+    endpoint_url: str | None = None
+
+
 def ingest(
     dataset: str,
     root: str | Path,
     manifest_path: str | Path,
     synth: SynthOptions | None = None,
     repo_root: str | Path | None = None,
+    revision: DataRevision | None = None,
 ) -> IngestResult:
     """Read a dataset from its native files into a manifest, versioning the bytes with DVC.
 
-    For `synthetic`, an empty root is first rendered from `synth`. When `root` lies inside the repo's
-    DVC-tracked `data/`, the folder is (re)tracked and pushed and its DVC hash becomes the data hash.
+    With `revision`, the data is first materialised from git + DVC and `root` is a path inside that
+    checkout (e.g. data/raw/synthetic); the pinned DVC hash is the data hash. Otherwise, for `synthetic`,
+    an empty root is first rendered from `synth`, and when `root` lies inside the repo's DVC-tracked
+    `data/` the folder is (re)tracked and pushed and its DVC hash becomes the data hash.
     """
+    if revision is not None:
+        return _ingest_revision(dataset, Path(root), Path(manifest_path), revision)
     root = Path(root).resolve()
     if dataset == "synthetic" and synth is not None and not any(root.glob("**/*.pts")):
         from landmarkflow.data.synthetic import synthesize
 
         synthesize(root, synth.num_train, synth.num_test, seed=synth.seed, image_size=synth.image_size)
+    return _read_into_manifest(
+        dataset, root, Path(manifest_path), lambda path: _data_hash(root, Path(repo_root) if repo_root else None, path)
+    )
+
+
+def _ingest_revision(dataset: str, root: Path, manifest_path: Path, revision: DataRevision) -> IngestResult:
+    if root.is_absolute() or ".." in root.parts:
+        raise ValueError(f"with a git revision, the data root must be a path inside the repo, got {root}")
+    pulled = versioning.checkout_revision(
+        revision.repo,
+        revision.rev,
+        revision.checkout_dir,
+        remote_url=revision.remote_url,
+        endpoint_url=revision.endpoint_url,
+    )
+    log.info(
+        "data of %s@%s (commit %s) pulled into %s", revision.repo, revision.rev, pulled.commit[:12], pulled.data_dir
+    )
+    return _read_into_manifest(
+        dataset, Path(revision.checkout_dir).resolve() / root, manifest_path, lambda _: pulled.version.md5
+    )
+
+
+def _read_into_manifest(
+    dataset: str, root: Path, manifest_path: Path, data_hash_of: Callable[[Path], str]
+) -> IngestResult:
     records, broken = read_dataset_leniently(dataset, root)
     problems = [{"check": e.check, "file": str(e.path), "line": e.line, "message": str(e)} for e in broken]
     for problem in problems:
         log.warning("not ingested: %s", problem["message"])
     path = write_manifest(records, manifest_path)
-    data_hash = _data_hash(root, Path(repo_root).resolve() if repo_root else None, path)
+    data_hash = data_hash_of(path)
     counts: dict[str, int] = {}
     for record in records:
         counts[record.split] = counts.get(record.split, 0) + 1
@@ -124,6 +171,7 @@ def ingest(
 
 
 def _data_hash(root: Path, repo_root: Path | None, manifest: Path) -> str:
+    repo_root = repo_root.resolve() if repo_root else None
     tracked_dir = repo_root / "data" if repo_root else None
     if tracked_dir is not None and root.is_relative_to(tracked_dir):
         return versioning.track(tracked_dir, repo_root).md5

@@ -9,7 +9,9 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from landmarkflow.cli import app
 from landmarkflow.data.versioning import (
     VersioningError,
     checkout_revision,
@@ -204,7 +206,11 @@ def test_s3_round_trip(repo: Path, s3_server: S3Server, monkeypatch: pytest.Monk
     for key, value in s3_server.env.items():
         monkeypatch.setenv(key, value)
     s3_server.client().create_bucket(Bucket="landmarks")
-    configure_s3_remote(repo, "s3", "s3://landmarks/dvc", s3_server.endpoint_url, make_default=True)
+    made = CliRunner().invoke(
+        app,
+        ["data", "remote", "--url", "s3://landmarks/dvc", "--endpoint", s3_server.endpoint_url, "--repo", str(repo)],
+    )
+    assert made.exit_code == 0, made.output
     version = track(repo / "data", repo)
     assert version.remote == "s3"
     listed = s3_server.client().list_objects_v2(Bucket="landmarks", Prefix="dvc/files/md5/")
@@ -215,8 +221,19 @@ def test_s3_round_trip(repo: Path, s3_server: S3Server, monkeypatch: pytest.Monk
     assert pulled.md5 == version.md5 and _read_files(repo / "data") == FILES
     assert s3_server.secret_access_key not in (repo / ".dvc" / "config").read_text()
 
+    shutil.rmtree(repo / ".dvc" / "cache")
+    shutil.rmtree(repo / "data")
+    cli = CliRunner().invoke(app, ["data", "pull", "--repo", str(repo)])
+    assert cli.exit_code == 0, cli.output
+    assert f"md5 {version.md5}" in cli.output and "remote s3" in cli.output
+    assert _read_files(repo / "data") == FILES
+    status_cli = CliRunner().invoke(app, ["data", "status", "--repo", str(repo)])
+    assert status_cli.exit_code == 0 and "workspace: in sync" in status_cli.output, status_cli.output
+
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wrong-secret")
     shutil.rmtree(repo / ".dvc" / "cache")
     shutil.rmtree(repo / "data")
     with pytest.raises(VersioningError, match="dvc pull"):
         pull("data.dvc", repo)
+    refused = CliRunner().invoke(app, ["data", "pull", "--repo", str(repo)])
+    assert refused.exit_code == 1 and "dvc pull" in refused.output and "Traceback" not in refused.output
