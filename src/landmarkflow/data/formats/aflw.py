@@ -36,6 +36,8 @@ MAT_FILE = "AFLWinfo_release.mat"
 IMAGE_DIR = "aflw/data/flickr"
 VARIABLES = ("nameList", "data", "mask_new", "bbox", "ra")
 TRAIN_FACES = 20000  # the standard split; the file holds 24386 faces, so 4386 test
+# Not in the release file: a smaller file (synthetic faces) may store how many of `ra` are train; SAN ignores it.
+NUM_TRAIN = "num_train"
 (FRONTAL,) = DATASET_SUBSETS["aflw"]
 
 
@@ -50,10 +52,13 @@ class AflwArrays:
     train: np.ndarray
 
 
-def read_aflw_file(path: str | Path, train_faces: int = TRAIN_FACES) -> AflwArrays:
-    """Load `AFLWinfo_release.mat`, check shapes, row counts and that `ra` is a permutation, and split it."""
+def read_aflw_file(path: str | Path, train_faces: int | None = None) -> AflwArrays:
+    """Load `AFLWinfo_release.mat`, check shapes, row counts and that `ra` is a permutation, and split it:
+    the first `train_faces` of `ra` train (default: the file's `num_train` where it has one, else 20000)."""
     path = Path(path)
-    values = read_mat(path, VARIABLES)
+    values = read_mat(path, VARIABLES, optional=(NUM_TRAIN,))
+    if train_faces is None:
+        train_faces = _stored_train_faces(path, values.get(NUM_TRAIN))
     names = values["nameList"]
     if not isinstance(names, list):
         raise FormatError(path, "nameList is not a cell array; expected an N×1 cell array of image paths")
@@ -76,6 +81,14 @@ def read_aflw_file(path: str | Path, train_faces: int = TRAIN_FACES) -> AflwArra
     train = np.zeros(ra.size, dtype=bool)
     train[ra[:train_faces].astype(np.int64) - 1] = True
     return AflwArrays(names, points, mask, boxes, train)
+
+
+def _stored_train_faces(path: Path, value: MatValue | None) -> int:
+    if value is None:
+        return TRAIN_FACES
+    if not isinstance(value, np.ndarray) or value.size != 1 or value.dtype.kind not in "biuf":
+        raise FormatError(path, f"{NUM_TRAIN} is not one number; expected the count of train faces")
+    return int(value.reshape(-1)[0])
 
 
 def is_frontal(landmarks: np.ndarray, visible: np.ndarray, bbox: np.ndarray) -> bool:
@@ -179,7 +192,7 @@ class AflwReport:
         return text
 
 
-def read_aflw(root: str | Path, train_faces: int = TRAIN_FACES) -> list[FaceRecord]:
+def read_aflw(root: str | Path, train_faces: int | None = None) -> list[FaceRecord]:
     """Read AFLW-19 under `root` (see `read_aflw_with_report`)."""
     records, report = read_aflw_with_report(root, strict=True, train_faces=train_faces)
     log.info("%s", report.summary())
@@ -187,7 +200,7 @@ def read_aflw(root: str | Path, train_faces: int = TRAIN_FACES) -> list[FaceReco
 
 
 def read_aflw_with_report(
-    root: str | Path, strict: bool = True, train_faces: int = TRAIN_FACES
+    root: str | Path, strict: bool = True, train_faces: int | None = None
 ) -> tuple[list[FaceRecord], AflwReport]:
     """Read every face of `AFLWinfo_release.mat` in row order, split by `ra`, checking every image.
 
@@ -261,9 +274,11 @@ def write_aflw(
     root: str | Path,
     images: Mapping[str, np.ndarray] | None = None,
     train_faces: int = TRAIN_FACES,
+    store_split: bool = False,
 ) -> Path:
     """Write records as `AFLWinfo_release.mat` (MATLAB v5, as SAN reads it) and their images, so that
     `read_aflw(root, train_faces)` gives them back: `ra` lists the train rows first, then the test rows.
+    `store_split` also writes `num_train`, so that plain `read_aflw(root)` finds this split in a small file.
 
     Images come from `images[sample_id]` (uint8, as OpenCV holds them) where given, else must be on disk.
     """
@@ -300,5 +315,7 @@ def write_aflw(
         "bbox": np.stack([r.bbox[[0, 2, 1, 3]] + 1.0 for r in records]),
         "ra": np.array([train + test], dtype=np.float64) + 1.0,
     }
+    if store_split:
+        variables[NUM_TRAIN] = np.array([[float(train_faces)]])
     write_mat(root / MAT_FILE, variables)
     return root

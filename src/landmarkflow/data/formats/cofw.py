@@ -75,13 +75,15 @@ FILES_BY_SPLIT: dict[str, CofwFile] = {f.split: f for f in FILES}
 # ------------------------------------------------------------------------------------------------ .mat files
 
 
-def read_mat(path: str | Path, names: Sequence[str]) -> dict[str, MatValue]:
+def read_mat(path: str | Path, names: Sequence[str], optional: Sequence[str] = ()) -> dict[str, MatValue]:
     """Variables `names` of a v5 or v7.3 .mat file as MATLAB shows them: arrays in MATLAB's orientation, cell
-    arrays as lists in MATLAB's (column-major) order, char arrays as str. A missing variable is an error."""
+    arrays as lists in MATLAB's (column-major) order, char arrays as str. A missing variable is an error, except
+    the `optional` ones, which are returned only where present."""
     path = Path(path)
     if not path.is_file():
         raise FormatError(path, f"does not exist; expected a .mat file with {', '.join(names)}")
-    values, found = _read_mat73(path, names) if h5py.is_hdf5(path) else _read_mat5(path, names)
+    wanted = [*names, *optional]
+    values, found = _read_mat73(path, wanted) if h5py.is_hdf5(path) else _read_mat5(path, wanted)
     missing = [name for name in names if name not in values]
     if missing:
         raise FormatError(path, f"expected variables {', '.join(names)}; {', '.join(missing)} missing (found {found})")

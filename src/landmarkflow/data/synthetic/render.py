@@ -133,11 +133,11 @@ def render_face(spec: FaceSpec, image_size: int = 256) -> RenderedFace:
     for occluder in spec.occluders:
         _draw_occluder(image, mask, geo, occluder, rng)
     image = _camera(image, spec, rng)
-    visible = _visibility(mask, geo.landmarks)
+    visible = visibility(mask, geo.landmarks)
     return RenderedFace(image=image, landmarks=geo.landmarks, visible=visible, occluder_mask=mask, geometry=geo)
 
 
-def _visibility(mask: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+def visibility(mask: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     """A point is visible unless the occluder mask covers the pixel it falls in."""
     cols = np.clip(np.round(landmarks[:, 0]).astype(int), 0, mask.shape[1] - 1)
     rows = np.clip(np.round(landmarks[:, 1]).astype(int), 0, mask.shape[0] - 1)
@@ -186,12 +186,19 @@ def _background(rng: np.random.Generator, size: int) -> np.ndarray:
     return image
 
 
+def brow_lower_edge(geo: FaceGeometry, thickness: float) -> np.ndarray:
+    """(10, 2) points of the drawn lower brow edge, one under each of landmarks 17-26: the brows' thickness
+    scales the geometry's full-thickness edge (derived layouts annotate this edge too)."""
+    top = geo.landmarks[17:27]
+    return top + (geo.brow_lower - top) * thickness
+
+
 def _draw_brows(image: np.ndarray, geo: FaceGeometry, colour: Colour, thickness: float) -> None:
     """Brows as filled shapes whose upper edge runs through landmarks 17-21 and 22-26."""
-    for upper, lower in ((slice(17, 22), slice(0, 5)), (slice(22, 27), slice(5, 10))):
-        top = geo.landmarks[upper]
-        bottom = top + (geo.brow_lower[lower] - top) * thickness
-        _fill(image, np.concatenate([spline(top, steps=4), spline(bottom, steps=4)[::-1]]), colour)
+    upper_edge, lower_edge = geo.landmarks[17:27], brow_lower_edge(geo, thickness)
+    for brow in (slice(0, 5), slice(5, 10)):
+        outline = np.concatenate([spline(upper_edge[brow], steps=4), spline(lower_edge[brow], steps=4)[::-1]])
+        _fill(image, outline, colour)
 
 
 def _draw_nose(image: np.ndarray, geo: FaceGeometry, skin: Colour, unit: float, light_angle: float) -> None:
@@ -231,13 +238,23 @@ def _paint_inside(image: np.ndarray, outline: np.ndarray, paint: Callable[[np.nd
     roi[:] = (roi * (1.0 - alpha) + layer * alpha + 0.5).astype(np.uint8)
 
 
+def _eye_half_size(eye: np.ndarray) -> np.ndarray:
+    """Half width and half height of an eye opening from its 6 points."""
+    return np.array([np.linalg.norm(eye[3] - eye[0]) / 2, np.linalg.norm(eye[1] - eye[5]) / 2])
+
+
+def gaze_shift(eye: np.ndarray, gaze: tuple[float, float]) -> np.ndarray:
+    """How far the iris and pupil of an eye (its 6 points) move off centre for a gaze (derived pupils move too)."""
+    return np.asarray(gaze) * _eye_half_size(eye) * np.array([0.5, 0.4])
+
+
 def _draw_eye(image: np.ndarray, geo: FaceGeometry, k: int, spec: FaceSpec, unit: float) -> None:
     """Eye opening (sclera, iris, pupil, glint) inside the lid outline through the 6 eye points, lids and crease."""
     app = spec.appearance
     eye = geo.landmarks[36 + 6 * k : 42 + 6 * k]
     outline = spline(eye, closed=True, steps=5)
-    half = np.array([np.linalg.norm(eye[3] - eye[0]) / 2, np.linalg.norm(eye[1] - eye[5]) / 2])
-    shift = np.asarray(spec.gaze) * half * np.array([0.5, 0.4])
+    half = _eye_half_size(eye)
+    shift = gaze_shift(eye, spec.gaze)
 
     def paint(layer: np.ndarray, origin: np.ndarray) -> None:
         _fill(layer, outline - origin, app.sclera)

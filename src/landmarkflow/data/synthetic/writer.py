@@ -27,6 +27,7 @@ from landmarkflow.data.formats.w300 import (
     write_sample,
 )
 from landmarkflow.data.manifest import FaceRecord, landmark_box
+from landmarkflow.data.synthetic.layout_map import LAYOUT_DATASETS
 from landmarkflow.data.synthetic.params import FaceSpec, sample_spec
 from landmarkflow.data.synthetic.render import RenderedFace, render_face
 from landmarkflow.fileio import atomic_write_text
@@ -182,10 +183,13 @@ def synthesize(
     image_size: int = 256,
     challenging_fraction: float = 0.2,
     progress: bool = True,
+    layout: str = "68",
 ) -> SynthReport:
     """Render `num_train` + `num_test` faces into an empty folder in the 300W layout (JPEG, .pts, box .mat
     files) plus `synthetic_meta.csv` with each image's parameters and per-point visibility.
 
+    `layout` "98", "29" or "19" writes the same faces annotated in that layout as a WFLW, COFW or AFLW dataset
+    instead (see `native`); `layout_map.LAYOUT_DATASETS` names the dataset to ingest it as.
     Same arguments, same bytes. Refuses a folder that already holds .pts files, so runs never mix.
     """
     if num_train < 0 or num_test < 0:
@@ -194,7 +198,14 @@ def synthesize(
         raise ValueError(f"image_size must be at least 64 pixels, got {image_size}")
     if not 0.0 <= challenging_fraction <= 1.0:
         raise ValueError(f"challenging_fraction must lie in [0, 1], got {challenging_fraction}")
+    if layout not in LAYOUT_DATASETS:
+        raise ValueError(f"unknown layout {layout!r}: expected one of {', '.join(LAYOUT_DATASETS)}")
     root = Path(out_root)
+    if layout != "68":
+        from landmarkflow.data.synthetic.native import synthesize_native
+
+        items = plan(num_train, num_test, challenging_fraction)
+        return synthesize_native(root, items, seed, image_size, challenging_fraction, layout, progress)
     existing = sum(1 for _ in root.rglob("*.pts")) if root.is_dir() else 0
     if existing:
         raise FileExistsError(f"{root} already holds {existing} .pts files; remove it or render into an empty folder")
