@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from landmarkflow.logs import configure_logging
 from landmarkflow.tracking import disable_telemetry
@@ -22,7 +23,8 @@ console = Console(stderr=True)
 
 
 def _fail(message: str) -> None:
-    console.print(f"[red]error:[/red] {message}")
+    # Messages quote formats such as "[x1 x2 y1 y2]", which rich would otherwise swallow as markup.
+    console.print(f"[red]error:[/red] {escape(message)}")
     raise typer.Exit(code=1)
 
 
@@ -35,21 +37,34 @@ def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug lo
 
 @data_app.command("synth")
 def data_synth(
-    out: Annotated[Path, typer.Option(help="Folder to write the 300W-layout dataset into.")] = Path(
+    out: Annotated[Path, typer.Option(help="Folder to write the dataset into (empty or new).")] = Path(
         "data/raw/synthetic"
     ),
     train: Annotated[int, typer.Option(help="Training faces.")] = 2000,
     test: Annotated[int, typer.Option(help="Test faces (common + challenging).")] = 300,
     seed: Annotated[int, typer.Option(help="Same seed, same bytes.")] = 0,
     size: Annotated[int, typer.Option(help="Image side in pixels.")] = 256,
+    layout: Annotated[
+        str,
+        typer.Option(help="Points per face: 68 (300W folders), 98 (WFLW files), 29 (COFW .mat) or 19 (AFLW .mat)."),
+    ] = "68",
 ) -> None:
-    """Render synthetic faces with exact 68-point landmarks in the 300W folder layout."""
+    """Render synthetic faces with exact landmarks: 68 points in the 300W folder layout, or another benchmark's
+    layout in that benchmark's files."""
     from landmarkflow.data.synthetic import synthesize
+    from landmarkflow.data.synthetic.layout_map import LAYOUT_DATASETS
 
-    report = synthesize(out, train, test, seed=seed, image_size=size)
+    if layout not in LAYOUT_DATASETS:
+        _fail(f"--layout {layout!r}: expected one of {', '.join(LAYOUT_DATASETS)}")
+    try:
+        report = synthesize(out, train, test, seed=seed, image_size=size, layout=layout)
+    except (ValueError, FileExistsError) as exc:
+        _fail(str(exc))
     console.print(
         f"{report.images} faces {report.per_split} at {report.image_size} px -> {report.root} "
-        f"({report.seconds:.1f} s, {report.images_per_s:.0f} images/s)"
+        f"({report.seconds:.1f} s, {report.images_per_s:.0f} images/s); "
+        f"ingest with --dataset {LAYOUT_DATASETS[layout]}",
+        soft_wrap=True,
     )
 
 
@@ -65,9 +80,9 @@ def data_ingest(
 
     try:
         records = read_dataset(dataset, root)
+        write_manifest(records, out)
     except (ValueError, OSError, ManifestError) as exc:
         _fail(str(exc))
-    write_manifest(records, out)
     splits: dict[str, int] = {}
     for record in records:
         splits[record.split] = splits.get(record.split, 0) + 1
@@ -81,10 +96,14 @@ def data_validate(
     report: Annotated[Path | None, typer.Option(help="Folder for the HTML report.")] = None,
 ) -> None:
     """Run the data suite; exit status 1 when any check fails."""
-    from landmarkflow.data.manifest import read_manifest
+    from landmarkflow.data.manifest import ManifestError, read_manifest
     from landmarkflow.data.validate import print_summary, validate_manifest
 
-    result = validate_manifest(read_manifest(manifest), root, report)
+    try:
+        frame = read_manifest(manifest)
+    except ManifestError as exc:
+        _fail(str(exc))
+    result = validate_manifest(frame, root, report)
     print_summary(result)
     if not result.success:
         raise typer.Exit(code=1)
