@@ -147,6 +147,8 @@ def write_manifest(frame_or_records: pd.DataFrame | Sequence[FaceRecord], path: 
     if missing:
         raise ManifestError(f"refusing to write {path}: missing columns {missing}")
     path = Path(path)
+    if path.is_dir():
+        raise ManifestError(f"{path}: is a folder; expected a Parquet file path")
     with atomic_path(path) as tmp:
         frame.loc[:, list(COLUMNS)].to_parquet(tmp, index=False)
     return path

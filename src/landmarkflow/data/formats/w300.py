@@ -326,6 +326,8 @@ def _read_face(
             pts_path, f"holds {landmarks.shape[0]} points; 300W's layout 68 expects {expected}", check="point_count"
         )
     width, height = image_size(image)
+    if boxes is not None:
+        check_box(root / folder.box_file, image.name, boxes.ground_truth)
     bbox = boxes.ground_truth if boxes is not None else landmark_box(landmarks)
     return FaceRecord(
         sample_id=f"{folder.path}/{image.stem}",
@@ -340,6 +342,18 @@ def _read_face(
         visible=np.ones(expected, dtype=bool),
         layout="68",
     )
+
+
+def check_box(box_file: Path, image_name: str, box: np.ndarray) -> None:
+    """Refuse a reversed or empty ground-truth box here, naming the box file, rather than as a bad crop later."""
+    x1, y1, x2, y2 = box.tolist()
+    if not (x1 < x2 and y1 < y2):
+        raise FormatError(
+            box_file,
+            f"bb_ground_truth of {image_name} is {(box + 1.0).tolist()} (1-based x1 y1 x2 y2); "
+            "expected x1 < x2 and y1 < y2",
+            check="boxes_inside_image",
+        )
 
 
 def folder_of(record: FaceRecord) -> W300Folder:

@@ -166,7 +166,14 @@ def read_wflw_with_report(root: str | Path, strict: bool = True) -> tuple[list[F
         path = root / annotation_file(split)
         report.files.append(annotation_file(split))
         faces_of_image: dict[str, int] = {}
-        for number, text in enumerate(path.read_text().splitlines(), start=1):
+        try:
+            lines = _annotation_lines(path)
+        except FormatError as problem:
+            if strict:
+                raise
+            report.problems.append(problem)
+            continue
+        for number, text in enumerate(lines, start=1):
             if not text.strip():
                 continue
             try:
@@ -185,6 +192,19 @@ def read_wflw_with_report(root: str | Path, strict: bool = True) -> tuple[list[F
                 report.faces_per_subset[subset] = report.faces_per_subset.get(subset, 0) + 1
     report.images = len(sizes)
     return records, report
+
+
+def _annotation_lines(path: Path) -> list[str]:
+    """The lines of an annotation file; one that is not text, or holds no line, is an error of its own."""
+    try:
+        lines = path.read_text().splitlines()
+    except UnicodeDecodeError as exc:
+        raise FormatError(
+            path, f"not a text annotation file ({exc.reason}); expected {NUM_FIELDS}-field lines"
+        ) from None
+    if not any(line.strip() for line in lines):
+        raise FormatError(path, f"holds no annotation line; expected one {NUM_FIELDS}-field line per face")
+    return lines
 
 
 def _image_size(root: Path, path: Path, number: int, image: str, sizes: dict[str, tuple[int, int]]) -> tuple[int, int]:
