@@ -120,6 +120,21 @@ def _absolute_path(frame: pd.DataFrame, root: Path) -> str:
     return str(root / "train/face_0.jpg")
 
 
+def _wflw_face_with_68_points(frame: pd.DataFrame, root: Path) -> str:
+    _set(frame, 2, "dataset", "wflw")
+    return "train/face_2.jpg"
+
+
+def _unknown_subset(frame: pd.DataFrame, root: Path) -> str:
+    _set(frame, 4, "subsets", ["common", "sunglasses"])
+    return "test/face_4.jpg"
+
+
+def _nothing_visible(frame: pd.DataFrame, root: Path) -> str:
+    _set(frame, 0, "visible", np.zeros(68, dtype=bool))
+    return "train/face_0.jpg"
+
+
 CORRUPTIONS: list[tuple[str, Callable[[pd.DataFrame, Path], str]]] = [
     ("point_count", _67_points),
     ("point_count", _short_visibility),
@@ -133,6 +148,9 @@ CORRUPTIONS: list[tuple[str, Callable[[pd.DataFrame, Path], str]]] = [
     ("unique_ids", _duplicate_id),
     ("known_layout", _unknown_layout),
     ("relative_path", _absolute_path),
+    ("dataset_layout", _wflw_face_with_68_points),
+    ("known_subsets", _unknown_subset),
+    ("visibility", _nothing_visible),
 ]
 
 
@@ -254,3 +272,44 @@ def test_same_picture_under_another_name_in_another_split_is_a_leak(dataset: tup
     result = validate_manifest(frame, root)
     assert [f.check for f in result.failures] == ["split_leak"]
     assert "renamed_copy.jpg" in result.summary() and "same image content as" in result.summary()
+
+
+def _as_dataset(frame: pd.DataFrame, dataset: str, layout: str, points: int) -> pd.DataFrame:
+    frame = frame.copy()
+    rng = np.random.default_rng(3)
+    frame["dataset"], frame["layout"] = dataset, layout
+    frame["landmarks"] = [rng.uniform([10, 10], [40, 30], size=(points, 2)) for _ in range(len(frame))]
+    frame["visible"] = [np.ones(points, dtype=bool) for _ in range(len(frame))]
+    frame["bbox"] = [np.array([5.0, 5.0, 50.0, 40.0]) for _ in range(len(frame))]
+    frame["subsets"] = [["frontal"] if split == "test" else [] for split in frame["split"]]
+    return frame
+
+
+def test_aflw_frontal_flags_must_match_visibility(dataset: tuple[pd.DataFrame, Path], tmp_path: Path) -> None:
+    frame, root = dataset
+    aflw = _as_dataset(frame, "aflw", "19", 19)
+    assert validate_manifest(aflw, root).success
+
+    hidden = aflw["visible"][4].copy()
+    hidden[3] = False
+    _set(aflw, 4, "visible", hidden)  # still flagged frontal, but a point is hidden
+    result = validate_manifest(aflw, root)
+    assert [f.check for f in result.failures] == ["subset_flags"]
+    assert "test/face_4.jpg" in result.failures[0].examples[0] and "'frontal' flag" in result.failures[0].examples[0]
+
+
+def test_counts_unlike_the_published_release_are_warnings(dataset: tuple[pd.DataFrame, Path], tmp_path: Path) -> None:
+    frame, root = dataset
+    wflw = _as_dataset(frame, "wflw", "98", 98)
+    wflw["subsets"] = [["blur"] if split == "test" else [] for split in wflw["split"]]
+    result = validate_manifest(wflw, root, tmp_path / "report")
+    assert result.success, result.summary()
+    assert result.warnings == [
+        "wflw train: 4 faces, the published release has 7500 (fine for a sample or a subset; metrics are then "
+        "not comparable with papers)",
+        "wflw test: 2 faces, the published release has 2500 (fine for a sample or a subset; metrics are then "
+        "not comparable with papers)",
+    ]
+    assert "warning: wflw train: 4 faces" in result.summary()
+    assert "Warnings" in result.report_path.read_text()
+    assert validate_manifest(frame, root).warnings == []  # synthetic data has no published size

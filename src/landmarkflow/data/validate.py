@@ -14,6 +14,7 @@ import pandas as pd
 
 from landmarkflow.data.manifest import COLUMNS
 from landmarkflow.data.validation.images import image_failures
+from landmarkflow.data.validation.profiles import profile_for, published_count_warnings
 from landmarkflow.data.validation.report import REPORT_NAME, print_summary, write_html
 from landmarkflow.data.validation.result import CHECKS, CheckFailure, DataValidationError, ValidationResult
 from landmarkflow.data.validation.table import MALFORMED, face_table, format_int
@@ -92,6 +93,9 @@ def validate_manifest(
         root=root,
         report_path=report_dir / REPORT_NAME if report_dir is not None else None,
         data_docs_path=suite.data_docs,
+        warnings=published_count_warnings(faces["dataset"], faces["split"], frame["subsets"].map(list))
+        if faces is not None
+        else [],
     )
     result.seconds = time.perf_counter() - start
     if result.report_path is not None:
@@ -158,4 +162,18 @@ def _detail(check: str, faces: pd.DataFrame, index: int) -> str:
         return f"layout {row['layout']!r}"
     if check == "relative_path":
         return "absolute or escapes the dataset root"
+    return _dataset_detail(check, row)
+
+
+def _dataset_detail(check: str, row: pd.Series) -> str:
+    """Why a face fails one of the per-dataset checks (validation/profiles.py)."""
+    profile = profile_for(str(row["dataset"]))
+    if check == "dataset_layout" and profile is not None:
+        return f"layout {row['layout']} in {profile.name}, whose faces are {'/'.join(profile.layouts)}-point"
+    if check == "known_subsets" and profile is not None:
+        return f"{row['unknown_subsets']} subset name(s) outside {', '.join(profile.subsets) or 'none'}"
+    if check == "visibility":
+        return "no point is visible"
+    if check == "subset_flags":
+        return "'frontal' flag disagrees with the face's split, visibility or box"
     return ""

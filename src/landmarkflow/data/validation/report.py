@@ -71,6 +71,9 @@ def write_html(result: ValidationResult, path: Path) -> Path:
             f'<td class="{css}">{esc(status)}</td><td>{count}</td><td><ul>{items}{more}</ul></td></tr>'
         )
     body.append("</table>")
+    if result.warnings:
+        items = "".join(f"<li>{esc(w)}</li>" for w in result.warnings)
+        body.append(f'<h2>Warnings</h2><ul class="warn">{items}</ul>')
     page = (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>landmarkflow data validation: {verdict}</title><style>{_STYLE}</style></head>"
@@ -92,5 +95,7 @@ def print_summary(result: ValidationResult, console: Console | None = None) -> N
         )
     console = console or Console()
     console.print(table)
+    for warning in result.warnings:
+        console.print(f"[yellow]warning:[/yellow] {escape(warning)}")
     if result.report_path is not None:
         console.print(f"report: {result.report_path}")

@@ -18,6 +18,10 @@ CHECKS: dict[str, str] = {
     "boxes_inside_image": "x1 < x2, y1 < y2 and the box lies inside the image, within the tolerance",
     "unique_ids": "sample_id is unique",
     "split_leak": "no image appears in two splits (by path or by identical content)",
+    "dataset_layout": "the layout is the dataset's own (300W 68, WFLW 98, COFW 29, COFW-68 68, AFLW 19)",
+    "known_subsets": "subset names are those the dataset defines (e.g. WFLW's six attributes)",
+    "visibility": "at least one point of each face is visible (COFW occlusion flags, AFLW masks)",
+    "subset_flags": "AFLW-Frontal flags exactly the test faces with all 19 points visible and inside the box",
     "image_exists": "the image file exists",
     "image_opens": "OpenCV decodes the image",
     "image_size": "the decoded width and height equal the manifest's",
@@ -51,6 +55,7 @@ class ValidationResult:
     report_path: Path | None = None
     data_docs_path: Path | None = None
     seconds: float = 0.0
+    warnings: list[str] = field(default_factory=list)
 
     def failure(self, check: str) -> CheckFailure | None:
         return next((f for f in self.failures if f.check == check), None)
@@ -68,6 +73,7 @@ class ValidationResult:
             lines += [f"    - {example}" for example in shown]
             if failure.count > len(shown):
                 lines.append(f"    ... and {failure.count - len(shown)} more")
+        lines += [f"  warning: {warning}" for warning in self.warnings]
         if self.skipped:
             lines.append(f"  not run because the schema is broken: {', '.join(self.skipped)}")
         if self.report_path is not None:
@@ -86,6 +92,7 @@ class ValidationResult:
             "report_path": str(self.report_path) if self.report_path else None,
             "data_docs_path": str(self.data_docs_path) if self.data_docs_path else None,
             "seconds": round(self.seconds, 3),
+            "warnings": list(self.warnings),
         }
 
 

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from landmarkflow.data.manifest import ManifestError, check_relative_path
+from landmarkflow.data.validation.profiles import layout_fits, subset_flags_consistent, unknown_subsets
 from landmarkflow.layouts import LAYOUTS
 
 FACE_COLUMNS: tuple[str, ...] = (
@@ -36,6 +37,11 @@ FACE_COLUMNS: tuple[str, ...] = (
     "bbox_y1",
     "bbox_x2",
     "bbox_y2",
+    "dataset",
+    "layout_fits_dataset",
+    "unknown_subsets",
+    "visible_count",
+    "subset_flags_consistent",
 )
 MALFORMED = -1  # n_points of landmarks that are not a K x 2 array of numbers
 
@@ -74,7 +80,28 @@ def _face_row(row: Any) -> dict[str, object]:
         "min_y": finite[:, 1].min() if len(finite) else math.nan,
         "max_y": finite[:, 1].max() if len(finite) else math.nan,
         **{f"bbox_{name}": float(value) for name, value in zip(("x1", "y1", "x2", "y2"), box, strict=True)},
+        **_dataset_facts(row, points, box),
     }
+
+
+def _dataset_facts(row: Any, points: np.ndarray | None, box: np.ndarray) -> dict[str, object]:
+    """The columns of the per-dataset checks (profiles.py): layout, subset names, visibility, subset flags."""
+    dataset, subsets = str(row.dataset), [str(s) for s in _as_list(row.subsets)]
+    visible = np.asarray(_as_list(row.visible), dtype=bool)
+    return {
+        "dataset": dataset,
+        "layout_fits_dataset": layout_fits(dataset, str(row.layout)),
+        "unknown_subsets": unknown_subsets(dataset, subsets),
+        "visible_count": int(visible.sum()),
+        "subset_flags_consistent": subset_flags_consistent(dataset, str(row.split), subsets, visible, points, box),
+    }
+
+
+def _as_list(value: object) -> list:
+    try:
+        return list(value)  # type: ignore[call-overload]
+    except TypeError:
+        return []
 
 
 def _as_points(value: object) -> np.ndarray | None:
