@@ -105,17 +105,21 @@ def _write_aflw(records: Sequence[FaceRecord], root: Path) -> None:
 
 @dataclass(frozen=True)
 class NativeFormat:
-    """How one layout's benchmark names, flags and writes faces (the images are on disk before `write`)."""
+    """How one layout's benchmark names, flags and writes faces (the images are on disk before `write`), and
+    which splits must not be empty for its reader to read the files back."""
 
     place: Callable[[SynthItem, int, int], Placement]
     subsets: Callable[[FaceSpec, FaceRecord], list[str]]
     write: Callable[[Sequence[FaceRecord], Path], None]
+    needs: tuple[str, ...]
 
 
 NATIVE_FORMATS: dict[str, NativeFormat] = {
-    "98": NativeFormat(_wflw_place, _wflw_subsets, _write_wflw),
-    "29": NativeFormat(_cofw_place, _no_subsets, _write_cofw),
-    "19": NativeFormat(_aflw_place, _aflw_subsets, _write_aflw),
+    # WFLW writes both annotation files, and its reader refuses an empty one
+    "98": NativeFormat(_wflw_place, _wflw_subsets, _write_wflw, ("train", "test")),
+    "29": NativeFormat(_cofw_place, _no_subsets, _write_cofw, ()),
+    # AFLW's split takes the train faces first and needs more
+    "19": NativeFormat(_aflw_place, _aflw_subsets, _write_aflw, ("test",)),
 }
 
 
@@ -131,9 +135,10 @@ def synthesize_native(
     """Render `items` (as `synthesize` plans them) into an empty `root` as the native dataset of `layout`."""
     if root.is_dir() and any(root.iterdir()):
         raise FileExistsError(f"{root} is not empty; render the {LAYOUT_DATASETS[layout]} layout into an empty folder")
-    if layout == "19" and not any(item.folder.split == "test" for item in items):
-        raise ValueError("the AFLW layout needs test faces: its split takes the train faces first and needs more")
     native = NATIVE_FORMATS[layout]
+    empty = [split for split in native.needs if not any(item.folder.split == split for item in items)]
+    if empty:
+        raise ValueError(f"the {LAYOUT_DATASETS[layout]} layout needs {' and '.join(empty)} faces; got none")
     report = SynthReport(root=root, images=len(items), image_size=image_size, seed=seed)
     records: list[FaceRecord] = []
     start = time.perf_counter()
