@@ -55,6 +55,7 @@ data: $(STAMP)
 # Benchmarks print JSON lines to stdout; nothing here asserts a time.
 bench: $(STAMP)
 	$(BIN)/python bench/bench_synthetic.py
+	$(BIN)/python bench/bench_data.py
 	$(BIN)/python bench/bench_train.py
 	$(BIN)/python bench/bench_models.py
 	$(BIN)/python bench/bench_predict.py
