@@ -21,8 +21,8 @@ from landmarkflow.data.formats.readers import read_dataset
 from landmarkflow.data.manifest import FaceRecord
 from landmarkflow.data.synthetic import synthesize
 from landmarkflow.data.synthetic.layout_map import LAYOUT_DATASETS
-from landmarkflow.data.synthetic.native import NATIVE_FORMATS
-from landmarkflow.data.synthetic.writer import SynthItem, plan
+from landmarkflow.data.synthetic.native import placements
+from landmarkflow.data.synthetic.writer import plan
 from landmarkflow.fileio import atomic_write_bytes
 
 CELL = 272  # pixels per face in the sheet
@@ -31,26 +31,13 @@ MARGIN = 0.12  # crop margin around the face box, as a fraction of its longer si
 FRACTION_CHALLENGING = 0.5  # of the test faces: half common, half challenging (pose, occluders)
 
 
-def sample_ids(layout: str, items: list[SynthItem]) -> list[str]:
-    """The ids the reader of `layout` gives the planned faces, in plan order (each reader has its own order)."""
-    if layout == "68":
-        return [item.sample_id for item in items]
-    rows_in_split: dict[str, int] = {}
-    ids = []
-    for row, item in enumerate(items):
-        split = item.folder.split
-        ids.append(NATIVE_FORMATS[layout].place(item, row, rows_in_split.get(split, 0)).sample_id)
-        rows_in_split[split] = rows_in_split.get(split, 0) + 1
-    return ids
-
-
 def layout_faces(layout: str, faces: int, seed: int, size: int, work: Path) -> list[tuple[FaceRecord, np.ndarray]]:
     """The test faces of a synthetic dataset in `layout` as its reader returns them, with images, in plan order."""
     root = work / layout
     synthesize(root, 1, faces, seed, size, FRACTION_CHALLENGING, progress=False, layout=layout)
     records = {r.sample_id: r for r in read_dataset(LAYOUT_DATASETS[layout], root)}
     items = plan(1, faces, FRACTION_CHALLENGING)
-    wanted = [records[sample_id] for sample_id in sample_ids(layout, items)[1:]]
+    wanted = [records[place.sample_id] for place in placements(items, layout)[1:]]
     return [(r, cv2.imread(str(root / r.image_path), cv2.IMREAD_COLOR)) for r in wanted]
 
 

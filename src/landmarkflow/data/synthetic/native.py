@@ -123,6 +123,20 @@ NATIVE_FORMATS: dict[str, NativeFormat] = {
 }
 
 
+def placements(items: Sequence[SynthItem], layout: str) -> list[Placement]:
+    """Where the planned faces land in the native dataset of `layout` ("68": the 300W layout), in plan order."""
+    if layout == "68":
+        return [Placement(item.sample_id, f"{item.sample_id}.jpg") for item in items]
+    place = NATIVE_FORMATS[layout].place
+    rows_in_split: dict[str, int] = {}
+    found = []
+    for row, item in enumerate(items):
+        split = item.folder.split
+        found.append(place(item, row, rows_in_split.get(split, 0)))
+        rows_in_split[split] = rows_in_split.get(split, 0) + 1
+    return found
+
+
 def synthesize_native(
     root: Path,
     items: Sequence[SynthItem],
@@ -143,12 +157,11 @@ def synthesize_native(
     records: list[FaceRecord] = []
     start = time.perf_counter()
     with _progress_bar(progress, len(items)) as advance:
-        for row, item in enumerate(items):
+        for item, place in zip(items, placements(items, layout), strict=True):
             split = item.folder.split
             spec = item_spec(seed, item, challenging_fraction)
             face = render_face(spec, image_size)
             points, visible = annotate(face, spec, layout)
-            place = native.place(item, row, report.per_split.get(split, 0))
             record = FaceRecord(
                 sample_id=place.sample_id,
                 dataset=LAYOUT_DATASETS[layout],
