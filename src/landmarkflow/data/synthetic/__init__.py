@@ -1,4 +1,4 @@
-"""Procedural synthetic faces with exact 68-point landmarks, written in the 300W layout.
+"""Procedural synthetic faces with exact landmarks: 68 points in the 300W layout, or 98/29/19 in WFLW/COFW/AFLW's.
 
 The embedded default dataset (the real benchmarks are licensed for research only): a 3-D template face
 with random identity, expression and head pose, rendered with OpenCV over cluttered backgrounds, with
@@ -8,13 +8,17 @@ occluders that mark the points they cover as not visible.
 - `params`: `FaceSpec` (everything one image depends on) and its random sampling.
 - `render`: `render_face(spec, size)` -> image, landmarks, visibility, occluder mask.
 - `writer`: `synthesize` (the 300W folder layout + `synthetic_meta.csv`) and `read_synthetic`.
+- `layout_map`: the same face's points in the 98, 29 and 19 layouts, measured on what was drawn (one table).
+- `native`: `synthesize(..., layout="98"|"29"|"19")` writes WFLW, COFW or AFLW files for their real readers.
 """
 
+from landmarkflow.data.synthetic.layout_map import LAYOUT_DATASETS
 from landmarkflow.data.synthetic.params import FaceSpec, Occluder, sample_spec
 from landmarkflow.data.synthetic.render import RenderedFace, render_face
 from landmarkflow.data.synthetic.writer import META_FILE, SynthReport, read_synthetic, synthesize
 
 __all__ = [
+    "LAYOUT_DATASETS",
     "META_FILE",
     "FaceSpec",
     "Occluder",
