@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -32,9 +34,13 @@ def register(name: str, params: type[ModelParams], summary: str) -> Callable:
 
 
 def _entries() -> dict[str, ModelEntry]:
-    # Importing the model modules runs their @register decorators.
-    from landmarkflow.models import hih  # noqa: F401
+    """Import every module of this package once, which runs their @register decorators: a new model is a new
+    file, with no list to keep in step."""
+    if not _REGISTRY:
+        import landmarkflow.models as package
 
+        for module in pkgutil.iter_modules(package.__path__):
+            importlib.import_module(f"{package.__name__}.{module.name}")
     return _REGISTRY
 
 
