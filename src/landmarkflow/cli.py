@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 app = typer.Typer(help="Facial landmark datasets to deployed models.", no_args_is_help=True)
 data_app = typer.Typer(help="Datasets: render, ingest, validate.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+models_app = typer.Typer(help="The landmark models: what exists, how big, how costly.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
 console = Console(stderr=True)
 
 
@@ -173,6 +175,40 @@ def data_status(target: TargetOption = "data.dvc", repo: RepoOption = Path("."),
         typer.echo(f"{where}: {'in sync' if state['in_sync'] else json.dumps(state['changes'])}")
     if not (local["in_sync"] and cloud["in_sync"]):
         raise typer.Exit(code=1)
+
+
+@models_app.command("list")
+def models_list(
+    as_json: Annotated[bool, typer.Option("--json", help="A JSON list of objects instead of a table.")] = False,
+    configs: Annotated[Path, typer.Option(help="Folder of experiment configs.")] = Path("configs"),
+    include_all: Annotated[bool, typer.Option("--all", help="Every config, not only paper and small ones.")] = False,
+) -> None:
+    """Every model at its paper configs and small configs: parameters (ours, as the authors count, the paper's)
+    and GFLOPs per face."""
+    from rich.table import Table
+
+    from landmarkflow.models.catalog import describe, listed_configs
+
+    cards = sorted((describe(path) for path in listed_configs(configs, include_all)), key=lambda c: (c.name, c.params))
+    if as_json:
+        typer.echo(json.dumps([card.to_dict() for card in cards], indent=2))
+        return
+    table = Table(title="landmarkflow models")
+    for column in ("model", "config", "points", "input", "params (M)", "as authors count", "paper", "GFLOPs"):
+        table.add_column(column, justify="left" if column in ("model", "config") else "right")
+    for card in cards:
+        paper = f"{card.paper_params / 1e6:.2f}" if card.paper_params else "-"
+        table.add_row(
+            card.name,
+            Path(card.config).stem,
+            str(card.num_points),
+            str(card.input_size),
+            f"{card.params / 1e6:.2f}",
+            f"{card.reference_params / 1e6:.2f}",
+            paper,
+            f"{card.gflops:.2f}",
+        )
+    Console(width=max(Console().width, 120)).print(table)
 
 
 @app.command("run")

@@ -94,10 +94,19 @@ class ExportConfig(_Section):
     parity_max_images: int = Field(256, ge=1)
 
 
+class ReferenceConfig(_Section):
+    """What the paper reports for this configuration, for `landmarkflow models list` to compare against."""
+
+    source: str = Field(description="paper, table or figure the numbers come from")
+    params_m: float = Field(gt=0, description="parameters in millions, as the authors count them")
+    gflops: float | None = Field(None, gt=0, description="GFLOPs per forward pass at input_size, if reported")
+
+
 class ExperimentConfig(_Section):
     """A whole experiment: model, data, augmentation, training, evaluation, gates, export."""
 
     name: str
+    reference: ReferenceConfig | None = None
     model: ModelParams
     data: DataConfig = DataConfig()
     augment: AugmentConfig = AugmentConfig()

@@ -3,6 +3,7 @@ from pathlib import Path
 import pytest
 
 from landmarkflow.config import ConfigError, load_config
+from landmarkflow.layouts import get_layout
 
 CONFIGS = sorted(Path("configs").glob("*.yaml"))
 
@@ -10,7 +11,7 @@ CONFIGS = sorted(Path("configs").glob("*.yaml"))
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
 def test_every_shipped_config_validates(path: Path) -> None:
     config = load_config(path)
-    assert config.model.num_points == 68
+    assert config.model.num_points == get_layout(config.data.layout).num_points
     assert len(config.config_hash()) == 16
 
 

@@ -41,6 +41,10 @@ class LandmarkModel(nn.Module):
     ) -> tuple[torch.Tensor, dict[str, float]]:
         """Total training loss and its named parts (for logging)."""
 
+    def reference_param_count(self) -> int:
+        """Parameters as the authors' code counts them (the same as ours unless a model says otherwise)."""
+        return sum(p.numel() for p in self.parameters())
+
     def predict(self, images: torch.Tensor) -> torch.Tensor:
         """(N, K, 2) landmarks in crop pixels: forward then the codec's decode. This is the ONNX graph."""
         return self.codec.decode(self(images))

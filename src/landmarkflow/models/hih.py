@@ -141,6 +141,16 @@ class HIH(LandmarkModel):
         )
         init_normal(self)
 
+    def reference_param_count(self) -> int:
+        """Ours plus the 1x1 conv + BN skip the released code builds, and never runs, in every equal-width Res
+        (we do not build it: DDP rejects parameters that never get a gradient)."""
+        never_run = sum(
+            res.body[2][0].out_channels ** 2 + 2 * res.body[2][0].out_channels
+            for res in self.modules()
+            if isinstance(res, Res) and isinstance(res.skip, nn.Identity)
+        )
+        return super().reference_param_count() + never_run
+
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         """int_heatmap (N, K, H, H) of the last stack, int_heatmap_stacks (N, S, K, H, H), dec_logits (N, K, D, D)."""
         x = self.stem((images - self.mean) / self.std)
