@@ -11,7 +11,6 @@ from pydantic import ValidationError
 from torch import nn
 
 from landmarkflow.config import load_config
-from landmarkflow.models.blocks import Res
 from landmarkflow.models.hih import HIH, HIHParams
 from landmarkflow.models.registry import build_model, model_names
 
