@@ -1,0 +1,233 @@
+"""LGCN: paper parameter count, kernel vs the released numbers, codec round trip, loss weighting, overfitting,
+ONNX parity, configs, and the constrained PCA shape fit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from pydantic import ValidationError
+from torch import nn
+
+from landmarkflow.codecs.lgcn import LGCNCodec, lgcn_kernel
+from landmarkflow.config import load_config
+from landmarkflow.export.metadata import DeployInfo
+from landmarkflow.export.onnx import compare_outputs, export_onnx
+from landmarkflow.layouts import LAYOUTS
+from landmarkflow.models.lgcn import LGCN, FixedBlur, LGCNParams
+from landmarkflow.models.registry import build_model, model_names
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIGS = ROOT / "configs"
+REFERENCE_KERNEL = ROOT.parent / "shared" / "data" / "lgcn_kernel45.txt"
+CONTRACT_PX = 0.05
+SMALL = {
+    "name": "lgcn",
+    "num_points": 5,
+    "input_size": 24,
+    "filters": 8,
+    "local_5x5_layers": 1,
+    "local_3x3_layers": 2,
+    "global_layers": 2,
+    "global_dilation": 2,
+    "kernel_size": 11,
+    "dropout": 0.0,
+}
+
+
+def collate(codec: LGCNCodec, points: np.ndarray) -> dict[str, torch.Tensor]:
+    encoded = [codec.encode(p, np.ones(len(p), bool)) for p in points]
+    return {name: torch.from_numpy(np.stack([e[name] for e in encoded])) for name in encoded[0]}
+
+
+def test_paper_parameter_count() -> None:
+    """nf = 128 on 68 points: 4.19 M (models.md §4.1); nf = 64: 1.10 M."""
+    assert sum(p.numel() for p in build_model({"name": "lgcn"}).parameters()) / 1e6 == pytest.approx(4.19, rel=0.01)
+    assert sum(p.numel() for p in build_model({"name": "lgcn", "filters": 64}).parameters()) / 1e6 == pytest.approx(
+        1.10, rel=0.01
+    )
+
+
+def test_kernel_matches_the_released_numbers() -> None:
+    if not REFERENCE_KERNEL.is_file():
+        pytest.skip(f"reference kernel {REFERENCE_KERNEL} not present (shared data is outside the repository)")
+    reference = np.loadtxt(REFERENCE_KERNEL).reshape(45, 45)
+    ours = lgcn_kernel(45)
+    assert np.abs(ours - reference).max() < 0.01
+    assert ours.sum() == pytest.approx(reference.sum(), rel=0.01)
+
+
+@pytest.mark.parametrize(("size", "kernel"), [(24, 45), (40, 19), (17, 11)])
+def test_blur_equals_the_direct_depthwise_convolution(size: int, kernel: int) -> None:
+    x = torch.randn(2, 3, size, size)
+    weight = torch.from_numpy(lgcn_kernel(kernel)).float()[None, None].repeat(3, 1, 1, 1)
+    direct = F.conv2d(x, weight, padding=kernel // 2, groups=3)
+    torch.testing.assert_close(FixedBlur(size, kernel)(x), direct, atol=1e-4, rtol=1e-4)
+
+
+def test_registered_and_built_by_name() -> None:
+    assert "lgcn" in model_names()
+    model = build_model(SMALL)
+    assert isinstance(model, LGCN)
+    assert (model.input_size, model.num_points, model.codec.kernel_size) == (24, 5, 11)
+
+
+@pytest.mark.parametrize("layout", ["68", "98", "29", "19"])
+def test_output_shapes_and_round_trip_per_layout(layout: str) -> None:
+    points = LAYOUTS[layout].num_points
+    model = build_model({**SMALL, "num_points": points}).eval()
+    with torch.no_grad():
+        outputs = model(torch.rand(2, 3, 24, 24))
+        landmarks = model.predict(torch.rand(2, 3, 24, 24))
+    assert outputs["heatmap"].shape == outputs["heatmap_local"].shape == (2, points, 24, 24)
+    assert landmarks.shape == (2, points, 2) and landmarks.dtype == torch.float32
+    codec = LGCNCodec(points, 96)
+    truth = np.random.default_rng(points).uniform(-0.5, 95.5, size=(3, points, 2))
+    decoded = codec.decode(collate(codec, truth)).numpy()
+    assert np.abs(decoded - truth).max() < CONTRACT_PX
+
+
+@pytest.mark.parametrize(("size", "kernel"), [(96, 45), (32, 15), (24, 11)])
+def test_round_trip_at_borders_and_corners(size: int, kernel: int) -> None:
+    rng = np.random.default_rng(size)
+    edges = np.array([-0.5, -0.499, -0.2, 0.0, 0.5, 1.0, size / 2, size - 1.5, size - 1.0, size - 0.51, size - 0.5])
+    grid = np.stack(np.meshgrid(edges, edges), axis=-1).reshape(-1, 2)
+    points = np.concatenate([grid, rng.uniform(-0.5, size - 0.5, size=(400, 2))])
+    codec = LGCNCodec(len(points), size, kernel)
+    decoded = codec.decode(collate(codec, points[None]))[0].numpy()
+    assert np.abs(decoded - points).max() < CONTRACT_PX
+
+
+def test_targets_are_the_blurred_bilinear_label() -> None:
+    """K * y with y a bilinear unit splat: the same map as convolving a drawn label image with the kernel."""
+    codec = LGCNCodec(2, 32, 15)
+    points = np.array([[10.25, 20.6], [3.0, 7.0]])
+    targets = codec.encode(points, np.ones(2, bool))
+    label = np.zeros((2, 32, 32))
+    for k, (x, y) in enumerate(points):
+        x0, y0, fx, fy = int(x), int(y), x - int(x), y - int(y)
+        label[k, y0 : y0 + 2, x0 : x0 + 2] = np.outer([1 - fy, fy], [1 - fx, fx])
+    kernel = torch.from_numpy(lgcn_kernel(15))[None, None].repeat(2, 1, 1, 1)
+    expected = F.conv2d(torch.from_numpy(label)[None], kernel, padding=7, groups=2)[0].numpy()
+    np.testing.assert_allclose(targets["heatmap"], expected, atol=1e-5)
+    np.testing.assert_array_equal(targets["label_mass"], [1, 1])
+
+
+def test_points_outside_the_crop_get_no_target() -> None:
+    codec = LGCNCodec(3, 32, 15)
+    targets = codec.encode(np.array([[5.0, 5.0], [40.0, 3.0], [np.nan, 1.0]]), np.array([True, True, False]))
+    np.testing.assert_array_equal(targets["weight"], [1, 0, 0])
+    np.testing.assert_array_equal(targets["label_mass"], [1, 0, 0])
+    assert not targets["heatmap"][1:].any()
+    assert all(value.dtype == np.float32 for value in targets.values())
+
+
+def test_encode_rejects_wrong_point_count() -> None:
+    with pytest.raises(ValueError, match="expected 3 landmarks"):
+        LGCNCodec(3, 32, 15).encode(np.zeros((2, 2)), np.ones(2))
+
+
+def test_decode_names_a_missing_heatmap() -> None:
+    with pytest.raises(KeyError, match="heatmap"):
+        LGCNCodec(1, 32, 15).decode({"int_heatmap": torch.zeros(1, 1, 32, 32)})
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"kernel_size": 10}, "odd"),
+        ({"kernel_size": 49}, "wider than"),
+        ({"local_5x5_layers": 0, "local_3x3_layers": 0}, "at least one layer"),
+        ({"input_size": 6}, "greater than or equal to 7"),
+        ({"dropout": 1.0}, "less than 1"),
+        ({"layers": 3}, "Extra inputs"),
+    ],
+)
+def test_params_reject_inconsistent_values(change: dict, message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        LGCNParams.model_validate({**SMALL, **change})
+
+
+def test_loss_weights_points_as_the_paper() -> None:
+    """L = 0.05 sum_l (0.1 + 0.5 mean(n) + n_l) m_l (SSE(o1) + SSE(o2)), summed over the batch."""
+    model = build_model(SMALL)
+    codec = model.codec
+    targets = collate(codec, np.random.default_rng(0).uniform(2, 21, size=(2, 5, 2)))
+    targets["weight"][0, 1] = 0.0
+    outputs = {"heatmap": torch.rand(2, 5, 24, 24), "heatmap_local": torch.rand(2, 5, 24, 24)}
+    total, parts = model.loss(outputs, targets)
+    sse = sum(((outputs[key] - targets["heatmap"]) ** 2).sum(dim=(2, 3)) for key in ("heatmap", "heatmap_local"))
+    weight = (0.1 + 0.5 * 1.0 + 1.0) * targets["weight"]
+    assert float(total) == pytest.approx(float(0.05 * (weight * sse).sum()), rel=1e-5)
+    assert float(total) == pytest.approx(parts["local_sse"] + parts["final_sse"], rel=1e-5)
+    # A point outside the crop has n_l = 0: the other points' weight drops with the mean label mass.
+    targets["label_mass"][1, 0] = 0.0
+    targets["weight"][1, 0] = 0.0
+    weight[1] = (0.1 + 0.5 * 0.8 + 1.0) * targets["weight"][1]
+    assert float(model.loss(outputs, targets)[0]) == pytest.approx(float(0.05 * (weight * sse).sum()), rel=1e-5)
+
+
+def test_init_follows_the_source() -> None:
+    torch.manual_seed(0)
+    model = build_model({"name": "lgcn", "filters": 64, "num_points": 68, "input_size": 32, "kernel_size": 15})
+    conv = model.local[3][0]
+    fan_in = conv.in_channels * conv.kernel_size[0] * conv.kernel_size[1]
+    assert float(conv.weight.std()) == pytest.approx(np.sqrt(0.02) * np.sqrt(2 / fan_in), rel=0.05)
+    assert all(float(m.bias.abs().max()) == 0 for m in model.modules() if isinstance(m, nn.Conv2d))
+
+
+def test_overfits_a_tiny_batch() -> None:
+    """60 Adam steps on 4 samples: decoded points land on the targets (well under a pixel) and the loss halves; it
+    keeps falling slowly after that, as the kernel's broad tails (sigma 7.9 px at 96) are fitted."""
+    torch.manual_seed(0)
+    torch.set_num_threads(2)
+    model = build_model(SMALL)
+    rng = np.random.default_rng(0)
+    points = rng.uniform(3, 20, size=(4, 5, 2))
+    images, targets = torch.rand(4, 3, 24, 24), collate(model.codec, points)
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(60):
+        loss, _ = model.loss(model(images), targets)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss))
+    assert losses[-1] < losses[0] / 1.8
+    with torch.no_grad():
+        decoded = model.predict(images).numpy()
+    assert np.linalg.norm(decoded - points, axis=-1).mean() < 0.3
+
+
+def test_onnx_export_matches_predict(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = build_model(SMALL)
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight)
+    info = DeployInfo(model="lgcn", layout="68", num_points=5, input_size=24, box_scale=1.35, config_hash="0123abcd")
+    path = export_onnx(model, tmp_path / "model.onnx", info)
+    images = np.random.default_rng(3).random((4, 3, 24, 24), dtype=np.float32)
+    assert compare_outputs(model, path, images)["max_abs_diff_px"] < 1e-3
+
+
+LGCN_CONFIGS = ["lgcn_300w.yaml", "lgcn_wflw.yaml", "lgcn_cofw.yaml", "lgcn_aflw.yaml", "lgcn_synthetic_tiny.yaml"]
+
+
+@pytest.mark.parametrize("name", LGCN_CONFIGS)
+def test_configs_validate_and_build(name: str) -> None:
+    config = load_config(CONFIGS / name)
+    assert isinstance(config.model, LGCNParams)
+    assert config.model.num_points == LAYOUTS[config.data.layout].num_points
+    assert config.model.make_codec().input_size == config.model.input_size
+
+
+def test_paper_config_is_the_released_network() -> None:
+    config = load_config(CONFIGS / "lgcn_300w.yaml")
+    model = config.model
+    assert (model.filters, model.input_size, model.kernel_size, model.global_dilation) == (128, 96, 45, 4)
+    assert (model.local_5x5_layers, model.local_3x3_layers, model.global_layers) == (5, 10, 7)
+    assert (config.train.optimizer, config.train.batch_size, config.train.lr) == ("sgd", 16, 1e-4)
