@@ -14,10 +14,12 @@ from torch import nn
 
 from landmarkflow.codecs.lgcn import LGCNCodec, lgcn_kernel
 from landmarkflow.config import load_config
+from landmarkflow.data.synthetic.face3d import TEMPLATE_68
 from landmarkflow.export.metadata import DeployInfo
 from landmarkflow.export.onnx import compare_outputs, export_onnx
 from landmarkflow.layouts import LAYOUTS
 from landmarkflow.models.lgcn import LGCN, FixedBlur, LGCNParams
+from landmarkflow.models.lgcn_shape import ShapeModel, fit_face, fit_shapes, shape_fitted_predictor, solve_lsi
 from landmarkflow.models.registry import build_model, model_names
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -231,3 +233,83 @@ def test_paper_config_is_the_released_network() -> None:
     assert (model.filters, model.input_size, model.kernel_size, model.global_dilation) == (128, 96, 45, 4)
     assert (model.local_5x5_layers, model.local_3x3_layers, model.global_layers) == (5, 10, 7)
     assert (config.train.optimizer, config.train.batch_size, config.train.lr) == ("sgd", 16, 1e-4)
+
+
+def template_shapes(count: int, rng: np.random.Generator, size: int = 96) -> np.ndarray:
+    """Faces from the 68-point template: random scale, width, rotation (+-10 deg), shift and 0.5 px point noise."""
+    template = TEMPLATE_68[:, :2] - [0.0, 0.65]
+    faces = []
+    for _ in range(count):
+        angle = np.deg2rad(rng.uniform(-10, 10))
+        rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+        face = 33 * rng.uniform(0.9, 1.1) * (template * [rng.uniform(0.9, 1.1), 1.0]) @ rotation.T
+        faces.append(face + (size - 1) / 2 + rng.uniform(-3, 3, 2) + rng.normal(0, 0.5, face.shape))
+    return np.stack(faces)
+
+
+@pytest.fixture(scope="module")
+def shape_model() -> ShapeModel:
+    return ShapeModel.fit(template_shapes(300, np.random.default_rng(0)), 96)
+
+
+def corrupted_maps(truth: np.ndarray, bad: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Ideal heatmaps, except that the `bad` points get a weak (0.35) peak 10 px off along both axes."""
+    codec = LGCNCodec(68, 96)
+    displaced = truth.copy()
+    displaced[bad] += rng.choice([-10.0, 10.0], size=(len(bad), 2))
+    maps = codec.encode(truth, np.ones(68, bool))["heatmap"]
+    maps[bad] = 0.35 * codec.encode(displaced, np.ones(68, bool))["heatmap"][bad]
+    return maps, displaced
+
+
+def test_shape_model_is_built_from_training_shapes(shape_model: ShapeModel, tmp_path: Path) -> None:
+    assert shape_model.mean.shape == (68, 2) and shape_model.basis.shape == (136, 12)
+    # Ordering that every training face shares: the jaw's first point is left of its last, the chin below the nose.
+    assert {(0, 16, 0), (30, 8, 1)} <= {tuple(c) for c in shape_model.constraints}
+    loaded = ShapeModel.load(shape_model.save(tmp_path / "shape_model.npz"))
+    np.testing.assert_array_equal(loaded.basis, shape_model.basis)
+    np.testing.assert_array_equal(loaded.constraints, shape_model.constraints)
+    assert loaded.size == 96
+
+
+def test_fitting_repairs_corrupted_points_and_keeps_good_ones(shape_model: ShapeModel) -> None:
+    rng = np.random.default_rng(1)
+    bad = np.array([0, 8, 30, 36, 45, 48])
+    good = np.setdiff1d(np.arange(68), bad)
+    errors_before, errors_after, good_errors = [], [], []
+    for truth in template_shapes(3, rng):
+        maps, displaced = corrupted_maps(truth, bad, rng)
+        fitted = fit_shapes(maps[None], shape_model)[0]
+        errors_before.append(np.linalg.norm(displaced[bad] - truth[bad], axis=1).mean())
+        errors_after.append(np.linalg.norm(fitted[bad] - truth[bad], axis=1).mean())
+        good_errors.append(np.linalg.norm(fitted[good] - truth[good], axis=1).max())
+    assert np.mean(errors_after) < 0.5 * np.mean(errors_before)
+    # Confident peaks win the blend: good points stay on their sub-pixel peak, not on the shape model.
+    assert max(good_errors) < 0.5
+
+
+def test_fitted_shape_keeps_the_ordering_constraints(shape_model: ShapeModel) -> None:
+    """Swapped eye-corner and mouth-corner maps pull the unconstrained fit across; the constrained one holds."""
+    truth = template_shapes(1, np.random.default_rng(2))[0]
+    maps = LGCNCodec(68, 96).encode(truth, np.ones(68, bool))["heatmap"]
+    maps[[36, 39, 48, 54]] = maps[[39, 36, 54, 48]]
+    fit = fit_face(maps, shape_model)
+    i, j, axis = shape_model.constraints.T
+    assert (fit.model_shape[i, axis] - fit.model_shape[j, axis]).max() <= 1e-6
+
+
+def test_lsi_solver_projects_onto_an_active_constraint() -> None:
+    """min |x - (2, 1)| s.t. x0 <= x1 is the projection (1.5, 1.5); an inactive constraint changes nothing."""
+    a, y = np.eye(2), np.array([2.0, 1.0])
+    np.testing.assert_allclose(solve_lsi(a, y, np.array([[1.0, -1.0]]), np.zeros(1)), [1.5, 1.5], atol=1e-9)
+    np.testing.assert_allclose(solve_lsi(a, y, np.array([[-1.0, 1.0]]), np.zeros(1)), [2.0, 1.0], atol=1e-9)
+
+
+def test_shape_fitted_predictor_runs_on_crops() -> None:
+    """The evaluate hook: crops -> network heatmaps -> fitted points, any shape model of the model's crop side."""
+    model = build_model({**SMALL, "num_points": 68})
+    rng = np.random.default_rng(3)
+    shapes = template_shapes(40, rng, size=96) * 24 / 96
+    predict = shape_fitted_predictor(model, ShapeModel.fit(shapes, 24))
+    out = predict(rng.random((2, 3, 24, 24), dtype=np.float32))
+    assert out.shape == (2, 68, 2) and np.isfinite(out).all()
