@@ -43,6 +43,9 @@ class Layout:
     normalisers: dict[str, Normaliser]
     default_normaliser: str
     datasets: tuple[str, ...] = field(default=())
+    boundaries: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    """Facial boundary lines (LAB / DSAT boundary heatmaps): each an ordered chain of points drawn as a
+    polyline; a chain that ends on its first point is closed. Left and right as in `groups`."""
 
     def __post_init__(self) -> None:
         perm = self.flip_permutation
@@ -52,6 +55,9 @@ class Layout:
             raise ValueError(f"layout {self.name}: flip permutation is not an involution")
         if self.default_normaliser not in self.normalisers:
             raise ValueError(f"layout {self.name}: unknown default normaliser {self.default_normaliser!r}")
+        for line, chain in self.boundaries.items():
+            if len(chain) < 2 or not all(0 <= i < self.num_points for i in chain):
+                raise ValueError(f"layout {self.name}: boundary {line!r} needs >= 2 points in 0..{self.num_points - 1}")
 
     def flip_points(self, points: np.ndarray, width: int) -> np.ndarray:
         """Mirror (..., K, 2) points in an image of `width` pixels: permute, then x -> W - 1 - x."""
@@ -85,6 +91,11 @@ def _perm(text: str) -> tuple[int, ...]:
     return tuple(int(v) for v in text.split())
 
 
+def _closed(start: int, stop: int, first: int) -> tuple[int, ...]:
+    """Points start..stop, then back to `first`: a chain that closes a curve (an eyelid, a lip, a brow)."""
+    return (*_span(start, stop), first)
+
+
 IBUG_68 = Layout(
     name="68",
     description="300W / iBUG 68-point markup",
@@ -110,6 +121,22 @@ IBUG_68 = Layout(
     },
     default_normaliser="inter_ocular",
     datasets=("300w", "cofw68", "synthetic"),
+    # The 13 boundaries of DSAT's code (models.md §2.2), which are LAB's.
+    boundaries={
+        "jaw": _span(0, 16),
+        "right_brow": _span(17, 21),
+        "left_brow": _span(22, 26),
+        "nose_bridge": _span(27, 30),
+        "nose_bottom": _span(31, 35),
+        "right_upper_eyelid": _span(36, 39),
+        "right_lower_eyelid": _closed(39, 41, 36),
+        "left_upper_eyelid": _span(42, 45),
+        "left_lower_eyelid": _closed(45, 47, 42),
+        "upper_lip_top": _span(48, 54),
+        "upper_lip_bottom": _span(60, 64),
+        "lower_lip_top": _closed(64, 67, 60),
+        "lower_lip_bottom": _closed(54, 59, 48),
+    },
 )
 
 WFLW_98 = Layout(
@@ -139,6 +166,22 @@ WFLW_98 = Layout(
     },
     default_normaliser="inter_ocular",
     datasets=("wflw", "synthetic"),
+    # LAB's 13 WFLW boundaries: each brow is one closed loop (upper edge out, lower edge back).
+    boundaries={
+        "contour": _span(0, 32),
+        "right_brow": _closed(33, 41, 33),
+        "left_brow": _closed(42, 50, 42),
+        "nose_bridge": _span(51, 54),
+        "nose_bottom": _span(55, 59),
+        "right_upper_eyelid": _span(60, 64),
+        "right_lower_eyelid": _closed(64, 67, 60),
+        "left_upper_eyelid": _span(68, 72),
+        "left_lower_eyelid": _closed(72, 75, 68),
+        "upper_lip_top": _span(76, 82),
+        "upper_lip_bottom": _span(88, 92),
+        "lower_lip_top": _closed(92, 95, 88),
+        "lower_lip_bottom": _closed(82, 87, 76),
+    },
 )
 
 COFW_29 = Layout(
@@ -162,6 +205,21 @@ COFW_29 = Layout(
     },
     default_normaliser="inter_ocular",
     datasets=("cofw", "synthetic"),
+    # Ours, from the point roles above (no published chains): 11 lines through the few points each feature has;
+    # the nose bridge (tip only) and the chin (one point) give no line.
+    boundaries={
+        "right_brow": (0, 4, 2, 5, 0),
+        "left_brow": (1, 6, 3, 7, 1),
+        "right_upper_eyelid": (8, 12, 10),
+        "right_lower_eyelid": (10, 13, 8),
+        "left_upper_eyelid": (9, 14, 11),
+        "left_lower_eyelid": (11, 15, 9),
+        "nose_bottom": (18, 21, 19),
+        "upper_lip_top": (22, 24, 23),
+        "upper_lip_bottom": (22, 25, 23),
+        "lower_lip_top": (22, 26, 23),
+        "lower_lip_bottom": (22, 27, 23),
+    },
 )
 
 AFLW_19 = Layout(
@@ -179,6 +237,15 @@ AFLW_19 = Layout(
     normalisers={"box_size": Normaliser("box_size", NormaliserKind.BOX_SIZE)},
     default_normaliser="box_size",
     datasets=("aflw", "synthetic"),
+    # Ours: the six three-point lines AFLW's markup has (corner, centre, corner); the chin gives no line.
+    boundaries={
+        "right_brow": _span(0, 2),
+        "left_brow": _span(3, 5),
+        "right_eye": _span(6, 8),
+        "left_eye": _span(9, 11),
+        "nose": _span(12, 14),
+        "mouth": _span(15, 17),
+    },
 )
 
 LAYOUTS: dict[str, Layout] = {layout.name: layout for layout in (IBUG_68, WFLW_98, COFW_29, AFLW_19)}
