@@ -258,6 +258,54 @@ DATASET_SUBSETS: dict[str, tuple[str, ...]] = {
 }
 
 
+# Face regions by layout: the layout's point groups gathered into the same five facial parts for every layout, so
+# that a region-wise model (RDFN's per-region score-map heads) sees comparable regions across datasets. COFW and
+# AFLW have no cheek contour, so their "contour" region is the chin point alone.
+FACE_REGIONS: dict[str, dict[str, tuple[str, ...]]] = {
+    "68": {
+        "contour": ("jaw",),
+        "brows": ("right_brow", "left_brow"),
+        "nose": ("nose_bridge", "nose_bottom"),
+        "eyes": ("right_eye", "left_eye"),
+        "mouth": ("outer_lip", "inner_lip"),
+    },
+    "98": {
+        "contour": ("contour",),
+        "brows": ("right_brow", "left_brow"),
+        "nose": ("nose",),
+        "eyes": ("right_eye", "left_eye", "pupils"),
+        "mouth": ("outer_lip", "inner_lip"),
+    },
+    "29": {
+        "contour": ("chin",),
+        "brows": ("brows",),
+        "nose": ("nose",),
+        "eyes": ("outer_eye_corners", "inner_eye_corners", "eyelids", "pupils"),
+        "mouth": ("mouth",),
+    },
+    "19": {
+        "contour": ("chin",),
+        "brows": ("brows",),
+        "nose": ("nose",),
+        "eyes": ("eyes",),
+        "mouth": ("mouth",),
+    },
+}
+
+
+def face_regions(name: str) -> dict[str, tuple[int, ...]]:
+    """Point indices of each face region of layout `name`; every point belongs to exactly one region."""
+    layout = get_layout(name)
+    regions = {
+        region: tuple(sorted(i for group in groups for i in layout.groups[group]))
+        for region, groups in FACE_REGIONS[layout.name].items()
+    }
+    covered = sorted(i for points in regions.values() for i in points)
+    if covered != list(range(layout.num_points)):
+        raise ValueError(f"layout {layout.name}: face regions do not partition the {layout.num_points} points")
+    return regions
+
+
 def get_layout(name: str) -> Layout:
     """The layout called `name` ("68", "98", "29" or "19"), with a clear error for anything else."""
     try:
