@@ -13,6 +13,9 @@ Deviations from the released code (GERMINO-LiuHe/DSAT), each for a reason:
   2^(depth-1) .. 1, KV size depth x channels), transformer layers/heads/MLP ratio, head width, `stem_stride` 2
   (conv1 with stride 2, for a cheaper full-resolution stem), and heatmaps at the hourglass resolution (no head
   upsampling) instead of twice it.
+- DSA's straight-through hard gate is 1[s > 0] + g_s - stop_grad(g_s) (Kaiser & Bengio's form): its backward
+  pass is the saturating sigmoid's, 1.2 sigmoid'(s) where unsaturated. §2.1 says only that the gradients of
+  sigmoid(s) and g_s are carried; this is the one formula that does both.
 - The boundary channels are trained but, as in the paper's flip test, not decoded; the flip test (`predict`)
   averages only the landmark channels.
 - Parameters use PyTorch's default init (the code sets none), except the transformer MLPs (xavier weights,
