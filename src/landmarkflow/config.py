@@ -77,6 +77,16 @@ class EvalConfig(_Section):
     auc_threshold: float = Field(0.10, gt=0)
     overlay_count: int = Field(16, ge=0)
     batch_size: int = Field(32, ge=1)
+    perturb_shift: float = Field(0.2, ge=0, description="perturbed-box eval: centre moved by up to this x box size")
+    perturb_scale: tuple[float, float] = Field((0.8, 1.5), description="perturbed-box eval: box size factor range")
+    perturb_seed: int = 0
+
+    @field_validator("perturb_scale")
+    @classmethod
+    def _scale_range(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if not 0 < value[0] <= value[1]:
+            raise ValueError(f"perturb_scale must be (low, high) with 0 < low <= high, got {value}")
+        return value
 
 
 class GateConfig(_Section):
@@ -98,7 +108,7 @@ class ReferenceConfig(_Section):
     """What the paper reports for this configuration, for `landmarkflow models list` to compare against."""
 
     source: str = Field(description="paper, table or figure the numbers come from")
-    params_m: float = Field(gt=0, description="parameters in millions, as the authors count them")
+    params_m: float | None = Field(None, gt=0, description="parameters in millions, as the authors count them")
     gflops: float | None = Field(None, gt=0, description="GFLOPs per forward pass at input_size, if reported")
 
 

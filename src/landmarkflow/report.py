@@ -28,7 +28,8 @@ def print_pipeline_report(
     console = Console(width=max(Console().width, REPORT_WIDTH))
     client = MlflowClient()
     table = Table(title=f"landmarkflow on {dataset} ({minutes:.1f} min)")
-    for column in ("model", "latest version", "gate", "test NME", "mean-shape NME", "champion", "champion NME"):
+    columns = ("model", "latest version", "gate", "test NME", "perturbed boxes", "mean-shape NME", "champion")
+    for column in (*columns, "champion NME"):
         table.add_column(column)
     for config_path in configs:
         config = load_config(config_path)
@@ -36,14 +37,16 @@ def print_pipeline_report(
         latest = _latest_version(client, name)
         champion = version_by_alias(name, CHAMPION)
         if latest is None:
-            table.add_row(name, "-", "-", "-", "-", "-", "-")
+            table.add_row(name, *["-"] * 7)
             continue
         tags = latest.tags
+        perturbed = client.get_run(latest.run_id).data.metrics.get("test_nme_perturbed") if latest.run_id else None
         table.add_row(
             name,
             f"v{latest.version}",
             tags.get("gate", "-"),
             _percent(tags.get("test_nme")),
+            _percent(None if perturbed is None else str(perturbed)),
             _percent(tags.get("baseline_nme")),
             f"v{champion.version}" if champion else "none",
             _percent(str(champion.nme)) if champion and champion.nme is not None else "-",

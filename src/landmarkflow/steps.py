@@ -29,6 +29,7 @@ from landmarkflow.data.validate import CheckFailure, ValidationResult, validate_
 from landmarkflow.evaluation.baseline import MeanShape
 from landmarkflow.evaluation.gates import GateDecision, decide
 from landmarkflow.evaluation.metrics import per_image_nme, summarize
+from landmarkflow.evaluation.perturb import perturb_boxes
 from landmarkflow.evaluation.plots import plot_ced, plot_loss_curves, plot_overlay_grid
 from landmarkflow.evaluation.predictions import predict_records, torch_predictor
 from landmarkflow.export.metadata import DeployInfo
@@ -367,6 +368,7 @@ class EvalResult(StepResult):
     metrics: dict[str, float]
     baseline_metrics: dict[str, float]
     plots: list[str] = field(default_factory=list)
+    perturbed: dict[str, float] = field(default_factory=dict)
 
     @property
     def nme(self) -> float:
@@ -403,6 +405,16 @@ def evaluate(trained: TrainResult, out_dir: str | Path) -> EvalResult:
     )
     base_nmes = per_image_nme(baseline.predict(boxes), gts, layout, boxes, config.data.normaliser)
     baseline_metrics = summarize(base_nmes, config.eval.fr_threshold, config.eval.auc_threshold, subsets=subsets)
+    moved = perturb_boxes(boxes, config.eval.perturb_shift, config.eval.perturb_scale, config.eval.perturb_seed)
+    moved_preds = predict_records(
+        torch_predictor(model), test, root, model.input_size, config.data.box_scale, config.eval.batch_size, moved
+    )
+    perturbed = {
+        "nme_perturbed": float(per_image_nme(moved_preds, gts, layout, boxes, config.data.normaliser).mean()),
+        "baseline_nme_perturbed": float(
+            per_image_nme(baseline.predict(moved), gts, layout, boxes, config.data.normaliser).mean()
+        ),
+    }
     ced = plot_ced({config.model.name: nmes, "mean shape": base_nmes}, config.eval.auc_threshold, out_dir / "ced.png")
     shown = list(range(min(config.eval.overlay_count, len(test))))
     overlay = plot_overlay_grid(
@@ -418,6 +430,8 @@ def evaluate(trained: TrainResult, out_dir: str | Path) -> EvalResult:
     for key, value in baseline_metrics.items():
         client.log_metric(trained.run_id, f"baseline_{key}", float(value))
     client.log_metric(trained.run_id, "baseline_over_model_nme", float(base_nmes.mean() / max(nmes.mean(), 1e-12)))
+    client.log_metric(trained.run_id, "test_nme_perturbed", perturbed["nme_perturbed"])
+    client.log_metric(trained.run_id, "baseline_nme_perturbed", perturbed["baseline_nme_perturbed"])
     for plot in (ced, overlay):
         client.log_artifact(trained.run_id, str(plot), "plots")
     log.info(
@@ -428,7 +442,14 @@ def evaluate(trained: TrainResult, out_dir: str | Path) -> EvalResult:
         {k: round(v, 4) for k, v in metrics.items() if k.startswith("fr")},
         {k: round(v, 4) for k, v in metrics.items() if k.startswith("auc")},
     )
-    return EvalResult(trained.run_id, metrics, baseline_metrics, [str(ced), str(overlay)])
+    log.info(
+        "perturbed boxes (centre +-%g, scale %s): NME %.3f%% (mean shape %.3f%%)",
+        config.eval.perturb_shift,
+        config.eval.perturb_scale,
+        100 * perturbed["nme_perturbed"],
+        100 * perturbed["baseline_nme_perturbed"],
+    )
+    return EvalResult(trained.run_id, metrics, baseline_metrics, [str(ced), str(overlay)], perturbed)
 
 
 # ---------------------------------------------------------------- export

@@ -64,6 +64,9 @@ def test_first_model_is_promoted_and_a_worse_one_is_not(training_synthetic: Path
     assert {"data_hash", "git_commit", "config_hash", "test_nme", "checkpoint"} <= set(tags)
     assert float(tags["test_nme"]) == pytest.approx(first.evaluate.nme, rel=1e-5)
     assert first.evaluate.baseline_metrics["nme"] > first.evaluate.nme
+    run_metrics = MlflowClient().get_run(first.evaluate.run_id).data.metrics
+    assert run_metrics["test_nme_perturbed"] == pytest.approx(first.evaluate.perturbed["nme_perturbed"])
+    assert first.evaluate.perturbed["baseline_nme_perturbed"] > first.evaluate.baseline_metrics["nme"]
     assert abs(first.export.parity_delta) <= 1e-4
     assert "skipped" in first.export.tensorrt
 

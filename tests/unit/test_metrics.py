@@ -4,6 +4,7 @@ from scipy.integrate import simpson
 
 from landmarkflow.evaluation.baseline import MeanShape
 from landmarkflow.evaluation.metrics import auc, ced_curve, failure_rate, per_image_nme, summarize, threshold_tag
+from landmarkflow.evaluation.perturb import perturb_boxes
 from landmarkflow.layouts import get_layout
 
 RNG = np.random.default_rng(0)
@@ -111,3 +112,16 @@ def test_mean_shape_averages_in_the_crop_frame() -> None:
     np.testing.assert_allclose(baseline.predict(np.array([[100.0, 100.0, 300.0, 300.0]])), np.full((1, 19, 2), 200.0))
     with pytest.raises(ValueError, match=r"\(N, 4\) boxes"):
         MeanShape.fit(low, np.zeros((2, 4)), 1.0, 100)
+
+
+def test_perturbed_boxes_stay_within_the_promised_shift_and_scale() -> None:
+    boxes = np.array([[100.0, 50.0, 200.0, 250.0]] * 500)
+    moved = perturb_boxes(boxes, 0.2, (0.8, 1.5), seed=3)
+    size, new_size = boxes[:, 2:] - boxes[:, :2], moved[:, 2:] - moved[:, :2]
+    shift = ((moved[:, :2] + moved[:, 2:]) / 2 - (boxes[:, :2] + boxes[:, 2:]) / 2) / size
+    factor = new_size / size
+    assert np.abs(shift).max() <= 0.2 and np.abs(shift).max() > 0.18
+    np.testing.assert_allclose(factor[:, 0], factor[:, 1])  # the aspect ratio is kept
+    assert 0.8 <= factor.min() < 0.82 and 1.48 < factor.max() <= 1.5
+    np.testing.assert_array_equal(moved, perturb_boxes(boxes, 0.2, (0.8, 1.5), seed=3))
+    np.testing.assert_array_equal(perturb_boxes(boxes, 0.0, (1.0, 1.0), seed=3), boxes)

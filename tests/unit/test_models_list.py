@@ -24,14 +24,20 @@ def test_json_lists_every_model_with_name_config_params_and_gflops(cards: list[d
         assert {"name", "config", "params", "gflops"} <= set(card)
         assert card["params"] > 0 and card["gflops"] > 0
     for name in model_names():
-        assert any("_synthetic_tiny" in card["config"] for card in cards if card["name"] == name), name
+        configs = [card["config"] for card in cards if card["name"] == name]
+        assert any("_synthetic_tiny" in c for c in configs) and any("_synthetic_tiny" not in c for c in configs), name
+
+
+REPORTED = {"hih", "dsat", "lgcn"}
+"""Models whose papers (or reference code) give a parameter count; RDFN's paper gives none (models.md §5)."""
 
 
 def test_paper_configs_match_the_papers_parameter_counts(cards: list[dict]) -> None:
     papers = [card for card in cards if card["paper_params"]]
-    assert {card["name"] for card in papers} == set(model_names())
+    assert {card["name"] for card in papers} == REPORTED
     for card in papers:
-        assert card["reference_params"] == pytest.approx(card["paper_params"], rel=0.02), card["config"]
+        tolerance = 0.02 if card["name"] == "dsat" else 0.01  # the issue's bounds: DSAT 2%, HIH and LGCN 1%
+        assert card["reference_params"] == pytest.approx(card["paper_params"], rel=tolerance), card["config"]
 
 
 def test_hih_variants_are_its_paper_sizes(cards: list[dict]) -> None:

@@ -54,7 +54,7 @@ def describe(config_path: Path) -> ModelCard:
         input_size=model.input_size,
         params=sum(p.numel() for p in model.parameters()),
         reference_params=model.reference_param_count(),
-        paper_params=round(reference.params_m * 1e6) if reference else None,
+        paper_params=round(reference.params_m * 1e6) if reference and reference.params_m else None,
         gflops=round(counter.get_total_flops() / 1e9, 3),
         paper_source=reference.source if reference else None,
     )

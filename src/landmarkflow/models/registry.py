@@ -21,6 +21,7 @@ class ModelEntry:
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
+_discovered = False  # True once every model module has been imported
 
 
 def register(name: str, params: type[ModelParams], summary: str) -> Callable:
@@ -35,12 +36,15 @@ def register(name: str, params: type[ModelParams], summary: str) -> Callable:
 
 def _entries() -> dict[str, ModelEntry]:
     """Import every module of this package once, which runs their @register decorators: a new model is a new
-    file, with no list to keep in step."""
-    if not _REGISTRY:
+    file, with no list to keep in step. (A test importing one model module directly must not stop the others
+    from being found, hence a flag rather than an emptiness check.)"""
+    global _discovered
+    if not _discovered:
         import landmarkflow.models as package
 
         for module in pkgutil.iter_modules(package.__path__):
             importlib.import_module(f"{package.__name__}.{module.name}")
+        _discovered = True
     return _REGISTRY
 
 
