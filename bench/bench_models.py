@@ -29,7 +29,11 @@ from landmarkflow.export.onnx import export_onnx, run_onnx
 from landmarkflow.models.base import LandmarkModel
 from landmarkflow.models.registry import build_model
 
-DEFAULT_CONFIGS = [Path("configs/hih_synthetic_tiny.yaml"), Path("configs/hih_300w.yaml")]
+DEFAULT_CONFIGS = [
+    Path(f"configs/{model}_{size}.yaml")
+    for model in ("hih", "dsat", "lgcn", "rdfn")
+    for size in ("synthetic_tiny", "300w")
+]
 LATENCY_BATCHES = (1, 16)
 
 
