@@ -430,6 +430,17 @@ def evaluate(trained: TrainResult, out_dir: str | Path) -> EvalResult:
     for key, value in baseline_metrics.items():
         client.log_metric(trained.run_id, f"baseline_{key}", float(value))
     client.log_metric(trained.run_id, "baseline_over_model_nme", float(base_nmes.mean() / max(nmes.mean(), 1e-12)))
+    refined = model.refined_predictor(
+        np.stack([r.landmarks for r in train_records]), np.stack([r.bbox for r in train_records]), config.data.box_scale
+    )
+    if refined is not None:
+        step, predict = refined
+        refined_preds = predict_records(
+            predict, test, root, model.input_size, config.data.box_scale, config.eval.batch_size
+        )
+        metrics[f"nme_{step}"] = float(per_image_nme(refined_preds, gts, layout, boxes, config.data.normaliser).mean())
+        client.log_metric(trained.run_id, f"test_nme_{step}", metrics[f"nme_{step}"])
+        log.info("test NME with %s: %.3f%% (without: %.3f%%)", step, 100 * metrics[f"nme_{step}"], 100 * nmes.mean())
     client.log_metric(trained.run_id, "test_nme_perturbed", perturbed["nme_perturbed"])
     client.log_metric(trained.run_id, "baseline_nme_perturbed", perturbed["baseline_nme_perturbed"])
     for plot in (ced, overlay):

@@ -313,3 +313,29 @@ def test_shape_fitted_predictor_runs_on_crops() -> None:
     predict = shape_fitted_predictor(model, ShapeModel.fit(shapes, 24))
     out = predict(rng.random((2, 3, 24, 24), dtype=np.float32))
     assert out.shape == (2, 68, 2) and np.isfinite(out).all()
+
+
+def test_evaluation_gets_the_shape_fitting_as_a_named_post_step() -> None:
+    """evaluate() reports NME with and without the post-step; HIH (no post-step) returns None."""
+    rng = np.random.default_rng(0)
+    model = build_model({**SMALL, "num_points": 68}).eval()
+    faces = rng.uniform(4, model.input_size - 5, size=(30, 68, 2))
+    boxes = np.concatenate([faces.min(axis=1), faces.max(axis=1)], axis=1)
+    name, predict = model.refined_predictor(faces, boxes, box_scale=1.2)
+    assert name == "shape_fitted"
+    points = predict(rng.random((2, 3, model.input_size, model.input_size), dtype=np.float32))
+    assert points.shape == (2, 68, 2) and np.isfinite(points).all()
+    hih = build_model(
+        {
+            "name": "hih",
+            "num_points": 5,
+            "input_size": 64,
+            "heatmap_size": 16,
+            "decimal_size": 4,
+            "dec_sigma": 0.6,
+            "hourglass_depth": 2,
+            "channels": 32,
+            "decimal_channels": 32,
+        }
+    )
+    assert hih.refined_predictor(faces[:, :5], boxes, box_scale=1.2) is None

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from abc import abstractmethod
+from collections.abc import Callable
 
+import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict
 from torch import nn
@@ -44,6 +46,13 @@ class LandmarkModel(nn.Module):
     def reference_param_count(self) -> int:
         """Parameters as the authors' code counts them (the same as ours unless a model says otherwise)."""
         return sum(p.numel() for p in self.parameters())
+
+    def refined_predictor(
+        self, train_landmarks: np.ndarray, train_boxes: np.ndarray, box_scale: float
+    ) -> tuple[str, Callable[[np.ndarray], np.ndarray]] | None:
+        """A post-step that runs outside the exported graph (LGCN's shape fitting), as (name, crops -> crop
+        points) built from the train split; evaluation reports NME with and without it. None: the model has none."""
+        return None
 
     def predict(self, images: torch.Tensor) -> torch.Tensor:
         """(N, K, 2) landmarks in crop pixels: forward then the codec's decode. This is the ONNX graph."""

@@ -20,6 +20,7 @@ Deviations and silences of the source, and what we do:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Literal
 
 import numpy as np
@@ -170,6 +171,17 @@ class LGCN(LandmarkModel):
         final_loss = LOSS_GAIN * (point_weight * final).sum()
         total = local_loss + final_loss
         return total, {"local_sse": float(local_loss.detach()), "final_sse": float(final_loss.detach())}
+
+    def refined_predictor(
+        self, train_landmarks: np.ndarray, train_boxes: np.ndarray, box_scale: float
+    ) -> tuple[str, Callable[[np.ndarray], np.ndarray]] | None:
+        """The paper's constrained PCA shape fitting (models.md §4.4) over the heatmaps, with a shape model
+        built from the train split in the evaluation crop's frame."""
+        from landmarkflow.models.lgcn_shape import ShapeModel, crop_frame_shapes, shape_fitted_predictor
+
+        shapes = crop_frame_shapes(train_landmarks, train_boxes, self.input_size, box_scale)
+        device = next(self.parameters()).device
+        return "shape_fitted", shape_fitted_predictor(self, ShapeModel.fit(shapes, self.input_size), device)
 
 
 def init_he_scaled(module: nn.Module) -> None:
