@@ -130,6 +130,13 @@ def _unknown_subset(frame: pd.DataFrame, root: Path) -> str:
     return "test/face_4.jpg"
 
 
+def _face_annotated_twice(frame: pd.DataFrame, root: Path) -> str:
+    duplicate = frame.iloc[[1]].copy()
+    duplicate["sample_id"] = "s1-again"
+    frame.loc[len(frame)] = duplicate.iloc[0]
+    return "train/face_1.jpg"
+
+
 def _nothing_visible(frame: pd.DataFrame, root: Path) -> str:
     _set(frame, 0, "visible", np.zeros(68, dtype=bool))
     return "train/face_0.jpg"
@@ -151,6 +158,7 @@ CORRUPTIONS: list[tuple[str, Callable[[pd.DataFrame, Path], str]]] = [
     ("dataset_layout", _wflw_face_with_68_points),
     ("known_subsets", _unknown_subset),
     ("visibility", _nothing_visible),
+    ("duplicate_faces", _face_annotated_twice),
 ]
 
 

@@ -155,6 +155,8 @@ def _detail(check: str, faces: pd.DataFrame, index: int) -> str:
         return "NaN or inf in landmarks or box"
     if check == "unique_ids":
         return f"sample id used {row['id_uses']} times"
+    if check == "duplicate_faces":
+        return f"the same face (image and points) is annotated under {row['face_uses']} sample ids"
     if check == "split_leak":
         splits = sorted(faces.loc[faces["image_path"] == row["image_path"], "split"].unique())
         return f"image in splits {', '.join(splits)}"
