@@ -51,7 +51,7 @@ def count(module: torch.nn.Module) -> int:
 def gflops(model: DSAT) -> float:
     model.eval()
     with FlopCounterMode(display=False) as counter, torch.no_grad():
-        model(torch.zeros(1, 3, model.input_size, model.input_size, device=model.mean.device))
+        model(torch.zeros(1, 3, model.input_size, model.input_size, device=model.normalize.mean.device))
     return counter.get_total_flops() / 1e9
 
 

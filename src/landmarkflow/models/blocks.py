@@ -82,3 +82,27 @@ def init_normal(module: nn.Module, std: float = 0.001) -> None:
         elif isinstance(m, nn.BatchNorm2d):
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)
+
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class ImageNetNormalize(nn.Module):
+    """RGB in [0, 1] -> ImageNet mean/std normalised, inside the model so that callers and the ONNX graph agree."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return (images - self.mean) / self.std
+
+
+def hourglass_stem(channels: int) -> nn.Sequential:
+    """The stacked-hourglass stem of HIH and RDFN: CBR 7x7/2, Res, maxpool 2, Res, Res; stride 4, `channels` out."""
+    c = channels
+    return nn.Sequential(
+        CBR(3, c // 4, 7, stride=2), Res(c // 4, c // 2), nn.MaxPool2d(2), Res(c // 2, c // 2), Res(c // 2, c)
+    )

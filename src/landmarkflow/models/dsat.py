@@ -35,10 +35,9 @@ from torch import nn
 from landmarkflow.codecs.dsat import DSATCodec
 from landmarkflow.layouts import LAYOUTS, get_layout
 from landmarkflow.models.base import LandmarkModel, ModelParams
+from landmarkflow.models.blocks import ImageNetNormalize
 from landmarkflow.models.registry import register
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 LAYER_NORM_EPS = 1e-6
 SATURATION = 1.2
 """Saturating sigmoid of improved semantic hashing: clip(1.2 sigmoid(s) - 0.1, 0, 1)."""
@@ -309,8 +308,7 @@ class DSAT(LandmarkModel):
         self.input_size = params.input_size
         self.num_points = params.num_points
         c, side = params.channels, params.hourglass_side
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        self.normalize = ImageNetNormalize()
         flip = torch.tensor(get_layout(params.layout).flip_permutation)
         self.register_buffer("flip_permutation", flip, persistent=False)
         self.stem = nn.Sequential(
@@ -332,7 +330,7 @@ class DSAT(LandmarkModel):
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         """heatmap (N, K, H, H) and boundary (N, B, H, H)."""
-        x = self.gate(self.stem((images - self.mean) / self.std))
+        x = self.gate(self.stem(self.normalize(images)))
         maps = self.head(self.hourglasses(x))
         return {"heatmap": maps[:, : self.num_points], "boundary": maps[:, self.num_points :]}
 

@@ -15,11 +15,9 @@ from torch import nn
 
 from landmarkflow.codecs.hih import HIHCodec
 from landmarkflow.models.base import LandmarkModel, ModelParams
-from landmarkflow.models.blocks import CBR, DownBlock, Hourglass, Res, init_normal
+from landmarkflow.models.blocks import CBR, DownBlock, Hourglass, ImageNetNormalize, Res, hourglass_stem, init_normal
 from landmarkflow.models.registry import register
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 STEM_STRIDE = 4
 MAX_DECIMAL_FLOOR = 1e-2
 """Largest allowed decimal-target value in the far corner: decode subtracts the map minimum as the unknown
@@ -126,15 +124,8 @@ class HIH(LandmarkModel):
         self.input_size = params.input_size
         self.num_points = params.num_points
         c = params.channels
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
-        self.stem = nn.Sequential(
-            CBR(3, c // 4, 7, stride=2),
-            Res(c // 4, c // 2),
-            nn.MaxPool2d(2),
-            Res(c // 2, c // 2),
-            Res(c // 2, c),
-        )
+        self.normalize = ImageNetNormalize()
+        self.stem = hourglass_stem(c)
         self.stacks = nn.ModuleList(Stack(c, params.hourglass_depth, params.num_points) for _ in range(params.stacks))
         self.decimal_head = DecimalHead(
             c, params.decimal_channels, params.num_points, params.heatmap_size, params.decimal_size
@@ -153,7 +144,7 @@ class HIH(LandmarkModel):
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         """int_heatmap (N, K, H, H) of the last stack, int_heatmap_stacks (N, S, K, H, H), dec_logits (N, K, D, D)."""
-        x = self.stem((images - self.mean) / self.std)
+        x = self.stem(self.normalize(images))
         heatmaps = []
         for stack in self.stacks:
             heatmap, x = stack(x)

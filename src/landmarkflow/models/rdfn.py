@@ -50,11 +50,9 @@ from torch import nn
 from landmarkflow.codecs.rdfn import RDFNCodec
 from landmarkflow.layouts import LAYOUTS, face_regions
 from landmarkflow.models.base import LandmarkModel, ModelParams
-from landmarkflow.models.blocks import CBR, Hourglass, Res, init_normal
+from landmarkflow.models.blocks import CBR, Hourglass, ImageNetNormalize, Res, hourglass_stem, init_normal
 from landmarkflow.models.registry import register
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 STEM_STRIDE = 4
 CENTRE_PRIOR = 0.1
 """CenterNet's initial centre probability: the heatmap starts near-uniform and low, not at 0.5 everywhere."""
@@ -319,15 +317,8 @@ class RDFN(LandmarkModel):
         self.input_size = params.input_size
         self.num_points = params.num_points
         c = params.channels
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
-        self.stem = nn.Sequential(
-            CBR(3, c // 4, 7, stride=2),
-            Res(c // 4, c // 2),
-            nn.MaxPool2d(2),
-            Res(c // 2, c // 2),
-            Res(c // 2, c),
-        )
+        self.normalize = ImageNetNormalize()
+        self.stem = hourglass_stem(c)
         self.detection = Hourglass(params.detection_depth, c)
         self.detection_heads = DetectionHeads(c, params.head_channels)
         self.fusion = CrossTaskFusion(c, 3, params.attention_reduction, params.spatial_kernel)
@@ -339,7 +330,7 @@ class RDFN(LandmarkModel):
         """Detection maps (centre_logits, region_offset, region_log_size; N x c x H x H), the region used (N, 4),
         score_maps (N, K, R, R) of the last stack and score_maps_stacks (N, T, K, R, R)."""
         p = self.params
-        stem = self.stem((images - self.mean) / self.std)
+        stem = self.stem(self.normalize(images))
         detected, context = hourglass_with_level(self.detection, stem, p.context_level)
         centre, offset, log_size = self.detection_heads(detected)
         region = self.codec.decode_region(centre.detach(), offset.detach(), log_size.detach()).float()
