@@ -16,6 +16,17 @@ class Codec(ABC):
     """
 
     input_size: int
+    num_points: int
+
+    def checked_points(self, landmarks: np.ndarray, visible: np.ndarray) -> np.ndarray:
+        """`landmarks` as (K, 2) float64, after checking that K and the visibility flags match the codec."""
+        points = np.asarray(landmarks, dtype=np.float64).reshape(-1, 2)
+        flags = np.asarray(visible).reshape(-1)
+        if len(points) != self.num_points or len(flags) != self.num_points:
+            raise ValueError(
+                f"expected {self.num_points} landmarks and visibility flags, got {len(points)} and {len(flags)}"
+            )
+        return points
 
     @abstractmethod
     def encode(self, landmarks: np.ndarray, visible: np.ndarray) -> dict[str, np.ndarray]:

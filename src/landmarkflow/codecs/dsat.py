@@ -155,12 +155,7 @@ class DSATCodec(Codec):
 
     def encode(self, landmarks: np.ndarray, visible: np.ndarray) -> dict[str, np.ndarray]:
         """(K, 2) crop points -> heatmap (K, H, H), boundary (B, H, H), weight (K,), boundary_weight (B,), float32."""
-        points = np.asarray(landmarks, dtype=np.float64).reshape(-1, 2)
-        if len(points) != self.num_points or len(np.asarray(visible).reshape(-1)) != self.num_points:
-            raise ValueError(
-                f"expected {self.num_points} landmarks and visibility flags, "
-                f"got {len(points)} and {len(np.asarray(visible).reshape(-1))}"
-            )
+        points = self.checked_points(landmarks, visible)
         chains = [points[list(chain)] for chain in self.boundary_chains]
         usable = np.array([np.isfinite(chain).all() for chain in chains])
         centres = [np.nan_to_num((chain + 0.5) * self.heatmap_size / self.input_size - 0.5) for chain in chains]

@@ -65,12 +65,7 @@ class HIHCodec(Codec):
 
     def encode(self, landmarks: np.ndarray, visible: np.ndarray) -> dict[str, np.ndarray]:
         """(K, 2) crop points -> int_heatmap (K, H, H), dec_heatmap (K, D, D), weight (K,), all float32."""
-        points = np.asarray(landmarks, dtype=np.float64).reshape(-1, 2)
-        if len(points) != self.num_points or len(np.asarray(visible).reshape(-1)) != self.num_points:
-            raise ValueError(
-                f"expected {self.num_points} landmarks and visibility flags, "
-                f"got {len(points)} and {len(np.asarray(visible).reshape(-1))}"
-            )
+        points = self.checked_points(landmarks, visible)
         cell, fraction = heatmap_cells(points, self.input_size, self.heatmap_size)
         return {
             "int_heatmap": gaussian_maps(cell, self.heatmap_size, self.int_sigma),

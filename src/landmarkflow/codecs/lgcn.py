@@ -114,12 +114,7 @@ class LGCNCodec(Codec):
 
     def encode(self, landmarks: np.ndarray, visible: np.ndarray) -> dict[str, np.ndarray]:
         """(K, 2) crop points -> heatmap (K, S, S), label_mass (K,), weight (K,), all float32."""
-        points = np.asarray(landmarks, dtype=np.float64).reshape(-1, 2)
-        flags = np.asarray(visible).reshape(-1)
-        if len(points) != self.num_points or len(flags) != self.num_points:
-            raise ValueError(
-                f"expected {self.num_points} landmarks and visibility flags, got {len(points)} and {len(flags)}"
-            )
+        points = self.checked_points(landmarks, visible)
         inside = inside_crop(points, self.input_size)
         safe = np.where(inside[:, None], points, 0.0)
         along_x = _splat_profiles(safe[:, 0], self.input_size, self.kernel_size)

@@ -126,12 +126,7 @@ class RDFNCodec(Codec):
 
     def encode(self, landmarks: np.ndarray, visible: np.ndarray) -> dict[str, np.ndarray]:
         """(K, 2) crop points -> detection targets, the ground-truth region, score maps, points and weights."""
-        points = np.asarray(landmarks, dtype=np.float64).reshape(-1, 2)
-        if len(points) != self.num_points or len(np.asarray(visible).reshape(-1)) != self.num_points:
-            raise ValueError(
-                f"expected {self.num_points} landmarks and visibility flags, "
-                f"got {len(points)} and {len(np.asarray(visible).reshape(-1))}"
-            )
+        points = self.checked_points(landmarks, visible)
         centre, size = self._landmark_box(points)
         scale = self.heatmap_size / self.input_size
         cell = np.clip(np.floor(centre * scale), 0, self.heatmap_size - 1)
