@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,55 +12,25 @@ from landmarkflow.data.manifest import FaceRecord
 Reader = Callable[[Path, bool], tuple[list[FaceRecord], list[FormatError]]]
 
 
-def _read_300w(root: Path, strict: bool) -> tuple[list[FaceRecord], list[FormatError]]:
-    from landmarkflow.data.formats.w300 import read_300w_with_report
+def _lazy_reader(module: str, function: str, **options: object) -> Reader:
+    """A Reader calling `module.function(root, strict=..., **options)`, which returns (records, report); the
+    module is imported on first use, so `ingest` loads only the format it reads."""
 
-    records, report = read_300w_with_report(root, dataset="300w", strict=strict)
-    return records, report.problems
+    def read(root: Path, strict: bool) -> tuple[list[FaceRecord], list[FormatError]]:
+        records, report = getattr(importlib.import_module(module), function)(root, strict=strict, **options)
+        return records, report.problems
 
-
-def _read_wflw(root: Path, strict: bool) -> tuple[list[FaceRecord], list[FormatError]]:
-    from landmarkflow.data.formats.wflw import read_wflw_with_report
-
-    records, report = read_wflw_with_report(root, strict=strict)
-    return records, report.problems
+    return read
 
 
-def _read_cofw(root: Path, strict: bool) -> tuple[list[FaceRecord], list[FormatError]]:
-    from landmarkflow.data.formats.cofw import read_cofw_with_report
-
-    records, report = read_cofw_with_report(root, strict=strict)
-    return records, report.problems
-
-
-def _read_cofw68(root: Path, strict: bool) -> tuple[list[FaceRecord], list[FormatError]]:
-    from landmarkflow.data.formats.cofw import read_cofw68_with_report
-
-    records, report = read_cofw68_with_report(root, strict=strict)
-    return records, report.problems
-
-
-def _read_aflw(root: Path, strict: bool) -> tuple[list[FaceRecord], list[FormatError]]:
-    from landmarkflow.data.formats.aflw import read_aflw_with_report
-
-    records, report = read_aflw_with_report(root, strict=strict)
-    return records, report.problems
-
-
-def _read_synthetic(root: Path, strict: bool) -> tuple[list[FaceRecord], list[FormatError]]:
-    from landmarkflow.data.synthetic.writer import read_synthetic_with_report
-
-    records, report = read_synthetic_with_report(root, strict=strict)
-    return records, report.problems
-
-
+_FORMATS = "landmarkflow.data.formats"
 READERS: dict[str, Reader] = {
-    "300w": _read_300w,
-    "wflw": _read_wflw,
-    "cofw": _read_cofw,
-    "cofw68": _read_cofw68,
-    "aflw": _read_aflw,
-    "synthetic": _read_synthetic,
+    "300w": _lazy_reader(f"{_FORMATS}.w300", "read_300w_with_report", dataset="300w"),
+    "wflw": _lazy_reader(f"{_FORMATS}.wflw", "read_wflw_with_report"),
+    "cofw": _lazy_reader(f"{_FORMATS}.cofw", "read_cofw_with_report"),
+    "cofw68": _lazy_reader(f"{_FORMATS}.cofw", "read_cofw68_with_report"),
+    "aflw": _lazy_reader(f"{_FORMATS}.aflw", "read_aflw_with_report"),
+    "synthetic": _lazy_reader("landmarkflow.data.synthetic.writer", "read_synthetic_with_report"),
 }
 
 
