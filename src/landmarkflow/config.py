@@ -61,6 +61,9 @@ class TrainConfig(_Section):
     optimizer: Literal["adam", "adamw", "sgd"] = "adam"
     lr: float = Field(1e-4, gt=0)
     weight_decay: float = Field(0.0, ge=0)
+    schedule: Literal["step", "cosine"] = Field(
+        "step", description="step: x gamma at each milestone epoch; cosine: anneal to 0 over all epochs"
+    )
     milestones: tuple[int, ...] = (30, 50)
     gamma: float = Field(0.1, gt=0, le=1)
     warmup_epochs: int = Field(0, ge=0)

@@ -8,6 +8,7 @@ restarted run continues from the last one when the config hash matches.
 from __future__ import annotations
 
 import logging
+import math
 import random
 import time
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 
-from landmarkflow.config import ExperimentConfig
+from landmarkflow.config import ExperimentConfig, TrainConfig
 from landmarkflow.data.dataset import FaceDataset
 from landmarkflow.data.manifest import FaceRecord
 from landmarkflow.evaluation.metrics import per_image_nme
@@ -60,16 +61,20 @@ def build_optimizer(model: torch.nn.Module, config: ExperimentConfig) -> torch.o
     return torch.optim.SGD(params, lr=train.lr, momentum=0.9, weight_decay=train.weight_decay, nesterov=True)
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, config: ExperimentConfig) -> torch.optim.lr_scheduler.LRScheduler:
-    """Linear warm-up (optional) then step decay at the milestones, stepped once per epoch."""
-    train = config.train
-    warmup = train.warmup_epochs
+def lr_factor(progress: float, train: TrainConfig) -> float:
+    """The LR multiplier `progress` epochs (fractional) into training: linear warm-up, then step or cosine decay."""
+    ramp = min(1.0, progress / train.warmup_epochs) if train.warmup_epochs else 1.0
+    if train.schedule == "cosine":
+        return ramp * 0.5 * (1.0 + math.cos(math.pi * min(progress / max(train.epochs, 1), 1.0)))
+    return ramp * train.gamma ** sum(progress >= m for m in train.milestones)
 
-    def factor(epoch: int) -> float:
-        ramp = min(1.0, (epoch + 1) / warmup) if warmup else 1.0
-        return ramp * train.gamma ** sum(epoch >= m for m in train.milestones)
 
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+def build_scheduler(
+    optimizer: torch.optim.Optimizer, config: ExperimentConfig, steps_per_epoch: int
+) -> torch.optim.lr_scheduler.LRScheduler:
+    """Stepped after every optimiser step, so that warm-up and cosine are smooth even over a few epochs."""
+    steps = max(steps_per_epoch, 1)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step / steps, config.train))
 
 
 class Trainer:
@@ -114,11 +119,17 @@ class Trainer:
             else self.model
         )
         self.optimizer = build_optimizer(self.model, config)
-        self.scheduler = build_scheduler(self.optimizer, config)
+        self.scheduler = build_scheduler(self.optimizer, config, self.steps_per_epoch)
         self.use_amp = config.train.amp and env.device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
         self.history = TrainHistory()
         self.start_epoch = 0
+
+    @property
+    def steps_per_epoch(self) -> int:
+        """Optimiser steps in one epoch on this rank (capped by `max_steps_per_epoch`)."""
+        cap = self.config.train.max_steps_per_epoch
+        return min(len(self.loader), cap) if cap else len(self.loader)
 
     def resume(self) -> bool:
         """Continue from `last.pt` if it belongs to this exact config; True when it did."""
@@ -144,7 +155,6 @@ class Trainer:
             started = time.perf_counter()
             loss, seen = self._train_epoch(epoch)
             loss = mean_across_ranks(loss, self.env)
-            self.scheduler.step()
             if self.env.is_main:
                 elapsed = time.perf_counter() - started
                 rate = seen * self.env.world_size / max(elapsed, 1e-9)
@@ -159,8 +169,7 @@ class Trainer:
         self.net.train()
         self.sampler.set_epoch(epoch)
         self.train_set.set_epoch(epoch)
-        max_steps = self.config.train.max_steps_per_epoch
-        steps = min(len(self.loader), max_steps) if max_steps else len(self.loader)
+        steps = self.steps_per_epoch
         total, seen = 0.0, 0
         with self._progress(epoch) as progress:
             task = progress.add_task("train", total=steps)
@@ -185,6 +194,7 @@ class Trainer:
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
         self.scaler.update()
+        self.scheduler.step()
         return float(loss.detach())
 
     def validate(self) -> float:
