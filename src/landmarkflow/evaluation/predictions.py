@@ -59,7 +59,7 @@ def predict_records(
 
 def torch_predictor(model: LandmarkModel, device: torch.device | str = "cpu") -> CropPredictor:
     """Wrap a model's `predict` as a numpy crops -> crop points function (eval mode, no grad)."""
-    model.eval()
+    model.to(memory_format=model.memory_format()).eval()
 
     def run(crops: np.ndarray) -> np.ndarray:
         with torch.inference_mode():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import Callable
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -32,6 +33,13 @@ class LandmarkModel(nn.Module):
     codec: Codec
     input_size: int
     num_points: int
+    #: Keep the weights NHWC (channels_last): measured 1.2-1.5x faster training on CPU (oneDNN) for the
+    #: hourglass models; a model whose own ops prefer NCHW (LGCN's blur products, 1.5x slower) sets False.
+    channels_last: ClassVar[bool] = True
+
+    def memory_format(self) -> torch.memory_format:
+        """What `module.to(memory_format=...)` should get for this model's fastest convolutions."""
+        return torch.channels_last if self.channels_last else torch.contiguous_format
 
     @abstractmethod
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:

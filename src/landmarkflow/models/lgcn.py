@@ -114,7 +114,7 @@ class FixedBlur(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = torch.zeros_like(x)
-        for band, scaled in zip(self.bands.to(x.dtype), self.scaled_bands.to(x.dtype), strict=True):
+        for band, scaled in zip(self.bands.to(x), self.scaled_bands.to(x), strict=True):
             # (X T_i)^T (a_i T_i) = (a_i T_i X T_i)^T: the y pass as a right product on the transposed view.
             out = out + ((x @ band).transpose(-1, -2) @ scaled).transpose(-1, -2)
         return out
@@ -127,6 +127,8 @@ class LGCN(LandmarkModel):
     Input: RGB in [0, 1], (N, 3, S, S); the grayscale conversion and the paper's scaling happen here (buffer), so
     callers and the ONNX graph agree.
     """
+
+    channels_last = False  # the blur's matrix products run on NCHW rows; NHWC measured 1.5x slower
 
     def __init__(self, params: LGCNParams) -> None:
         super().__init__()

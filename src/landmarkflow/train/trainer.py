@@ -92,7 +92,7 @@ class Trainer:
         run_id: str | None = None,
     ) -> None:
         self.config = config
-        self.model = model.to(env.device)
+        self.model = model.to(env.device, memory_format=model.memory_format())
         self.val_records = val_records
         self.root = Path(root)
         self.out_dir = Path(out_dir)
