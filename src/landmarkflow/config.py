@@ -96,6 +96,9 @@ class GateConfig(_Section):
     """Promotion gates (DESIGN.md): absolute NME, vs champion, ONNX parity."""
 
     max_nme: float = Field(0.08, gt=0, description="test NME (fraction, not %) must be below this")
+    min_baseline_ratio: float | None = Field(
+        None, gt=1, description="mean-shape NME / test NME on the same test split must reach this (None: no check)"
+    )
     champion_tolerance: float = Field(0.0005, ge=0, description="allowed NME excess over the champion")
     parity_tolerance: float = Field(1e-4, ge=0, description="max |NME(onnx) - NME(torch)|")
 

@@ -568,7 +568,14 @@ def gate(trained: TrainResult, evaluated: EvalResult, exported: ExportResult) ->
         else:
             champion_nme = _champion_nme_on(f"models:/{name}/{champion.version}", trained, config)
             label += " (re-measured on this data)"
-    decision: GateDecision = decide(evaluated.nme, exported.parity_delta, config.gate, champion_nme, label)
+    decision: GateDecision = decide(
+        evaluated.nme,
+        exported.parity_delta,
+        config.gate,
+        champion_nme,
+        label,
+        baseline_nme=evaluated.baseline_metrics.get("nme"),
+    )
     client = MlflowClient()
     client.log_metric(trained.run_id, "gate_passed", float(decision.passed))
     client.set_tag(trained.run_id, "gate", "passed" if decision.passed else "failed")

@@ -26,3 +26,13 @@ def test_within_tolerance_of_champion_passes_and_nan_fails() -> None:
     nan = decide(math.nan, 0.0, GATES, None)
     assert not nan.passed
     assert nan.to_dict()["passed"] is False
+
+
+def test_mean_shape_ratio_gate_when_the_config_asks_for_it() -> None:
+    gates = GATES.model_copy(update={"min_baseline_ratio": 3.0})
+    good = decide(0.03, 0.0, gates, None, baseline_nme=0.0931)
+    assert good.passed and "mean shape 9.310% / test NME 3.000% = 3.10x >= 3.00x" in good.checks[1].detail
+    short = decide(0.04, 0.0, gates, None, baseline_nme=0.10)
+    assert not short.passed and short.reasons() == "mean shape 10.000% / test NME 4.000% = 2.50x < 3.00x"
+    assert not decide(0.03, 0.0, gates, None).passed
+    assert [c.name for c in decide(0.03, 0.0, GATES, None).checks] == ["nme_threshold", "vs_champion", "onnx_parity"]

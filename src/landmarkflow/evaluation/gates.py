@@ -1,8 +1,9 @@
 """Promotion gates (DESIGN.md): a pure decision, so that a failed gate is an outcome, not an exception.
 
-A candidate passes only if (1) its test NME is below the config's threshold, (2) it is not worse than
-the current champion on the same data (within a tolerance), and (3) its ONNX export reproduces the
-PyTorch NME (|ΔNME| within the parity tolerance).
+A candidate passes only if (1) its test NME is below the config's threshold, (2) when the config asks,
+it beats the mean shape on the same test split by the required factor (a bar that scales with how hard
+the data is), (3) it is not worse than the current champion on the same data (within a tolerance), and
+(4) its ONNX export reproduces the PyTorch NME (|ΔNME| within the parity tolerance).
 """
 
 from __future__ import annotations
@@ -48,8 +49,12 @@ def decide(
     config: GateConfig,
     champion_nme: float | None,
     champion_label: str = "champion",
+    baseline_nme: float | None = None,
 ) -> GateDecision:
-    """Apply the three gates; `champion_nme` is None when there is no champion yet (that gate passes)."""
+    """Apply the gates; `champion_nme` is None when there is no champion yet (that gate passes).
+
+    `baseline_nme` (the mean shape's NME on the same test split) is needed when `config.min_baseline_ratio` is set.
+    """
     checks = []
     threshold_ok = math.isfinite(candidate_nme) and candidate_nme < config.max_nme
     relation = "<" if threshold_ok else ">="
@@ -60,6 +65,8 @@ def decide(
             f"test NME {100 * candidate_nme:.3f}% {relation} threshold {100 * config.max_nme:.3f}%",
         )
     )
+    if config.min_baseline_ratio is not None:
+        checks.append(_baseline_check(candidate_nme, baseline_nme, config.min_baseline_ratio))
     if champion_nme is None:
         checks.append(GateCheck("vs_champion", True, "no champion yet"))
     else:
@@ -83,3 +90,16 @@ def decide(
         )
     )
     return GateDecision(candidate_nme=candidate_nme, checks=checks)
+
+
+def _baseline_check(candidate_nme: float, baseline_nme: float | None, required: float) -> GateCheck:
+    if baseline_nme is None or not math.isfinite(baseline_nme):
+        return GateCheck("vs_mean_shape", False, "no mean-shape NME to compare with")
+    ratio = baseline_nme / candidate_nme if math.isfinite(candidate_nme) and candidate_nme > 0 else 0.0
+    ok = ratio >= required
+    return GateCheck(
+        "vs_mean_shape",
+        ok,
+        f"mean shape {100 * baseline_nme:.3f}% / test NME {100 * candidate_nme:.3f}% = {ratio:.2f}x "
+        f"{'>=' if ok else '<'} {required:.2f}x",
+    )
