@@ -18,7 +18,12 @@ from components.register.component import register
 from components.train.component import train
 from components.validate.component import validate
 
-DEFAULT_CONFIGS = ["configs/hih_synthetic_tiny.yaml"]
+DEFAULT_CONFIGS = [
+    "configs/hih_synthetic_tiny.yaml",
+    "configs/dsat_synthetic_tiny.yaml",
+    "configs/lgcn_synthetic_tiny.yaml",
+    "configs/rdfn_synthetic_tiny.yaml",
+]
 
 
 @dsl.pipeline(name="landmark-model", description="Train, evaluate, export, gate, register and promote one model.")

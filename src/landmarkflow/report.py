@@ -28,8 +28,8 @@ def print_pipeline_report(
     console = Console(width=max(Console().width, REPORT_WIDTH))
     client = MlflowClient()
     table = Table(title=f"landmarkflow on {dataset} ({minutes:.1f} min)")
-    columns = ("model", "latest version", "gate", "test NME", "perturbed boxes", "mean-shape NME", "champion")
-    for column in (*columns, "champion NME"):
+    columns = ("model", "latest version", "gate", "test NME", "perturbed boxes", "mean-shape NME", "x mean shape")
+    for column in (*columns, "champion", "champion NME"):
         table.add_column(column)
     for config_path in configs:
         config = load_config(config_path)
@@ -37,7 +37,7 @@ def print_pipeline_report(
         latest = _latest_version(client, name)
         champion = version_by_alias(name, CHAMPION)
         if latest is None:
-            table.add_row(name, *["-"] * 7)
+            table.add_row(name, *["-"] * 8)
             continue
         tags = latest.tags
         perturbed = client.get_run(latest.run_id).data.metrics.get("test_nme_perturbed") if latest.run_id else None
@@ -48,6 +48,7 @@ def print_pipeline_report(
             _percent(tags.get("test_nme")),
             _percent(None if perturbed is None else str(perturbed)),
             _percent(tags.get("baseline_nme")),
+            _ratio(tags.get("baseline_nme"), tags.get("test_nme")),
             f"v{champion.version}" if champion else "none",
             _percent(str(champion.nme)) if champion and champion.nme is not None else "-",
         )
@@ -65,3 +66,11 @@ def print_pipeline_report(
 
 def _percent(value: str | None) -> str:
     return f"{100 * float(value):.2f}%" if value not in (None, "", "None") else "-"
+
+
+def _ratio(baseline: str | None, nme: str | None) -> str:
+    """How many times below the mean shape's NME the model's NME is."""
+    try:
+        return f"{float(baseline) / float(nme):.2f}x"
+    except (TypeError, ValueError, ZeroDivisionError):
+        return "-"

@@ -45,6 +45,7 @@ def _overrides(root: Path, epochs: int) -> dict:
         "train.epochs": epochs,
         "train.milestones": [8],
         "gate.max_nme": 0.5,
+        "gate.min_baseline_ratio": None,
         "eval.overlay_count": 4,
     }
 
