@@ -117,6 +117,7 @@ def bench(config_path: Path, threads: int, steps: int, iterations: int, budget_s
     torch.manual_seed(config.train.seed)
     model = build_model(config.model)
     flops = gflops(model)
+    model.to(memory_format=model.memory_format())  # as the trainer and the evaluation run it
     return {
         "config": str(config_path),
         "model": config.model.model_dump(mode="json"),
