@@ -302,11 +302,7 @@ class DSAT(LandmarkModel):
     """
 
     def __init__(self, params: DSATParams) -> None:
-        super().__init__()
-        self.params = params
-        self.codec = params.make_codec()
-        self.input_size = params.input_size
-        self.num_points = params.num_points
+        super().__init__(params)
         c, side = params.channels, params.hourglass_side
         self.normalize = ImageNetNormalize()
         flip = torch.tensor(get_layout(params.layout).flip_permutation)

@@ -118,11 +118,7 @@ class HIH(LandmarkModel):
     """
 
     def __init__(self, params: HIHParams) -> None:
-        super().__init__()
-        self.params = params
-        self.codec = params.make_codec()
-        self.input_size = params.input_size
-        self.num_points = params.num_points
+        super().__init__(params)
         c = params.channels
         self.normalize = ImageNetNormalize()
         self.stem = hourglass_stem(c)

@@ -130,11 +130,7 @@ class LGCN(LandmarkModel):
     channels_last = False  # the blur's matrix products run on NCHW rows; NHWC measured 1.2x slower
 
     def __init__(self, params: LGCNParams) -> None:
-        super().__init__()
-        self.params = params
-        self.codec = params.make_codec()
-        self.input_size = params.input_size
-        self.num_points = params.num_points
+        super().__init__(params)
         nf, k, p = params.filters, params.num_points, params.dropout
         self.register_buffer("luma", torch.tensor(LUMA).view(1, 3, 1, 1), persistent=False)
         widths = [1] + [nf] * (params.local_5x5_layers + params.local_3x3_layers)

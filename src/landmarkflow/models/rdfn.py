@@ -311,11 +311,7 @@ class RDFN(LandmarkModel):
     """
 
     def __init__(self, params: RDFNParams) -> None:
-        super().__init__()
-        self.params = params
-        self.codec = params.make_codec()
-        self.input_size = params.input_size
-        self.num_points = params.num_points
+        super().__init__(params)
         c = params.channels
         self.normalize = ImageNetNormalize()
         self.stem = hourglass_stem(c)
