@@ -19,6 +19,7 @@ from landmarkflow.export.onnx import compare_outputs, export_onnx
 from landmarkflow.layouts import LAYOUTS, get_layout
 from landmarkflow.models.dsat import DSAT, DSATParams, SemanticGate, semantic_hash
 from landmarkflow.models.registry import build_model, model_names
+from tests.models.overfit import fit_batch
 
 CONTRACT_PX = 0.05
 SMALL_NET = {
@@ -252,14 +253,7 @@ def overfitted() -> tuple[DSAT, torch.Tensor, np.ndarray, list[float]]:
     model = build_model({**SMALL_NET, "layout": "19", "transformer_dropout": 0.0})
     points = np.random.default_rng(0).uniform(6, 57, size=(4, 19, 2))
     images, targets = torch.rand(4, 3, 64, 64), collate(model, points)
-    optimizer = torch.optim.Adam(model.parameters(), lr=5e-3)
-    losses = []
-    for _ in range(120):
-        loss, _ = model.loss(model(images), targets)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(float(loss))
+    losses = [step["loss"] for step in fit_batch(model, images, targets, steps=120, lr=5e-3)]
     torch.set_num_threads(threads)
     return model, images, points, losses
 

@@ -13,6 +13,7 @@ from torch import nn
 from landmarkflow.config import load_config
 from landmarkflow.models.hih import HIH, HIHParams
 from landmarkflow.models.registry import build_model, model_names
+from tests.models.overfit import fit_batch
 
 SMALL = {"name": "hih", "num_points": 5, "input_size": 64, "heatmap_size": 16, "decimal_size": 4, "dec_sigma": 0.6}
 SMALL_NET = {**SMALL, "hourglass_depth": 2, "channels": 32, "decimal_channels": 32}
@@ -115,14 +116,7 @@ def test_overfits_a_tiny_batch() -> None:
     rng = np.random.default_rng(0)
     points = rng.uniform(4, 59, size=(4, 5, 2))
     images, targets = torch.rand(4, 3, 64, 64), collate(model, points)
-    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
-    losses = []
-    for _ in range(60):
-        loss, _ = model.loss(model(images), targets)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(float(loss))
+    losses = [step["loss"] for step in fit_batch(model, images, targets, steps=60, lr=3e-3)]
     assert losses[-1] < losses[0] / 5
     # Still in train mode (batch statistics): running BN statistics lag 60 steps of fast-moving weights.
     with torch.no_grad():

@@ -21,6 +21,7 @@ from landmarkflow.layouts import LAYOUTS
 from landmarkflow.models.lgcn import LGCN, FixedBlur, LGCNParams
 from landmarkflow.models.lgcn_shape import ShapeModel, fit_face, fit_shapes, shape_fitted_predictor, solve_lsi
 from landmarkflow.models.registry import build_model, model_names
+from tests.models.overfit import fit_batch
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = ROOT / "configs"
@@ -190,14 +191,7 @@ def test_overfits_a_tiny_batch() -> None:
     rng = np.random.default_rng(0)
     points = rng.uniform(3, 20, size=(4, 5, 2))
     images, targets = torch.rand(4, 3, 24, 24), collate(model.codec, points)
-    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
-    losses = []
-    for _ in range(60):
-        loss, _ = model.loss(model(images), targets)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(float(loss))
+    losses = [step["loss"] for step in fit_batch(model, images, targets, steps=60, lr=3e-3)]
     assert losses[-1] < losses[0] / 1.8
     with torch.no_grad():
         decoded = model.predict(images).numpy()
