@@ -61,6 +61,12 @@ class TrainConfig(_Section):
     optimizer: Literal["adam", "adamw", "sgd"] = "adam"
     lr: float = Field(1e-4, gt=0)
     weight_decay: float = Field(0.0, ge=0)
+    betas: tuple[float, float] = Field((0.9, 0.999), description="Adam/AdamW moment decays")
+    momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum")
+    nesterov: bool = Field(False, description="SGD with Nesterov momentum")
+    grad_clip_value: float | None = Field(
+        None, gt=0, description="clip every gradient element to +-this before the step (None: no clipping)"
+    )
     schedule: Literal["step", "cosine"] = Field(
         "step", description="step: x gamma at each milestone epoch; cosine: anneal to 0 over all epochs"
     )

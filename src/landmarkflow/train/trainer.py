@@ -55,10 +55,12 @@ def build_optimizer(model: torch.nn.Module, config: ExperimentConfig) -> torch.o
     train = config.train
     params = model.parameters()
     if train.optimizer == "adam":
-        return torch.optim.Adam(params, lr=train.lr, weight_decay=train.weight_decay)
+        return torch.optim.Adam(params, lr=train.lr, betas=train.betas, weight_decay=train.weight_decay)
     if train.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=train.lr, weight_decay=train.weight_decay)
-    return torch.optim.SGD(params, lr=train.lr, momentum=0.9, weight_decay=train.weight_decay, nesterov=True)
+        return torch.optim.AdamW(params, lr=train.lr, betas=train.betas, weight_decay=train.weight_decay)
+    return torch.optim.SGD(
+        params, lr=train.lr, momentum=train.momentum, weight_decay=train.weight_decay, nesterov=train.nesterov
+    )
 
 
 def lr_factor(progress: float, train: TrainConfig) -> float:
@@ -192,6 +194,9 @@ class Trainer:
             loss, _ = self.model.loss(outputs, targets)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
+        if self.config.train.grad_clip_value is not None:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_value_(self.model.parameters(), self.config.train.grad_clip_value)
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.scheduler.step()
