@@ -67,6 +67,9 @@ class TrainConfig(_Section):
     grad_clip_value: float | None = Field(
         None, gt=0, description="clip every gradient element to +-this before the step (None: no clipping)"
     )
+    keep: Literal["last", "best_val"] = Field(
+        "last", description="which epoch's weights become model.pt: the last, or the best validation NME"
+    )
     schedule: Literal["step", "cosine"] = Field(
         "step", description="step: x gamma at each milestone epoch; cosine: anneal to 0 over all epochs"
     )

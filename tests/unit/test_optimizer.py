@@ -1,14 +1,17 @@
-"""The optimiser settings paper recipes need: Adam betas (DSAT), plain momentum and element-wise clipping (LGCN)."""
+"""What paper recipes need of the trainer: Adam betas (DSAT), plain momentum, element-wise clipping and keeping
+the epoch of best validation (LGCN)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from landmarkflow.config import load_config
 from landmarkflow.models.registry import build_model
+from landmarkflow.train.checkpoint import FINAL, LAST, load_state
 from landmarkflow.train.distributed import DistEnv
 from landmarkflow.train.trainer import Trainer, build_optimizer
 from tests.unit.test_dataset import MODEL, _record
@@ -49,3 +52,29 @@ def _largest_update(tmp_path: Path, clip: float | None) -> float:
 def test_gradient_clipping_bounds_every_element_of_the_step(tmp_path: Path) -> None:
     assert _largest_update(tmp_path, None) > 5e-3
     assert _largest_update(tmp_path, 1e-4) == pytest.approx(1e-4, rel=1e-3)
+
+
+@pytest.mark.parametrize("keep", ["last", "best_val"])
+def test_model_pt_holds_the_last_or_the_best_validation_epoch(tmp_path: Path, keep: str) -> None:
+    torch.manual_seed(0)
+    overrides = {
+        "train.epochs": 3,
+        "train.lr": 0.5,
+        "train.warmup_epochs": 3,
+        "train.batch_size": 2,
+        "train.num_workers": 0,
+        "train.keep": keep,
+        "eval.batch_size": 2,
+    }
+    config = load_config("configs/hih_synthetic_tiny.yaml", overrides)
+    records = [_record(tmp_path, i) for i in range(6)]
+    trainer = Trainer(config, build_model(MODEL.params), records[:4], records[4:], tmp_path, tmp_path / "out", CPU)
+    history = trainer.fit()
+    assert int(np.argmin(history.val_nme)) != 2  # the warm-up to a too-large lr makes the last epoch worse
+    final = load_state(tmp_path / "out" / FINAL)
+    expected = int(np.argmin(history.val_nme)) if keep == "best_val" else 2
+    assert final["epoch"] == expected
+    assert final["history"]["val_nme"] == history.val_nme
+    last = load_state(tmp_path / "out" / LAST)["model"]
+    same_as_last = all(torch.equal(value, last[name]) for name, value in final["model"].items())
+    assert same_as_last == (expected == 2)

@@ -13,6 +13,7 @@ from landmarkflow.models.base import LandmarkModel
 from landmarkflow.models.registry import build_model
 
 LAST = "last.pt"
+BEST = "best.pt"
 FINAL = "model.pt"
 
 

@@ -28,7 +28,7 @@ from landmarkflow.evaluation.metrics import per_image_nme
 from landmarkflow.evaluation.predictions import predict_records, torch_predictor
 from landmarkflow.layouts import get_layout
 from landmarkflow.models.base import LandmarkModel
-from landmarkflow.train.checkpoint import FINAL, LAST, load_state, save_checkpoint
+from landmarkflow.train.checkpoint import BEST, FINAL, LAST, load_state, save_checkpoint
 from landmarkflow.train.distributed import DistEnv, barrier, mean_across_ranks
 
 log = logging.getLogger(__name__)
@@ -164,8 +164,28 @@ class Trainer:
                 self._record_epoch(epoch, loss, val_nme, rate, elapsed)
             barrier(self.env)
         if self.env.is_main:
-            self._save(self.out_dir / FINAL, epochs - 1)
+            self._save_final(epochs - 1)
         return self.history
+
+    def _save_final(self, last_epoch: int) -> None:
+        """model.pt: the last epoch, or with `keep: best_val` the best one's weights with the whole history."""
+        best = self.out_dir / BEST
+        if self.config.train.keep != "best_val" or not best.is_file():
+            self._save(self.out_dir / FINAL, last_epoch)
+            return
+        state = load_state(best)
+        state["history"] = vars(self.history)
+        save_checkpoint(self.out_dir / FINAL, state)
+        log.info(
+            "kept epoch %d of %d: best validation NME %.2f%%",
+            state["epoch"] + 1,
+            last_epoch + 1,
+            100 * self.history.val_nme[state["epoch"]],
+        )
+
+    def _is_best(self, val_nme: float) -> bool:
+        earlier = [v for v in self.history.val_nme[:-1] if math.isfinite(v)]
+        return math.isfinite(val_nme) and (not earlier or val_nme < min(earlier))
 
     def _train_epoch(self, epoch: int) -> tuple[float, int]:
         self.net.train()
@@ -235,6 +255,8 @@ class Trainer:
             rate,
         )
         self._save(self.out_dir / LAST, epoch)
+        if self.config.train.keep == "best_val" and self._is_best(val_nme):
+            self._save(self.out_dir / BEST, epoch)
         if self.run_id:
             client = MlflowClient()
             for key, value in (("train_loss", loss), ("val_nme", val_nme), ("train_images_per_s", rate), ("lr", lr)):
