@@ -22,5 +22,4 @@ def promote(register_result: Input[Artifact], gate_result: Input[Artifact]) -> s
 
     configure_logging()
     promoted = steps.promote(steps.RegisterResult.load(register_result.path), steps.GateResult.load(gate_result.path))
-    print(promoted.message)
     return promoted.message
