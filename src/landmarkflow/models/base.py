@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from abc import abstractmethod
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import ClassVar
 
@@ -14,7 +14,7 @@ from torch import nn
 from landmarkflow.codecs.base import Codec
 
 
-class ModelParams(BaseModel):
+class ModelParams(BaseModel, ABC):
     """Base of every model's config section; unknown keys are errors."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -23,9 +23,9 @@ class ModelParams(BaseModel):
     num_points: int = 68
     input_size: int = 256
 
+    @abstractmethod
     def make_codec(self) -> Codec:
         """The codec that encodes this model's targets and decodes its outputs."""
-        raise NotImplementedError(f"{type(self).__name__} must say which codec its model uses")
 
 
 class LandmarkModel(nn.Module):
