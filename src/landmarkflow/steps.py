@@ -391,23 +391,19 @@ def evaluate(trained: TrainResult, out_dir: str | Path) -> EvalResult:
     layout, root = get_layout(config.data.layout), Path(trained.root)
     gts = np.stack([r.landmarks for r in test])
     boxes = np.stack([r.bbox for r in test])
-    preds = predict_records(
-        torch_predictor(model), test, root, model.input_size, config.data.box_scale, config.eval.batch_size
-    )
+    train_landmarks = np.stack([r.landmarks for r in train_records])
+    train_boxes = np.stack([r.bbox for r in train_records])
+    predict = torch_predictor(model)
+    preds = predict_records(predict, test, root, model.input_size, config.data.box_scale, config.eval.batch_size)
     nmes = per_image_nme(preds, gts, layout, boxes, config.data.normaliser)
     subsets = [r.subsets for r in test]
     metrics = summarize(nmes, config.eval.fr_threshold, config.eval.auc_threshold, subsets=subsets)
-    baseline = MeanShape.fit(
-        np.stack([r.landmarks for r in train_records]),
-        np.stack([r.bbox for r in train_records]),
-        config.data.box_scale,
-        model.input_size,
-    )
+    baseline = MeanShape.fit(train_landmarks, train_boxes, config.data.box_scale, model.input_size)
     base_nmes = per_image_nme(baseline.predict(boxes), gts, layout, boxes, config.data.normaliser)
     baseline_metrics = summarize(base_nmes, config.eval.fr_threshold, config.eval.auc_threshold, subsets=subsets)
     moved = perturb_boxes(boxes, config.eval.perturb_shift, config.eval.perturb_scale, config.eval.perturb_seed)
     moved_preds = predict_records(
-        torch_predictor(model), test, root, model.input_size, config.data.box_scale, config.eval.batch_size, moved
+        predict, test, root, model.input_size, config.data.box_scale, config.eval.batch_size, moved
     )
     perturbed = {
         "nme_perturbed": float(per_image_nme(moved_preds, gts, layout, boxes, config.data.normaliser).mean()),
@@ -430,13 +426,11 @@ def evaluate(trained: TrainResult, out_dir: str | Path) -> EvalResult:
     for key, value in baseline_metrics.items():
         client.log_metric(trained.run_id, f"baseline_{key}", float(value))
     client.log_metric(trained.run_id, "baseline_over_model_nme", float(base_nmes.mean() / max(nmes.mean(), 1e-12)))
-    refined = model.refined_predictor(
-        np.stack([r.landmarks for r in train_records]), np.stack([r.bbox for r in train_records]), config.data.box_scale
-    )
+    refined = model.refined_predictor(train_landmarks, train_boxes, config.data.box_scale)
     if refined is not None:
-        step, predict = refined
+        step, refined_predict = refined
         refined_preds = predict_records(
-            predict, test, root, model.input_size, config.data.box_scale, config.eval.batch_size
+            refined_predict, test, root, model.input_size, config.data.box_scale, config.eval.batch_size
         )
         metrics[f"nme_{step}"] = float(per_image_nme(refined_preds, gts, layout, boxes, config.data.normaliser).mean())
         client.log_metric(trained.run_id, f"test_nme_{step}", metrics[f"nme_{step}"])
