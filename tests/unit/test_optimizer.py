@@ -11,7 +11,7 @@ import torch
 
 from landmarkflow.config import load_config
 from landmarkflow.models.registry import build_model
-from landmarkflow.train.checkpoint import FINAL, LAST, load_state
+from landmarkflow.train.checkpoint import BEST, FINAL, LAST, load_state, save_checkpoint
 from landmarkflow.train.distributed import DistEnv
 from landmarkflow.train.trainer import Trainer, build_optimizer
 from tests.unit.test_dataset import MODEL, _record
@@ -78,3 +78,13 @@ def test_model_pt_holds_the_last_or_the_best_validation_epoch(tmp_path: Path, ke
     last = load_state(tmp_path / "out" / LAST)["model"]
     same_as_last = all(torch.equal(value, last[name]) for name, value in final["model"].items())
     assert same_as_last == (expected == 2)
+
+
+def test_a_fresh_run_ignores_a_best_epoch_left_by_an_earlier_run(tmp_path: Path) -> None:
+    overrides = {"train.epochs": 1, "train.batch_size": 2, "train.num_workers": 0, "train.keep": "best_val"}
+    config = load_config("configs/hih_synthetic_tiny.yaml", overrides)
+    records = [_record(tmp_path, i) for i in range(4)]
+    (tmp_path / "out").mkdir()
+    save_checkpoint(tmp_path / "out" / BEST, {"epoch": 7, "model": {}})
+    Trainer(config, build_model(MODEL.params), records, [], tmp_path, tmp_path / "out", CPU).fit()
+    assert load_state(tmp_path / "out" / FINAL)["epoch"] == 0

@@ -153,6 +153,8 @@ class Trainer:
     def fit(self) -> TrainHistory:
         """Train for the configured epochs (from where a resume left off)."""
         epochs = self.config.train.epochs
+        if self.start_epoch == 0 and self.env.is_main:
+            (self.out_dir / BEST).unlink(missing_ok=True)  # a best epoch of an earlier run is not this run's
         for epoch in range(self.start_epoch, epochs):
             started = time.perf_counter()
             loss, seen = self._train_epoch(epoch)
