@@ -46,7 +46,7 @@ def print_pipeline_report(
             f"v{latest.version}",
             tags.get("gate", "-"),
             _percent(tags.get("test_nme")),
-            _percent(None if perturbed is None else str(perturbed)),
+            _percent(perturbed),
             _percent(tags.get("baseline_nme")),
             _ratio(tags.get("baseline_nme"), tags.get("test_nme")),
             f"v{champion.version}" if champion else "none",
@@ -64,7 +64,7 @@ def print_pipeline_report(
     return 1 if error else 0
 
 
-def _percent(value: str | None) -> str:
+def _percent(value: str | float | None) -> str:
     return f"{100 * float(value):.2f}%" if value not in (None, "", "None") else "-"
 
 
