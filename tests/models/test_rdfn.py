@@ -194,6 +194,23 @@ def test_loss_parts_and_point_weights() -> None:
     assert float(model.loss(outputs, moved)[0]) == pytest.approx(float(model.loss(outputs, masked)[0]), rel=1e-6)
 
 
+def test_teacher_forcing_feeds_jittered_true_regions_for_its_epochs() -> None:
+    torch.manual_seed(0)
+    model = build_model(small(teacher_epochs=2, teacher_jitter=0.1))
+    targets = collate(model.codec, loose_faces(8, 68, 64, np.random.default_rng(2)))
+    forced = model.training_inputs(targets, epoch=1)["regions"]
+    truth = targets["region"]
+    side = truth[:, 2] - truth[:, 0]
+    forced_side = forced[:, 2] - forced[:, 0]
+    assert torch.allclose(forced[:, 3] - forced[:, 1], forced_side)  # still square
+    assert bool(((forced_side / side - 1).abs() <= 0.1 + 1e-6).all())
+    shift = (forced[:, :2] + forced[:, 2:]) / 2 - (truth[:, :2] + truth[:, 2:]) / 2
+    assert bool((shift.abs() <= 0.1 * side[:, None] + 1e-4).all()) and float(shift.abs().max()) > 0
+    assert model.training_inputs(targets, epoch=2) == {}
+    outputs = model(torch.rand(8, 3, 64, 64), regions=forced)
+    assert torch.equal(outputs["region"], forced)
+
+
 def test_overfits_a_tiny_batch() -> None:
     """100 Adam steps on 4 loose crops: the loss falls more than 10x, the detector finds each face's region within
     4 px and the score maps leave the all-zero plateau (their MSE falls more than 5x). Point accuracy is not asserted:
@@ -245,6 +262,7 @@ def test_paper_configs_follow_section_5() -> None:
         model = config.model
         assert (model.input_size, model.channels, model.stacks, model.roi_size) == (256, 256, 2, 64)
         assert (config.train.epochs, config.train.milestones, config.train.batch_size) == (60, (30, 50), 16)
+        assert model.teacher_epochs == 10  # §5: the jittered true box feeds RoIAlign for 10 epochs
         assert config.data.box_scale == 1.6
         low, high = (config.data.box_scale * s for s in config.augment.scale_range)
         assert low <= 1.3 and high >= 2.0

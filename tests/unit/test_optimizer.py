@@ -45,7 +45,7 @@ def _largest_update(tmp_path: Path, clip: float | None) -> float:
     records = [_record(tmp_path, i) for i in range(2)]
     trainer = Trainer(config, model, records, [], tmp_path, tmp_path / "out", CPU)
     before = [p.detach().clone() for p in model.parameters()]
-    trainer._step(next(iter(trainer.loader)))
+    trainer._step(next(iter(trainer.loader)), 0)
     return max(float((p.detach() - b).abs().max()) for p, b in zip(model.parameters(), before, strict=True))
 
 

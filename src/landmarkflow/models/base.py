@@ -62,6 +62,11 @@ class LandmarkModel(nn.Module):
     ) -> tuple[torch.Tensor, dict[str, float]]:
         """Total training loss and its named parts (for logging)."""
 
+    def training_inputs(self, targets: dict[str, torch.Tensor], epoch: int) -> dict[str, torch.Tensor]:
+        """Extra keyword inputs of `forward` during training epoch `epoch` (0-based), built from the batch's targets:
+        how a model takes teacher forcing (RDFN's ground-truth regions). None by default."""
+        return {}
+
     def reference_param_count(self) -> int:
         """Parameters as the authors' code counts them (the same as ours unless a model says otherwise)."""
         return sum(p.numel() for p in self.parameters())

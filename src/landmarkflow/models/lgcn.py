@@ -12,8 +12,8 @@ Deviations and silences of the source, and what we do:
 - Dropout(0.1) follows the 22 conv layers of the two subnets; the 1 x 1 heads have none (the source lists
   dropout for "every layer of both subnets" and the heads belong to neither).
 - BN momentum 0.1 (CNTK's time constant 0 has no PyTorch equivalent); eps 1e-5 as in the source.
-- Loss: summed over the minibatch, as in the source. The source also clips gradients element-wise (0.1 per sample);
-  the project's trainer has no clipping, so none is applied.
+- Loss: summed over the minibatch, as in the source, which also clips gradients element-wise at 0.1 per sample:
+  the paper configs set `train.grad_clip_value` to 0.1 x the batch size.
 - Decode adds a sub-pixel step to the paper's argmax (`codecs.lgcn`), exact on targets.
 """
 

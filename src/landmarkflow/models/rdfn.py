@@ -17,11 +17,11 @@ decode. Every layer below is the §5 reconstruction, [ours]:
     decode: location reweighting of the last stack's maps, region grid -> crop (codec)
 
 Choices where §5 is silent or where we depart from it, and why:
-- Teacher forcing: §5 feeds the ground-truth box (jittered) to RoIAlign for 10 epochs. The model contract gives
-  `forward` only images, so the RoI is always the detector's own region (detached: no gradient through box
-  coordinates, as in Mask R-CNN), and the loss renders each stack's targets on the grid of that region. Points
-  off that grid get weight 0. At initialisation the size head outputs ~0, i.e. a region of the whole crop times
-  `region_scale`, so early regions still hold the face.
+- Teacher forcing as §5: for the first `teacher_epochs` epochs RoIAlign samples the ground-truth region, its
+  centre shifted and its side scaled by up to `teacher_jitter` (uniform), handed to `forward` through
+  `training_inputs`; afterwards, and always at inference, the detector's own region (detached: no gradient
+  through box coordinates, as in Mask R-CNN). The loss renders each stack's targets on the grid of the region
+  used. Points off that grid get weight 0.
 - The region is the landmark box (the codec sees only points), squared and enlarged by `region_scale` 1.25 so
   that every landmark sits at least the reweighting window inside the grid.
 - B is sampled directly at its 1/4 resolution (bilinear grid_sample) instead of being upsampled x4 first: the
@@ -84,6 +84,8 @@ class RDFNParams(ModelParams):
     reweight_radius: int = Field(4, ge=1, description="location reweighting window: (2r+1)^2 cells")
     reweight_threshold: float = Field(0.05, ge=0, lt=1, description="weights max(S - t * S_max, 0)")
     score_loss_weight: float = Field(10.0, gt=0, description="weight of the summed per-stack score-map MSE")
+    teacher_epochs: int = Field(10, ge=0, description="first epochs whose RoI is the jittered ground-truth region")
+    teacher_jitter: float = Field(0.1, ge=0, lt=0.5, description="teacher region: max centre shift and side change")
 
     @model_validator(mode="after")
     def _consistent(self) -> RDFNParams:
@@ -296,6 +298,15 @@ def focal_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return -(pos + neg).sum() / positive.sum().clamp(min=1.0)
 
 
+def jitter_regions(regions: torch.Tensor, jitter: float) -> torch.Tensor:
+    """(N, 4) square regions with centres moved by U(+-jitter) of the side and sides scaled by 1 + U(+-jitter)."""
+    side = regions[:, 2:3] - regions[:, 0:1]
+    noise = (torch.rand(regions.shape[0], 3, device=regions.device, dtype=regions.dtype) * 2 - 1) * jitter
+    centre = (regions[:, :2] + regions[:, 2:]) / 2 + noise[:, :2] * side
+    half = side * (1 + noise[:, 2:]) / 2
+    return torch.cat([centre - half, centre + half], dim=-1)
+
+
 def gather_cells(maps: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:
     """(N, C) values of (N, C, H, W) maps at (N, 2) integer (col, row) cells."""
     index = (cells[:, 1] * maps.shape[-1] + cells[:, 0])[:, None, None].expand(-1, maps.shape[1], 1)
@@ -322,14 +333,20 @@ class RDFN(LandmarkModel):
         init_normal(self)
         nn.init.constant_(self.detection_heads.centre.bias, -math.log((1 - CENTRE_PRIOR) / CENTRE_PRIOR))
 
-    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, images: torch.Tensor, regions: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Detection maps (centre_logits, region_offset, region_log_size; N x c x H x H), the region used (N, 4),
-        score_maps (N, K, R, R) of the last stack and score_maps_stacks (N, T, K, R, R)."""
+        score_maps (N, K, R, R) of the last stack and score_maps_stacks (N, T, K, R, R).
+
+        `regions` (N, 4) replaces the detected regions (teacher forcing); None uses the detector's.
+        """
         p = self.params
         stem = self.stem(self.normalize(images))
         detected, context = hourglass_with_level(self.detection, stem, p.context_level)
         centre, offset, log_size = self.detection_heads(detected)
-        region = self.codec.decode_region(centre.detach(), offset.detach(), log_size.detach()).float()
+        if regions is None:
+            region = self.codec.decode_region(centre.detach(), offset.detach(), log_size.detach()).float()
+        else:
+            region = regions.float()
         rois = [roi_align(f, region, p.roi_size, p.input_size) for f in (stem, detected, context)]
         skip_sum = self.fusion(rois[0], rois)
         scores = []
@@ -345,6 +362,12 @@ class RDFN(LandmarkModel):
             "score_maps": scores[-1],
             "score_maps_stacks": torch.stack(scores, dim=1),
         }
+
+    def training_inputs(self, targets: dict[str, torch.Tensor], epoch: int) -> dict[str, torch.Tensor]:
+        """The jittered ground-truth regions during the teacher-forcing epochs, nothing afterwards."""
+        if epoch >= self.params.teacher_epochs:
+            return {}
+        return {"regions": jitter_regions(targets["region"].float(), self.params.teacher_jitter)}
 
     def loss(
         self, outputs: dict[str, torch.Tensor], targets: dict[str, torch.Tensor]

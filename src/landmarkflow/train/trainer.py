@@ -200,19 +200,19 @@ class Trainer:
             for step, batch in enumerate(self.loader):
                 if step >= steps:
                     break
-                loss = self._step(batch)
+                loss = self._step(batch, epoch)
                 count = batch["image"].shape[0]
                 total += loss * count
                 seen += count
                 progress.update(task, advance=1, description=f"loss {total / seen:.4f}")
         return total / max(seen, 1), seen
 
-    def _step(self, batch: dict[str, torch.Tensor]) -> float:
+    def _step(self, batch: dict[str, torch.Tensor], epoch: int) -> float:
         device = self.env.device
         images = batch["image"].to(device, non_blocking=True)
         targets = {k: v.to(device, non_blocking=True) for k, v in batch.items() if k not in ("image", "matrix")}
         with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=self.use_amp):
-            outputs = self.net(images)
+            outputs = self.net(images, **self.model.training_inputs(targets, epoch))
             loss, _ = self.model.loss(outputs, targets)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
