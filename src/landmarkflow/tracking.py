@@ -3,15 +3,15 @@
 Default store: `sqlite:///mlflow/mlflow.db` with artifacts under `mlflow/artifacts` (both relative to
 the working directory), unless MLFLOW_TRACKING_URI is set. A tracking server decides its own artifact
 location, so we only pin one for local sqlite stores.
+
+MLflow is imported inside the functions that use it: it takes seconds to import, and the CLI and the data
+steps (ingest, DVC) import this module for its telemetry switch and names alone.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-
-import mlflow
-from mlflow.tracking import MlflowClient
 
 TELEMETRY_OFF = {
     "DO_NOT_TRACK": "true",
@@ -42,6 +42,8 @@ def artifact_root() -> Path:
 
 def setup_tracking() -> str:
     """Point MLflow at the store (creating the local folder if needed) and return the URI."""
+    import mlflow
+
     disable_telemetry()
     uri = tracking_uri()
     if uri.startswith("sqlite:///"):
@@ -63,6 +65,8 @@ def registered_model_name(model: str, dataset: str) -> str:
 
 def ensure_experiment(name: str) -> str:
     """Experiment id for `name`, creating it (with a local artifact location for sqlite stores)."""
+    from mlflow.tracking import MlflowClient
+
     client = MlflowClient()
     existing = client.get_experiment_by_name(name)
     if existing is not None:
