@@ -6,7 +6,6 @@ import logging
 from pathlib import Path
 
 from landmarkflow.registry import CHALLENGER, Lineage, git_commit, log_onnx_model, register_version, set_alias
-from landmarkflow.steps.exporting import deploy_info
 from landmarkflow.steps.results import EvalResult, ExportResult, GateResult, RegisterResult, TrainResult
 
 log = logging.getLogger(__name__)
@@ -14,8 +13,7 @@ log = logging.getLogger(__name__)
 
 def register(trained: TrainResult, evaluated: EvalResult, exported: ExportResult, gated: GateResult) -> RegisterResult:
     """Register the ONNX model as a new version with lineage tags; alias `challenger` if it passed the gates."""
-    config = trained.experiment_config()
-    model_uri = log_onnx_model(trained.run_id, Path(exported.onnx_path), deploy_info(config))
+    model_uri = log_onnx_model(trained.run_id, Path(exported.onnx_path))
     lineage = Lineage(data_hash=trained.data_hash, git_commit=git_commit(), config_hash=trained.config_hash)
     tags = {
         **lineage.tags(),
