@@ -3,17 +3,10 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
-import numpy as np
 from mlflow.tracking import MlflowClient
 
-from landmarkflow.config import ExperimentConfig
-from landmarkflow.data.manifest import in_split, read_manifest, to_records
 from landmarkflow.evaluation.gates import GateDecision, decide
-from landmarkflow.evaluation.metrics import per_image_nme
-from landmarkflow.evaluation.predictions import predict_records
-from landmarkflow.layouts import get_layout
 from landmarkflow.registry import CHAMPION, version_by_alias
 from landmarkflow.steps.results import EvalResult, ExportResult, GateResult, TrainResult
 from landmarkflow.tracking import registered_model_name
@@ -21,23 +14,8 @@ from landmarkflow.tracking import registered_model_name
 log = logging.getLogger(__name__)
 
 
-def _champion_nme_on(champion_source: str, trained: TrainResult, config: ExperimentConfig) -> float:
-    """Re-measure a champion trained on other data on this test split, with its own ONNX and crop metadata."""
-    from landmarkflow.inference import Predictor
-
-    predictor = Predictor.load(champion_source)
-    info = predictor.info
-    records = in_split(to_records(read_manifest(trained.manifest)), config.data.test_split)
-    preds = predict_records(
-        predictor.predict_crops, records, Path(trained.root), info.input_size, info.box_scale, config.eval.batch_size
-    )
-    gts, boxes = np.stack([r.landmarks for r in records]), np.stack([r.bbox for r in records])
-    return float(per_image_nme(preds, gts, get_layout(config.data.layout), boxes, config.data.normaliser).mean())
-
-
 def gate(trained: TrainResult, evaluated: EvalResult, exported: ExportResult) -> GateResult:
     """Decide promotion: NME threshold, not worse than the champion on the same data, ONNX parity."""
-    config = trained.experiment_config()
     name = registered_model_name(trained.model, trained.dataset)
     champion = version_by_alias(name, CHAMPION)
     champion_nme, label = None, "champion"
@@ -46,12 +24,17 @@ def gate(trained: TrainResult, evaluated: EvalResult, exported: ExportResult) ->
         if champion.data_hash == trained.data_hash and champion.nme is not None:
             champion_nme = champion.nme
         else:
-            champion_nme = _champion_nme_on(f"models:/{name}/{champion.version}", trained, config)
+            # Imported here: it needs torch and onnxruntime, which the usual gate does without.
+            from landmarkflow.evaluation.remeasure import deployed_model_nme
+
+            champion_nme = deployed_model_nme(
+                f"models:/{name}/{champion.version}", trained.manifest, trained.root, trained.experiment_config()
+            )
             label += " (re-measured on this data)"
     decision: GateDecision = decide(
         evaluated.nme,
         exported.parity_delta,
-        config.gate,
+        trained.gate_config(),
         champion_nme,
         label,
         baseline_nme=evaluated.baseline_metrics.get("nme"),
