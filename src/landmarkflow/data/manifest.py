@@ -172,3 +172,9 @@ def read_manifest(path: str | Path) -> pd.DataFrame:
     if missing:
         raise ManifestError(f"{path}: missing columns {missing}; expected {list(COLUMNS)}")
     return frame
+
+
+def read_split(path: str | Path, split: str) -> list[FaceRecord]:
+    """The records of one split of a manifest file, converting only that split's rows."""
+    frame = read_manifest(path)
+    return to_records(frame[frame["split"] == split])

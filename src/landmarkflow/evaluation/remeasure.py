@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from landmarkflow.config import ExperimentConfig
-from landmarkflow.data.manifest import in_split, read_manifest, to_records
+from landmarkflow.data.manifest import read_split
 from landmarkflow.evaluation.metrics import per_image_nme
 from landmarkflow.evaluation.predictions import predict_records
 from landmarkflow.inference import Predictor
@@ -19,7 +19,7 @@ def deployed_model_nme(model_ref: str, manifest: str | Path, root: str | Path, c
     """Mean NME of the ONNX model at `model_ref` on `config`'s test split, cropped by the model's own metadata."""
     predictor = Predictor.load(model_ref)
     info = predictor.info
-    records = in_split(to_records(read_manifest(manifest)), config.data.test_split)
+    records = read_split(manifest, config.data.test_split)
     preds = predict_records(
         predictor.predict_crops, records, Path(root), info.input_size, info.box_scale, config.eval.batch_size
     )

@@ -9,9 +9,9 @@ import numpy as np
 from mlflow.tracking import MlflowClient
 
 from landmarkflow.config import ExperimentConfig
-from landmarkflow.data.manifest import in_split, read_manifest, to_records
+from landmarkflow.data.manifest import read_split
 from landmarkflow.evaluation.metrics import per_image_nme
-from landmarkflow.evaluation.predictions import predict_records, torch_predictor
+from landmarkflow.evaluation.predictions import CropPredictor, predict_records_each, torch_predictor
 from landmarkflow.export.metadata import DeployInfo
 from landmarkflow.export.onnx import export_onnx, onnx_session, run_onnx
 from landmarkflow.export.tensorrt import build_tensorrt_engine, tensorrt_available
@@ -34,7 +34,7 @@ def deploy_info(config: ExperimentConfig) -> DeployInfo:
     )
 
 
-def onnx_predictor(onnx_path: Path):
+def onnx_predictor(onnx_path: Path) -> CropPredictor:
     """A numpy crops -> crop points function backed by onnxruntime."""
     session = onnx_session(onnx_path)
     return lambda crops: run_onnx(session, crops)
@@ -46,12 +46,16 @@ def export(trained: TrainResult, out_dir: str | Path) -> ExportResult:
     out_dir.mkdir(parents=True, exist_ok=True)
     model, config = load_model(Path(trained.checkpoint))
     onnx_path = export_onnx(model, out_dir / "model.onnx", deploy_info(config), opset=config.export.opset)
-    records = in_split(to_records(read_manifest(trained.manifest)), config.data.test_split)
-    records = records[: config.export.parity_max_images]
+    records = read_split(trained.manifest, config.data.test_split)[: config.export.parity_max_images]
     root, layout = Path(trained.root), get_layout(config.data.layout)
-    common = (records, root, model.input_size, config.data.box_scale, config.eval.batch_size)
-    torch_preds = predict_records(torch_predictor(model), *common)
-    onnx_preds = predict_records(onnx_predictor(onnx_path), *common)
+    torch_preds, onnx_preds = predict_records_each(
+        [torch_predictor(model), onnx_predictor(onnx_path)],
+        records,
+        root,
+        model.input_size,
+        config.data.box_scale,
+        config.eval.batch_size,
+    )
     gts, boxes = np.stack([r.landmarks for r in records]), np.stack([r.bbox for r in records])
     torch_nme = float(per_image_nme(torch_preds, gts, layout, boxes, config.data.normaliser).mean())
     onnx_nme = float(per_image_nme(onnx_preds, gts, layout, boxes, config.data.normaliser).mean())
