@@ -11,7 +11,13 @@ steps (ingest, DVC) import this module for its telemetry switch and names alone.
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mlflow.tracking import MlflowClient
 
 TELEMETRY_OFF = {
     "DO_NOT_TRACK": "true",
@@ -75,3 +81,11 @@ def ensure_experiment(name: str) -> str:
     if tracking_uri().startswith("sqlite:"):
         location = (artifact_root() / name.replace("/", "_")).as_uri()
     return client.create_experiment(name, artifact_location=location)
+
+
+def log_metrics(client: MlflowClient, run_id: str, metrics: Mapping[str, float], step: int = 0) -> None:
+    """Log `metrics` at `step` in one batch: one store transaction, where `log_metric` costs one per metric."""
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    client.log_batch(run_id, metrics=[Metric(key, float(value), now, step) for key, value in metrics.items()])

@@ -17,6 +17,7 @@ from landmarkflow.evaluation.predictions import predict_records, torch_predictor
 from landmarkflow.imageio import read_rgb
 from landmarkflow.layouts import get_layout
 from landmarkflow.steps.results import EvalResult, TrainResult
+from landmarkflow.tracking import log_metrics
 from landmarkflow.train.checkpoint import load_model
 
 log = logging.getLogger(__name__)
@@ -63,12 +64,6 @@ def evaluate(trained: TrainResult, out_dir: str | Path) -> EvalResult:
         out_dir / "test_overlays.png",
         nmes=[float(nmes[i]) for i in shown],
     )
-    client = MlflowClient()
-    for key, value in metrics.items():
-        client.log_metric(trained.run_id, f"test_{key}", float(value))
-    for key, value in baseline_metrics.items():
-        client.log_metric(trained.run_id, f"baseline_{key}", float(value))
-    client.log_metric(trained.run_id, "baseline_over_model_nme", float(base_nmes.mean() / max(nmes.mean(), 1e-12)))
     refined = model.refined_predictor(train_landmarks, train_boxes, config.data.box_scale)
     if refined is not None:
         step, refined_predict = refined
@@ -76,10 +71,19 @@ def evaluate(trained: TrainResult, out_dir: str | Path) -> EvalResult:
             refined_predict, test, root, model.input_size, config.data.box_scale, config.eval.batch_size
         )
         metrics[f"nme_{step}"] = float(per_image_nme(refined_preds, gts, layout, boxes, config.data.normaliser).mean())
-        client.log_metric(trained.run_id, f"test_nme_{step}", metrics[f"nme_{step}"])
         log.info("test NME with %s: %.3f%% (without: %.3f%%)", step, 100 * metrics[f"nme_{step}"], 100 * nmes.mean())
-    client.log_metric(trained.run_id, "test_nme_perturbed", perturbed["nme_perturbed"])
-    client.log_metric(trained.run_id, "baseline_nme_perturbed", perturbed["baseline_nme_perturbed"])
+    client = MlflowClient()
+    log_metrics(
+        client,
+        trained.run_id,
+        {
+            **{f"test_{key}": value for key, value in metrics.items()},
+            **{f"baseline_{key}": value for key, value in baseline_metrics.items()},
+            "baseline_over_model_nme": float(base_nmes.mean() / max(nmes.mean(), 1e-12)),
+            "test_nme_perturbed": perturbed["nme_perturbed"],
+            "baseline_nme_perturbed": perturbed["baseline_nme_perturbed"],
+        },
+    )
     for plot in (ced, overlay):
         client.log_artifact(trained.run_id, str(plot), "plots")
     log.info(

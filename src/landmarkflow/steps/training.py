@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from mlflow.entities import Param
 from mlflow.tracking import MlflowClient
 
 from landmarkflow.config import ExperimentConfig, load_config
@@ -61,8 +62,7 @@ def train(
         },
     )
     run_id = run.info.run_id
-    for key, value in _flat_params(config).items():
-        client.log_param(run_id, key, value[:6000])
+    client.log_batch(run_id, params=[Param(key, value[:6000]) for key, value in _flat_params(config).items()])
     resolved = out_dir / "config.json"
     atomic_write_text(resolved, json.dumps(config.to_dict(), indent=2))
     client.log_artifact(run_id, str(config_path), "config")

@@ -9,7 +9,7 @@ from mlflow.tracking import MlflowClient
 from landmarkflow.data.manifest import read_manifest
 from landmarkflow.data.validate import CheckFailure, ValidationResult, validate_manifest
 from landmarkflow.steps.results import IngestResult
-from landmarkflow.tracking import ensure_experiment, experiment_name, setup_tracking
+from landmarkflow.tracking import ensure_experiment, experiment_name, log_metrics, setup_tracking
 
 
 def validate(ingested: IngestResult, report_dir: str | Path) -> ValidationResult:
@@ -42,14 +42,17 @@ def _log_validation(result: ValidationResult, ingested: IngestResult) -> None:
         },
     )
     run_id = run.info.run_id
-    for key, value in (
-        ("faces", result.num_faces),
-        ("images", result.num_images),
-        ("failed_checks", len(result.failures)),
-        ("warnings", len(result.warnings)),
-        ("validation_seconds", result.seconds),
-    ):
-        client.log_metric(run_id, key, value)
+    log_metrics(
+        client,
+        run_id,
+        {
+            "faces": result.num_faces,
+            "images": result.num_images,
+            "failed_checks": len(result.failures),
+            "warnings": len(result.warnings),
+            "validation_seconds": result.seconds,
+        },
+    )
     if result.report_path is not None:
         client.log_artifact(run_id, str(result.report_path.parent), "validation")
     client.set_terminated(run_id, "FINISHED" if result.success else "FAILED")
