@@ -69,7 +69,7 @@ def train(
     client.log_artifact(run_id, str(resolved), "config")
     started = time.perf_counter()
     try:
-        _launch_training(config_path, overrides or {}, ingested, out_dir, run_id, nproc)
+        _launch_training(config, config_path, overrides or {}, ingested, out_dir, run_id, nproc)
     except BaseException:
         client.set_terminated(run_id, "FAILED")
         raise
@@ -98,12 +98,18 @@ def train(
 
 
 def _launch_training(
-    config_path: str | Path, overrides: dict, ingested: IngestResult, out_dir: Path, run_id: str, nproc: int
+    config: ExperimentConfig,
+    config_path: str | Path,
+    overrides: dict[str, Any],
+    ingested: IngestResult,
+    out_dir: Path,
+    run_id: str,
+    nproc: int,
 ) -> None:
+    """Train in this process, or under torchrun, whose ranks load the config from its file and overrides."""
     if nproc <= 1:
         from landmarkflow.train.run import fit_from_manifest
 
-        config = load_config(config_path, overrides)
         fit_from_manifest(config, Path(ingested.manifest), Path(ingested.root), out_dir, run_id)
         return
     command = [
