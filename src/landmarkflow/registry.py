@@ -13,7 +13,6 @@ from pathlib import Path
 
 import mlflow
 import numpy as np
-import onnx
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
@@ -61,17 +60,30 @@ def git_commit(repo: Path | None = None) -> str:
     return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
 
 
-def log_onnx_model(run_id: str, onnx_path: Path, info: DeployInfo) -> str:
-    """Log the ONNX file as the run's model (with an input/output signature); returns its model URI."""
+def onnx_pip_requirements() -> list[str]:
+    """The pinned requirements MLflow would infer for our ONNX models: what its ONNX loader imports (numpy, onnx,
+    onnxruntime; MLflow adds itself). Stating them spares the inference, a subprocess that imports MLflow again and
+    loads the model (~4 s of the register step); a unit test checks that the two agree."""
+    return [f"numpy=={np.__version__}", *mlflow.onnx.get_default_pip_requirements()]
+
+
+def log_onnx_model(run_id: str, onnx_path: Path) -> str:
+    """Log the ONNX file as the run's model, its input/output signature from the file's own deploy metadata;
+    returns its model URI."""
+    import onnx  # only registering needs it; the gate and promotion import this module too
+
+    proto = onnx.load(str(onnx_path))
+    info = DeployInfo.from_props({p.key: p.value for p in proto.metadata_props}, onnx_path)
     example = np.zeros((1, 3, info.input_size, info.input_size), dtype=np.float32)
     signature = infer_signature(example, np.zeros((1, info.num_points, 2), dtype=np.float32))
     with mlflow.start_run(run_id=run_id):
         model_info = mlflow.onnx.log_model(
-            onnx.load(str(onnx_path)),
+            proto,
             name="model",
             signature=signature,
             save_as_external_data=False,
             onnx_execution_providers=["CPUExecutionProvider"],
+            pip_requirements=onnx_pip_requirements(),
         )
     return model_info.model_uri
 

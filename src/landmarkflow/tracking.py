@@ -3,15 +3,21 @@
 Default store: `sqlite:///mlflow/mlflow.db` with artifacts under `mlflow/artifacts` (both relative to
 the working directory), unless MLFLOW_TRACKING_URI is set. A tracking server decides its own artifact
 location, so we only pin one for local sqlite stores.
+
+MLflow is imported inside the functions that use it: it takes seconds to import, and the CLI and the data
+steps (ingest, DVC) import this module for its telemetry switch and names alone.
 """
 
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import mlflow
-from mlflow.tracking import MlflowClient
+if TYPE_CHECKING:
+    from mlflow.tracking import MlflowClient
 
 TELEMETRY_OFF = {
     "DO_NOT_TRACK": "true",
@@ -42,6 +48,8 @@ def artifact_root() -> Path:
 
 def setup_tracking() -> str:
     """Point MLflow at the store (creating the local folder if needed) and return the URI."""
+    import mlflow
+
     disable_telemetry()
     uri = tracking_uri()
     if uri.startswith("sqlite:///"):
@@ -63,6 +71,8 @@ def registered_model_name(model: str, dataset: str) -> str:
 
 def ensure_experiment(name: str) -> str:
     """Experiment id for `name`, creating it (with a local artifact location for sqlite stores)."""
+    from mlflow.tracking import MlflowClient
+
     client = MlflowClient()
     existing = client.get_experiment_by_name(name)
     if existing is not None:
@@ -71,3 +81,11 @@ def ensure_experiment(name: str) -> str:
     if tracking_uri().startswith("sqlite:"):
         location = (artifact_root() / name.replace("/", "_")).as_uri()
     return client.create_experiment(name, artifact_location=location)
+
+
+def log_metrics(client: MlflowClient, run_id: str, metrics: Mapping[str, float], step: int = 0) -> None:
+    """Log `metrics` at `step` in one batch: one store transaction, where `log_metric` costs one per metric."""
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    client.log_batch(run_id, metrics=[Metric(key, float(value), now, step) for key, value in metrics.items()])

@@ -130,6 +130,11 @@ def to_records(frame: pd.DataFrame) -> list[FaceRecord]:
     ]
 
 
+def in_split(records: Sequence[FaceRecord], split: str) -> list[FaceRecord]:
+    """The records of one split, in manifest order."""
+    return [r for r in records if r.split == split]
+
+
 def landmarks_array(frame: pd.DataFrame) -> np.ndarray:
     """(N, K, 2) float64 landmarks of a single-layout manifest."""
     return np.stack([np.stack([np.asarray(p, dtype=np.float64) for p in pts]) for pts in frame["landmarks"]])
@@ -167,3 +172,9 @@ def read_manifest(path: str | Path) -> pd.DataFrame:
     if missing:
         raise ManifestError(f"{path}: missing columns {missing}; expected {list(COLUMNS)}")
     return frame
+
+
+def read_split(path: str | Path, split: str) -> list[FaceRecord]:
+    """The records of one split of a manifest file, converting only that split's rows."""
+    frame = read_manifest(path)
+    return to_records(frame[frame["split"] == split])

@@ -50,11 +50,26 @@ def predict_records(
     boxes: np.ndarray | None = None,
 ) -> np.ndarray:
     """(N, K, 2) predictions in image pixels for every record (boxes default to the manifest's)."""
-    outputs = []
+    return predict_records_each([predict], records, root, input_size, box_scale, batch_size, boxes)[0]
+
+
+def predict_records_each(
+    predictors: Sequence[CropPredictor],
+    records: Sequence[FaceRecord],
+    root: Path,
+    input_size: int,
+    box_scale: float,
+    batch_size: int = 32,
+    boxes: np.ndarray | None = None,
+) -> list[np.ndarray]:
+    """`predict_records` for each predictor, on the same crops read and warped once (the parity gate's case)."""
+    outputs: list[list[np.ndarray]] = [[] for _ in predictors]
     for crops, matrices in iterate_crops(records, root, input_size, box_scale, batch_size, boxes):
-        crop_points = np.asarray(predict(crops), dtype=np.float64)
-        outputs.extend(transform_points(p, invert_affine(m)) for p, m in zip(crop_points, matrices, strict=True))
-    return np.stack(outputs) if outputs else np.zeros((0, 0, 2))
+        to_image = [invert_affine(m) for m in matrices]
+        for predict, output in zip(predictors, outputs, strict=True):
+            crop_points = np.asarray(predict(crops), dtype=np.float64)
+            output.extend(transform_points(p, m) for p, m in zip(crop_points, to_image, strict=True))
+    return [np.stack(output) if output else np.zeros((0, 0, 2)) for output in outputs]
 
 
 def torch_predictor(model: LandmarkModel, device: torch.device | str = "cpu") -> CropPredictor:

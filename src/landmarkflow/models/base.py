@@ -2,30 +2,16 @@
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections.abc import Callable
 from typing import ClassVar
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict
 from torch import nn
 
 from landmarkflow.codecs.base import Codec
-
-
-class ModelParams(BaseModel, ABC):
-    """Base of every model's config section; unknown keys are errors."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    name: str
-    num_points: int = 68
-    input_size: int = 256
-
-    @abstractmethod
-    def make_codec(self) -> Codec:
-        """The codec that encodes this model's targets and decodes its outputs."""
+from landmarkflow.models.params import ModelParams
 
 
 class LandmarkModel(nn.Module):

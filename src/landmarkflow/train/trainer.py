@@ -28,6 +28,7 @@ from landmarkflow.evaluation.metrics import per_image_nme
 from landmarkflow.evaluation.predictions import predict_records, torch_predictor
 from landmarkflow.layouts import get_layout
 from landmarkflow.models.base import LandmarkModel
+from landmarkflow.tracking import log_metrics
 from landmarkflow.train.checkpoint import BEST, FINAL, LAST, load_state, save_checkpoint
 from landmarkflow.train.distributed import DistEnv, barrier, mean_across_ranks
 
@@ -260,9 +261,8 @@ class Trainer:
         if self.config.train.keep == "best_val" and self._is_best(val_nme):
             self._save(self.out_dir / BEST, epoch)
         if self.run_id:
-            client = MlflowClient()
-            for key, value in (("train_loss", loss), ("val_nme", val_nme), ("train_images_per_s", rate), ("lr", lr)):
-                client.log_metric(self.run_id, key, value, step=epoch + 1)
+            metrics = {"train_loss": loss, "val_nme": val_nme, "train_images_per_s": rate, "lr": lr}
+            log_metrics(MlflowClient(), self.run_id, metrics, step=epoch + 1)
 
     def _save(self, path: Path, epoch: int) -> None:
         save_checkpoint(

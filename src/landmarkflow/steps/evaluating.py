@@ -1,0 +1,104 @@
+"""The evaluate step: the benchmark protocol on the test split, the mean-shape baseline and plots, logged to the run."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+from mlflow.tracking import MlflowClient
+
+from landmarkflow.data.manifest import in_split, read_manifest, to_records
+from landmarkflow.evaluation.baseline import MeanShape
+from landmarkflow.evaluation.metrics import per_image_nme, summarize
+from landmarkflow.evaluation.perturb import perturb_boxes
+from landmarkflow.evaluation.plots import plot_ced, plot_overlay_grid
+from landmarkflow.evaluation.predictions import predict_records, torch_predictor
+from landmarkflow.imageio import read_rgb
+from landmarkflow.layouts import get_layout
+from landmarkflow.steps.results import EvalResult, TrainResult
+from landmarkflow.tracking import log_metrics
+from landmarkflow.train.checkpoint import load_model
+
+log = logging.getLogger(__name__)
+
+
+def evaluate(trained: TrainResult, out_dir: str | Path) -> EvalResult:
+    """Test-split NME/FR/AUC (overall and per subset), the mean-shape baseline, CED and overlay plots."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model, config = load_model(Path(trained.checkpoint))
+    records = to_records(read_manifest(trained.manifest))
+    test, train_records = in_split(records, config.data.test_split), in_split(records, "train")
+    if not test:
+        raise ValueError(f"{trained.manifest}: no faces in the {config.data.test_split!r} split")
+    layout, root = get_layout(config.data.layout), Path(trained.root)
+    gts = np.stack([r.landmarks for r in test])
+    boxes = np.stack([r.bbox for r in test])
+    train_landmarks = np.stack([r.landmarks for r in train_records])
+    train_boxes = np.stack([r.bbox for r in train_records])
+    predict = torch_predictor(model)
+    preds = predict_records(predict, test, root, model.input_size, config.data.box_scale, config.eval.batch_size)
+    nmes = per_image_nme(preds, gts, layout, boxes, config.data.normaliser)
+    subsets = [r.subsets for r in test]
+    metrics = summarize(nmes, config.eval.fr_threshold, config.eval.auc_threshold, subsets=subsets)
+    baseline = MeanShape.fit(train_landmarks, train_boxes, config.data.box_scale, model.input_size)
+    base_nmes = per_image_nme(baseline.predict(boxes), gts, layout, boxes, config.data.normaliser)
+    baseline_metrics = summarize(base_nmes, config.eval.fr_threshold, config.eval.auc_threshold, subsets=subsets)
+    moved = perturb_boxes(boxes, config.eval.perturb_shift, config.eval.perturb_scale, config.eval.perturb_seed)
+    moved_preds = predict_records(
+        predict, test, root, model.input_size, config.data.box_scale, config.eval.batch_size, moved
+    )
+    perturbed = {
+        "nme_perturbed": float(per_image_nme(moved_preds, gts, layout, boxes, config.data.normaliser).mean()),
+        "baseline_nme_perturbed": float(
+            per_image_nme(baseline.predict(moved), gts, layout, boxes, config.data.normaliser).mean()
+        ),
+    }
+    ced = plot_ced({config.model.name: nmes, "mean shape": base_nmes}, config.eval.auc_threshold, out_dir / "ced.png")
+    shown = list(range(min(config.eval.overlay_count, len(test))))
+    overlay = plot_overlay_grid(
+        [read_rgb(root / test[i].image_path) for i in shown],
+        [preds[i] for i in shown],
+        [gts[i] for i in shown],
+        out_dir / "test_overlays.png",
+        nmes=[float(nmes[i]) for i in shown],
+    )
+    refined = model.refined_predictor(train_landmarks, train_boxes, config.data.box_scale)
+    if refined is not None:
+        step, refined_predict = refined
+        refined_preds = predict_records(
+            refined_predict, test, root, model.input_size, config.data.box_scale, config.eval.batch_size
+        )
+        metrics[f"nme_{step}"] = float(per_image_nme(refined_preds, gts, layout, boxes, config.data.normaliser).mean())
+        log.info("test NME with %s: %.3f%% (without: %.3f%%)", step, 100 * metrics[f"nme_{step}"], 100 * nmes.mean())
+    client = MlflowClient()
+    log_metrics(
+        client,
+        trained.run_id,
+        {
+            **{f"test_{key}": value for key, value in metrics.items()},
+            **{f"baseline_{key}": value for key, value in baseline_metrics.items()},
+            "baseline_over_model_nme": float(base_nmes.mean() / max(nmes.mean(), 1e-12)),
+            "test_nme_perturbed": perturbed["nme_perturbed"],
+            "baseline_nme_perturbed": perturbed["baseline_nme_perturbed"],
+        },
+    )
+    for plot in (ced, overlay):
+        client.log_artifact(trained.run_id, str(plot), "plots")
+    log.info(
+        "test NME %.3f%% (mean-shape baseline %.3f%%, %.1fx), FR %s, AUC %s",
+        100 * metrics["nme"],
+        100 * baseline_metrics["nme"],
+        baseline_metrics["nme"] / max(metrics["nme"], 1e-12),
+        {k: round(v, 4) for k, v in metrics.items() if k.startswith("fr")},
+        {k: round(v, 4) for k, v in metrics.items() if k.startswith("auc")},
+    )
+    log.info(
+        "perturbed boxes (centre +-%g, scale %s): NME %.3f%% (mean shape %.3f%%)",
+        config.eval.perturb_shift,
+        config.eval.perturb_scale,
+        100 * perturbed["nme_perturbed"],
+        100 * perturbed["baseline_nme_perturbed"],
+    )
+    return EvalResult(trained.run_id, metrics, baseline_metrics, [str(ced), str(overlay)], perturbed)

@@ -1,0 +1,76 @@
+"""The export step: ONNX of `predict` with deploy metadata, onnxruntime parity on the test split, TensorRT on a GPU."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+from mlflow.tracking import MlflowClient
+
+from landmarkflow.config import ExperimentConfig
+from landmarkflow.data.manifest import read_split
+from landmarkflow.evaluation.metrics import per_image_nme
+from landmarkflow.evaluation.predictions import CropPredictor, predict_records_each, torch_predictor
+from landmarkflow.export.metadata import DeployInfo
+from landmarkflow.export.onnx import export_onnx, onnx_session, run_onnx
+from landmarkflow.export.tensorrt import build_tensorrt_engine, tensorrt_available
+from landmarkflow.layouts import get_layout
+from landmarkflow.steps.results import ExportResult, TrainResult
+from landmarkflow.train.checkpoint import load_model
+
+log = logging.getLogger(__name__)
+
+
+def deploy_info(config: ExperimentConfig) -> DeployInfo:
+    """The crop convention a deployed model needs, from its config."""
+    return DeployInfo(
+        model=config.model.name,
+        layout=config.data.layout,
+        num_points=config.model.num_points,
+        input_size=config.model.input_size,
+        box_scale=config.data.box_scale,
+        config_hash=config.config_hash(),
+    )
+
+
+def onnx_predictor(onnx_path: Path) -> CropPredictor:
+    """A numpy crops -> crop points function backed by onnxruntime."""
+    session = onnx_session(onnx_path)
+    return lambda crops: run_onnx(session, crops)
+
+
+def export(trained: TrainResult, out_dir: str | Path) -> ExportResult:
+    """ONNX of `predict` with its deploy metadata, parity on the test split, TensorRT when a GPU is here."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model, config = load_model(Path(trained.checkpoint))
+    onnx_path = export_onnx(model, out_dir / "model.onnx", deploy_info(config), opset=config.export.opset)
+    records = read_split(trained.manifest, config.data.test_split)[: config.export.parity_max_images]
+    root, layout = Path(trained.root), get_layout(config.data.layout)
+    torch_preds, onnx_preds = predict_records_each(
+        [torch_predictor(model), onnx_predictor(onnx_path)],
+        records,
+        root,
+        model.input_size,
+        config.data.box_scale,
+        config.eval.batch_size,
+    )
+    gts, boxes = np.stack([r.landmarks for r in records]), np.stack([r.bbox for r in records])
+    torch_nme = float(per_image_nme(torch_preds, gts, layout, boxes, config.data.normaliser).mean())
+    onnx_nme = float(per_image_nme(onnx_preds, gts, layout, boxes, config.data.normaliser).mean())
+    max_diff = float(np.abs(torch_preds - onnx_preds).max())
+    available, reason = tensorrt_available()
+    if available:
+        engine = build_tensorrt_engine(onnx_path, out_dir / "model.plan", fp16=False)
+        tensorrt = f"built {engine}"
+    else:
+        tensorrt = f"skipped: {reason}"
+    log.info("TensorRT %s", tensorrt)
+    client = MlflowClient()
+    client.log_metric(trained.run_id, "onnx_parity_delta_nme", abs(onnx_nme - torch_nme))
+    client.log_metric(trained.run_id, "onnx_max_abs_diff_px", max_diff)
+    client.set_tag(trained.run_id, "tensorrt", tensorrt)
+    return ExportResult(
+        trained.run_id, str(onnx_path), torch_nme, onnx_nme, onnx_nme - torch_nme, max_diff, len(records), tensorrt
+    )

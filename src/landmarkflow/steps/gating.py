@@ -1,0 +1,54 @@
+"""The gate step: decide promotion (NME threshold, the mean-shape bar, the champion, ONNX parity) and log why."""
+
+from __future__ import annotations
+
+import logging
+
+from mlflow.tracking import MlflowClient
+
+from landmarkflow.evaluation.gates import GateDecision, decide
+from landmarkflow.registry import CHAMPION, version_by_alias
+from landmarkflow.steps.results import EvalResult, ExportResult, GateResult, TrainResult
+from landmarkflow.tracking import registered_model_name
+
+log = logging.getLogger(__name__)
+
+
+def gate(trained: TrainResult, evaluated: EvalResult, exported: ExportResult) -> GateResult:
+    """Decide promotion: NME threshold, not worse than the champion on the same data, ONNX parity."""
+    name = registered_model_name(trained.model, trained.dataset)
+    champion = version_by_alias(name, CHAMPION)
+    champion_nme, label = None, "champion"
+    if champion is not None:
+        label = f"champion v{champion.version}"
+        if champion.data_hash == trained.data_hash and champion.nme is not None:
+            champion_nme = champion.nme
+        else:
+            # Imported here: it needs torch and onnxruntime, which the usual gate does without.
+            from landmarkflow.evaluation.remeasure import deployed_model_nme
+
+            champion_nme = deployed_model_nme(
+                f"models:/{name}/{champion.version}", trained.manifest, trained.root, trained.experiment_config()
+            )
+            label += " (re-measured on this data)"
+    decision: GateDecision = decide(
+        evaluated.nme,
+        exported.parity_delta,
+        trained.gate_config(),
+        champion_nme,
+        label,
+        baseline_nme=evaluated.baseline_metrics.get("nme"),
+    )
+    client = MlflowClient()
+    client.log_metric(trained.run_id, "gate_passed", float(decision.passed))
+    client.set_tag(trained.run_id, "gate", "passed" if decision.passed else "failed")
+    client.set_tag(trained.run_id, "gate_reasons", decision.reasons())
+    log.info("gate %s: %s", "PASSED" if decision.passed else "FAILED", decision.reasons())
+    return GateResult(
+        trained.run_id,
+        name,
+        decision.passed,
+        decision.reasons(),
+        decision.to_dict(),
+        champion.version if champion else None,
+    )

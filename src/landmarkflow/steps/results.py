@@ -1,0 +1,115 @@
+"""What each step hands to the next: small dataclasses saved as JSON between processes (or pods).
+
+Every step's component loads some of these, so this module imports nothing heavy (no torch, no MLflow).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, TypeVar
+
+from landmarkflow.config import ExperimentConfig, GateConfig, parse_config
+from landmarkflow.fileio import atomic_write_text
+
+Result = TypeVar("Result", bound="StepResult")
+
+
+@dataclass
+class StepResult:
+    """A step's outcome; `save`/`load` move it between processes as JSON."""
+
+    def save(self, path: str | Path) -> Path:
+        atomic_write_text(path, json.dumps(asdict(self), indent=2, default=str))
+        return Path(path)
+
+    @classmethod
+    def load(cls: type[Result], path: str | Path) -> Result:
+        raw = json.loads(Path(path).read_text())
+        return cls(**{f.name: raw[f.name] for f in fields(cls) if f.name in raw})
+
+
+@dataclass
+class IngestResult(StepResult):
+    dataset: str
+    layout: str
+    root: str
+    manifest: str
+    data_hash: str
+    counts: dict[str, int]
+    problems: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class TrainResult(StepResult):
+    run_id: str
+    checkpoint: str
+    config_path: str
+    config_hash: str
+    model: str
+    dataset: str
+    data_hash: str
+    manifest: str
+    root: str
+    seconds: float
+    final_val_nme: float
+    config: dict[str, Any] = field(default_factory=dict)
+
+    def experiment_config(self) -> ExperimentConfig:
+        """The config this model was trained with, overrides included."""
+        return parse_config(self.config, source=f"train result of run {self.run_id}")
+
+    def gate_config(self) -> GateConfig:
+        """The config's gate section alone: validating the whole config builds the model's params (torch)."""
+        return GateConfig.model_validate(self.config["gate"])
+
+
+@dataclass
+class EvalResult(StepResult):
+    run_id: str
+    metrics: dict[str, float]
+    baseline_metrics: dict[str, float]
+    plots: list[str] = field(default_factory=list)
+    perturbed: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def nme(self) -> float:
+        return self.metrics["nme"]
+
+
+@dataclass
+class ExportResult(StepResult):
+    run_id: str
+    onnx_path: str
+    torch_nme: float
+    onnx_nme: float
+    parity_delta: float
+    max_abs_diff_px: float
+    parity_images: int
+    tensorrt: str
+
+
+@dataclass
+class GateResult(StepResult):
+    run_id: str
+    registered_name: str
+    passed: bool
+    reasons: str
+    decision: dict[str, Any]
+    champion_version: str | None
+
+
+@dataclass
+class RegisterResult(StepResult):
+    registered_name: str
+    version: str
+    challenger: bool
+
+
+@dataclass
+class PromoteResult(StepResult):
+    registered_name: str
+    champion_version: str | None
+    promoted: bool
+    message: str
