@@ -21,12 +21,12 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 from landmarkflow.config import ExperimentConfig, load_config
 from landmarkflow.export.metadata import DeployInfo
 from landmarkflow.export.onnx import export_onnx, run_onnx
 from landmarkflow.models.base import LandmarkModel
+from landmarkflow.models.catalog import build_on_meta, forward_gflops
 from landmarkflow.models.registry import build_model
 
 DEFAULT_CONFIGS = [
@@ -48,13 +48,6 @@ def timed_ms(run: Callable[[], object], iterations: int, budget_s: float) -> flo
         times.append(time.perf_counter() - start)
         spent += times[-1]
     return 1000.0 * float(np.median(times))
-
-
-def gflops(model: LandmarkModel) -> float:
-    model.eval()
-    with FlopCounterMode(display=False) as counter, torch.no_grad():
-        model(torch.zeros(1, 3, model.input_size, model.input_size))
-    return counter.get_total_flops() / 1e9
 
 
 def random_batch(model: LandmarkModel, batch: int, seed: int = 0) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -116,7 +109,7 @@ def bench(config_path: Path, threads: int, steps: int, iterations: int, budget_s
     config = load_config(config_path)
     torch.manual_seed(config.train.seed)
     model = build_model(config.model)
-    flops = gflops(model)
+    flops = forward_gflops(build_on_meta(config.model))
     model.to(memory_format=model.memory_format())  # as the trainer and the evaluation run it
     return {
         "config": str(config_path),

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 from landmarkflow.tracking import TELEMETRY_OFF
@@ -43,6 +44,15 @@ class ServerProcess:
             return self.log_path.read_text(errors="replace")[-chars:]
         except OSError:
             return ""
+
+    def __enter__(self) -> ServerProcess:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        """Stop the server however the `with` block ends."""
+        self.stop()
 
     def stop(self, timeout_s: float = 15.0) -> None:
         """SIGTERM the process group, then SIGKILL what is left after `timeout_s`."""
@@ -90,7 +100,8 @@ def start_server(
     cwd: Path | None = None,
     ports: dict[str, int] | None = None,
 ) -> ServerProcess:
-    """Start `command` in its own process group and poll `ready()` until it is true.
+    """Start `command` in its own process group and poll `ready()` until it is true; use the server in a `with`
+    block so that it is stopped however the test ends.
 
     Raises ServerError (with the log tail) if the process exits or `timeout_s` passes first; the process
     is stopped in both cases.
@@ -119,25 +130,6 @@ def start_server(
         time.sleep(0.2)
     server.stop()
     raise ServerError(f"{name} was not ready within {timeout_s:.0f} s:\n{server.log_tail()}")
-
-
-@contextmanager
-def running(
-    name: str,
-    command: Sequence[str],
-    log_path: Path,
-    ready: Callable[[], bool],
-    timeout_s: float = 60.0,
-    env: dict[str, str] | None = None,
-    cwd: Path | None = None,
-    ports: dict[str, int] | None = None,
-) -> Iterator[ServerProcess]:
-    """`start_server` as a context manager that always stops the server."""
-    server = start_server(name, command, log_path, ready, timeout_s, env, cwd, ports)
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 # ---------------------------------------------------------------- SeaweedFS S3
@@ -242,5 +234,5 @@ def seaweedfs_s3(
         s3_client(endpoint, access_key_id, secret_access_key, attempts=1).list_buckets()
         return True
 
-    with running("seaweedfs", command, data_dir / "weed.log", ready, 90.0, credentials, data_dir, ports) as server:
+    with start_server("seaweedfs", command, data_dir / "weed.log", ready, 90.0, credentials, data_dir, ports) as server:
         yield S3Server(endpoint, access_key_id, secret_access_key, server)

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import torch
 from pydantic import ValidationError
-from torch.utils.flop_counter import FlopCounterMode
 
 from landmarkflow.codecs.dsat import BOUNDARY_FLOOR, DSATCodec, fit_log_gaussian
 from landmarkflow.codecs.heatmap import gaussian_maps
@@ -17,6 +16,7 @@ from landmarkflow.config import load_config
 from landmarkflow.export.metadata import DeployInfo
 from landmarkflow.export.onnx import compare_outputs, export_onnx
 from landmarkflow.layouts import LAYOUTS, get_layout
+from landmarkflow.models.catalog import forward_gflops
 from landmarkflow.models.dsat import DSAT, DSATParams, SemanticGate, semantic_hash
 from landmarkflow.models.registry import build_model, model_names
 from tests.models.overfit import fit_batch
@@ -49,13 +49,6 @@ def count(module: torch.nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-def gflops(model: DSAT) -> float:
-    model.eval()
-    with FlopCounterMode(display=False) as counter, torch.no_grad():
-        model(torch.zeros(1, 3, model.input_size, model.input_size, device=model.normalize.mean.device))
-    return counter.get_total_flops() / 1e9
-
-
 def test_paper_network_size() -> None:
     """181.2 M parameters and 22.15 GMAC at 128^2 (models.md §2.1), counted on the meta device (no memory)."""
     with torch.device("meta"):
@@ -65,7 +58,7 @@ def test_paper_network_size() -> None:
     hourglass = model.hourglasses[0]
     assert count(hourglass) / 1e6 == pytest.approx(45.11, abs=0.01)
     assert count(hourglass.transformer) / 1e6 == pytest.approx(41.28, abs=0.01)
-    assert gflops(model) / 2 == pytest.approx(22.15, abs=0.01)
+    assert forward_gflops(model) / 2 == pytest.approx(22.15, abs=0.01)
 
 
 def test_registered_and_built_by_name() -> None:
@@ -324,4 +317,4 @@ def test_paper_configs_are_the_released_network() -> None:
 
 def test_tiny_config_is_cheap() -> None:
     model = build_model(load_config(CONFIGS / "dsat_synthetic_tiny.yaml").model)
-    assert gflops(model) <= 0.10
+    assert forward_gflops(model) <= 0.10

@@ -14,9 +14,8 @@ from landmarkflow.config import load_config
 from landmarkflow.models.hih import HIH, HIHParams
 from landmarkflow.models.registry import build_model, model_names
 from tests.models.overfit import fit_batch
+from tests.models.small_configs import SMALL_HIH, SMALL_HIH_SIZES
 
-SMALL = {"name": "hih", "num_points": 5, "input_size": 64, "heatmap_size": 16, "decimal_size": 4, "dec_sigma": 0.6}
-SMALL_NET = {**SMALL, "hourglass_depth": 2, "channels": 32, "decimal_channels": 32}
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 
@@ -39,13 +38,13 @@ def test_parameter_counts_match_the_paper(stacks: int, ours_m: float, paper_m: f
 
 def test_registered_and_built_by_name() -> None:
     assert "hih" in model_names()
-    model = build_model(SMALL_NET)
+    model = build_model(SMALL_HIH)
     assert isinstance(model, HIH)
     assert (model.input_size, model.num_points, model.codec.heatmap_size) == (64, 5, 16)
 
 
 def test_forward_shapes_and_predict() -> None:
-    model = build_model({**SMALL_NET, "stacks": 2}).eval()
+    model = build_model({**SMALL_HIH, "stacks": 2}).eval()
     with torch.no_grad():
         outputs = model(torch.rand(3, 3, 64, 64))
         landmarks = model.predict(torch.rand(3, 3, 64, 64))
@@ -66,7 +65,7 @@ def test_paper_geometry_decimal_head_reaches_8x8() -> None:
 
 
 def test_init_follows_the_paper() -> None:
-    model = build_model(SMALL_NET)
+    model = build_model(SMALL_HIH)
     convs = [m.weight for m in model.modules() if isinstance(m, nn.Conv2d)]
     assert float(torch.cat([w.flatten() for w in convs]).std()) == pytest.approx(0.001, rel=0.05)
     norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
@@ -87,12 +86,12 @@ def test_init_follows_the_paper() -> None:
 )
 def test_params_reject_inconsistent_sizes(change: dict, message: str) -> None:
     with pytest.raises(ValidationError, match=message):
-        HIHParams.model_validate({**SMALL, **change})
+        HIHParams.model_validate({**SMALL_HIH_SIZES, **change})
 
 
 def test_loss_parts_and_point_weights() -> None:
     torch.manual_seed(0)
-    model = build_model(SMALL_NET)
+    model = build_model(SMALL_HIH)
     rng = np.random.default_rng(0)
     targets = collate(model, rng.uniform(0, 63, size=(2, 5, 2)))
     outputs = model(torch.rand(2, 3, 64, 64))
@@ -112,7 +111,7 @@ def test_overfits_a_tiny_batch() -> None:
     """60 Adam steps on 4 samples: the loss falls by far more than 5x and decoded points land on the targets."""
     torch.manual_seed(0)
     torch.set_num_threads(2)
-    model = build_model(SMALL_NET)
+    model = build_model(SMALL_HIH)
     rng = np.random.default_rng(0)
     points = rng.uniform(4, 59, size=(4, 5, 2))
     images, targets = torch.rand(4, 3, 64, 64), collate(model, points)

@@ -22,6 +22,7 @@ from landmarkflow.models.lgcn import LGCN, FixedBlur, LGCNParams
 from landmarkflow.models.lgcn_shape import ShapeModel, fit_face, fit_shapes, shape_fitted_predictor, solve_lsi
 from landmarkflow.models.registry import build_model, model_names
 from tests.models.overfit import fit_batch
+from tests.models.small_configs import SMALL_HIH
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = ROOT / "configs"
@@ -319,17 +320,5 @@ def test_evaluation_gets_the_shape_fitting_as_a_named_post_step() -> None:
     assert name == "shape_fitted"
     points = predict(rng.random((2, 3, model.input_size, model.input_size), dtype=np.float32))
     assert points.shape == (2, 68, 2) and np.isfinite(points).all()
-    hih = build_model(
-        {
-            "name": "hih",
-            "num_points": 5,
-            "input_size": 64,
-            "heatmap_size": 16,
-            "decimal_size": 4,
-            "dec_sigma": 0.6,
-            "hourglass_depth": 2,
-            "channels": 32,
-            "decimal_channels": 32,
-        }
-    )
+    hih = build_model(SMALL_HIH)
     assert hih.refined_predictor(faces[:, :5], boxes, box_scale=1.2) is None

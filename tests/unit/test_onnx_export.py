@@ -17,6 +17,7 @@ from landmarkflow.export.metadata import DeployInfo
 from landmarkflow.export.onnx import compare_outputs, export_onnx, onnx_session, read_deploy_info, run_onnx
 from landmarkflow.models.hih import HIH
 from landmarkflow.models.registry import build_model
+from tests.models.small_configs import SMALL_HIH
 
 INFO = DeployInfo(model="hih", layout="68", num_points=5, input_size=64, box_scale=1.25, config_hash="0123abcd")
 PARITY_PX = 1e-3
@@ -26,20 +27,7 @@ PARITY_PX = 1e-3
 def model() -> HIH:
     """A small 2-stack HIH with He-initialised convs, so its maps have clear, trained-like peaks to decode."""
     torch.manual_seed(0)
-    net = build_model(
-        {
-            "name": "hih",
-            "num_points": 5,
-            "stacks": 2,
-            "input_size": 64,
-            "heatmap_size": 16,
-            "decimal_size": 4,
-            "dec_sigma": 0.6,
-            "hourglass_depth": 2,
-            "channels": 32,
-            "decimal_channels": 32,
-        }
-    )
+    net = build_model({**SMALL_HIH, "stacks": 2})
     for module in net.modules():
         if isinstance(module, nn.Conv2d):
             nn.init.kaiming_normal_(module.weight)

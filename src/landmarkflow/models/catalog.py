@@ -13,6 +13,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from landmarkflow.config import load_config
+from landmarkflow.models.base import LandmarkModel, ModelParams
 from landmarkflow.models.registry import build_model, get_entry
 
 SMALL_CONFIG_MARK = "_synthetic_tiny"
@@ -37,14 +38,29 @@ class ModelCard:
         return asdict(self)
 
 
+def build_on_meta(params: ModelParams) -> LandmarkModel:
+    """The model of `params` on the meta device: every shape, no memory, no arithmetic."""
+    with torch.device("meta"):
+        return build_model(params)
+
+
+def forward_gflops(model: LandmarkModel) -> float:
+    """GFLOPs of one eval-mode forward pass at batch 1 (as inference runs it), as torch.utils.flop_counter counts
+    them: 2 per multiply-accumulate. Puts `model` in eval mode.
+
+    The count needs shapes only, so a model from `build_on_meta` gives it at no cost in memory or arithmetic.
+    """
+    model.eval()
+    device = next(model.parameters()).device
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(torch.zeros(1, 3, model.input_size, model.input_size, device=device))
+    return counter.get_total_flops() / 1e9
+
+
 def describe(config_path: Path) -> ModelCard:
     """Build the config's model on the meta device and count its parameters and forward FLOPs (batch 1)."""
     config = load_config(config_path)
-    with torch.device("meta"):
-        model = build_model(config.model).eval()
-    counter = FlopCounterMode(display=False)
-    with counter, torch.no_grad():
-        model(torch.empty(1, 3, model.input_size, model.input_size, device="meta"))
+    model = build_on_meta(config.model)
     reference = config.reference
     return ModelCard(
         name=config.model.name,
@@ -55,7 +71,7 @@ def describe(config_path: Path) -> ModelCard:
         params=sum(p.numel() for p in model.parameters()),
         reference_params=model.reference_param_count(),
         paper_params=round(reference.params_m * 1e6) if reference and reference.params_m else None,
-        gflops=round(counter.get_total_flops() / 1e9, 3),
+        gflops=round(forward_gflops(model), 3),
         paper_source=reference.source if reference else None,
     )
 

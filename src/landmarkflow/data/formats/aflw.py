@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 import numpy as np
@@ -24,6 +24,7 @@ import numpy as np
 from landmarkflow.data.formats.cofw import MatValue, check_row, numeric, read_mat, write_mat
 from landmarkflow.data.formats.common import IMAGE_SUFFIXES, encode_image, image_size
 from landmarkflow.data.formats.errors import FormatError
+from landmarkflow.data.formats.report import FormatReport
 from landmarkflow.data.manifest import FaceRecord
 from landmarkflow.fileio import atomic_write_bytes
 from landmarkflow.layouts import DATASET_SUBSETS, get_layout
@@ -171,25 +172,18 @@ def sample_id(index: int) -> str:
 
 
 @dataclass
-class AflwReport:
-    """What `read_aflw_with_report` found: faces per split and subset, distinct images, problems."""
+class AflwReport(FormatReport):
+    """What `read_aflw_with_report` found: the shared counts and problems, plus how many distinct images."""
 
-    root: Path
-    faces_per_split: dict[str, int] = field(default_factory=dict)
-    faces_per_subset: dict[str, int] = field(default_factory=dict)
     images: int = 0
-    problems: list[FormatError] = field(default_factory=list)
 
-    def summary(self) -> str:
-        """One line for logs."""
-        faces = sum(self.faces_per_split.values())
-        text = (
-            f"{faces} faces in {self.images} images under {self.root}; splits {self.faces_per_split}; "
-            f"subsets {self.faces_per_subset}"
-        )
-        if self.problems:
-            text += f"; {len(self.problems)} faces or files not read (see the problems)"
-        return text
+    def source(self) -> str:
+        """The images the faces lie in, under the dataset root."""
+        return f"in {self.images} images under {self.root}"
+
+    def details(self) -> list[str]:
+        """The faces per subset (AFLW-Frontal)."""
+        return [f"subsets {self.faces_per_subset}"]
 
 
 def read_aflw(root: str | Path, train_faces: int | None = None) -> list[FaceRecord]:
@@ -218,22 +212,16 @@ def read_aflw_with_report(
     try:
         arrays = read_aflw_file(path, train_faces)
     except FormatError as problem:
-        if strict:
-            raise
-        report.problems.append(problem)
+        report.collect(problem, strict)
         return records, report
     for index in range(len(arrays.names)):
         try:
             record = aflw_face(path, root, arrays, index, sizes)
         except FormatError as problem:
-            if strict:
-                raise
-            report.problems.append(problem)
+            report.collect(problem, strict)
             continue
         records.append(record)
-        report.faces_per_split[record.split] = report.faces_per_split.get(record.split, 0) + 1
-        for subset in record.subsets:
-            report.faces_per_subset[subset] = report.faces_per_subset.get(subset, 0) + 1
+        report.count(record.split, record.subsets)
     report.images = len(sizes)
     return records, report
 

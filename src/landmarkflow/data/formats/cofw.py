@@ -29,6 +29,7 @@ import scipy.io
 
 from landmarkflow.data.formats.common import save_mat_v5
 from landmarkflow.data.formats.errors import FormatError
+from landmarkflow.data.formats.report import FormatReport
 from landmarkflow.data.manifest import FaceRecord
 from landmarkflow.fileio import atomic_path, atomic_write_bytes
 from landmarkflow.layouts import get_layout
@@ -274,26 +275,20 @@ def export_image(root: Path, relative: str, image: np.ndarray) -> bool:
 
 
 @dataclass
-class CofwReport:
-    """What a COFW reader found: files, faces per split, images exported or already there, and problems."""
+class CofwReport(FormatReport):
+    """What a COFW reader found: the shared counts and problems, plus the files read and the images exported."""
 
-    root: Path
     files: list[str] = field(default_factory=list)
-    faces_per_split: dict[str, int] = field(default_factory=dict)
     images_written: int = 0
     images_kept: int = 0
-    problems: list[FormatError] = field(default_factory=list)
 
-    def summary(self) -> str:
-        """One line for logs."""
-        faces = sum(self.faces_per_split.values())
-        text = (
-            f"{faces} faces under {self.root} from {', '.join(self.files)}; splits {self.faces_per_split}; "
-            f"images exported {self.images_written}, unchanged {self.images_kept}"
-        )
-        if self.problems:
-            text += f"; {len(self.problems)} faces or files not read (see the problems)"
-        return text
+    def source(self) -> str:
+        """The .mat files (and COFW-68 folder) the faces came from."""
+        return f"under {self.root} from {', '.join(self.files)}"
+
+    def details(self) -> list[str]:
+        """How many images reading wrote out, and how many were already on disk with the same bytes."""
+        return [f"images exported {self.images_written}, unchanged {self.images_kept}"]
 
     def add(self, root: Path, record: FaceRecord, image: np.ndarray) -> None:
         """Export a face's image and count the face."""
@@ -301,13 +296,7 @@ class CofwReport:
             self.images_written += 1
         else:
             self.images_kept += 1
-        self.faces_per_split[record.split] = self.faces_per_split.get(record.split, 0) + 1
-
-
-def _collect(problem: FormatError, report: CofwReport, strict: bool) -> None:
-    if strict:
-        raise problem
-    report.problems.append(problem)
+        self.count(record.split, record.subsets)
 
 
 # ------------------------------------------------------------------------------------------------ COFW 29
@@ -386,13 +375,13 @@ def read_cofw_with_report(root: str | Path, strict: bool = True) -> tuple[list[F
         try:
             arrays = read_cofw_file(path, spec)
         except FormatError as problem:
-            _collect(problem, report, strict)
+            report.collect(problem, strict)
             continue
         for index in range(len(arrays.phis)):
             try:
                 record, image = cofw_face(path, spec, arrays, index)
             except FormatError as problem:
-                _collect(problem, report, strict)
+                report.collect(problem, strict)
                 continue
             report.add(root, record, image)
             records.append(record)
@@ -549,7 +538,7 @@ def read_cofw68_with_report(root: str | Path, strict: bool = True) -> tuple[list
         try:
             record = cofw68_face(root, index, boxes[index], image, images_path)
         except FormatError as problem:
-            _collect(problem, report, strict)
+            report.collect(problem, strict)
             continue
         report.add(root, record, image)
         records.append(record)

@@ -13,12 +13,14 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import scipy.io
 
 from landmarkflow.data.formats.common import IMAGE_SUFFIXES, encode_image, image_size, save_mat_v5
 from landmarkflow.data.formats.errors import FormatError
+from landmarkflow.data.formats.report import FormatReport
 from landmarkflow.data.manifest import FaceRecord, landmark_box
 from landmarkflow.fileio import atomic_path, atomic_write_bytes, atomic_write_text
 from landmarkflow.layouts import get_layout
@@ -202,37 +204,31 @@ def write_box_file(path: str | Path, boxes: Mapping[str, FaceBoxes]) -> Path:
 
 
 @dataclass
-class ReadReport:
-    """What `read_300w` found: faces per folder, split and subset, where the boxes came from, and strays."""
+class ReadReport(FormatReport):
+    """What `read_300w` found: the shared counts and problems, plus faces per folder, box sources and strays."""
 
-    root: Path
+    not_read_note: ClassVar[str] = "faces not read (broken files, see the problems)"
+
     faces_per_folder: dict[str, int] = field(default_factory=dict)
-    faces_per_split: dict[str, int] = field(default_factory=dict)
-    faces_per_subset: dict[str, int] = field(default_factory=dict)
     boxes_from_files: int = 0
     boxes_from_landmarks: int = 0
     images_without_pts: list[str] = field(default_factory=list)
     pts_without_image: list[str] = field(default_factory=list)
-    problems: list[FormatError] = field(default_factory=list)
 
-    @property
-    def faces(self) -> int:
-        """All faces read."""
-        return sum(self.faces_per_folder.values())
-
-    def summary(self) -> str:
-        """One line for logs."""
+    def source(self) -> str:
+        """The dataset root and the faces each of its folders gave."""
         folders = ", ".join(f"{k}={v}" for k, v in self.faces_per_folder.items())
-        text = (
-            f"{self.faces} faces in {self.root} ({folders}); splits {self.faces_per_split}; "
-            f"boxes from .mat {self.boxes_from_files}, from landmarks {self.boxes_from_landmarks}"
-        )
+        return f"in {self.root} ({folders})"
+
+    def details(self) -> list[str]:
+        """Where the boxes came from, and the images and .pts files skipped for lacking their partner."""
+        details = [f"boxes from .mat {self.boxes_from_files}, from landmarks {self.boxes_from_landmarks}"]
         if self.images_without_pts or self.pts_without_image:
-            text += f"; skipped {len(self.images_without_pts)} images without .pts"
-            text += f" and {len(self.pts_without_image)} .pts without image"
-        if self.problems:
-            text += f"; {len(self.problems)} faces not read (broken files, see the problems)"
-        return text
+            details.append(
+                f"skipped {len(self.images_without_pts)} images without .pts "
+                f"and {len(self.pts_without_image)} .pts without image"
+            )
+        return details
 
 
 def read_300w(root: str | Path, dataset: str = "300w") -> list[FaceRecord]:
@@ -271,9 +267,7 @@ def read_300w_with_report(
             try:
                 record = _read_face(root, folder, image, pts_files[stem], boxes.get(image.name), dataset)
             except FormatError as problem:
-                if strict:
-                    raise
-                report.problems.append(problem)
+                report.collect(problem, strict)
                 continue
             if image.name in boxes:
                 report.boxes_from_files += 1
@@ -281,9 +275,7 @@ def read_300w_with_report(
                 report.boxes_from_landmarks += 1
             records.append(record)
             report.faces_per_folder[folder.path] = report.faces_per_folder.get(folder.path, 0) + 1
-            report.faces_per_split[folder.split] = report.faces_per_split.get(folder.split, 0) + 1
-            for subset in folder.subsets:
-                report.faces_per_subset[subset] = report.faces_per_subset.get(subset, 0) + 1
+            report.count(folder.split, folder.subsets)
     if not records and not report.problems:
         folders = ", ".join(f"{f.path}/" for f in present)
         raise FormatError(root, f"found the folders {folders} but no image with a same-named .pts file in them")

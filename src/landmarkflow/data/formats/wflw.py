@@ -21,6 +21,7 @@ import numpy as np
 
 from landmarkflow.data.formats.common import encode_image, image_size
 from landmarkflow.data.formats.errors import FormatError
+from landmarkflow.data.formats.report import FormatReport
 from landmarkflow.data.manifest import FaceRecord
 from landmarkflow.fileio import atomic_write_bytes, atomic_write_text
 from landmarkflow.layouts import DATASET_SUBSETS, get_layout
@@ -119,26 +120,19 @@ def sample_id(image: str, face_index: int) -> str:
 
 
 @dataclass
-class WflwReport:
-    """What `read_wflw_with_report` found: files, faces per split and subset, distinct images, problems."""
+class WflwReport(FormatReport):
+    """What `read_wflw_with_report` found: the shared counts and problems, plus the files read and distinct images."""
 
-    root: Path
     files: list[str] = field(default_factory=list)
-    faces_per_split: dict[str, int] = field(default_factory=dict)
-    faces_per_subset: dict[str, int] = field(default_factory=dict)
     images: int = 0
-    problems: list[FormatError] = field(default_factory=list)
 
-    def summary(self) -> str:
-        """One line for logs."""
-        faces = sum(self.faces_per_split.values())
-        text = (
-            f"{faces} faces in {self.images} images under {self.root} from {', '.join(self.files)}; "
-            f"splits {self.faces_per_split}; subsets {self.faces_per_subset}"
-        )
-        if self.problems:
-            text += f"; {len(self.problems)} faces or files not read (see the problems)"
-        return text
+    def source(self) -> str:
+        """The images the faces lie in and the annotation files that list them."""
+        return f"in {self.images} images under {self.root} from {', '.join(self.files)}"
+
+    def details(self) -> list[str]:
+        """The faces per attribute subset."""
+        return [f"subsets {self.faces_per_subset}"]
 
 
 def read_wflw(root: str | Path) -> list[FaceRecord]:
@@ -169,9 +163,7 @@ def read_wflw_with_report(root: str | Path, strict: bool = True) -> tuple[list[F
         try:
             lines = _annotation_lines(path)
         except FormatError as problem:
-            if strict:
-                raise
-            report.problems.append(problem)
+            report.collect(problem, strict)
             continue
         for number, text in enumerate(lines, start=1):
             if not text.strip():
@@ -180,16 +172,12 @@ def read_wflw_with_report(root: str | Path, strict: bool = True) -> tuple[list[F
                 face = parse_line(path, number, text)
                 size = _image_size(root, path, number, face.image, sizes)
             except FormatError as problem:
-                if strict:
-                    raise
-                report.problems.append(problem)
+                report.collect(problem, strict)
                 continue
             face_index = faces_of_image.get(face.image, 0)
             faces_of_image[face.image] = face_index + 1
             records.append(_record(face, split, face_index, size))
-            report.faces_per_split[split] = report.faces_per_split.get(split, 0) + 1
-            for subset in face.subsets:
-                report.faces_per_subset[subset] = report.faces_per_subset.get(subset, 0) + 1
+            report.count(split, face.subsets)
     report.images = len(sizes)
     return records, report
 
