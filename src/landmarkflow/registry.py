@@ -88,15 +88,18 @@ def log_onnx_model(run_id: str, onnx_path: Path) -> str:
     return model_info.model_uri
 
 
-def register_version(model_uri: str, name: str, run_id: str, tags: dict[str, str]) -> str:
-    """Create a registered version of `model_uri` under `name` with `tags`; returns the version number."""
+def register_version(model_uri: str, name: str, tags: dict[str, str]) -> str:
+    """Create a registered version of the logged model `model_uri` under `name` with `tags`; returns its number.
+
+    `mlflow.register_model` passes the logged model's id with its `models:/` source, which a tracking server
+    requires (a sqlite store alone would also take the bare source); the run comes from the logged model.
+    """
     client = MlflowClient()
     try:
         client.get_registered_model(name)
     except MlflowException:
         client.create_registered_model(name, description=f"{name}: landmark model, ONNX with coordinates out")
-    version = client.create_model_version(name, source=model_uri, run_id=run_id, tags=tags)
-    return str(version.version)
+    return str(mlflow.register_model(model_uri, name, tags=tags).version)
 
 
 def set_alias(name: str, alias: str, version: str) -> None:

@@ -1,6 +1,5 @@
-"""Real servers for integration tests: start a process, wait until it answers, stop it; SeaweedFS S3 on top.
-
-Generic on purpose: an MLflow server test uses `start_server` with its own command and readiness probe.
+"""Real servers for integration tests: start a process, wait until it answers, stop it; SeaweedFS S3 and an
+MLflow tracking server on top.
 Every server binds to 127.0.0.1 on ports the OS reports free, logs to a file in the test's folder (the
 tail goes into any error), and is stopped by process group so no child outlives the test.
 """
@@ -236,3 +235,38 @@ def seaweedfs_s3(
 
     with start_server("seaweedfs", command, data_dir / "weed.log", ready, 90.0, credentials, data_dir, ports) as server:
         yield S3Server(endpoint, access_key_id, secret_access_key, server)
+
+
+# ---------------------------------------------------------------- MLflow tracking server
+
+
+@contextmanager
+def mlflow_server(data_dir: Path, artifacts_destination: str, env: dict[str, str] | None = None) -> Iterator[str]:
+    """`mlflow server` on a sqlite store in `data_dir`, proxying artifacts to `artifacts_destination` (a folder URI
+    or s3://bucket/prefix, with the S3 endpoint and credentials in `env`); yields its URL once /health answers."""
+    import urllib.request
+
+    port = free_ports(1)[0]
+    url = f"http://{HOST}:{port}"
+    command = [
+        str(Path(sys.executable).with_name("mlflow")),
+        "server",
+        "--backend-store-uri",
+        f"sqlite:///{data_dir / 'mlflow.db'}",
+        "--artifacts-destination",
+        artifacts_destination,
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
+
+    def ready() -> bool:
+        with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+            return response.status == 200
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with start_server("mlflow", command, data_dir / "mlflow.log", ready, 120.0, env, data_dir, {"http": port}):
+        yield url

@@ -24,7 +24,7 @@ def register(trained: TrainResult, evaluated: EvalResult, exported: ExportResult
         "gate_reasons": gated.reasons,
         "checkpoint": f"runs:/{trained.run_id}/checkpoint/{Path(trained.checkpoint).name}",
     }
-    version = register_version(model_uri, gated.registered_name, trained.run_id, tags)
+    version = register_version(model_uri, gated.registered_name, tags)
     if gated.passed:
         set_alias(gated.registered_name, CHALLENGER, version)
     log.info(
