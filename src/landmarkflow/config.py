@@ -78,7 +78,9 @@ class TrainConfig(_Section):
     warmup_epochs: int = Field(0, ge=0)
     seed: int = 1234
     num_workers: int = Field(2, ge=0)
-    amp: bool = Field(False, description="mixed precision on CUDA; ignored on CPU")
+    amp: bool = Field(
+        False, description="mixed precision: float16 on CUDA, bfloat16 on CPUs with native bf16; else float32"
+    )
     max_steps_per_epoch: int | None = Field(None, ge=1)
 
 

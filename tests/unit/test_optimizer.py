@@ -1,5 +1,5 @@
 """What paper recipes need of the trainer: Adam betas (DSAT), plain momentum, element-wise clipping and keeping
-the epoch of best validation (LGCN)."""
+the epoch of best validation (LGCN); mixed precision."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from landmarkflow.config import load_config
 from landmarkflow.models.registry import build_model
 from landmarkflow.train.checkpoint import BEST, FINAL, LAST, load_state, save_checkpoint
 from landmarkflow.train.distributed import DistEnv
-from landmarkflow.train.trainer import Trainer, build_optimizer
+from landmarkflow.train.trainer import Trainer, build_optimizer, mixed_precision_dtype
 from tests.unit.test_dataset import MODEL, _record
 
 CPU = DistEnv(rank=0, local_rank=0, world_size=1, device=torch.device("cpu"))
@@ -88,3 +88,36 @@ def test_a_fresh_run_ignores_a_best_epoch_left_by_an_earlier_run(tmp_path: Path)
     save_checkpoint(tmp_path / "out" / BEST, {"epoch": 7, "model": {}})
     Trainer(config, build_model(MODEL.params), records, [], tmp_path, tmp_path / "out", CPU).fit()
     assert load_state(tmp_path / "out" / FINAL)["epoch"] == 0
+
+
+def test_mixed_precision_is_fp16_on_cuda_bf16_on_cpus_with_native_bf16_else_float32(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert mixed_precision_dtype(False, torch.device("cuda")) is None
+    assert mixed_precision_dtype(True, torch.device("cuda")) is torch.float16
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True)
+    assert mixed_precision_dtype(True, torch.device("cpu")) is torch.bfloat16
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+    assert mixed_precision_dtype(True, torch.device("cpu")) is None
+
+
+def test_a_bf16_step_keeps_float32_weights_and_moves_them(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True)  # emulated where not native
+    torch.manual_seed(0)
+    model = build_model(MODEL.params)
+    overrides = {"train.amp": True, "train.batch_size": 2, "train.num_workers": 0}
+    trainer = Trainer(
+        load_config("configs/hih_synthetic_tiny.yaml", overrides),
+        model,
+        [_record(tmp_path, i) for i in range(2)],
+        [],
+        tmp_path,
+        tmp_path / "out",
+        CPU,
+    )
+    assert trainer.amp_dtype is torch.bfloat16
+    before = [p.detach().clone() for p in model.parameters()]
+    loss = trainer._step(next(iter(trainer.loader)), 0)
+    assert np.isfinite(loss)
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    assert any(not torch.equal(p.detach(), b) for p, b in zip(model.parameters(), before, strict=True))

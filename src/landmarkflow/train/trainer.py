@@ -80,6 +80,19 @@ def build_scheduler(
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step / steps, config.train))
 
 
+def mixed_precision_dtype(amp: bool, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of training, None for float32: float16 (with loss scaling) on CUDA, bfloat16 on a CPU
+    that computes it natively (AVX512-BF16 or AMX; elsewhere bf16 is emulated and slower than float32)."""
+    if not amp:
+        return None
+    if device.type == "cuda":
+        return torch.float16
+    if device.type == "cpu" and torch.cpu._is_avx512_bf16_supported():
+        return torch.bfloat16
+    log.info("train.amp: this CPU has no native bfloat16; training in float32")
+    return None
+
+
 class Trainer:
     """Fits one model on one dataset; `fit()` returns the history and leaves `model.pt` in `out_dir`."""
 
@@ -123,8 +136,8 @@ class Trainer:
         )
         self.optimizer = build_optimizer(self.model, config)
         self.scheduler = build_scheduler(self.optimizer, config, self.steps_per_epoch)
-        self.use_amp = config.train.amp and env.device.type == "cuda"
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
+        self.amp_dtype = mixed_precision_dtype(config.train.amp, env.device)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.history = TrainHistory()
         self.start_epoch = 0
 
@@ -212,7 +225,7 @@ class Trainer:
         device = self.env.device
         images = batch["image"].to(device, non_blocking=True)
         targets = {k: v.to(device, non_blocking=True) for k, v in batch.items() if k not in ("image", "matrix")}
-        with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=self.use_amp):
+        with torch.autocast(device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None):
             outputs = self.net(images, **self.model.training_inputs(targets, epoch))
             loss, _ = self.model.loss(outputs, targets)
         self.optimizer.zero_grad(set_to_none=True)
