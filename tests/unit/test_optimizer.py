@@ -27,6 +27,7 @@ def test_adam_takes_the_configured_betas_and_sgd_is_plain_momentum_unless_asked(
     assert (group["momentum"], group["nesterov"]) == (0.9, False)
     nesterov = load_config("configs/lgcn_300w.yaml", {"train.nesterov": True})
     assert build_optimizer(MODEL, nesterov).param_groups[0]["nesterov"] is True
+    assert all(build_optimizer(MODEL, c).param_groups[0]["fused"] for c in (dsat, lgcn))
 
 
 def _largest_update(tmp_path: Path, clip: float | None) -> float:
