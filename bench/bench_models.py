@@ -28,6 +28,7 @@ from landmarkflow.export.onnx import export_onnx, run_onnx
 from landmarkflow.models.base import LandmarkModel
 from landmarkflow.models.catalog import build_on_meta, forward_gflops
 from landmarkflow.models.registry import build_model
+from landmarkflow.train.trainer import build_optimizer, mixed_precision_dtype
 
 DEFAULT_CONFIGS = [
     Path(f"configs/{model}_{size}.yaml")
@@ -63,13 +64,16 @@ def random_batch(model: LandmarkModel, batch: int, seed: int = 0) -> tuple[torch
 
 
 def train_images_per_s(model: LandmarkModel, config: ExperimentConfig, steps: int, budget_s: float) -> float:
+    """The trainer's step (its optimiser, its autocast) on one random batch, without the data loader."""
     batch = config.train.batch_size
     images, targets = random_batch(model, batch)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr)
+    optimizer = build_optimizer(model, config)
+    amp_dtype = mixed_precision_dtype(config.train.amp, torch.device("cpu"))
     model.train()
 
     def step() -> None:
-        loss, _ = model.loss(model(images), targets)
+        with torch.autocast("cpu", dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+            loss, _ = model.loss(model(images), targets)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
