@@ -55,25 +55,12 @@ def transform_points(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
 
 
 def warp_image(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
-    """Resample `image` into a `size` x `size` crop; outside the image is black (zero padding).
-
-    A bilinear warp reads 2 x 2 source pixels per crop pixel, so shrinking by more than 2x aliases (thin edges
-    such as eyelids flicker with the sub-pixel position). The image is first area-averaged by the integer part
-    of the shrink factor (`prefilter_factor`) and the warp maps from that smaller image.
-    """
-    matrix = np.asarray(matrix, dtype=np.float64)
-    factor = prefilter_factor(matrix)
-    if factor > 1:
-        height, width = image.shape[:2]
-        small = (max(1, round(width / factor)), max(1, round(height / factor)))
-        fx, fy = width / small[0], height / small[1]
-        small_to_image = np.array([[fx, 0.0, 0.5 * fx - 0.5], [0.0, fy, 0.5 * fy - 0.5], [0.0, 0.0, 1.0]])
-        image = cv2.resize(image, small, interpolation=cv2.INTER_AREA)
-        matrix = matrix @ small_to_image
-    return cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-
-
-def prefilter_factor(matrix: np.ndarray) -> int:
-    """Integer area-averaging factor before warping with image -> crop `matrix`: floor(shrink) from 2x on, else 1."""
-    shrink = 1.0 / math.sqrt(max(abs(float(np.linalg.det(np.asarray(matrix, dtype=np.float64)[:, :2]))), 1e-12))
-    return max(1, math.floor(shrink))
+    """Resample `image` into a `size` x `size` crop; outside the image is black (zero padding)."""
+    return cv2.warpAffine(
+        image,
+        np.asarray(matrix, dtype=np.float64),
+        (size, size),
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=0,
+    )
