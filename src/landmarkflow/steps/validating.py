@@ -54,5 +54,5 @@ def _log_validation(result: ValidationResult, ingested: IngestResult) -> None:
         },
     )
     if result.report_path is not None:
-        client.log_artifact(run_id, str(result.report_path.parent), "validation")
+        client.log_artifacts(run_id, str(result.report_path.parent), "validation")
     client.set_terminated(run_id, "FINISHED" if result.success else "FAILED")
