@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy.integrate import simpson
 
 from landmarkflow.layouts import Layout
+
+if TYPE_CHECKING:
+    from landmarkflow.data.manifest import FaceRecord
 
 AUC_STEP = 1e-4
 
@@ -39,6 +43,13 @@ def per_image_nme(
     if degenerate.size:
         raise ValueError(f"normalising distance is not positive for faces {degenerate[:10].tolist()}")
     return np.linalg.norm(pred - gt, axis=-1).mean(axis=1) / distance
+
+
+def mean_nme(pred: np.ndarray, records: Sequence[FaceRecord], layout: Layout, normaliser: str | None = None) -> float:
+    """Mean NME of (N, K, 2) image-frame predictions against the records' landmarks (boxes from the records)."""
+    gt = np.stack([r.landmarks for r in records])
+    boxes = np.stack([r.bbox for r in records])
+    return float(per_image_nme(pred, gt, layout, boxes, normaliser).mean())
 
 
 def _nme_array(nmes: np.ndarray | Sequence[float]) -> np.ndarray:

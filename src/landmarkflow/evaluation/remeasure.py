@@ -5,11 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from landmarkflow.config import ExperimentConfig
 from landmarkflow.data.manifest import read_split
-from landmarkflow.evaluation.metrics import per_image_nme
+from landmarkflow.evaluation.metrics import mean_nme
 from landmarkflow.evaluation.predictions import predict_records
 from landmarkflow.inference import Predictor
 from landmarkflow.layouts import get_layout
@@ -23,5 +21,4 @@ def deployed_model_nme(model_ref: str, manifest: str | Path, root: str | Path, c
     preds = predict_records(
         predictor.predict_crops, records, Path(root), info.input_size, info.box_scale, config.eval.batch_size
     )
-    gts, boxes = np.stack([r.landmarks for r in records]), np.stack([r.bbox for r in records])
-    return float(per_image_nme(preds, gts, get_layout(config.data.layout), boxes, config.data.normaliser).mean())
+    return mean_nme(preds, records, get_layout(config.data.layout), config.data.normaliser)

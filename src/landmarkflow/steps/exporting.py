@@ -10,7 +10,7 @@ from mlflow.tracking import MlflowClient
 
 from landmarkflow.config import ExperimentConfig
 from landmarkflow.data.manifest import read_split
-from landmarkflow.evaluation.metrics import per_image_nme
+from landmarkflow.evaluation.metrics import mean_nme
 from landmarkflow.evaluation.predictions import CropPredictor, predict_records_each, torch_predictor
 from landmarkflow.export.metadata import DeployInfo
 from landmarkflow.export.onnx import export_onnx, onnx_session, run_onnx
@@ -56,9 +56,8 @@ def export(trained: TrainResult, out_dir: str | Path) -> ExportResult:
         config.data.box_scale,
         config.eval.batch_size,
     )
-    gts, boxes = np.stack([r.landmarks for r in records]), np.stack([r.bbox for r in records])
-    torch_nme = float(per_image_nme(torch_preds, gts, layout, boxes, config.data.normaliser).mean())
-    onnx_nme = float(per_image_nme(onnx_preds, gts, layout, boxes, config.data.normaliser).mean())
+    torch_nme = mean_nme(torch_preds, records, layout, config.data.normaliser)
+    onnx_nme = mean_nme(onnx_preds, records, layout, config.data.normaliser)
     max_diff = float(np.abs(torch_preds - onnx_preds).max())
     available, reason = tensorrt_available()
     if available:

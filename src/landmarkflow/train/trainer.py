@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from landmarkflow.config import ExperimentConfig, TrainConfig
 from landmarkflow.data.dataset import FaceDataset
 from landmarkflow.data.manifest import FaceRecord
-from landmarkflow.evaluation.metrics import per_image_nme
+from landmarkflow.evaluation.metrics import mean_nme
 from landmarkflow.evaluation.predictions import predict_records, torch_predictor
 from landmarkflow.layouts import get_layout
 from landmarkflow.models.base import LandmarkModel
@@ -262,9 +262,7 @@ class Trainer:
             self.config.data.box_scale,
             self.config.eval.batch_size,
         )
-        gts = np.stack([r.landmarks for r in self.val_records])
-        boxes = np.stack([r.bbox for r in self.val_records])
-        return float(per_image_nme(preds, gts, self.layout, boxes, self.config.data.normaliser).mean())
+        return mean_nme(preds, self.val_records, self.layout, self.config.data.normaliser)
 
     def _record_epoch(self, epoch: int, loss: float, val_nme: float, rate: float, elapsed: float) -> None:
         self.history.train_loss.append(loss)
