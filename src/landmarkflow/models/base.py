@@ -50,7 +50,7 @@ class LandmarkModel(nn.Module):
 
     def training_inputs(self, targets: dict[str, torch.Tensor], epoch: int) -> dict[str, torch.Tensor]:
         """Extra keyword inputs of `forward` during training epoch `epoch` (0-based), built from the batch's targets:
-        how a model takes teacher forcing (RDFN's ground-truth regions). None by default."""
+        how a model takes teacher forcing (RDFN's ground-truth regions). Nothing by default."""
         return {}
 
     def reference_param_count(self) -> int:

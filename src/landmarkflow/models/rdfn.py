@@ -47,7 +47,7 @@ import torch.nn.functional as F
 from pydantic import Field, model_validator
 from torch import nn
 
-from landmarkflow.codecs.rdfn import RDFNCodec
+from landmarkflow.codecs.rdfn import RDFNCodec, square_regions
 from landmarkflow.layouts import LAYOUTS, face_regions
 from landmarkflow.models.base import LandmarkModel, ModelParams
 from landmarkflow.models.blocks import CBR, Hourglass, ImageNetNormalize, Res, hourglass_stem, init_normal
@@ -303,8 +303,7 @@ def jitter_regions(regions: torch.Tensor, jitter: float) -> torch.Tensor:
     side = regions[:, 2:3] - regions[:, 0:1]
     noise = (torch.rand(regions.shape[0], 3, device=regions.device, dtype=regions.dtype) * 2 - 1) * jitter
     centre = (regions[:, :2] + regions[:, 2:]) / 2 + noise[:, :2] * side
-    half = side * (1 + noise[:, 2:]) / 2
-    return torch.cat([centre - half, centre + half], dim=-1)
+    return square_regions(centre, side * (1 + noise[:, 2:]), 1.0)
 
 
 def gather_cells(maps: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:
