@@ -28,7 +28,7 @@ from landmarkflow.export.onnx import export_onnx, run_onnx
 from landmarkflow.models.base import LandmarkModel
 from landmarkflow.models.catalog import build_on_meta, forward_gflops
 from landmarkflow.models.registry import build_model
-from landmarkflow.train.trainer import build_optimizer, mixed_precision_dtype
+from landmarkflow.train.trainer import autocast_for, build_optimizer, mixed_precision_dtype
 
 DEFAULT_CONFIGS = [
     Path(f"configs/{model}_{size}.yaml")
@@ -68,11 +68,12 @@ def train_images_per_s(model: LandmarkModel, config: ExperimentConfig, steps: in
     batch = config.train.batch_size
     images, targets = random_batch(model, batch)
     optimizer = build_optimizer(model, config)
-    amp_dtype = mixed_precision_dtype(config.train.amp, torch.device("cpu"))
+    cpu = torch.device("cpu")
+    amp_dtype = mixed_precision_dtype(config.train.amp, cpu)
     model.train()
 
     def step() -> None:
-        with torch.autocast("cpu", dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+        with autocast_for(amp_dtype, cpu):
             loss, _ = model.loss(model(images), targets)
         optimizer.zero_grad()
         loss.backward()

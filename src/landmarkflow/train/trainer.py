@@ -104,6 +104,11 @@ def mixed_precision_dtype(amp: bool, device: torch.device) -> torch.dtype | None
     return None
 
 
+def autocast_for(amp_dtype: torch.dtype | None, device: torch.device) -> torch.autocast:
+    """The autocast context of a training step with `mixed_precision_dtype`'s choice (off for None)."""
+    return torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None)
+
+
 class Trainer:
     """Fits one model on one dataset; `fit()` returns the history and leaves `model.pt` in `out_dir`."""
 
@@ -236,7 +241,7 @@ class Trainer:
         device = self.env.device
         images = batch["image"].to(device, non_blocking=True)
         targets = {k: v.to(device, non_blocking=True) for k, v in batch.items() if k not in ("image", "matrix")}
-        with torch.autocast(device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None):
+        with autocast_for(self.amp_dtype, device):
             outputs = self.net(images, **self.model.training_inputs(targets, epoch))
             loss, _ = self.model.loss(outputs, targets)
         self.optimizer.zero_grad(set_to_none=True)
