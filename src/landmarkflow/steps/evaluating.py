@@ -13,7 +13,7 @@ from landmarkflow.evaluation.baseline import MeanShape
 from landmarkflow.evaluation.metrics import per_image_nme, summarize
 from landmarkflow.evaluation.perturb import perturb_boxes
 from landmarkflow.evaluation.plots import plot_ced, plot_overlay_grid
-from landmarkflow.evaluation.predictions import predict_records, torch_predictor
+from landmarkflow.evaluation.predictions import predict_records, predict_records_each, torch_predictor
 from landmarkflow.imageio import read_rgb
 from landmarkflow.layouts import get_layout
 from landmarkflow.steps.results import EvalResult, TrainResult
@@ -38,7 +38,16 @@ def evaluate(trained: TrainResult, out_dir: str | Path) -> EvalResult:
     train_landmarks = np.stack([r.landmarks for r in train_records])
     train_boxes = np.stack([r.bbox for r in train_records])
     predict = torch_predictor(model)
-    preds = predict_records(predict, test, root, model.input_size, config.data.box_scale, config.eval.batch_size)
+    refined = model.refined_predictor(train_landmarks, train_boxes, config.data.box_scale)
+    # A post-step (LGCN's shape fitting) predicts on the same crops: read and warped once for both.
+    preds, *refined_preds = predict_records_each(
+        [predict] + ([refined[1]] if refined else []),
+        test,
+        root,
+        model.input_size,
+        config.data.box_scale,
+        config.eval.batch_size,
+    )
     nmes = per_image_nme(preds, gts, layout, boxes, config.data.normaliser)
     subsets = [r.subsets for r in test]
     metrics = summarize(nmes, config.eval.fr_threshold, config.eval.auc_threshold, subsets=subsets)
@@ -64,13 +73,11 @@ def evaluate(trained: TrainResult, out_dir: str | Path) -> EvalResult:
         out_dir / "test_overlays.png",
         nmes=[float(nmes[i]) for i in shown],
     )
-    refined = model.refined_predictor(train_landmarks, train_boxes, config.data.box_scale)
     if refined is not None:
-        step, refined_predict = refined
-        refined_preds = predict_records(
-            refined_predict, test, root, model.input_size, config.data.box_scale, config.eval.batch_size
+        step = refined[0]
+        metrics[f"nme_{step}"] = float(
+            per_image_nme(refined_preds[0], gts, layout, boxes, config.data.normaliser).mean()
         )
-        metrics[f"nme_{step}"] = float(per_image_nme(refined_preds, gts, layout, boxes, config.data.normaliser).mean())
         log.info("test NME with %s: %.3f%% (without: %.3f%%)", step, 100 * metrics[f"nme_{step}"], 100 * nmes.mean())
     client = MlflowClient()
     log_metrics(
