@@ -68,7 +68,7 @@ def make_pipeline(parallelism: int = 0):
     """The top-level pipeline; `parallelism` caps concurrent model branches (0 = unlimited).
 
     On a cluster every branch has its own pods, so all run at once. On one machine the local runner
-    uses 1: two trainings sharing two cores oversubscribe the BLAS threads and run ~10x slower.
+    runs 2 at once (kfp.local's cap), each with its share of the cores as threads (run_local.share_cores).
     """
 
     @dsl.pipeline(

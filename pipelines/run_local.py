@@ -7,6 +7,7 @@ local sqlite store and DVC on the local remote.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -22,7 +23,21 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--data-root", default="data/raw/synthetic")
     parser.add_argument("--epochs", type=int, default=-1, help="Override train.epochs (negative: the config's)")
     parser.add_argument("--pipeline-root", default="local_outputs")
+    parser.add_argument(
+        "--parallel", type=int, default=2, help="Model branches at once (kfp.local runs at most 2), sharing the cores"
+    )
     return parser.parse_args()
+
+
+def share_cores(branches: int) -> None:
+    """Give each concurrent branch its share of the cores as torch/OpenMP threads (unless the user set them).
+
+    Small models scale poorly across threads: on 2 cores one training with 2 threads ran at 117 images/s,
+    two trainings with 1 thread each at ~110 images/s apiece. Two threads each would oversubscribe the
+    cores and run far slower. The component subprocesses inherit the environment.
+    """
+    threads = max(1, (os.cpu_count() or 1) // max(1, branches))
+    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
 
 
 def main() -> int:
@@ -36,6 +51,7 @@ def main() -> int:
     disable_telemetry()
     setup_tracking()
     configs = [str((REPO / c).resolve()) for c in (args.config or DEFAULT_CONFIGS)]
+    share_cores(min(args.parallel, len(configs)))
     local.init(
         runner=local.SubprocessRunner(use_venv=False),
         pipeline_root=str((REPO / args.pipeline_root).resolve()),
@@ -44,7 +60,7 @@ def main() -> int:
     started = time.perf_counter()
     error = None
     try:
-        make_pipeline(parallelism=1)(
+        make_pipeline(parallelism=args.parallel)(
             dataset=args.dataset,
             data_root=str((REPO / args.data_root).resolve()),
             repo_root=str(REPO),
