@@ -12,8 +12,8 @@ from mlflow.tracking import MlflowClient
 
 from landmarkflow.registry import CHAMPION, log_onnx_model, register_version, set_alias, version_by_alias
 from landmarkflow.tracking import ensure_experiment, setup_tracking
+from tests.fakes import tiny_onnx_model
 from tests.integration.servers import mlflow_server, seaweedfs_s3, weed_binary
-from tests.unit.test_registry import tiny_landmark_model
 
 pytestmark = [
     pytest.mark.integration,
@@ -34,7 +34,7 @@ def test_versions_and_aliases_through_a_tracking_server_with_s3_artifacts(
             experiment = ensure_experiment("landmarks/synthetic")
             client = MlflowClient()
             run = client.create_run(experiment)
-            model_uri = log_onnx_model(run.info.run_id, tiny_landmark_model(tmp_path / "model.onnx"))
+            model_uri = log_onnx_model(run.info.run_id, tiny_onnx_model(tmp_path / "model.onnx"))
             version = register_version(model_uri, "hih-synthetic", {"test_nme": "0.05"})
             set_alias("hih-synthetic", CHAMPION, version)
 

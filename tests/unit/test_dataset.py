@@ -1,43 +1,19 @@
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 
 from landmarkflow.config import AugmentConfig
 from landmarkflow.data.dataset import FaceDataset, split_train_val
-from landmarkflow.data.manifest import FaceRecord, landmark_box
 from landmarkflow.geometry import crop_matrix, transform_points
 from landmarkflow.layouts import get_layout
-from landmarkflow.models.registry import build_model
+from tests.fakes import dot_face_record, dots_hih
 
-MODEL = build_model(
-    {
-        "name": "hih",
-        "stacks": 1,
-        "channels": 16,
-        "hourglass_depth": 2,
-        "input_size": 96,
-        "heatmap_size": 24,
-        "decimal_size": 6,
-        "decimal_channels": 16,
-    }
-)
-
-
-def _record(tmp_path: Path, index: int = 0, split: str = "train") -> FaceRecord:
-    rng = np.random.default_rng(index)
-    pts = rng.uniform(40, 110, size=(68, 2))
-    image = np.zeros((150, 160, 3), np.uint8)
-    for x, y in pts.round().astype(int):
-        cv2.circle(image, (int(x), int(y)), 1, (255, 255, 255), -1)
-    path = f"img{index}.png"
-    cv2.imwrite(str(tmp_path / path), image)
-    return FaceRecord(f"s{index}", "synthetic", split, path, 160, 150, landmark_box(pts), pts, np.ones(68), "68")
+MODEL = dots_hih()
 
 
 def test_plain_item_is_the_box_crop_with_targets(tmp_path: Path) -> None:
-    record = _record(tmp_path)
+    record = dot_face_record(tmp_path)
     item = FaceDataset([record], tmp_path, MODEL.codec, 96, 1.25)[0]
     assert item["image"].shape == (3, 96, 96) and item["image"].min() >= 0.0 and item["image"].max() <= 1.0
     expected = transform_points(record.landmarks, crop_matrix(record.bbox, 96, 1.25))
@@ -48,7 +24,7 @@ def test_plain_item_is_the_box_crop_with_targets(tmp_path: Path) -> None:
 
 
 def test_flip_augmentation_permutes_points_semantically(tmp_path: Path) -> None:
-    record = _record(tmp_path)
+    record = dot_face_record(tmp_path)
     augment = AugmentConfig(
         flip_prob=1.0,
         rotation_prob=0.0,
@@ -64,7 +40,7 @@ def test_flip_augmentation_permutes_points_semantically(tmp_path: Path) -> None:
 
 
 def test_augmentation_is_reproducible_per_epoch_and_varies_between_epochs(tmp_path: Path) -> None:
-    dataset = FaceDataset([_record(tmp_path)], tmp_path, MODEL.codec, 96, 1.25, AugmentConfig(), seed=7)
+    dataset = FaceDataset([dot_face_record(tmp_path)], tmp_path, MODEL.codec, 96, 1.25, AugmentConfig(), seed=7)
     first = dataset[0]["landmarks"]
     assert np.array_equal(dataset[0]["landmarks"], first)
     dataset.set_epoch(1)
@@ -72,7 +48,7 @@ def test_augmentation_is_reproducible_per_epoch_and_varies_between_epochs(tmp_pa
 
 
 def test_validation_hold_out_is_deterministic_and_from_train_only(tmp_path: Path) -> None:
-    records = [_record(tmp_path, i, "train" if i < 20 else "test") for i in range(24)]
+    records = [dot_face_record(tmp_path, i, "train" if i < 20 else "test") for i in range(24)]
     train, val = split_train_val(records, 0.25, seed=1)
     assert (len(train), len(val)) == (15, 5)
     assert all(r.split == "train" for r in train + val)
@@ -80,7 +56,7 @@ def test_validation_hold_out_is_deterministic_and_from_train_only(tmp_path: Path
 
 
 def test_mixed_layouts_are_refused(tmp_path: Path) -> None:
-    other = _record(tmp_path, 1)
+    other = dot_face_record(tmp_path, 1)
     other.layout = "98"
     with pytest.raises(ValueError, match="one layout"):
-        FaceDataset([_record(tmp_path), other], tmp_path, MODEL.codec, 96, 1.25)
+        FaceDataset([dot_face_record(tmp_path), other], tmp_path, MODEL.codec, 96, 1.25)

@@ -10,12 +10,12 @@ import pytest
 import torch
 
 from landmarkflow.config import load_config
-from landmarkflow.models.registry import build_model
 from landmarkflow.train.checkpoint import BEST, FINAL, LAST, load_state, save_checkpoint
 from landmarkflow.train.distributed import DistEnv
 from landmarkflow.train.trainer import Trainer, build_optimizer, mixed_precision_dtype
-from tests.unit.test_dataset import MODEL, _record
+from tests.fakes import dot_face_record, dots_hih
 
+MODEL = dots_hih()
 CPU = DistEnv(rank=0, local_rank=0, world_size=1, device=torch.device("cpu"))
 
 
@@ -33,7 +33,7 @@ def test_adam_takes_the_configured_betas_and_sgd_is_plain_momentum_unless_asked(
 def _largest_update(tmp_path: Path, clip: float | None) -> float:
     """One SGD step (lr 1, no momentum) on two faces; the largest change of any weight."""
     torch.manual_seed(0)
-    model = build_model(MODEL.params)
+    model = dots_hih()
     overrides = {
         "train.optimizer": "sgd",
         "train.lr": 1.0,
@@ -43,7 +43,7 @@ def _largest_update(tmp_path: Path, clip: float | None) -> float:
         "train.grad_clip_value": clip,
     }
     config = load_config("configs/hih_synthetic_tiny.yaml", overrides)
-    records = [_record(tmp_path, i) for i in range(2)]
+    records = [dot_face_record(tmp_path, i) for i in range(2)]
     trainer = Trainer(config, model, records, [], tmp_path, tmp_path / "out", CPU)
     before = [p.detach().clone() for p in model.parameters()]
     trainer._step(next(iter(trainer.loader)), 0)
@@ -68,8 +68,8 @@ def test_model_pt_holds_the_last_or_the_best_validation_epoch(tmp_path: Path, ke
         "eval.batch_size": 2,
     }
     config = load_config("configs/hih_synthetic_tiny.yaml", overrides)
-    records = [_record(tmp_path, i) for i in range(6)]
-    trainer = Trainer(config, build_model(MODEL.params), records[:4], records[4:], tmp_path, tmp_path / "out", CPU)
+    records = [dot_face_record(tmp_path, i) for i in range(6)]
+    trainer = Trainer(config, dots_hih(), records[:4], records[4:], tmp_path, tmp_path / "out", CPU)
     history = trainer.fit()
     assert int(np.argmin(history.val_nme)) != 2  # the warm-up to a too-large lr makes the last epoch worse
     final = load_state(tmp_path / "out" / FINAL)
@@ -84,10 +84,10 @@ def test_model_pt_holds_the_last_or_the_best_validation_epoch(tmp_path: Path, ke
 def test_a_fresh_run_ignores_a_best_epoch_left_by_an_earlier_run(tmp_path: Path) -> None:
     overrides = {"train.epochs": 1, "train.batch_size": 2, "train.num_workers": 0, "train.keep": "best_val"}
     config = load_config("configs/hih_synthetic_tiny.yaml", overrides)
-    records = [_record(tmp_path, i) for i in range(4)]
+    records = [dot_face_record(tmp_path, i) for i in range(4)]
     (tmp_path / "out").mkdir()
     save_checkpoint(tmp_path / "out" / BEST, {"epoch": 7, "model": {}})
-    Trainer(config, build_model(MODEL.params), records, [], tmp_path, tmp_path / "out", CPU).fit()
+    Trainer(config, dots_hih(), records, [], tmp_path, tmp_path / "out", CPU).fit()
     assert load_state(tmp_path / "out" / FINAL)["epoch"] == 0
 
 
@@ -105,12 +105,12 @@ def test_mixed_precision_is_fp16_on_cuda_bf16_on_cpus_with_native_bf16_else_floa
 def test_a_bf16_step_keeps_float32_weights_and_moves_them(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True)  # emulated where not native
     torch.manual_seed(0)
-    model = build_model(MODEL.params)
+    model = dots_hih()
     overrides = {"train.amp": True, "train.batch_size": 2, "train.num_workers": 0}
     trainer = Trainer(
         load_config("configs/hih_synthetic_tiny.yaml", overrides),
         model,
-        [_record(tmp_path, i) for i in range(2)],
+        [dot_face_record(tmp_path, i) for i in range(2)],
         [],
         tmp_path,
         tmp_path / "out",

@@ -1,0 +1,76 @@
+"""Small stand-ins that tests in more than one folder build: a face record drawn as dots, a 96 px HIH to
+encode its targets, and an ONNX file shaped like an exported model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnx
+from onnx import TensorProto, helper
+
+from landmarkflow.data.manifest import FaceRecord, landmark_box
+from landmarkflow.export.metadata import DeployInfo
+from landmarkflow.models.base import LandmarkModel
+from landmarkflow.models.registry import build_model
+
+DOTS_HIH = {
+    "name": "hih",
+    "stacks": 1,
+    "channels": 16,
+    "hourglass_depth": 2,
+    "input_size": 96,
+    "heatmap_size": 24,
+    "decimal_size": 6,
+    "decimal_channels": 16,
+}
+"""A narrow HIH on the tiny config's 96 px crops and 24-cell maps: its codec encodes the dot faces' targets."""
+
+TINY_ONNX_INFO = DeployInfo(
+    model="hih", layout="68", num_points=68, input_size=64, box_scale=1.25, config_hash="0123abcd"
+)
+
+
+def dots_hih() -> LandmarkModel:
+    """A fresh DOTS_HIH model."""
+    return build_model(DOTS_HIH)
+
+
+def dot_face_record(folder: Path, index: int = 0, split: str = "train") -> FaceRecord:
+    """A 160 x 150 black image with its 68 random points drawn as white dots, written to `folder`."""
+    rng = np.random.default_rng(index)
+    pts = rng.uniform(40, 110, size=(68, 2))
+    image = np.zeros((150, 160, 3), np.uint8)
+    for x, y in pts.round().astype(int):
+        cv2.circle(image, (int(x), int(y)), 1, (255, 255, 255), -1)
+    path = f"img{index}.png"
+    cv2.imwrite(str(folder / path), image)
+    return FaceRecord(f"s{index}", "synthetic", split, path, 160, 150, landmark_box(pts), pts, np.ones(68), "68")
+
+
+def tiny_onnx_model(path: Path) -> Path:
+    """An ONNX file shaped like an exported model: (N, 3, 64, 64) images in, (N, 68, 2) points out, deploy metadata."""
+    constants = [
+        helper.make_tensor("starts", TensorProto.INT64, [1], [0]),
+        helper.make_tensor("ends", TensorProto.INT64, [1], [68 * 2]),
+        helper.make_tensor("axes", TensorProto.INT64, [1], [1]),
+        helper.make_tensor("points", TensorProto.INT64, [3], [0, 68, 2]),
+    ]
+    nodes = [
+        helper.make_node("Flatten", ["images"], ["flat"]),
+        helper.make_node("Slice", ["flat", "starts", "ends", "axes"], ["first"]),
+        helper.make_node("Reshape", ["first", "points"], ["landmarks"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "tiny",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, ["batch", 3, 64, 64])],
+        [helper.make_tensor_value_info("landmarks", TensorProto.FLOAT, ["batch", 68, 2])],
+        initializer=constants,
+    )
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=10)
+    helper.set_model_props(proto, TINY_ONNX_INFO.to_props())
+    onnx.checker.check_model(proto, full_check=True)
+    onnx.save_model(proto, str(path))
+    return path
