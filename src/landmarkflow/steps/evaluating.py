@@ -10,7 +10,7 @@ from mlflow.tracking import MlflowClient
 
 from landmarkflow.data.manifest import in_split, read_manifest, to_records
 from landmarkflow.evaluation.baseline import MeanShape
-from landmarkflow.evaluation.metrics import per_image_nme, summarize
+from landmarkflow.evaluation.metrics import mean_nme, per_image_nme, summarize
 from landmarkflow.evaluation.perturb import perturb_boxes
 from landmarkflow.evaluation.plots import plot_ced, plot_overlay_grid
 from landmarkflow.evaluation.predictions import predict_records, predict_records_each, torch_predictor
@@ -39,9 +39,10 @@ def evaluate(trained: TrainResult, out_dir: str | Path) -> EvalResult:
     train_boxes = np.stack([r.bbox for r in train_records])
     predict = torch_predictor(model)
     refined = model.refined_predictor(train_landmarks, train_boxes, config.data.box_scale)
+    post_steps = dict([refined] if refined is not None else [])
     # A post-step (LGCN's shape fitting) predicts on the same crops: read and warped once for both.
-    preds, *refined_preds = predict_records_each(
-        [predict] + ([refined[1]] if refined else []),
+    preds, *post_step_preds = predict_records_each(
+        [predict, *post_steps.values()],
         test,
         root,
         model.input_size,
@@ -59,10 +60,8 @@ def evaluate(trained: TrainResult, out_dir: str | Path) -> EvalResult:
         predict, test, root, model.input_size, config.data.box_scale, config.eval.batch_size, moved
     )
     perturbed = {
-        "nme_perturbed": float(per_image_nme(moved_preds, gts, layout, boxes, config.data.normaliser).mean()),
-        "baseline_nme_perturbed": float(
-            per_image_nme(baseline.predict(moved), gts, layout, boxes, config.data.normaliser).mean()
-        ),
+        "nme_perturbed": mean_nme(moved_preds, test, layout, config.data.normaliser),
+        "baseline_nme_perturbed": mean_nme(baseline.predict(moved), test, layout, config.data.normaliser),
     }
     ced = plot_ced({config.model.name: nmes, "mean shape": base_nmes}, config.eval.auc_threshold, out_dir / "ced.png")
     shown = list(range(min(config.eval.overlay_count, len(test))))
@@ -73,11 +72,8 @@ def evaluate(trained: TrainResult, out_dir: str | Path) -> EvalResult:
         out_dir / "test_overlays.png",
         nmes=[float(nmes[i]) for i in shown],
     )
-    if refined is not None:
-        step = refined[0]
-        metrics[f"nme_{step}"] = float(
-            per_image_nme(refined_preds[0], gts, layout, boxes, config.data.normaliser).mean()
-        )
+    for step, step_preds in zip(post_steps, post_step_preds, strict=True):
+        metrics[f"nme_{step}"] = mean_nme(step_preds, test, layout, config.data.normaliser)
         log.info("test NME with %s: %.3f%% (without: %.3f%%)", step, 100 * metrics[f"nme_{step}"], 100 * nmes.mean())
     client = MlflowClient()
     log_metrics(
