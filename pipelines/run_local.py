@@ -24,7 +24,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--epochs", type=int, default=-1, help="Override train.epochs (negative: the config's)")
     parser.add_argument("--pipeline-root", default="local_outputs")
     parser.add_argument(
-        "--parallel", type=int, default=2, help="Model branches at once (kfp.local runs at most 2), sharing the cores"
+        "--parallel",
+        type=int,
+        default=2,
+        choices=(1, 2),
+        help="Model branches at once, sharing the cores (kfp.local runs at most 2: more would leave cores idle)",
     )
     return parser.parse_args()
 
