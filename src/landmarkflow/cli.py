@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
+from landmarkflow.data.versioning import DataVersion, VersioningError, configure_s3_remote, pull, status, track
 from landmarkflow.logs import configure_logging
 from landmarkflow.tracking import disable_telemetry
-
-if TYPE_CHECKING:
-    from landmarkflow.data.versioning import DataVersion
 
 app = typer.Typer(help="Facial landmark datasets to deployed models.", no_args_is_help=True)
 data_app = typer.Typer(help="Datasets: render, ingest, validate.", no_args_is_help=True)
@@ -22,9 +21,38 @@ app.add_typer(data_app, name="data")
 models_app = typer.Typer(help="The landmark models: what exists, how big, how costly.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 console = Console(stderr=True)
+T = TypeVar("T")
+DEFAULT_WORKDIR = Path("runs/latest")
+DEFAULT_CONFIG = Path("configs/hih_synthetic_tiny.yaml")
+ConfigOption = Annotated[Path, typer.Option(help="Experiment config YAML.")]
+EpochsOption = Annotated[int | None, typer.Option(help="Override train.epochs.")]
+NprocOption = Annotated[int, typer.Option(help="Processes for DDP training (torchrun); 1 = plain process.")]
 
 
-def _fail(message: str) -> None:
+WorkdirOption = Annotated[
+    Path, typer.Option(help="The run's folder: each step reads earlier steps' <step>.json there and writes its own.")
+]
+IngestOption = Annotated[
+    Path | None, typer.Option("--ingest", help="An ingest.json elsewhere (default: the workdir's).")
+]
+STEP_ERRORS = (ValueError, OSError, VersioningError)
+"""What a step raises for bad input or missing results (config, format and manifest errors, a missing
+<step>.json, a DVC command that failed); each message names the file or field, so no traceback is needed."""
+
+
+def _step(run: Callable[[], T]) -> T:
+    """Run one step, turning its errors into a clean exit with the message."""
+    try:
+        return run()
+    except STEP_ERRORS as exc:
+        _fail(str(exc))
+
+
+def _epochs(epochs: int | None) -> dict[str, Any] | None:
+    return {"train.epochs": epochs} if epochs is not None else None
+
+
+def _fail(message: str) -> NoReturn:
     # Messages quote formats such as "[x1 x2 y1 y2]", which rich would otherwise swallow as markup.
     console.print(f"[red]error:[/red] {escape(message)}")
     raise typer.Exit(code=1)
@@ -74,38 +102,42 @@ def data_synth(
 def data_ingest(
     dataset: Annotated[str, typer.Option(help="Dataset name: synthetic, 300w, wflw, cofw, cofw68 or aflw.")],
     root: Annotated[Path, typer.Option(help="Dataset folder as unpacked.")],
-    out: Annotated[Path, typer.Option(help="Manifest Parquet file to write.")],
+    workdir: WorkdirOption = DEFAULT_WORKDIR,
+    repo: Annotated[
+        Path, typer.Option(help="Project checkout: a root inside its data/ is tracked with DVC for the data hash.")
+    ] = Path("."),
+    render: Annotated[
+        bool, typer.Option(help="Render the synthetic default first when --dataset synthetic finds no faces.")
+    ] = True,
 ) -> None:
-    """Read a dataset's native files into a manifest (Parquet)."""
-    from landmarkflow.data.formats.readers import read_dataset
-    from landmarkflow.data.manifest import ManifestError, write_manifest
+    """Read a dataset's native files into <workdir>/manifest.parquet and ingest.json, as the pipeline's ingest
+    step: files that do not parse are listed (validation fails on them), the rest are ingested, and the data
+    hash is the DVC hash when the root lies in the repo's tracked data/."""
+    from landmarkflow.workflow import DEFAULT_SYNTH, ingest_step
 
-    try:
-        records = read_dataset(dataset, root)
-        write_manifest(records, out)
-    except (ValueError, OSError, ManifestError) as exc:
-        _fail(str(exc))
-    splits: dict[str, int] = {}
-    for record in records:
-        splits[record.split] = splits.get(record.split, 0) + 1
-    console.print(f"{len(records)} faces {splits} -> {out}")
+    ingested = _step(
+        lambda: ingest_step(workdir, dataset, root, synth=DEFAULT_SYNTH if render else None, repo_root=repo)
+    )
+    for problem in ingested.problems:
+        console.print(f"[yellow]not ingested:[/yellow] {escape(problem['message'])}")
+    console.print(
+        f"{sum(ingested.counts.values())} faces {ingested.counts} -> {ingested.manifest} (data hash "
+        f"{ingested.data_hash}); {len(ingested.problems)} file(s) not ingested",
+        soft_wrap=True,
+    )
 
 
 @data_app.command("validate")
 def data_validate(
-    manifest: Annotated[Path, typer.Argument(help="Manifest Parquet file.")],
-    root: Annotated[Path, typer.Option(help="Dataset folder the image paths are relative to.")],
-    report: Annotated[Path | None, typer.Option(help="Folder for the HTML report.")] = None,
+    workdir: WorkdirOption = DEFAULT_WORKDIR,
+    ingest_result: IngestOption = None,
 ) -> None:
-    """Run the data suite; exit status 1 when any check fails."""
-    from landmarkflow.data.manifest import ManifestError, read_manifest
-    from landmarkflow.data.validate import print_summary, validate_manifest
+    """Run the data suite over the ingested manifest (reports in <workdir>/validation/, an MLflow run in the
+    data experiment); exit status 1 when any check fails, the files ingest could not read included."""
+    from landmarkflow.data.validate import print_summary
+    from landmarkflow.workflow import validate_step
 
-    try:
-        frame = read_manifest(manifest)
-    except ManifestError as exc:
-        _fail(str(exc))
-    result = validate_manifest(frame, root, report)
+    result = _step(lambda: validate_step(workdir, ingest_result))
     print_summary(result)
     if not result.success:
         raise typer.Exit(code=1)
@@ -129,48 +161,26 @@ def data_remote(
     repo: RepoOption = Path("."),
 ) -> None:
     """Make an S3 remote the default; credentials stay in the environment (AWS_ACCESS_KEY_ID, ...)."""
-    from landmarkflow.data.versioning import VersioningError, configure_s3_remote
-
-    try:
-        configure_s3_remote(repo, name, url, endpoint, make_default=True)
-    except VersioningError as exc:
-        _fail(str(exc))
+    _step(lambda: configure_s3_remote(repo, name, url, endpoint, make_default=True))
     typer.echo(f"default DVC remote: {name} -> {url}" + (f" via {endpoint}" if endpoint else ""))
 
 
 @data_app.command("push")
 def data_push(target: TargetOption = "data", repo: RepoOption = Path("."), remote: RemoteOption = None) -> None:
     """Track the folder (`dvc add`) and upload it to the remote; prints the version to commit (its .dvc file)."""
-    from landmarkflow.data.versioning import VersioningError, track
-
-    try:
-        version = track(repo / target.removesuffix(".dvc"), repo, remote=remote)
-    except VersioningError as exc:
-        _fail(str(exc))
-    typer.echo(_version_line(version))
+    typer.echo(_version_line(_step(lambda: track(repo / target.removesuffix(".dvc"), repo, remote=remote))))
 
 
 @data_app.command("pull")
 def data_pull(target: TargetOption = "data.dvc", repo: RepoOption = Path("."), remote: RemoteOption = None) -> None:
     """Fetch the version the .dvc file pins and check it out (local edits to tracked files are replaced)."""
-    from landmarkflow.data.versioning import VersioningError, pull
-
-    try:
-        version = pull(target, repo, remote)
-    except VersioningError as exc:
-        _fail(str(exc))
-    typer.echo(_version_line(version))
+    typer.echo(_version_line(_step(lambda: pull(target, repo, remote))))
 
 
 @data_app.command("status")
 def data_status(target: TargetOption = "data.dvc", repo: RepoOption = Path("."), remote: RemoteOption = None) -> None:
     """Whether the workspace and the remote hold the version the .dvc file pins; exit 1 when not."""
-    from landmarkflow.data.versioning import VersioningError, status
-
-    try:
-        local, cloud = status(target, repo), status(target, repo, cloud=True, remote=remote)
-    except VersioningError as exc:
-        _fail(str(exc))
+    local, cloud = _step(lambda: (status(target, repo), status(target, repo, cloud=True, remote=remote)))
     for where, state in (("workspace", local), ("remote", cloud)):
         typer.echo(f"{where}: {'in sync' if state['in_sync'] else json.dumps(state['changes'])}")
     if not (local["in_sync"] and cloud["in_sync"]):
@@ -213,21 +223,92 @@ def models_list(
 
 @app.command("run")
 def run(
-    config: Annotated[Path, typer.Option(help="Experiment config YAML.")] = Path("configs/hih_synthetic_tiny.yaml"),
-    workdir: Annotated[Path, typer.Option(help="Where each step writes its outputs.")] = Path("runs/latest"),
-    epochs: Annotated[int | None, typer.Option(help="Override train.epochs.")] = None,
-    nproc: Annotated[int, typer.Option(help="Processes for DDP training (torchrun); 1 = plain process.")] = 1,
+    config: ConfigOption = DEFAULT_CONFIG,
+    workdir: WorkdirOption = DEFAULT_WORKDIR,
+    epochs: EpochsOption = None,
+    nproc: NprocOption = 1,
 ) -> None:
     """Run every step in this process: ingest, validate, train, evaluate, export, gate, register, promote."""
     from landmarkflow.data.validate import DataValidationError
     from landmarkflow.workflow import run_workflow
 
-    overrides = {"train.epochs": epochs} if epochs is not None else None
     try:
-        result = run_workflow(config, workdir, overrides, repo_root=Path.cwd(), nproc=nproc)
+        result = run_workflow(config, workdir, _epochs(epochs), repo_root=Path.cwd(), nproc=nproc)
     except DataValidationError as exc:
         _fail(f"data validation failed, nothing was trained:\n{exc}")
+    except STEP_ERRORS as exc:
+        _fail(str(exc))
     console.print(result.promote.message)
+
+
+@app.command("train")
+def train(
+    config: ConfigOption = DEFAULT_CONFIG,
+    workdir: WorkdirOption = DEFAULT_WORKDIR,
+    ingest_result: IngestOption = None,
+    epochs: EpochsOption = None,
+    nproc: NprocOption = 1,
+) -> None:
+    """Train one model on the ingested data in a new MLflow run; writes <workdir>/train/ and train.json."""
+    from landmarkflow.workflow import train_step
+
+    trained = _step(lambda: train_step(workdir, config, ingest_result, _epochs(epochs), nproc))
+    console.print(
+        f"trained {trained.model} in {trained.seconds / 60:.1f} min, final validation NME "
+        f"{100 * trained.final_val_nme:.2f}% (MLflow run {trained.run_id}) -> {trained.checkpoint}"
+    )
+
+
+@app.command("evaluate")
+def evaluate(workdir: WorkdirOption = DEFAULT_WORKDIR) -> None:
+    """The benchmark's protocol on the test split, the mean-shape baseline, CED and overlays, logged to the run."""
+    from landmarkflow.workflow import evaluate_step
+
+    evaluated = _step(lambda: evaluate_step(workdir))
+    console.print(
+        f"test NME {100 * evaluated.nme:.2f}% (mean shape {100 * evaluated.baseline_metrics['nme']:.2f}%), "
+        f"perturbed boxes {100 * evaluated.perturbed['nme_perturbed']:.2f}%"
+    )
+
+
+@app.command("export")
+def export(workdir: WorkdirOption = DEFAULT_WORKDIR) -> None:
+    """ONNX of the trained model's predict, its parity with PyTorch on the test split; TensorRT on a GPU."""
+    from landmarkflow.workflow import export_step
+
+    exported = _step(lambda: export_step(workdir))
+    console.print(
+        f"{exported.onnx_path}: |NME(onnx) - NME(torch)| = {abs(exported.parity_delta):.2e} on "
+        f"{exported.parity_images} faces; TensorRT {exported.tensorrt}",
+        soft_wrap=True,
+    )
+
+
+@app.command("gate")
+def gate(workdir: WorkdirOption = DEFAULT_WORKDIR) -> None:
+    """Decide promotion (NME threshold, mean-shape bar, champion, ONNX parity); a failed gate exits 0."""
+    from landmarkflow.workflow import gate_step
+
+    gated = _step(lambda: gate_step(workdir))
+    console.print(f"gate {'passed' if gated.passed else 'FAILED'}: {gated.reasons}")
+
+
+@app.command("register")
+def register(workdir: WorkdirOption = DEFAULT_WORKDIR) -> None:
+    """Register the ONNX model as a new version with lineage tags; `challenger` when it passed the gates."""
+    from landmarkflow.workflow import register_step
+
+    registered = _step(lambda: register_step(workdir))
+    role = "challenger" if registered.challenger else "not a challenger: its gates failed"
+    console.print(f"{registered.registered_name} v{registered.version} ({role})")
+
+
+@app.command("promote")
+def promote(workdir: WorkdirOption = DEFAULT_WORKDIR) -> None:
+    """Move `champion` to the registered version when its gates passed; otherwise say why it stays."""
+    from landmarkflow.workflow import promote_step
+
+    console.print(_step(lambda: promote_step(workdir)).message)
 
 
 def _parse_bbox(bbox: str) -> list[float]:

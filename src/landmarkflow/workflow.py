@@ -1,33 +1,139 @@
-"""The pipeline's step chain in one process, for the CLI and tests (the KFP pipeline wires the same steps).
+"""The pipeline's steps over one working folder, for the CLI and tests (the KFP pipeline wires the same steps).
 
-Each step's result is saved as `<workdir>/<step>.json`, the same hand-off the components use.
+A workdir holds each step's result as `<step>.json` (the hand-off the components pass as artifacts) and the
+step's files in `<step>/`. Every step function here loads what it needs from the workdir, calls the step of
+`landmarkflow.steps` that the component calls too, and saves its result: so any one step can be rerun by hand
+(`landmarkflow evaluate --workdir runs/hih`), and `run_workflow` is those same functions one after the other.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from landmarkflow import steps
 from landmarkflow.config import load_config
-from landmarkflow.data.validate import DataValidationError
+from landmarkflow.data.validate import ValidationResult, require_valid
 
 DEFAULT_SYNTH = steps.SynthOptions()
+MANIFEST_FILE = "manifest.parquet"
+COMMAND_OF_STEP = {"ingest": "data ingest", "validate": "data validate"}
+"""The CLI subcommand of a step, where it is not the step's own name."""
+Result = TypeVar("Result", bound=steps.StepResult)
+
+
+@dataclass(frozen=True)
+class Workdir:
+    """One pipeline run on disk: `<path>/<step>.json` results and `<path>/<step>/` outputs."""
+
+    path: Path
+
+    def result_file(self, step: str) -> Path:
+        return self.path / f"{step}.json"
+
+    def outputs(self, step: str) -> Path:
+        return self.path / step
+
+    def load(self, step: str, kind: type[Result]) -> Result:
+        """The saved result of `step`, with an error naming the step to run first when there is none."""
+        path = self.result_file(step)
+        if not path.is_file():
+            command = COMMAND_OF_STEP.get(step, step)
+            raise FileNotFoundError(
+                f"{path}: no {step} result here; run `landmarkflow {command}` for this workdir first"
+            )
+        return kind.load(path)
+
+    def save(self, step: str, result: Result) -> Result:
+        result.save(self.result_file(step))
+        return result
+
+
+def ingest_step(
+    workdir: Path,
+    dataset: str,
+    root: str | Path,
+    synth: steps.SynthOptions | None = DEFAULT_SYNTH,
+    repo_root: str | Path | None = None,
+) -> steps.IngestResult:
+    """Native files -> `<workdir>/manifest.parquet` and ingest.json (data hash, files that could not be read)."""
+    work = Workdir(Path(workdir))
+    ingested = steps.ingest(dataset, root, work.path / MANIFEST_FILE, synth=synth, repo_root=repo_root)
+    return work.save("ingest", ingested)
+
+
+def validate_step(workdir: Path, ingest_result: str | Path | None = None) -> ValidationResult:
+    """The data suite over the ingested manifest (reports in `<workdir>/validation/`); returns its result, which
+    the caller checks (a failure is an outcome here, not an exception)."""
+    work = Workdir(Path(workdir))
+    ingested = steps.IngestResult.load(ingest_result) if ingest_result else work.load("ingest", steps.IngestResult)
+    return steps.validate(ingested, work.outputs("validation"))
+
+
+def train_step(
+    workdir: Path,
+    config_path: str | Path,
+    ingest_result: str | Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    nproc: int = 1,
+) -> steps.TrainResult:
+    """Train `config_path` on the ingested data (the workdir's ingest.json unless `ingest_result` names one)."""
+    work = Workdir(Path(workdir))
+    ingested = steps.IngestResult.load(ingest_result) if ingest_result else work.load("ingest", steps.IngestResult)
+    return work.save("train", steps.train(config_path, ingested, work.outputs("train"), overrides, nproc=nproc))
+
+
+def evaluate_step(workdir: Path) -> steps.EvalResult:
+    work = Workdir(Path(workdir))
+    trained = work.load("train", steps.TrainResult)
+    return work.save("evaluate", steps.evaluate(trained, work.outputs("evaluate")))
+
+
+def export_step(workdir: Path) -> steps.ExportResult:
+    work = Workdir(Path(workdir))
+    trained = work.load("train", steps.TrainResult)
+    return work.save("export", steps.export(trained, work.outputs("export")))
+
+
+def gate_step(workdir: Path) -> steps.GateResult:
+    work = Workdir(Path(workdir))
+    gated = steps.gate(
+        work.load("train", steps.TrainResult),
+        work.load("evaluate", steps.EvalResult),
+        work.load("export", steps.ExportResult),
+    )
+    return work.save("gate", gated)
+
+
+def register_step(workdir: Path) -> steps.RegisterResult:
+    work = Workdir(Path(workdir))
+    registered = steps.register(
+        work.load("train", steps.TrainResult),
+        work.load("evaluate", steps.EvalResult),
+        work.load("export", steps.ExportResult),
+        work.load("gate", steps.GateResult),
+    )
+    return work.save("register", registered)
+
+
+def promote_step(workdir: Path) -> steps.PromoteResult:
+    work = Workdir(Path(workdir))
+    promoted = steps.promote(work.load("register", steps.RegisterResult), work.load("gate", steps.GateResult))
+    return work.save("promote", promoted)
 
 
 @dataclass
 class WorkflowResult:
-    """Every step's result, plus the validation outcome that may have stopped the chain."""
+    """Every step's result."""
 
     ingest: steps.IngestResult
-    validation_ok: bool
-    train: steps.TrainResult | None = None
-    evaluate: steps.EvalResult | None = None
-    export: steps.ExportResult | None = None
-    gate: steps.GateResult | None = None
-    register: steps.RegisterResult | None = None
-    promote: steps.PromoteResult | None = None
+    train: steps.TrainResult
+    evaluate: steps.EvalResult
+    export: steps.ExportResult
+    gate: steps.GateResult
+    register: steps.RegisterResult
+    promote: steps.PromoteResult
 
 
 def run_workflow(
@@ -38,30 +144,21 @@ def run_workflow(
     repo_root: str | Path | None = None,
     nproc: int = 1,
 ) -> WorkflowResult:
-    """ingest -> validate -> train -> evaluate -> export -> gate -> register -> promote.
+    """ingest -> validate -> train -> evaluate -> export -> gate -> register -> promote, in this process.
 
     A failing validation raises DataValidationError before anything is trained or registered.
     """
     workdir = Path(workdir)
     config = load_config(config_path, overrides)
-    ingested = steps.ingest(
-        config.data.dataset, config.data.root, workdir / "manifest.parquet", synth=synth, repo_root=repo_root
+    ingested = ingest_step(workdir, config.data.dataset, config.data.root, synth=synth, repo_root=repo_root)
+    require_valid(validate_step(workdir))
+    trained = train_step(workdir, config_path, overrides=overrides, nproc=nproc)
+    return WorkflowResult(
+        ingest=ingested,
+        train=trained,
+        evaluate=evaluate_step(workdir),
+        export=export_step(workdir),
+        gate=gate_step(workdir),
+        register=register_step(workdir),
+        promote=promote_step(workdir),
     )
-    ingested.save(workdir / "ingest.json")
-    validation = steps.validate(ingested, workdir / "validation")
-    if not validation.success:
-        raise DataValidationError(validation.summary())
-    result = WorkflowResult(ingest=ingested, validation_ok=True)
-    result.train = steps.train(config_path, ingested, workdir / "train", overrides, nproc=nproc)
-    result.train.save(workdir / "train.json")
-    result.evaluate = steps.evaluate(result.train, workdir / "evaluate")
-    result.evaluate.save(workdir / "evaluate.json")
-    result.export = steps.export(result.train, workdir / "export")
-    result.export.save(workdir / "export.json")
-    result.gate = steps.gate(result.train, result.evaluate, result.export)
-    result.gate.save(workdir / "gate.json")
-    result.register = steps.register(result.train, result.evaluate, result.export, result.gate)
-    result.register.save(workdir / "register.json")
-    result.promote = steps.promote(result.register, result.gate)
-    result.promote.save(workdir / "promote.json")
-    return result

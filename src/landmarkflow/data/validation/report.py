@@ -86,8 +86,9 @@ def write_html(result: ValidationResult, path: Path) -> Path:
 def print_summary(result: ValidationResult, console: Console | None = None) -> None:
     """A rich table: check, status, failing count, first example files."""
     table = Table(title=f"Data validation: {result.num_faces} faces in {result.num_images} images")
-    for column in ("check", "status", "failing", "example files"):
+    for column in ("check", "status", "failing"):
         table.add_column(column)
+    table.add_column("example files", overflow="fold")  # long paths wrap rather than lose their file name
     for check, status, count, examples in _statuses(result):
         style = {"FAIL": "bold red", "pass": "green"}.get(status, "dim")
         table.add_row(

@@ -1,0 +1,57 @@
+"""The CLI is the pipeline: each step's subcommand, run one after the other in a workdir, hands over through the
+same result files as `run` and ends in the registry, and a step run too early says which step comes first."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+from typer.testing import CliRunner
+
+from landmarkflow.cli import app
+from landmarkflow.data.synthetic import synthesize
+from landmarkflow.registry import CHALLENGER, CHAMPION, version_by_alias
+
+CONFIG = "configs/hih_synthetic_tiny.yaml"
+STEPS = ("train", "evaluate", "export", "gate", "register", "promote")
+
+
+def _cli(*args: str | Path) -> object:
+    result = CliRunner().invoke(app, [str(a) for a in args])
+    assert result.exit_code == 0, result.output
+    return result
+
+
+@pytest.mark.slow
+def test_each_step_by_hand_registers_a_version(tmp_path: Path) -> None:
+    root, workdir = tmp_path / "synthetic", tmp_path / "run"
+    synthesize(root, num_train=96, num_test=16, seed=3, progress=False)
+
+    ingested = _cli("data", "ingest", "--dataset", "synthetic", "--root", root, "--workdir", workdir, "--no-render")
+    assert "112 faces" in ingested.output and "0 file(s) not ingested" in ingested.output
+    _cli("data", "validate", "--workdir", workdir)
+    _cli("train", "--config", CONFIG, "--workdir", workdir, "--epochs", "1")
+    for step in STEPS[1:]:
+        _cli(step, "--workdir", workdir)
+
+    results = {step: json.loads((workdir / f"{step}.json").read_text()) for step in ("ingest", *STEPS)}
+    assert results["train"]["manifest"] == results["ingest"]["manifest"] == str(workdir / "manifest.parquet")
+    assert results["evaluate"]["run_id"] == results["train"]["run_id"] == results["gate"]["run_id"]
+    assert abs(results["export"]["parity_delta"]) <= 1e-4
+    # One epoch cannot beat the mean shape 3x: the gate fails, the version is registered all the same, and
+    # no alias moves.
+    assert not results["gate"]["passed"] and "mean shape" in results["gate"]["reasons"]
+    assert results["register"] == {"registered_name": "hih-synthetic", "version": "1", "challenger": False}
+    assert not results["promote"]["promoted"] and "is not set" in results["promote"]["message"]
+    assert version_by_alias("hih-synthetic", CHAMPION) is None and version_by_alias("hih-synthetic", CHALLENGER) is None
+    tags = MlflowClient().get_model_version("hih-synthetic", "1").tags
+    assert tags["gate"] == "failed" and tags["data_hash"] == results["ingest"]["data_hash"]
+
+
+@pytest.mark.parametrize("step,missing", [("evaluate", "train"), ("gate", "train"), ("promote", "register")])
+def test_a_step_run_too_early_names_the_step_to_run_first(tmp_path: Path, step: str, missing: str) -> None:
+    result = CliRunner().invoke(app, [step, "--workdir", str(tmp_path)])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert f"no {missing} result here; run `landmarkflow {missing}`" in " ".join(result.output.split())
