@@ -48,7 +48,7 @@ def main() -> int:
     args = parse_args()
     from kfp import local
 
-    from landmarkflow.report import print_pipeline_report
+    from landmarkflow.pipeline_summary import print_pipeline_report
     from landmarkflow.tracking import disable_telemetry, setup_tracking
     from pipelines.landmarks import DEFAULT_CONFIGS, make_pipeline
 

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from landmarkflow.config import load_config
 from landmarkflow.registry import CHAMPION, version_by_alias
-from landmarkflow.tracking import experiment_name, registered_model_name, tracking_uri
+from landmarkflow.tracking import data_experiment_name, experiment_name, registered_model_name, tracking_uri
 
 REPORT_WIDTH = 140
 """Columns the end-of-run report is laid out for, so a log file (no terminal) keeps every cell whole."""
@@ -57,7 +57,8 @@ def print_pipeline_report(
         console.print(f"[red]pipeline failed:[/red] {error}")
     console.print(f"MLflow store:      {tracking_uri()}")
     console.print(
-        f"  browse it:       make mlflow-ui  ->  http://127.0.0.1:5000  (experiment {experiment_name(dataset)})"
+        f"  browse it:       make mlflow-ui  ->  http://127.0.0.1:5000  (experiment {experiment_name(dataset)}; "
+        f"data validation in {data_experiment_name(dataset)})"
     )
     console.print(f"Pipeline outputs:  {outputs.resolve()}  (manifest, validation report, checkpoints, ONNX)")
     console.print("Use a champion:   .venv/bin/landmarkflow predict --model models:/<model>-<dataset>@champion IMAGE")

@@ -64,23 +64,38 @@ def experiment_name(dataset: str) -> str:
     return f"landmarks/{dataset}"
 
 
+def data_experiment_name(dataset: str) -> str:
+    """Where the data validation runs of a dataset go: beside the model runs they would crowd the comparison
+    charts with runs that have no model metrics."""
+    return f"data/{dataset}"
+
+
 def registered_model_name(model: str, dataset: str) -> str:
     """DESIGN.md naming: `<model>-<dataset>`, e.g. `hih-synthetic`."""
     return f"{model}-{dataset}"
 
 
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+MODEL_TRAINING_KIND = "custom_model_development"
+"""What the MLflow UI calls a model-training experiment: it then opens on the runs table and charts, not on the
+GenAI overview (traces, evaluations) that it shows for an experiment of unknown kind."""
+
+
 def ensure_experiment(name: str) -> str:
-    """Experiment id for `name`, creating it (with a local artifact location for sqlite stores)."""
+    """Experiment id for `name`, creating it (with a local artifact location for sqlite stores); either way it is
+    marked as a model-training experiment for the UI."""
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient()
     existing = client.get_experiment_by_name(name)
     if existing is not None:
+        if existing.tags.get(EXPERIMENT_KIND_TAG) != MODEL_TRAINING_KIND:
+            client.set_experiment_tag(existing.experiment_id, EXPERIMENT_KIND_TAG, MODEL_TRAINING_KIND)
         return existing.experiment_id
     location = None
     if tracking_uri().startswith("sqlite:"):
         location = (artifact_root() / name.replace("/", "_")).as_uri()
-    return client.create_experiment(name, artifact_location=location)
+    return client.create_experiment(name, artifact_location=location, tags={EXPERIMENT_KIND_TAG: MODEL_TRAINING_KIND})
 
 
 def log_metrics(client: MlflowClient, run_id: str, metrics: Mapping[str, float], step: int = 0) -> None:

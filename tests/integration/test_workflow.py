@@ -146,7 +146,7 @@ def test_bad_data_stops_at_validation_naming_file_and_check(
     assert check in message and culprit in message, message
     client = MlflowClient()
     assert client.search_registered_models() == []
-    experiment = client.get_experiment_by_name("landmarks/synthetic")
+    experiment = client.get_experiment_by_name("data/synthetic")
     (run,) = client.search_runs([experiment.experiment_id], "tags.step = 'validate'")
     assert run.data.tags["validation"] == "failed" and check in run.data.tags["failed_checks"]
     logged = {a.path for a in client.list_artifacts(run.info.run_id, "validation")}

@@ -1,4 +1,5 @@
-"""`log_metrics`: several metrics in one batch, at one step, exactly as `log_metric` one by one would log them."""
+"""Tracking helpers: `log_metrics` logs several metrics in one batch exactly as `log_metric` one by one would,
+and every experiment is marked as model training for the UI."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import math
 
 from mlflow.tracking import MlflowClient
 
-from landmarkflow.tracking import log_metrics
+from landmarkflow.tracking import EXPERIMENT_KIND_TAG, MODEL_TRAINING_KIND, ensure_experiment, log_metrics
 
 
 def test_log_metrics_logs_every_value_at_its_step() -> None:
@@ -18,3 +19,13 @@ def test_log_metrics_logs_every_value_at_its_step() -> None:
     assert sorted(history) == [(2, 0.5), (3, 0.25)]
     assert math.isnan(client.get_run(run.info.run_id).data.metrics["val_nme"])
     assert client.get_metric_history(run.info.run_id, "lr")[0].step == 2
+
+
+def test_experiments_open_as_model_training_in_the_ui() -> None:
+    """New and existing experiments carry the kind that makes the MLflow UI show runs, not the GenAI overview."""
+    client = MlflowClient()
+    created = client.get_experiment(ensure_experiment("landmarks/synthetic"))
+    older = client.create_experiment("landmarks/wflw")
+    assert ensure_experiment("landmarks/wflw") == older
+    for experiment in (created, client.get_experiment(older)):
+        assert experiment.tags[EXPERIMENT_KIND_TAG] == MODEL_TRAINING_KIND == "custom_model_development"

@@ -1,4 +1,4 @@
-"""The validate step: the data suite and image checks, logged as an MLflow run beside the training runs."""
+"""The validate step: the data suite and image checks, logged as an MLflow run in the dataset's data experiment."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from mlflow.tracking import MlflowClient
 from landmarkflow.data.manifest import read_manifest
 from landmarkflow.data.validate import CheckFailure, ValidationResult, validate_manifest
 from landmarkflow.steps.results import IngestResult
-from landmarkflow.tracking import ensure_experiment, experiment_name, log_metrics, setup_tracking
+from landmarkflow.tracking import data_experiment_name, ensure_experiment, log_metrics, setup_tracking
 
 
 def validate(ingested: IngestResult, report_dir: str | Path) -> ValidationResult:
@@ -27,11 +27,12 @@ def validate(ingested: IngestResult, report_dir: str | Path) -> ValidationResult
 
 
 def _log_validation(result: ValidationResult, ingested: IngestResult) -> None:
-    """A `validate` run beside the training runs: verdict, counts, warnings, the HTML report and GX Data Docs."""
+    """A `validate` run in the dataset's data experiment: verdict, counts, warnings, the HTML report and GX Data
+    Docs."""
     setup_tracking()
     client = MlflowClient()
     run = client.create_run(
-        ensure_experiment(experiment_name(ingested.dataset)),
+        ensure_experiment(data_experiment_name(ingested.dataset)),
         run_name=f"validate {ingested.dataset}",
         tags={
             "step": "validate",
