@@ -1,7 +1,7 @@
 """Landmark layouts: the one table of point semantics, flip permutations and NME normalisers.
 
 Every other module asks this one. Tables come from the HIH code and agree with HRNet's MATCHED_PARTS
-(see docs: models.md §1.3). Coordinates are 0-based pixel centres; a flip maps x to W - 1 - x and
+(see docs/models.md §1.3). Coordinates are 0-based pixel centres; a flip maps x to W - 1 - x and
 permutes the points with `flip_permutation`.
 """
 
@@ -121,7 +121,7 @@ IBUG_68 = Layout(
     },
     default_normaliser="inter_ocular",
     datasets=("300w", "cofw68", "synthetic"),
-    # The 13 boundaries of DSAT's code (models.md §2.2), which are LAB's.
+    # The 13 boundaries of DSAT's code (docs/models.md §2.2), which are LAB's.
     boundaries={
         "jaw": _span(0, 16),
         "right_brow": _span(17, 21),
@@ -250,7 +250,7 @@ AFLW_19 = Layout(
 
 LAYOUTS: dict[str, Layout] = {layout.name: layout for layout in (IBUG_68, WFLW_98, COFW_29, AFLW_19)}
 
-# Test subsets a benchmark's own files define, by dataset (models.md §1.2). WFLW's are in the order of the six
+# Test subsets a benchmark's own files define, by dataset (docs/models.md §1.2). WFLW's are in the order of the six
 # attribute flags of its annotation lines and named as its subset list files (list_98pt_test_<name>.txt).
 DATASET_SUBSETS: dict[str, tuple[str, ...]] = {
     "wflw": ("largepose", "expression", "illumination", "makeup", "occlusion", "blur"),

@@ -125,7 +125,7 @@ def test_v73_file_is_stored_as_matlab_does(tmp_path: Path) -> None:
         assert f["IsT"].attrs["MATLAB_class"] == b"cell" and f["phisT"].attrs["MATLAB_class"] == b"double"
         colour = f[f["IsT"][0, 0]][()]
         height, width = images["test/0000"].shape[:2]
-        assert colour.shape == (3, width, height)  # (C, W, H), as models.md says h5py shows it
+        assert colour.shape == (3, width, height)  # (C, W, H), as docs/models.md §1.2 says h5py shows it
         np.testing.assert_array_equal(np.transpose(colour), images["test/0000"][..., ::-1])
 
 

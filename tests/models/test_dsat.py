@@ -50,7 +50,7 @@ def count(module: torch.nn.Module) -> int:
 
 
 def test_paper_network_size() -> None:
-    """181.2 M parameters and 22.15 GMAC at 128^2 (models.md §2.1), counted on the meta device (no memory)."""
+    """181.2 M parameters and 22.15 GMAC at 128^2 (docs/models.md §2.1), counted on the meta device (no memory)."""
     with torch.device("meta"):
         model = build_model({"name": "dsat"})
     assert count(model) / 1e6 == pytest.approx(181.2, rel=0.02)

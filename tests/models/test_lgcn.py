@@ -48,7 +48,7 @@ def collate(codec: LGCNCodec, points: np.ndarray) -> dict[str, torch.Tensor]:
 
 
 def test_paper_parameter_count() -> None:
-    """nf = 128 on 68 points: 4.19 M (models.md §4.1); nf = 64: 1.10 M."""
+    """nf = 128 on 68 points: 4.19 M (docs/models.md §4.1); nf = 64: 1.10 M."""
     assert sum(p.numel() for p in build_model({"name": "lgcn"}).parameters()) / 1e6 == pytest.approx(4.19, rel=0.01)
     assert sum(p.numel() for p in build_model({"name": "lgcn", "filters": 64}).parameters()) / 1e6 == pytest.approx(
         1.10, rel=0.01

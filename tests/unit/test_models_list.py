@@ -29,7 +29,7 @@ def test_json_lists_every_model_with_name_config_params_and_gflops(cards: list[d
 
 
 REPORTED = {"hih", "dsat", "lgcn"}
-"""Models whose papers (or reference code) give a parameter count; RDFN's paper gives none (models.md §5)."""
+"""Models whose papers (or reference code) give a parameter count; RDFN's paper gives none (docs/models.md §5)."""
 
 
 def test_paper_configs_match_the_papers_parameter_counts(cards: list[dict]) -> None:
@@ -44,7 +44,7 @@ def test_hih_variants_are_its_paper_sizes(cards: list[dict]) -> None:
     hih = {card["config"].rsplit("/", 1)[-1]: card for card in cards if card["name"] == "hih"}
     for config, paper_m, gflops in (("hih_t_wflw.yaml", 10.37, 13.84), ("hih_s_wflw.yaml", 14.47, 20.55)):
         assert hih[config]["reference_params"] / 1e6 == pytest.approx(paper_m, rel=0.01)
-        assert hih[config]["gflops"] == pytest.approx(gflops, rel=0.01)  # models.md: 6.92 / 10.28 GMAC x 2
+        assert hih[config]["gflops"] == pytest.approx(gflops, rel=0.01)  # docs/models.md §3.1: 6.92 / 10.28 GMAC x 2
     assert hih["hih_wflw.yaml"]["reference_params"] / 1e6 == pytest.approx(22.68, rel=0.01)
 
 

@@ -3,12 +3,12 @@
 Frames (codecs/heatmap.py): a crop point p has the heatmap pixel-centre coordinate c = (p + 0.5) * H / S - 0.5;
 at the paper's geometry (S = H = 128) c = p.
 
-Encoding (models.md §2.2):
+Encoding (docs/models.md §2.2):
 - landmark k: an unnormalised Gaussian of sigma `sigma`, peak 1, at c_k;
 - boundary b: exp(-d^2 / (2 sigma_b^2)) where d < 2 sigma_b and 0.001 elsewhere, d being the distance of each
   pixel to the boundary's polyline (its chain of points from `Layout.boundaries`, in heatmap pixels).
 
-Decoding (models.md §2.4, steps 2-3): the integer argmax of each landmark map, then the paper's sub-pixel step:
+Decoding (docs/models.md §2.4, steps 2-3): the integer argmax of each landmark map, then the paper's sub-pixel step:
 a weighted least-squares fit of ln h = c0 + c1 i + c2 j + c3 i^2 + c4 j^2 to the 7x7 window around the argmax
 (weights h^2, window shifted to stay inside the map), x = -c2 / (2 c4), y = -c1 / (2 c3). The flip test (step 1)
 needs the network, so it lives in the model's `predict`.
@@ -101,7 +101,7 @@ def fit_log_gaussian(maps: torch.Tensor) -> torch.Tensor:
     """(N, K, 2) sub-pixel (x, y) peaks, in each map's pixel-centre frame, of (N, K, H, W) heatmaps (H, W >= 7).
 
     Weighted least squares of ln h against a separable quadratic over the 7x7 window at the argmax, weights h^2
-    (models.md §2.4). Window coordinates are centred on the window and values divided by their maximum, which
+    (docs/models.md §2.4). Window coordinates are centred on the window and values divided by their maximum, which
     keeps the 5x5 normal equations well conditioned in float32 without changing the fit's centre.
     """
     height, width = maps.shape[-2:]

@@ -1,4 +1,4 @@
-"""LGCN codec: full-resolution heatmaps that are the fixed blur kernel K applied to a sub-pixel label (models.md §4).
+"""LGCN codec: full-resolution heatmaps: the fixed blur kernel K applied to a sub-pixel label (docs/models.md §4).
 
 Kernel. The authors ship K only as 45 x 45 numbers whose definition is unknown; we compute it from the 3-Gaussian
 fit of §4.1, K(dx, dy) = sum_i a_i exp(-(dx^2 + dy^2) / (2 sigma_i^2)), within 0.008 of the released numbers. A sum
@@ -30,7 +30,7 @@ from landmarkflow.codecs.heatmap import argmax_2d, inside_crop
 
 KERNEL_AMPLITUDES = (0.2215, 0.3424, 0.4283)
 KERNEL_SIGMAS = (1.12, 3.87, 7.93)
-"""The 3-Gaussian fit of the released 45 x 45 kernel (models.md §4.1): max abs error 0.008, RMS 0.0018."""
+"""The 3-Gaussian fit of the released 45 x 45 kernel (docs/models.md §4.1): max abs error 0.008, RMS 0.0018."""
 PAPER_KERNEL_SIZE = 45
 PATCH = 7
 """Side of the decode patch: 3 x 3 label pixels plus 2 pixels of context on each side."""

@@ -1,4 +1,4 @@
-"""RDFN codec: face-region targets for the detection subnetwork and score maps on the region grid (models.md §5).
+"""RDFN codec: face-region targets for the detection subnetwork and score maps on the region grid (docs/models.md §5).
 
 Frames. Crop points p are 0-based pixel centres of an S x S crop; boxes are in *area* coordinates a = p + 0.5,
 where the crop spans [0, S]. A region is a square box (x1, y1, x2, y2). The region grid has R x R cells; its

@@ -1,4 +1,4 @@
-"""Landmark accuracy metrics: per-image NME, failure rate, AUC and the CED curve (models.md §1.1).
+"""Landmark accuracy metrics: per-image NME, failure rate, AUC and the CED curve (docs/models.md §1.1).
 
 NME follows HRNet and HIH: the mean error over *all* K points of an image, divided by the layout's
 normalising distance (inter-ocular for 68/98/29 points, sqrt(w*h) of the box for AFLW's 19), then

@@ -1,4 +1,4 @@
-"""DSAT: Dynamic Semantic Aggregation Transformer (Wan et al., Pattern Recognition 2024; models.md §2).
+"""DSAT: Dynamic Semantic Aggregation Transformer (Wan et al., Pattern Recognition 2024; docs/models.md §2).
 
 stem -> DSA gate -> N DSAT hourglasses, each with a cross-scale channel transformer (DSS) on its down path ->
 head of landmark + boundary heatmaps. The defaults are the released code's 300W network: 4 hourglasses of 256
@@ -44,7 +44,7 @@ SATURATION = 1.2
 
 
 class DSATParams(ModelParams):
-    """The `model:` section for DSAT; defaults are the released code's 300W network (models.md §2.1)."""
+    """The `model:` section for DSAT; defaults are the released code's 300W network (docs/models.md §2.1)."""
 
     name: Literal["dsat"] = "dsat"
     layout: Literal["68", "98", "29", "19"] = Field("68", description="landmark layout: flip pairs and boundaries")
@@ -224,7 +224,7 @@ class TransformerLayer(nn.Module):
 
 
 class ChannelTransformer(nn.Module):
-    """DSS: fuse the hourglass's down-path features across scales by channel attention (models.md §2.1).
+    """DSS: fuse the hourglass's down-path features across scales by channel attention (docs/models.md §2.1).
 
     Scale i (side s / 2^i) is cut into patches of 2^(depth - i), so every scale yields the same (s / 2^depth)^2
     tokens of `channels` dims; after the layers each scale is reshaped, nearest-upsampled back, passed through
@@ -264,7 +264,7 @@ class ChannelTransformer(nn.Module):
 
 
 class DSATHourglass(nn.Module):
-    """One DSAT hourglass (models.md §2.1): avg-pool down path, DSS on the down features, one shared Up(c).
+    """One DSAT hourglass (docs/models.md §2.1): avg-pool down path, DSS on the down features, one shared Up(c).
 
     skip_i = CB(down_{i-1}); down_i = CB(avgpool(down_{i-1})); t = DSS(down_1..d);
     y_d = CB(CB(down_d) + t_d); y_i = CB(Up(y_{i+1}) + skip_{i+1} + t_i); out = Up(y_1) + skip_1.
@@ -333,7 +333,7 @@ class DSAT(LandmarkModel):
     def loss(
         self, outputs: dict[str, torch.Tensor], targets: dict[str, torch.Tensor]
     ) -> tuple[torch.Tensor, dict[str, float]]:
-        """MSE over every landmark and boundary pixel (models.md §2.2), in float32 even under autocast.
+        """MSE over every landmark and boundary pixel (docs/models.md §2.2), in float32 even under autocast.
 
         Each map's squared error is weighted by its target weight (0 for a point outside the crop or a boundary
         with an unknown point) and the sum is divided by the count of all map pixels, so with all weights 1 it is
@@ -347,7 +347,7 @@ class DSAT(LandmarkModel):
         return total, {"landmark_mse": float(landmark.mean().detach()), "boundary_mse": float(boundary.mean().detach())}
 
     def predict(self, images: torch.Tensor) -> torch.Tensor:
-        """(N, K, 2) crop pixels. With `flip_test` (models.md §2.4): run the image and its mirror in one batch,
+        """(N, K, 2) crop pixels. With `flip_test` (docs/models.md §2.4): run the image and its mirror in one batch,
         mirror the second result's landmark maps back (flip W, swap pairs), average, then decode."""
         if not self.params.flip_test:
             return self.codec.decode(self(images))

@@ -1,4 +1,4 @@
-"""HIH: stacked hourglasses with an integer heatmap per stack and a decimal heatmap head (models.md §3).
+"""HIH: stacked hourglasses with an integer heatmap per stack and a decimal heatmap head (docs/models.md §3).
 
 HIH_T / HIH_S / HIH_B are `stacks` = 1 / 2 / 4 of the same network (channels 256, input 256, maps 64 and 8).
 """
@@ -154,7 +154,7 @@ class HIH(LandmarkModel):
     def loss(
         self, outputs: dict[str, torch.Tensor], targets: dict[str, torch.Tensor]
     ) -> tuple[torch.Tensor, dict[str, float]]:
-        """int_mse + dec_loss_weight * dec_kl (models.md §3.3), in float32 even under autocast.
+        """int_mse + dec_loss_weight * dec_kl (docs/models.md §3.3), in float32 even under autocast.
 
         int_mse: squared error of every stack's integer heatmap, weighted per point by `weight`, averaged over all
         elements (stacks, points, pixels), as the paper's MSELoss. dec_kl: KL(softmax(target) || softmax(logits))

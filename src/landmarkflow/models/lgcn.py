@@ -1,4 +1,4 @@
-"""LGCN: local-context subnet, fixed 45 x 45 kernel blur, dilated global-context subnet (models.md §4).
+"""LGCN: local-context subnet, fixed 45 x 45 kernel blur, dilated global-context subnet (docs/models.md §4).
 
 Everything runs at the input resolution (96 x 96 in the paper). Defaults are the paper's nf = 128 network
 (4.19 M parameters). The constrained PCA shape fit of §4.4 is a post-step outside the graph (`lgcn_shape`).
@@ -174,7 +174,7 @@ class LGCN(LandmarkModel):
     def refined_predictor(
         self, train_landmarks: np.ndarray, train_boxes: np.ndarray, box_scale: float
     ) -> tuple[str, Callable[[np.ndarray], np.ndarray]] | None:
-        """The paper's constrained PCA shape fitting (models.md §4.4) over the heatmaps, with a shape model
+        """The paper's constrained PCA shape fitting (docs/models.md §4.4) over the heatmaps, with a shape model
         built from the train split in the evaluation crop's frame."""
         from landmarkflow.models.lgcn_shape import ShapeModel, crop_frame_shapes, shape_fitted_predictor
 

@@ -1,4 +1,4 @@
-"""LGCN post-processing: constrained PCA shape fitting on the heatmaps (models.md §4.4), outside the ONNX graph.
+"""LGCN post-processing: constrained PCA shape fitting on the heatmaps (docs/models.md §4.4), outside the ONNX graph.
 
 The deployed graph outputs the network's own landmarks (argmax + sub-pixel step); this module is the paper's
 post-step, run in numpy on the final heatmaps o2 (`shape_fitted_predictor` plugs it into `predict_records`):

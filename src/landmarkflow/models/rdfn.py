@@ -1,4 +1,4 @@
-"""RDFN: Region-aware Deep Feature-fused Network (Lin & Liang, Mathematics 2023), the "RDFN-R" of models.md §5.
+"""RDFN: Region-aware Deep Feature-fused Network (Lin & Liang, Mathematics 2023), the "RDFN-R" of docs/models.md §5.
 
 Only the abstract is known (§5, §7): a region detection subnetwork that finds the face in a loosely cropped
 input, cross-task fusion of multi-semantic region features with global channel and spatial attention, a

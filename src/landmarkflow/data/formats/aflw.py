@@ -1,6 +1,6 @@
 """AFLW-19 in its protocol form: SAN's `AFLWinfo_release.mat` beside the AFLW images.
 
-Variables (models.md §1.2), one row per face: `nameList` (N×1 cell of image paths under the images folder),
+Variables (docs/models.md §1.2), one row per face: `nameList` (N×1 cell of image paths under the images folder),
 `data` (N×38: 19 x then 19 y), `mask_new` (N×19, 1 = visible), `bbox` (N×4 as [x1 x2 y1 y2]) and `ra`
 (a permutation of 1..N). The standard split: train = the faces at `ra[:20000]`, test (AFLW-Full) = the other 4386.
 AFLW-Frontal (1314 in the literature) = test faces whose 19 points are all visible and inside the box; it is

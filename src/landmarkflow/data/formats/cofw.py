@@ -1,6 +1,6 @@
 """COFW in its native form: `COFW_{train,test}_color.mat` (MATLAB v5 or v7.3), and the COFW-68 re-annotation.
 
-Variables (models.md §1.2): `IsTr`/`IsT`, N×1 cell arrays of uint8 RGB (H×W×3) or grey (H×W) images;
+Variables (docs/models.md §1.2): `IsTr`/`IsT`, N×1 cell arrays of uint8 RGB (H×W×3) or grey (H×W) images;
 `phisTr`/`phisT`, N×87: 29 x, 29 y, 29 occlusion flags (1 = occluded); `bboxesTr`/`bboxesT`, N×4 [x y w h].
 COFW-68 (Ghiasi & Fowlkes) keeps its 507 test faces' annotations beside the test file:
 `COFW68_Data/test_annotations/<i>_points.mat` (i = 1..N, `Points` 68×2, `Occ` 68×1, 1 = occluded) and

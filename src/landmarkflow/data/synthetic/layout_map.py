@@ -1,6 +1,6 @@
 """One rendered face annotated in every layout: the 98 (WFLW), 29 (COFW) and 19 (AFLW) points are measured on
 what the renderer drew (the 68 points, the jaw and eyelid curves, the brows' lower edge, pupils, nose wings), so
-each sits on image structure with the semantics models.md §1.3 gives it.
+each sits on image structure with the semantics docs/models.md §1.3 gives it.
 
 `SOURCES` is the one table: for every layout, point by point, which 68-point or drawn feature it is. Left and
 right are the image's, as in the 68 layout (index 0 of each pair lies on the image left); the tables agree with
