@@ -7,9 +7,10 @@ import pytest
 
 from landmarkflow.data.draw import HIDDEN_COLOUR, VISIBLE_COLOUR, draw_landmarks
 from landmarkflow.data.formats.errors import FormatError
+from landmarkflow.data.formats.synthetic import META_FILE, read_synthetic
 from landmarkflow.data.formats.w300 import read_box_file
 from landmarkflow.data.manifest import landmark_box
-from landmarkflow.data.synthetic import META_FILE, FaceSpec, Occluder, read_synthetic, render_face, synthesize
+from landmarkflow.data.synthetic import FaceSpec, Occluder, render_face, synthesize
 from landmarkflow.data.synthetic.face3d import TEMPLATE_68, Expression, Hair, Identity, Pose, build_face
 from landmarkflow.data.synthetic.params import Camera, sample_spec
 from landmarkflow.data.synthetic.writer import plan, render_item

@@ -1,4 +1,4 @@
-"""Render a synthetic dataset into the 300W folder layout, and read it back with visibility.
+"""Render a synthetic dataset into the 300W folder layout (`data.formats.synthetic` reads it back).
 
 Each image has its own RNG, seeded by (seed, stream, index), where the streams are train, common and
 challenging: image k of a stream is the same whatever the dataset size, so a small dataset is a prefix
@@ -7,8 +7,6 @@ of a large one. Every file is written atomically; the box files and `synthetic_m
 
 from __future__ import annotations
 
-import csv
-import io
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -17,47 +15,14 @@ from pathlib import Path
 
 import numpy as np
 
-from landmarkflow.data.formats.errors import FormatError
-from landmarkflow.data.formats.w300 import (
-    FOLDERS_BY_PATH,
-    ReadReport,
-    W300Folder,
-    read_300w_with_report,
-    write_box_files,
-    write_sample,
-)
+from landmarkflow.data.formats.synthetic import write_meta
+from landmarkflow.data.formats.w300 import FOLDERS_BY_PATH, W300Folder, write_box_files, write_sample
 from landmarkflow.data.manifest import FaceRecord, landmark_box
 from landmarkflow.data.synthetic.layout_map import LAYOUT_DATASETS
 from landmarkflow.data.synthetic.params import FaceSpec, sample_spec
 from landmarkflow.data.synthetic.render import RenderedFace, render_face
-from landmarkflow.fileio import atomic_write_text
 
-META_FILE = "synthetic_meta.csv"
 STREAMS = {"train": 0, "common": 1, "challenging": 2}
-META_COLUMNS = (
-    "sample_id",
-    "stream",
-    "hard",
-    "yaw",
-    "pitch",
-    "roll",
-    "mouth_open",
-    "smile",
-    "brow_raise",
-    "eye_open",
-    "face_size",
-    "hair",
-    "occluder",
-    "occluded",
-    "occluded_points",
-    "blur",
-    "motion_blur",
-    "noise",
-    "grayscale",
-    "light_angle",
-    "light_strength",
-    "visible",
-)
 
 
 @dataclass(frozen=True)
@@ -228,7 +193,7 @@ def synthesize(
                 report.per_subset[subset] = report.per_subset.get(subset, 0) + 1
             advance()
     write_box_files(root, records, detector_boxes)
-    _write_meta(root / META_FILE, rows)
+    write_meta(root, rows)
     report.seconds = time.perf_counter() - start
     report.images_per_s = len(items) / report.seconds if report.seconds > 0 else 0.0
     return report
@@ -246,67 +211,3 @@ def _progress_bar(enabled: bool, total: int) -> Iterator[Callable[[], None]]:
     with Progress(*columns, transient=True) as bar:
         task = bar.add_task("render", total=total)
         yield lambda: bar.advance(task)
-
-
-def _write_meta(path: Path, rows: list[dict[str, object]]) -> None:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=META_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write_text(path, buffer.getvalue())
-
-
-def read_meta(root: str | Path) -> dict[str, dict[str, str]]:
-    """`synthetic_meta.csv` as sample_id -> row, with errors naming the file and line."""
-    path = Path(root) / META_FILE
-    if not path.is_file():
-        raise FormatError(
-            path,
-            "missing: not a synthetic dataset, or its rendering was interrupted (render it again into an empty folder)",
-        )
-    with path.open(newline="") as f:
-        reader = csv.DictReader(f)
-        missing = [c for c in ("sample_id", "visible") if c not in (reader.fieldnames or [])]
-        if missing:
-            raise FormatError(path, f"header lacks the columns {missing}", 1)
-        rows: dict[str, dict[str, str]] = {}
-        for number, row in enumerate(reader, start=2):
-            visible = row["visible"] or ""
-            if len(visible) != 68 or set(visible) - {"0", "1"}:
-                raise FormatError(path, f"visible must be 68 characters 0/1, found {visible!r}", number)
-            rows[row["sample_id"]] = row
-    return rows
-
-
-def read_synthetic(root: str | Path) -> list[FaceRecord]:
-    """The synthetic dataset as manifest records: `read_300w` plus per-point visibility from the meta file."""
-    return read_synthetic_with_report(root, strict=True)[0]
-
-
-def read_synthetic_with_report(root: str | Path, strict: bool = True) -> tuple[list[FaceRecord], ReadReport]:
-    """`read_synthetic` with the reader's report; broken faces go to `report.problems` unless `strict`."""
-    root = Path(root)
-    records, report = read_300w_with_report(root, dataset="synthetic", strict=strict)
-    meta = read_meta(root)
-    broken = {
-        p.path.relative_to(root).with_suffix("").as_posix() for p in report.problems if p.path.is_relative_to(root)
-    }
-    faces = {r.sample_id for r in records}
-    unknown = sorted(faces - meta.keys())
-    stale = sorted(meta.keys() - faces - broken)
-    if strict and (unknown or stale):
-        raise FormatError(
-            root / META_FILE,
-            f"does not match the images: {len(unknown)} faces lack a row (e.g. {unknown[:3]}), "
-            f"{len(stale)} rows lack a face (e.g. {stale[:3]})",
-        )
-    for sample_id in unknown:
-        report.problems.append(
-            FormatError(root / META_FILE, f"no row for face {sample_id} (its visibility is unknown)")
-        )
-    for sample_id in stale:
-        report.problems.append(FormatError(root / META_FILE, f"row for face {sample_id}, which has no image or .pts"))
-    for record in records:
-        if record.sample_id in meta:
-            record.visible = np.array([c == "1" for c in meta[record.sample_id]["visible"]])
-    return records, report
