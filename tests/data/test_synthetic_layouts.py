@@ -140,7 +140,7 @@ def test_aflw_points_have_aflw_semantics(datasets: dict[str, tuple[Path, list[Fa
         assert _inside(lm68[36:42], lm19[7]) and _inside(lm68[42:48], lm19[10])  # eye centres on the pupils
         assert lm19[12, 0] < lm19[13, 0] < lm19[14, 0] or abs(face.spec.pose.yaw) > 30
         expected = face.record.split == "test" and face.record.visible.all()  # every point lies in the box
-        assert face.record.subsets == (["frontal"] if expected else [])
+        assert face.record.subsets == (("frontal",) if expected else ())
     assert sum(f.record.split == "test" for f in faces) == TEST
 
 

@@ -372,7 +372,7 @@ def folder_of(record: FaceRecord) -> W300Folder:
     if record.split != folder.split or sorted(record.subsets) != sorted(folder.subsets):
         raise FormatError(
             where,
-            f"sample {record.sample_id} has split {record.split!r} subsets {record.subsets}, but {folder.path}/ "
+            f"sample {record.sample_id} has split {record.split!r} subsets {list(record.subsets)}, but {folder.path}/ "
             f"holds split {folder.split!r} subsets {list(folder.subsets)}",
         )
     if record.layout != "68":

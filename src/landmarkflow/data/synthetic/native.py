@@ -42,7 +42,7 @@ BLUR_SIGMA = 1.0  # Camera.blur (Gaussian sigma, pixels)
 MOTION_BLUR = 2.0  # Camera.motion (pixels); the renderer applies motion blur from this length
 
 
-def wflw_attributes(spec: FaceSpec, visible: np.ndarray) -> list[str]:
+def wflw_attributes(spec: FaceSpec, visible: np.ndarray) -> tuple[str, ...]:
     """The WFLW subsets (attribute flags set to 1) of a face, in WFLW's flag order."""
     flags = {
         "largepose": abs(spec.pose.yaw) >= LARGE_YAW or abs(spec.pose.pitch) >= LARGE_PITCH,
@@ -52,7 +52,7 @@ def wflw_attributes(spec: FaceSpec, visible: np.ndarray) -> list[str]:
         "occlusion": not bool(np.all(visible)),
         "blur": spec.camera.blur >= BLUR_SIGMA or spec.camera.motion >= MOTION_BLUR,
     }
-    return [name for name in wflw.ATTRIBUTES if flags[name]]
+    return tuple(name for name in wflw.ATTRIBUTES if flags[name])
 
 
 @dataclass(frozen=True)
@@ -78,17 +78,22 @@ def _aflw_place(item: SynthItem, row: int, row_in_split: int) -> Placement:
     return Placement(aflw.sample_id(row), image)
 
 
-def _wflw_subsets(spec: FaceSpec, record: FaceRecord) -> list[str]:
-    return wflw_attributes(spec, record.visible)
+def _wflw_subsets(
+    spec: FaceSpec, split: str, points: np.ndarray, visible: np.ndarray, bbox: np.ndarray
+) -> tuple[str, ...]:
+    return wflw_attributes(spec, visible)
 
 
-def _no_subsets(spec: FaceSpec, record: FaceRecord) -> list[str]:
-    return []
+def _no_subsets(
+    spec: FaceSpec, split: str, points: np.ndarray, visible: np.ndarray, bbox: np.ndarray
+) -> tuple[str, ...]:
+    return ()
 
 
-def _aflw_subsets(spec: FaceSpec, record: FaceRecord) -> list[str]:
-    frontal = record.split == "test" and aflw.is_frontal(record.landmarks, record.visible, record.bbox)
-    return [aflw.FRONTAL] if frontal else []
+def _aflw_subsets(
+    spec: FaceSpec, split: str, points: np.ndarray, visible: np.ndarray, bbox: np.ndarray
+) -> tuple[str, ...]:
+    return (aflw.FRONTAL,) if split == "test" and aflw.is_frontal(points, visible, bbox) else ()
 
 
 def _write_wflw(records: Sequence[FaceRecord], root: Path) -> None:
@@ -109,7 +114,8 @@ class NativeFormat:
     which splits must not be empty for its reader to read the files back."""
 
     place: Callable[[SynthItem, int, int], Placement]
-    subsets: Callable[[FaceSpec, FaceRecord], list[str]]
+    # the subsets of a face, from what its record will hold: spec, split, points, visibility, box
+    subsets: Callable[[FaceSpec, str, np.ndarray, np.ndarray, np.ndarray], tuple[str, ...]]
     write: Callable[[Sequence[FaceRecord], Path], None]
     needs: tuple[str, ...]
 
@@ -162,19 +168,20 @@ def synthesize_native(
             spec = item_spec(seed, item, challenging_fraction)
             face = render_face(spec, image_size)
             points, visible = annotate(face, spec, layout)
+            bbox = landmark_box(np.concatenate([face.landmarks, points]))
             record = FaceRecord(
                 sample_id=place.sample_id,
                 dataset=LAYOUT_DATASETS[layout],
                 split=split,
+                subsets=native.subsets(spec, split, points, visible, bbox),
                 image_path=place.image_path,
                 width=image_size,
                 height=image_size,
-                bbox=landmark_box(np.concatenate([face.landmarks, points])),
+                bbox=bbox,
                 landmarks=points,
                 visible=visible,
                 layout=layout,
             )
-            record.subsets = native.subsets(spec, record)
             atomic_write_bytes(root / record.image_path, encode_image(root / record.image_path, face.image))
             records.append(record)
             folder = record.image_path.rsplit("/", 1)[0]
