@@ -132,7 +132,7 @@ def to_records(frame: pd.DataFrame) -> list[FaceRecord]:
             sample_id=str(row.sample_id),
             dataset=str(row.dataset),
             split=str(row.split),
-            subsets=list(row.subsets) if row.subsets is not None else [],
+            subsets=tuple(row.subsets) if row.subsets is not None else (),
             image_path=str(row.image_path),
             width=row.width,
             height=row.height,

@@ -138,7 +138,7 @@ def aflw_face(path: Path, root: Path, arrays: AflwArrays, index: int, sizes: dic
         sample_id=sample_id(index),
         dataset="aflw",
         split="train" if arrays.train[index] else "test",
-        subsets=[FRONTAL] if test and is_frontal(landmarks, visible, bbox) else [],
+        subsets=(FRONTAL,) if test and is_frontal(landmarks, visible, bbox) else (),
         image_path=relative,
         width=width,
         height=height,
