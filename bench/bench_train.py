@@ -17,7 +17,8 @@ from torch.utils.data import DataLoader
 
 from landmarkflow.config import load_config
 from landmarkflow.data.dataset import FaceDataset
-from landmarkflow.data.synthetic import read_synthetic, synthesize
+from landmarkflow.data.formats.synthetic import read_synthetic
+from landmarkflow.data.synthetic import synthesize
 from landmarkflow.models.registry import build_model
 from landmarkflow.train.trainer import build_optimizer
 

@@ -21,8 +21,8 @@ from landmarkflow.data.formats.readers import read_dataset
 from landmarkflow.data.manifest import FaceRecord
 from landmarkflow.data.synthetic import synthesize
 from landmarkflow.data.synthetic.layout_map import LAYOUT_DATASETS
-from landmarkflow.data.synthetic.native import placements
-from landmarkflow.data.synthetic.writer import plan
+from landmarkflow.data.synthetic.plan import plan
+from landmarkflow.data.synthetic.synthesis import placements
 from landmarkflow.fileio import atomic_write_bytes
 
 CELL = 272  # pixels per face in the sheet

@@ -46,7 +46,17 @@ def _points(seed: int, count: int) -> np.ndarray:
     return np.round(np.random.default_rng(seed).uniform(4, 35, size=(count, 2)) * 256) / 256
 
 
-def _record(sample_id: str, dataset: str, split: str, image_path: str, layout: str, seed: int) -> FaceRecord:
+def _record(
+    sample_id: str,
+    dataset: str,
+    split: str,
+    image_path: str,
+    layout: str,
+    seed: int,
+    subsets: tuple[str, ...] = (),
+    hidden: int = 0,
+) -> FaceRecord:
+    """A face of `layout` whose first `hidden` points are not visible."""
     points = _points(seed, {"68": 68, "98": 98, "29": 29, "19": 19}[layout])
     return FaceRecord(
         sample_id=sample_id,
@@ -57,8 +67,9 @@ def _record(sample_id: str, dataset: str, split: str, image_path: str, layout: s
         height=SIZE[1],
         bbox=landmark_box(points) + np.array([-1.0, -1.0, 1.0, 1.0]),
         landmarks=points,
-        visible=np.ones(len(points), dtype=bool),
+        visible=np.arange(len(points)) >= hidden,
         layout=layout,
+        subsets=subsets,
     )
 
 
@@ -67,12 +78,11 @@ def _record(sample_id: str, dataset: str, split: str, image_path: str, layout: s
 
 def _write_300w(root: Path) -> None:
     """afw/face_0, afw/face_1 (train) and ibug/face_2 (test), with .pts and box files."""
-    places = [("afw", "train", []), ("afw", "train", []), ("ibug", "test", ["challenging", "full"])]
-    records = []
-    for i, (folder, split, subsets) in enumerate(places):
-        record = _record(f"{folder}/face_{i}", "300w", split, f"{folder}/face_{i}.jpg", "68", seed=i)
-        record.subsets = subsets
-        records.append(record)
+    places = [("afw", "train", ()), ("afw", "train", ()), ("ibug", "test", ("challenging", "full"))]
+    records = [
+        _record(f"{folder}/face_{i}", "300w", split, f"{folder}/face_{i}.jpg", "68", seed=i, subsets=subsets)
+        for i, (folder, split, subsets) in enumerate(places)
+    ]
     w300.write_300w(records, root, images={r.sample_id: _image(i) for i, r in enumerate(records)})
 
 
@@ -92,21 +102,26 @@ def _write_cofw(root: Path) -> None:
     """COFW_train_color.mat with rows 0, 1 and COFW_test_color.mat with row 0, as MATLAB v7.3 (HDF5)."""
     ids = [("train", 0), ("train", 1), ("test", 0)]
     records = [
-        _record(cofw.sample_id(s, i), "cofw", s, cofw.image_path(s, i), "29", seed=20 + n)
+        _record(cofw.sample_id(s, i), "cofw", s, cofw.image_path(s, i), "29", seed=20 + n, hidden=3)
         for n, (s, i) in enumerate(ids)
     ]
-    for record in records:
-        record.visible[:3] = False
     cofw.write_cofw(records, root, images={r.sample_id: _image(20 + n) for n, r in enumerate(records)})
 
 
 def _write_aflw(root: Path) -> None:
     """Rows 0, 1 (train) and 2 (test, frontal: every point visible and inside the box)."""
     records = [
-        _record(aflw.sample_id(i), "aflw", "test" if i == 2 else "train", f"{aflw.IMAGE_DIR}/0/im{i}.jpg", "19", 30 + i)
+        _record(
+            aflw.sample_id(i),
+            "aflw",
+            "test" if i == 2 else "train",
+            f"{aflw.IMAGE_DIR}/0/im{i}.jpg",
+            "19",
+            30 + i,
+            subsets=(aflw.FRONTAL,) if i == 2 else (),
+        )
         for i in range(3)
     ]
-    records[2].subsets = ["frontal"]
     aflw.write_aflw(
         records, root, images={r.sample_id: _image(30 + i) for i, r in enumerate(records)}, train_faces=AFLW_TRAIN
     )

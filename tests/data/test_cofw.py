@@ -1,3 +1,4 @@
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -215,9 +216,10 @@ def test_writer_refuses_records_out_of_row_order_and_writes_nothing(tmp_path: Pa
 
 def _cofw68(root: Path, version: str = "7.3") -> list[FaceRecord]:
     _dataset(root, version, train=0, test=3)
-    records = [_face("test", i, layout="68")[0] for i in range(3)]
-    for record, original in zip(records, read_cofw(root), strict=True):
-        record.width, record.height = original.width, original.height  # same pictures as the 29-point faces
+    records = [  # the same pictures as the 29-point faces
+        replace(_face("test", i, layout="68")[0], width=original.width, height=original.height)
+        for i, original in enumerate(read_cofw(root))
+    ]
     write_cofw68(records, root)
     return records
 

@@ -7,12 +7,14 @@ import pytest
 
 from landmarkflow.data.draw import HIDDEN_COLOUR, VISIBLE_COLOUR, draw_landmarks
 from landmarkflow.data.formats.errors import FormatError
+from landmarkflow.data.formats.synthetic import META_FILE, read_synthetic
 from landmarkflow.data.formats.w300 import read_box_file
 from landmarkflow.data.manifest import landmark_box
-from landmarkflow.data.synthetic import META_FILE, FaceSpec, Occluder, read_synthetic, render_face, synthesize
+from landmarkflow.data.synthetic import FaceSpec, Occluder, render_face, synthesize
 from landmarkflow.data.synthetic.face3d import TEMPLATE_68, Expression, Hair, Identity, Pose, build_face
 from landmarkflow.data.synthetic.params import Camera, sample_spec
-from landmarkflow.data.synthetic.writer import plan, render_item
+from landmarkflow.data.synthetic.plan import item_spec, plan
+from landmarkflow.data.synthetic.w300_files import item_detector_box
 from landmarkflow.layouts import IBUG_68
 
 SIZE = 128
@@ -68,8 +70,9 @@ def test_folders_splits_and_subsets_follow_300w(rendered: Path) -> None:
 def test_read_back_gives_the_rendered_landmarks_boxes_and_visibility(rendered: Path) -> None:
     records = {r.sample_id: r for r in read_synthetic(rendered)}
     for item in plan(20, 10, 0.2):
-        record, face, detector, _ = render_item(3, item, SIZE, 0.2)
-        back = records[record.sample_id]
+        face = render_face(item_spec(3, item, 0.2), SIZE)
+        detector = item_detector_box(3, item, face.landmarks)
+        back = records[item.sample_id]
         np.testing.assert_allclose(back.landmarks, face.landmarks, rtol=0, atol=1e-6)
         np.testing.assert_array_equal(back.visible, face.visible)
         np.testing.assert_allclose(back.bbox, landmark_box(face.landmarks), rtol=0, atol=1e-9)

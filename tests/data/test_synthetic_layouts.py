@@ -10,12 +10,13 @@ from landmarkflow.cli import app
 from landmarkflow.data.formats.readers import read_dataset
 from landmarkflow.data.manifest import FaceRecord, to_frame
 from landmarkflow.data.synthetic import RenderedFace, render_face, synthesize
+from landmarkflow.data.synthetic.benchmark_files import wflw_attributes
 from landmarkflow.data.synthetic.face3d import Expression, Hair, Identity, Pose, build_face
 from landmarkflow.data.synthetic.layout_map import LAYOUT_DATASETS, SOURCES, DrawnFeatures, annotate
-from landmarkflow.data.synthetic.native import placements, wflw_attributes
 from landmarkflow.data.synthetic.params import FaceSpec
+from landmarkflow.data.synthetic.plan import item_spec, plan
 from landmarkflow.data.synthetic.render import spline
-from landmarkflow.data.synthetic.writer import item_spec, plan
+from landmarkflow.data.synthetic.synthesis import LAYOUT_FILES, placements
 from landmarkflow.data.validate import validate_manifest
 from landmarkflow.layouts import get_layout
 
@@ -54,7 +55,7 @@ def datasets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, 
 
 
 def test_every_layout_has_a_complete_source_table() -> None:
-    assert set(SOURCES) == set(LAYOUT_DATASETS) == {"68", "98", "29", "19"}
+    assert set(SOURCES) == set(LAYOUT_DATASETS) == set(LAYOUT_FILES) == {"68", "98", "29", "19"}
     for layout, sources in SOURCES.items():
         assert len(sources) == get_layout(layout).num_points
 
@@ -140,7 +141,7 @@ def test_aflw_points_have_aflw_semantics(datasets: dict[str, tuple[Path, list[Fa
         assert _inside(lm68[36:42], lm19[7]) and _inside(lm68[42:48], lm19[10])  # eye centres on the pupils
         assert lm19[12, 0] < lm19[13, 0] < lm19[14, 0] or abs(face.spec.pose.yaw) > 30
         expected = face.record.split == "test" and face.record.visible.all()  # every point lies in the box
-        assert face.record.subsets == (["frontal"] if expected else [])
+        assert face.record.subsets == (("frontal",) if expected else ())
     assert sum(f.record.split == "test" for f in faces) == TEST
 
 

@@ -1,4 +1,5 @@
 import struct
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -178,11 +179,9 @@ def test_pts_with_the_wrong_point_count_is_refused(tmp_path: Path) -> None:
 
 def test_writer_refuses_records_that_would_not_read_back(tmp_path: Path) -> None:
     record, image = _face("afw", "a", seed=1)
-    record.split = "test"
     with pytest.raises(FormatError, match=r"split 'test' subsets \[\], but afw/ holds split 'train'"):
-        write_300w([record], tmp_path, images={record.sample_id: image})
-    record, image = _face("afw", "a", seed=1)
-    record.image_path = "elsewhere/a.jpg"
+        write_300w([replace(record, split="test")], tmp_path, images={record.sample_id: image})
+    record = replace(record, image_path="elsewhere/a.jpg")
     with pytest.raises(FormatError, match="must lie directly in one of afw/"):
         write_300w([record], tmp_path, images={record.sample_id: image})
     record, _ = _face("afw", "a", seed=1)
@@ -222,7 +221,7 @@ def test_hrnet_csv_round_trip_keeps_points_and_a_square_box(tmp_path: Path) -> N
             want.width,
             want.height,
         )
-        assert got.subsets == ["full"] and got.split == "test"
+        assert got.subsets == ("full",) and got.split == "test"
 
 
 def test_hrnet_csv_errors_name_file_and_line(tmp_path: Path) -> None:

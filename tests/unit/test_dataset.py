@@ -1,3 +1,4 @@
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -56,7 +57,7 @@ def test_validation_hold_out_is_deterministic_and_from_train_only(tmp_path: Path
 
 
 def test_mixed_layouts_are_refused(tmp_path: Path) -> None:
-    other = dot_face_record(tmp_path, 1)
-    other.layout = "98"
+    face = dot_face_record(tmp_path, 1)
+    other = replace(face, layout="98", landmarks=np.resize(face.landmarks, (98, 2)), visible=np.ones(98, dtype=bool))
     with pytest.raises(ValueError, match="one layout"):
         FaceDataset([dot_face_record(tmp_path), other], tmp_path, MODEL.codec, 96, 1.25)

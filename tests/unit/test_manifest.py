@@ -1,3 +1,4 @@
+from dataclasses import FrozenInstanceError, replace
 from pathlib import Path
 
 import numpy as np
@@ -20,9 +21,10 @@ def _record(sample_id: str = "a/b", path: str = "a/b.jpg", points: int = 68) -> 
 
 
 def test_parquet_round_trip_is_exact(tmp_path: Path) -> None:
-    records = [_record("x/1", "x/1.jpg"), _record("x/2", "x/2.png")]
-    records[1].subsets = ["common", "full"]
-    records[1].visible[3] = False
+    second = _record("x/2", "x/2.png")
+    hidden = np.ones(68, dtype=bool)
+    hidden[3] = False
+    records = [_record("x/1", "x/1.jpg"), replace(second, subsets=["common", "full"], visible=hidden)]
     back = to_records(read_manifest(write_manifest(records, tmp_path / "m.parquet")))
     for before, after in zip(records, back, strict=True):
         np.testing.assert_array_equal(before.landmarks, after.landmarks)
@@ -40,6 +42,36 @@ def test_paths_must_stay_inside_the_root(path: str) -> None:
 def test_point_count_must_match_layout() -> None:
     with pytest.raises(ManifestError, match=r"shape \(67, 2\), layout 68 expects \(68, 2\)"):
         _record(points=67)
+
+
+def test_a_record_cannot_be_changed_after_its_checks() -> None:
+    record = _record()
+    with pytest.raises(FrozenInstanceError):
+        record.split = "test"  # type: ignore[misc]
+    with pytest.raises(FrozenInstanceError):
+        record.visible = np.zeros(68, dtype=bool)  # type: ignore[misc]
+    for array in (record.bbox, record.landmarks, record.visible):
+        with pytest.raises(ValueError, match="read-only"):
+            array[0] = 0
+    assert record.subsets == () and isinstance(replace(record, subsets=["full"]).subsets, tuple)
+
+
+def test_a_record_does_not_share_the_arrays_it_was_built_from() -> None:
+    points = np.random.default_rng(2).uniform(10, 90, size=(68, 2))
+    visible = np.ones(68, dtype=bool)
+    record = FaceRecord("a/b", "synthetic", "train", "a/b.jpg", 100, 120, landmark_box(points), points, visible, "68")
+    points[0] = -1.0
+    visible[0] = False
+    assert record.landmarks[0, 0] >= 10 and record.visible[0]
+    assert points.flags.writeable and visible.flags.writeable
+
+
+def test_replace_checks_the_new_record_again() -> None:
+    record = _record()
+    with pytest.raises(ManifestError, match=r"visible has 67 flags, layout 68 expects 68"):
+        replace(record, visible=np.ones(67, dtype=bool))
+    with pytest.raises(ManifestError, match="relative to the dataset root"):
+        replace(record, image_path="../outside.jpg")
 
 
 def test_failed_write_keeps_the_previous_file(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ layout. Stored as Parquet; in memory either a DataFrame or a list of `FaceRecord
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 import numpy as np
@@ -36,9 +36,13 @@ class ManifestError(ValueError):
     """A manifest (or a record bound for one) breaks the contract; the message names where and what."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class FaceRecord:
-    """One annotated face in one image, in the manifest's conventions."""
+    """One annotated face in one image, in the manifest's conventions.
+
+    Frozen, with read-only arrays and a tuple of subsets, so that a record is never changed after its checks:
+    build it complete, or derive a new one with `dataclasses.replace`, which checks it again.
+    """
 
     sample_id: str
     dataset: str
@@ -50,14 +54,19 @@ class FaceRecord:
     landmarks: np.ndarray
     visible: np.ndarray
     layout: str
-    subsets: list[str] = field(default_factory=list)
+    subsets: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        self.bbox = np.asarray(self.bbox, dtype=np.float64).reshape(4)
-        self.landmarks = np.asarray(self.landmarks, dtype=np.float64)
-        self.visible = np.asarray(self.visible, dtype=bool).reshape(-1)
-        self.width, self.height = int(self.width), int(self.height)
-        self.subsets = [str(s) for s in self.subsets]
+        normalised = {
+            "bbox": _read_only(np.array(self.bbox, dtype=np.float64).reshape(4)),
+            "landmarks": _read_only(np.array(self.landmarks, dtype=np.float64)),
+            "visible": _read_only(np.array(self.visible, dtype=bool).reshape(-1)),
+            "width": int(self.width),
+            "height": int(self.height),
+            "subsets": tuple(str(s) for s in self.subsets),
+        }
+        for name, value in normalised.items():
+            object.__setattr__(self, name, value)  # the one place a frozen record is written: before its checks
         check_relative_path(self.image_path, where=f"sample {self.sample_id}")
         expected = get_layout(self.layout).num_points
         if self.landmarks.shape != (expected, 2):
@@ -70,6 +79,12 @@ class FaceRecord:
                 f"sample {self.sample_id}: visible has {self.visible.shape[0]} flags, layout {self.layout} "
                 f"expects {expected}"
             )
+
+
+def _read_only(array: np.ndarray) -> np.ndarray:
+    """`array` (a record's own copy) made read-only, so that writing into it raises instead of changing a record."""
+    array.flags.writeable = False
+    return array
 
 
 def check_relative_path(path: str, where: str) -> None:
@@ -117,7 +132,7 @@ def to_records(frame: pd.DataFrame) -> list[FaceRecord]:
             sample_id=str(row.sample_id),
             dataset=str(row.dataset),
             split=str(row.split),
-            subsets=list(row.subsets) if row.subsets is not None else [],
+            subsets=tuple(row.subsets) if row.subsets is not None else (),
             image_path=str(row.image_path),
             width=row.width,
             height=row.height,

@@ -138,7 +138,7 @@ def aflw_face(path: Path, root: Path, arrays: AflwArrays, index: int, sizes: dic
         sample_id=sample_id(index),
         dataset="aflw",
         split="train" if arrays.train[index] else "test",
-        subsets=[FRONTAL] if test and is_frontal(landmarks, visible, bbox) else [],
+        subsets=(FRONTAL,) if test and is_frontal(landmarks, visible, bbox) else (),
         image_path=relative,
         width=width,
         height=height,
@@ -252,7 +252,7 @@ def check_record(record: FaceRecord, index: int) -> None:
     if record.split not in ("train", "test") or sorted(record.subsets) != ([FRONTAL] if frontal else []):
         raise FormatError(
             where,
-            f"sample {record.sample_id} has split {record.split!r} subsets {record.subsets}; AFLW has train "
+            f"sample {record.sample_id} has split {record.split!r} subsets {list(record.subsets)}; AFLW has train "
             f"and test, and {FRONTAL!r} is derived: test faces with every point visible and inside the box",
         )
 

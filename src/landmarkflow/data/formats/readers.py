@@ -30,7 +30,7 @@ READERS: dict[str, Reader] = {
     "cofw": _lazy_reader(f"{_FORMATS}.cofw", "read_cofw_with_report"),
     "cofw68": _lazy_reader(f"{_FORMATS}.cofw", "read_cofw68_with_report"),
     "aflw": _lazy_reader(f"{_FORMATS}.aflw", "read_aflw_with_report"),
-    "synthetic": _lazy_reader("landmarkflow.data.synthetic.writer", "read_synthetic_with_report"),
+    "synthetic": _lazy_reader(f"{_FORMATS}.synthetic", "read_synthetic_with_report"),
 }
 
 

@@ -239,7 +239,7 @@ def read_300w(root: str | Path, dataset: str = "300w") -> list[FaceRecord]:
 
 
 def read_300w_with_report(
-    root: str | Path, dataset: str = "300w", strict: bool = True
+    root: str | Path, dataset: str = "300w", strict: bool = True, visible: Mapping[str, np.ndarray] | None = None
 ) -> tuple[list[FaceRecord], ReadReport]:
     """Read a 300W-layout folder: faces in a stable order (folder, then file name) and a report of what was found.
 
@@ -247,6 +247,8 @@ def read_300w_with_report(
     are the tight landmark box. Images without a .pts (and .pts without an image) are skipped and reported.
     A broken face raises its FormatError when `strict`; otherwise it is left out and kept in
     `report.problems`, so that a pipeline can report every broken file at validation instead of the first.
+    .pts files hold no visibility: every point is visible unless `visible` gives a face's flags by sample id
+    (the synthetic dataset keeps them in its meta file).
     """
     root = Path(root)
     if not root.is_dir():
@@ -265,7 +267,7 @@ def read_300w_with_report(
         for stem in sorted(images.keys() & pts_files.keys()):
             image = images[stem]
             try:
-                record = _read_face(root, folder, image, pts_files[stem], boxes.get(image.name), dataset)
+                record = _read_face(root, folder, image, pts_files[stem], boxes.get(image.name), dataset, visible or {})
             except FormatError as problem:
                 report.collect(problem, strict)
                 continue
@@ -309,7 +311,13 @@ def _folder_files(folder: Path) -> tuple[dict[str, Path], dict[str, Path]]:
 
 
 def _read_face(
-    root: Path, folder: W300Folder, image: Path, pts_path: Path, boxes: FaceBoxes | None, dataset: str
+    root: Path,
+    folder: W300Folder,
+    image: Path,
+    pts_path: Path,
+    boxes: FaceBoxes | None,
+    dataset: str,
+    visible: Mapping[str, np.ndarray],
 ) -> FaceRecord:
     landmarks = read_pts(pts_path)
     expected = get_layout("68").num_points
@@ -321,17 +329,18 @@ def _read_face(
     if boxes is not None:
         check_box(root / folder.box_file, image.name, boxes.ground_truth)
     bbox = boxes.ground_truth if boxes is not None else landmark_box(landmarks)
+    sample_id = f"{folder.path}/{image.stem}"
     return FaceRecord(
-        sample_id=f"{folder.path}/{image.stem}",
+        sample_id=sample_id,
         dataset=dataset,
         split=folder.split,
-        subsets=list(folder.subsets),
+        subsets=folder.subsets,
         image_path=f"{folder.path}/{image.name}",
         width=width,
         height=height,
         bbox=bbox,
         landmarks=landmarks,
-        visible=np.ones(expected, dtype=bool),
+        visible=visible.get(sample_id, np.ones(expected, dtype=bool)),
         layout="68",
     )
 
@@ -363,7 +372,7 @@ def folder_of(record: FaceRecord) -> W300Folder:
     if record.split != folder.split or sorted(record.subsets) != sorted(folder.subsets):
         raise FormatError(
             where,
-            f"sample {record.sample_id} has split {record.split!r} subsets {record.subsets}, but {folder.path}/ "
+            f"sample {record.sample_id} has split {record.split!r} subsets {list(record.subsets)}, but {folder.path}/ "
             f"holds split {folder.split!r} subsets {list(folder.subsets)}",
         )
     if record.layout != "68":
@@ -483,7 +492,7 @@ def read_hrnet_csv(
                     sample_id=str(Path(image_name).with_suffix("").as_posix()),
                     dataset=dataset,
                     split=split,
-                    subsets=list(subsets),
+                    subsets=tuple(subsets),
                     image_path=image_name,
                     width=width,
                     height=height,

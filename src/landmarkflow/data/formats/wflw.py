@@ -213,7 +213,7 @@ def _record(face: WflwFace, split: str, face_index: int, size: tuple[int, int]) 
         sample_id=sample_id(face.image, face_index),
         dataset="wflw",
         split=split,
-        subsets=list(face.subsets),
+        subsets=face.subsets,
         image_path=f"{IMAGE_DIR}/{face.image}",
         width=size[0],
         height=size[1],
