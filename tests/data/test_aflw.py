@@ -13,8 +13,8 @@ from landmarkflow.data.formats.aflw import (
     read_aflw_with_report,
     write_aflw,
 )
-from landmarkflow.data.formats.cofw import read_mat, write_mat
 from landmarkflow.data.formats.errors import FormatError
+from landmarkflow.data.formats.matlab import read_mat, write_mat
 from landmarkflow.data.formats.readers import read_dataset, read_dataset_leniently
 from landmarkflow.data.manifest import FaceRecord
 

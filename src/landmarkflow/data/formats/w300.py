@@ -18,8 +18,9 @@ from typing import ClassVar
 import numpy as np
 import scipy.io
 
-from landmarkflow.data.formats.common import IMAGE_SUFFIXES, encode_image, image_size, save_mat_v5
+from landmarkflow.data.formats.common import IMAGE_SUFFIXES, encode_image, image_size
 from landmarkflow.data.formats.errors import FormatError
+from landmarkflow.data.formats.matlab import save_mat_v5
 from landmarkflow.data.formats.report import FormatReport
 from landmarkflow.data.manifest import FaceRecord, landmark_box
 from landmarkflow.fileio import atomic_path, atomic_write_bytes, atomic_write_text
