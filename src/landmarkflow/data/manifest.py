@@ -135,16 +135,6 @@ def in_split(records: Sequence[FaceRecord], split: str) -> list[FaceRecord]:
     return [r for r in records if r.split == split]
 
 
-def landmarks_array(frame: pd.DataFrame) -> np.ndarray:
-    """(N, K, 2) float64 landmarks of a single-layout manifest."""
-    return np.stack([np.stack([np.asarray(p, dtype=np.float64) for p in pts]) for pts in frame["landmarks"]])
-
-
-def boxes_array(frame: pd.DataFrame) -> np.ndarray:
-    """(N, 4) float64 boxes."""
-    return np.stack([np.asarray(b, dtype=np.float64) for b in frame["bbox"]])
-
-
 def write_manifest(frame_or_records: pd.DataFrame | Sequence[FaceRecord], path: str | Path) -> Path:
     """Write a manifest to Parquet atomically: the file is either the old one or the complete new one."""
     frame = frame_or_records if isinstance(frame_or_records, pd.DataFrame) else to_frame(frame_or_records)
