@@ -99,7 +99,8 @@ def data_validate(
 ) -> None:
     """Run the data suite; exit status 1 when any check fails."""
     from landmarkflow.data.manifest import ManifestError, read_manifest
-    from landmarkflow.data.validate import print_summary, validate_manifest
+    from landmarkflow.data.validation.rendering import print_summary
+    from landmarkflow.data.validation.run import validate_manifest
 
     try:
         frame = read_manifest(manifest)
@@ -219,7 +220,7 @@ def run(
     nproc: Annotated[int, typer.Option(help="Processes for DDP training (torchrun); 1 = plain process.")] = 1,
 ) -> None:
     """Run every step in this process: ingest, validate, train, evaluate, export, gate, register, promote."""
-    from landmarkflow.data.validate import DataValidationError
+    from landmarkflow.data.validation.result import DataValidationError
     from landmarkflow.workflow import run_workflow
 
     overrides = {"train.epochs": epochs} if epochs is not None else None

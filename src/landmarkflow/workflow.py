@@ -11,7 +11,7 @@ from typing import Any
 
 from landmarkflow import steps
 from landmarkflow.config import load_config
-from landmarkflow.data.validate import DataValidationError
+from landmarkflow.data.validation.result import DataValidationError
 
 DEFAULT_SYNTH = steps.SynthOptions()
 

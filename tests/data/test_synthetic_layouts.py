@@ -16,7 +16,7 @@ from landmarkflow.data.synthetic.native import placements, wflw_attributes
 from landmarkflow.data.synthetic.params import FaceSpec
 from landmarkflow.data.synthetic.render import spline
 from landmarkflow.data.synthetic.writer import item_spec, plan
-from landmarkflow.data.validate import validate_manifest
+from landmarkflow.data.validation.run import validate_manifest
 from landmarkflow.layouts import get_layout
 
 SEED, TRAIN, TEST, SIZE, HARD = 5, 6, 6, 128, 0.5

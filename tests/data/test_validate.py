@@ -13,14 +13,9 @@ import pytest
 from rich.console import Console
 
 from landmarkflow.data.manifest import COLUMNS, FaceRecord, landmark_box, to_frame
-from landmarkflow.data.validate import (
-    CHECKS,
-    DataValidationError,
-    ValidationResult,
-    print_summary,
-    require_valid,
-    validate_manifest,
-)
+from landmarkflow.data.validation.rendering import print_summary
+from landmarkflow.data.validation.result import CHECKS, DataValidationError, ValidationResult
+from landmarkflow.data.validation.run import require_valid, validate_manifest
 
 WIDTH, HEIGHT = 64, 48
 SPLITS = ("train", "train", "train", "train", "test", "test")

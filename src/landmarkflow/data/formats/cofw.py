@@ -27,7 +27,7 @@ import numpy as np
 
 from landmarkflow.data.formats.errors import FormatError
 from landmarkflow.data.formats.matlab import MAT_VERSIONS, MatValue, check_row, numeric, read_mat, write_mat
-from landmarkflow.data.formats.report import FormatReport
+from landmarkflow.data.formats.read_report import FormatReport
 from landmarkflow.data.manifest import FaceRecord
 from landmarkflow.fileio import atomic_write_bytes
 from landmarkflow.layouts import get_layout

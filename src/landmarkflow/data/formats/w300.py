@@ -21,7 +21,7 @@ import scipy.io
 from landmarkflow.data.formats.common import IMAGE_SUFFIXES, encode_image, image_size
 from landmarkflow.data.formats.errors import FormatError
 from landmarkflow.data.formats.matlab import save_mat_v5
-from landmarkflow.data.formats.report import FormatReport
+from landmarkflow.data.formats.read_report import FormatReport
 from landmarkflow.data.manifest import FaceRecord, landmark_box
 from landmarkflow.fileio import atomic_path, atomic_write_bytes, atomic_write_text
 from landmarkflow.layouts import get_layout

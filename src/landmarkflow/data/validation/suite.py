@@ -2,7 +2,7 @@
 
 Each expectation carries `meta={"check": name}`; a check fails when any of its expectations fails, and its
 offending rows are the union of their unexpected row indices. Importing GX costs seconds, so
-`landmarkflow.data.validate` imports this module only when a validation actually runs.
+`validation.run` imports this module only when a validation actually runs.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
-"""Data validation: a Great Expectations 1.x suite over the manifest plus image checks, with HTML reports.
+"""Validating a manifest: the Great Expectations 1.x suite plus the image checks, folded into one result.
 
 `validate_manifest` never raises on bad data: it returns a `ValidationResult` and the caller decides
-(`require_valid` for callers that must stop). The parts live in `landmarkflow.data.validation`.
+(`require_valid` for callers that must stop).
 """
 
 from __future__ import annotations
@@ -15,19 +15,10 @@ import pandas as pd
 from landmarkflow.data.manifest import COLUMNS
 from landmarkflow.data.validation.images import image_failures
 from landmarkflow.data.validation.profiles import profile_for, published_count_warnings
-from landmarkflow.data.validation.report import REPORT_NAME, print_summary, write_html
+from landmarkflow.data.validation.rendering import REPORT_NAME, write_html
 from landmarkflow.data.validation.result import CHECKS, CheckFailure, DataValidationError, ValidationResult
 from landmarkflow.data.validation.table import MALFORMED, face_table, format_int
 
-__all__ = [
-    "CHECKS",
-    "CheckFailure",
-    "DataValidationError",
-    "ValidationResult",
-    "print_summary",
-    "require_valid",
-    "validate_manifest",
-]
 MAX_EXAMPLES = 50  # kept per check in the result; the count is always the full number
 
 
