@@ -316,3 +316,20 @@ def test_counts_unlike_the_published_release_are_warnings(dataset: tuple[pd.Data
     assert "warning: wflw train: 4 faces" in result.summary()
     assert "Warnings" in result.report_path.read_text()
     assert validate_manifest(frame, root).warnings == []  # synthetic data has no published size
+
+
+def test_300w_private_faces_are_a_split_of_their_own(dataset: tuple[pd.DataFrame, Path]) -> None:
+    frame, root = dataset
+    w300 = frame.assign(dataset="300w")
+    w300["subsets"] = [["common", "full"] if split == "test" else [] for split in w300["split"]]
+    w300.at[5, "split"], w300.at[5, "subsets"] = "private", []
+    result = validate_manifest(w300, root)
+    assert result.success, result.summary()
+    assert [w.split(",")[0] for w in result.warnings] == [
+        "300w train: 4 faces",
+        "300w test: 1 faces",
+        "300w common: 1 faces",
+        "300w challenging: 0 faces",
+        "300w full: 1 faces",
+        "300w private: 1 faces",
+    ]

@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from landmarkflow.data.manifest import PRIVATE_SPLIT
 from landmarkflow.layouts import DATASET_SUBSETS, LAYOUTS
 
-W300_SUBSETS = ("common", "challenging", "full", "private")
+W300_SUBSETS = ("common", "challenging", "full")
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,7 @@ PROFILES: dict[str, DatasetProfile] = {
             "300w",
             ("68",),
             W300_SUBSETS,
-            {"train": 3148, "common": 554, "challenging": 135, "full": 689, "private": 600},
+            {"train": 3148, "test": 689, "common": 554, "challenging": 135, "full": 689, PRIVATE_SPLIT: 600},
         ),
         DatasetProfile("wflw", ("98",), DATASET_SUBSETS["wflw"], {"train": 7500, "test": 2500}),
         DatasetProfile("cofw", ("29",), (), {"train": 1345, "test": 507}),
