@@ -333,3 +333,25 @@ def test_300w_private_faces_are_a_split_of_their_own(dataset: tuple[pd.DataFrame
         "300w full: 1 faces",
         "300w private: 1 faces",
     ]
+
+
+def test_aflw_faces_of_both_splits_in_one_image_are_its_protocol(dataset: tuple[pd.DataFrame, Path]) -> None:
+    """AFLW splits per face: one file in two splits passes with a note; the same picture copied under another
+    name into the other split is still a leak."""
+    import shutil
+
+    frame, root = dataset
+    aflw = _as_dataset(frame, "aflw", "19", 19)
+    aflw.at[4, "image_path"] = "train/face_0.jpg"  # a test face in a train face's picture
+    result = validate_manifest(aflw, root)
+    assert result.success, result.summary()
+    assert "aflw: 1 images hold faces of more than one split" in result.warnings[-1]
+
+    shutil.copyfile(root / "test/face_5.jpg", root / "train/renamed_copy.jpg")
+    aflw.at[1, "image_path"] = "train/renamed_copy.jpg"
+    result = validate_manifest(aflw, root)
+    assert [f.check for f in result.failures] == ["split_leak"]
+    assert result.failures[0].examples == [
+        "train/renamed_copy.jpg (sample s1): same image content as test/face_5.jpg (test); split train",
+        "test/face_5.jpg (sample s5): same image content as train/renamed_copy.jpg (train); split test",
+    ]

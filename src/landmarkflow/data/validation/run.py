@@ -14,7 +14,7 @@ import pandas as pd
 
 from landmarkflow.data.manifest import COLUMNS
 from landmarkflow.data.validation.images import image_failures
-from landmarkflow.data.validation.profiles import profile_for, published_count_warnings
+from landmarkflow.data.validation.profiles import profile_for, published_count_warnings, shared_image_notes
 from landmarkflow.data.validation.rendering import REPORT_NAME, write_html
 from landmarkflow.data.validation.result import CHECKS, CheckFailure, DataValidationError, ValidationResult
 from landmarkflow.data.validation.table import MALFORMED, face_table, format_int
@@ -84,7 +84,10 @@ def validate_manifest(
         root=root,
         report_path=report_dir / REPORT_NAME if report_dir is not None else None,
         data_docs_path=suite.data_docs,
-        warnings=published_count_warnings(faces["dataset"], faces["split"], frame["subsets"].map(list))
+        warnings=[
+            *published_count_warnings(faces["dataset"], faces["split"], frame["subsets"].map(list)),
+            *shared_image_notes(faces["dataset"], faces["split"], faces["image_path"]),
+        ]
         if faces is not None
         else [],
     )
