@@ -20,12 +20,13 @@ def evaluate(
         manifest: The validated manifest.
         checkpoint: The trained model folder.
         train_result: Train's result (MLflow run, data hash).
-        metrics: Test metrics, shown by the KFP UI.
+        metrics: Test metrics (and the private split's, where there is one), shown by the KFP UI.
         result: The step's result (JSON).
     """
     from pathlib import Path
 
     from landmarkflow import steps
+    from landmarkflow.data.manifest import PRIVATE_SPLIT
     from landmarkflow.logs import configure_logging
 
     configure_logging()
@@ -35,4 +36,6 @@ def evaluate(
     evaluated.save(result.path)
     for key, value in evaluated.metrics.items():
         metrics.log_metric(f"test_{key}", float(value))
+    for key, value in evaluated.private_metrics.items():
+        metrics.log_metric(f"{PRIVATE_SPLIT}_{key}", float(value))
     metrics.log_metric("baseline_nme", float(evaluated.baseline_metrics["nme"]))

@@ -19,7 +19,8 @@ def validate(manifest: Input[Dataset], ingest_result: Input[Artifact], report: O
     from pathlib import Path
 
     from landmarkflow import steps
-    from landmarkflow.data.validate import print_summary, require_valid
+    from landmarkflow.data.validation.rendering import print_summary
+    from landmarkflow.data.validation.run import require_valid
     from landmarkflow.logs import configure_logging
 
     configure_logging()

@@ -134,7 +134,7 @@ def data_validate(
 ) -> None:
     """Run the data suite over the ingested manifest (reports in <workdir>/validation/, an MLflow run in the
     data experiment); exit status 1 when any check fails, the files ingest could not read included."""
-    from landmarkflow.data.validate import print_summary
+    from landmarkflow.data.validation.rendering import print_summary
     from landmarkflow.workflow import validate_step
 
     result = _step(lambda: validate_step(workdir, ingest_result))
@@ -229,7 +229,7 @@ def run(
     nproc: NprocOption = 1,
 ) -> None:
     """Run every step in this process: ingest, validate, train, evaluate, export, gate, register, promote."""
-    from landmarkflow.data.validate import DataValidationError
+    from landmarkflow.data.validation.result import DataValidationError
     from landmarkflow.workflow import run_workflow
 
     try:

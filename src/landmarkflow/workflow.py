@@ -14,7 +14,8 @@ from typing import Any, TypeVar
 
 from landmarkflow import steps
 from landmarkflow.config import load_config
-from landmarkflow.data.validate import ValidationResult, require_valid
+from landmarkflow.data.validation.result import ValidationResult
+from landmarkflow.data.validation.run import require_valid
 
 DEFAULT_SYNTH = steps.SynthOptions()
 MANIFEST_FILE = "manifest.parquet"

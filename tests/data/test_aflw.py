@@ -3,10 +3,12 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import scipy.io
 
 from landmarkflow.data.formats.aflw import (
+    IMAGE_DIR,
     MAT_FILE,
     TRAIN_FACES,
     VARIABLES,
@@ -14,10 +16,13 @@ from landmarkflow.data.formats.aflw import (
     read_aflw_with_report,
     write_aflw,
 )
-from landmarkflow.data.formats.cofw import read_mat, write_mat
 from landmarkflow.data.formats.errors import FormatError
+from landmarkflow.data.formats.matlab import read_mat, write_mat
 from landmarkflow.data.formats.readers import read_dataset, read_dataset_leniently
 from landmarkflow.data.manifest import FaceRecord
+from landmarkflow.data.validation.images import content_leaks, probe_images
+from landmarkflow.data.validation.profiles import shared_image_notes
+from landmarkflow.data.validation.table import split_leak_by_path
 
 IMAGES = ["0/image00002.jpg", "2/image13018.jpg", "3/image40021.png"]
 SIZES = {"0/image00002.jpg": (64, 60), "2/image13018.jpg": (50, 70), "3/image40021.png": (72, 66)}
@@ -88,28 +93,41 @@ def test_protocol_file_holds_san_variables_one_based(tmp_path: Path) -> None:
     assert str(mat["nameList"][2, 0][0]) == "3/image40021.png"
 
 
-def test_the_standard_split_of_a_full_size_file(tmp_path: Path) -> None:
-    """24386 faces (sharing three pictures): the first 20000 of a shuffled ra train, the other 4386 test."""
-    _dataset(tmp_path, "tts")
-    small = read_mat(tmp_path / MAT_FILE, VARIABLES)
+def test_the_standard_split_of_a_full_size_file_is_per_face_and_no_split_leak(tmp_path: Path) -> None:
+    """24386 faces on 200 tiny pictures, written by write_aflw: the first 20000 of ra train, the other 4386 test.
+    The split is per face, so every picture holds faces of both splits; that is AFLW's protocol, which both halves
+    of the split_leak check (same file, same content) pass and validation only notes."""
     rng = np.random.default_rng(1)
-    rows = rng.integers(0, 3, size=24386)
-    ra = rng.permutation(24386) + 1.0
-    variables = {
-        "nameList": [small["nameList"][r] for r in rows],
-        "data": small["data"][rows],
-        "mask_new": np.tile([[0.0] * 19, [1.0] * 19], (12193, 1)),  # even rows have a hidden point: not frontal
-        "bbox": small["bbox"][rows],
-        "ra": ra.reshape(1, -1),
-    }
-    write_mat(tmp_path / MAT_FILE, variables)
-    records = read_dataset("aflw", tmp_path)
-    test = [r for r in records if r.split == "test"]
-    assert len(records) == 24386 and len(test) == 4386
-    assert {int(r.sample_id) for r in test} == set((ra[20000:] - 1).astype(int).tolist())
-    assert [r.sample_id for r in test if r.subsets == ("frontal",)] == [
-        r.sample_id for r in test if int(r.sample_id) % 2
+    test_rows = set(rng.permutation(24386)[:4386].tolist())
+    points = np.round(rng.uniform(4, 27, size=(24386, 19, 2)) * 256) / 256
+    hidden, shown = np.ones(19, dtype=bool), np.ones(19, dtype=bool)
+    hidden[0] = False  # even rows hide a point: never frontal
+    records = [
+        FaceRecord(
+            f"{i:05d}", "aflw", "test" if i in test_rows else "train", f"{IMAGE_DIR}/0/image{i % 200:05d}.png", 32,
+            32, np.array([2.0, 2.0, 29.0, 29.0]), points[i], shown if i % 2 else hidden, "19",
+            ["frontal"] if i in test_rows and i % 2 else [],
+        )
+        for i in range(24386)
+    ]  # fmt: skip
+    pictures = rng.integers(0, 256, (200, 32, 32, 3), dtype=np.uint8)
+    write_aflw(records, tmp_path, images={r.sample_id: pictures[i % 200] for i, r in enumerate(records)})
+
+    read = read_dataset("aflw", tmp_path)
+    test = [r for r in read if r.split == "test"]
+    assert len(read) == 24386 and {int(r.sample_id) for r in test} == test_rows
+    frontal = [r.sample_id for r in test if "frontal" in r.subsets]
+    assert frontal == [r.sample_id for r in test if int(r.sample_id) % 2]
+    faces = pd.DataFrame([(r.dataset, r.split, r.image_path) for r in read], columns=["dataset", "split", "image_path"])
+    assert faces.groupby("image_path")["split"].nunique().eq(2).all()
+    probes = probe_images(tmp_path, faces["image_path"].tolist())
+    assert not split_leak_by_path(faces).any() and content_leaks(faces, probes) == {}
+    assert shared_image_notes(faces["dataset"], faces["split"], faces["image_path"]) == [
+        "aflw: 200 images hold faces of more than one split; aflw's official split is per face, so that is its "
+        "protocol, not a leak"
     ]
+    as_wflw = faces.assign(dataset="wflw")  # a split per image: the same pictures are leaks
+    assert split_leak_by_path(as_wflw).all() and len(content_leaks(as_wflw, probes)) == 24386
 
 
 def _broken(tmp_path: Path, **changes: object) -> Path:

@@ -26,11 +26,11 @@ from typer.testing import CliRunner
 
 from landmarkflow.cli import app
 from landmarkflow.data.formats import aflw, cofw, w300, wflw
-from landmarkflow.data.formats.common import save_mat_v5
 from landmarkflow.data.formats.errors import FormatError
+from landmarkflow.data.formats.matlab import read_mat, save_mat_v5, write_mat
 from landmarkflow.data.formats.readers import READERS, read_dataset, read_dataset_leniently
 from landmarkflow.data.manifest import FaceRecord, ManifestError, landmark_box, read_manifest, write_manifest
-from landmarkflow.data.validate import validate_manifest
+from landmarkflow.data.validation.run import validate_manifest
 
 SIZE = (48, 40)  # width, height of every fixture image
 AFLW_TRAIN = 2  # the real split takes 20000 train faces; the tiny fixture has 3 faces
@@ -180,8 +180,8 @@ def _edit_mat(name: str, variables: tuple[str, ...], edit: Callable[[dict], dict
     """Read a .mat file's variables, change them, write them back in the same MATLAB version."""
 
     def breaks(root: Path, manifest: Path) -> None:
-        values = cofw.read_mat(root / name, variables)
-        cofw.write_mat(root / name, edit(values), version)
+        values = read_mat(root / name, variables)
+        write_mat(root / name, edit(values), version)
 
     return breaks
 

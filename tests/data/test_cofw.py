@@ -13,12 +13,11 @@ from landmarkflow.data.formats.cofw import (
     read_cofw,
     read_cofw68,
     read_cofw_with_report,
-    read_mat,
     write_cofw,
     write_cofw68,
-    write_mat,
 )
 from landmarkflow.data.formats.errors import FormatError
+from landmarkflow.data.formats.matlab import read_mat, write_mat
 from landmarkflow.data.formats.readers import read_dataset, read_dataset_leniently
 from landmarkflow.data.manifest import FaceRecord
 

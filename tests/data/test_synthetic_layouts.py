@@ -17,7 +17,7 @@ from landmarkflow.data.synthetic.params import FaceSpec
 from landmarkflow.data.synthetic.plan import item_spec, plan
 from landmarkflow.data.synthetic.render import spline
 from landmarkflow.data.synthetic.synthesis import LAYOUT_FILES, placements
-from landmarkflow.data.validate import validate_manifest
+from landmarkflow.data.validation.run import validate_manifest
 from landmarkflow.layouts import get_layout
 
 SEED, TRAIN, TEST, SIZE, HARD = 5, 6, 6, 128, 0.5

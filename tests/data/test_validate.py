@@ -13,14 +13,9 @@ import pytest
 from rich.console import Console
 
 from landmarkflow.data.manifest import COLUMNS, FaceRecord, landmark_box, to_frame
-from landmarkflow.data.validate import (
-    CHECKS,
-    DataValidationError,
-    ValidationResult,
-    print_summary,
-    require_valid,
-    validate_manifest,
-)
+from landmarkflow.data.validation.rendering import print_summary
+from landmarkflow.data.validation.result import CHECKS, DataValidationError, ValidationResult
+from landmarkflow.data.validation.run import require_valid, validate_manifest
 
 WIDTH, HEIGHT = 64, 48
 SPLITS = ("train", "train", "train", "train", "test", "test")
@@ -321,3 +316,42 @@ def test_counts_unlike_the_published_release_are_warnings(dataset: tuple[pd.Data
     assert "warning: wflw train: 4 faces" in result.summary()
     assert "Warnings" in result.report_path.read_text()
     assert validate_manifest(frame, root).warnings == []  # synthetic data has no published size
+
+
+def test_300w_private_faces_are_a_split_of_their_own(dataset: tuple[pd.DataFrame, Path]) -> None:
+    frame, root = dataset
+    w300 = frame.assign(dataset="300w")
+    w300["subsets"] = [["common", "full"] if split == "test" else [] for split in w300["split"]]
+    w300.at[5, "split"], w300.at[5, "subsets"] = "private", []
+    result = validate_manifest(w300, root)
+    assert result.success, result.summary()
+    assert [w.split(",")[0] for w in result.warnings] == [
+        "300w train: 4 faces",
+        "300w test: 1 faces",
+        "300w common: 1 faces",
+        "300w challenging: 0 faces",
+        "300w full: 1 faces",
+        "300w private: 1 faces",
+    ]
+
+
+def test_aflw_faces_of_both_splits_in_one_image_are_its_protocol(dataset: tuple[pd.DataFrame, Path]) -> None:
+    """AFLW splits per face: one file in two splits passes with a note; the same picture copied under another
+    name into the other split is still a leak."""
+    import shutil
+
+    frame, root = dataset
+    aflw = _as_dataset(frame, "aflw", "19", 19)
+    aflw.at[4, "image_path"] = "train/face_0.jpg"  # a test face in a train face's picture
+    result = validate_manifest(aflw, root)
+    assert result.success, result.summary()
+    assert "aflw: 1 images hold faces of more than one split" in result.warnings[-1]
+
+    shutil.copyfile(root / "test/face_5.jpg", root / "train/renamed_copy.jpg")
+    aflw.at[1, "image_path"] = "train/renamed_copy.jpg"
+    result = validate_manifest(aflw, root)
+    assert [f.check for f in result.failures] == ["split_leak"]
+    assert result.failures[0].examples == [
+        "train/renamed_copy.jpg (sample s1): same image content as test/face_5.jpg (test); split train",
+        "test/face_5.jpg (sample s5): same image content as train/renamed_copy.jpg (train); split test",
+    ]

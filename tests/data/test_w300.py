@@ -111,8 +111,8 @@ def test_folder_round_trip_with_box_files(tmp_path: Path) -> None:
         assert (got.width, got.height, got.layout, got.dataset) == (want.width, want.height, "68", "300w")
         assert got.visible.all()
     assert report.boxes_from_files == len(records) and report.boxes_from_landmarks == 0
-    assert report.faces_per_split == {"train": 6, "test": 11}
-    assert report.faces_per_subset == {"common": 4, "full": 7, "challenging": 3, "private": 4}
+    assert report.faces_per_split == {"train": 6, "test": 7, "private": 4}  # 300W-private is no test face
+    assert report.faces_per_subset == {"common": 4, "full": 7, "challenging": 3}
     assert report.faces_per_folder["ibug"] == 3
 
 

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from landmarkflow.cli import app
 from landmarkflow.data.synthetic import synthesize
-from landmarkflow.data.validate import DataValidationError
+from landmarkflow.data.validation.result import DataValidationError
 from landmarkflow.registry import CHALLENGER, CHAMPION, version_by_alias
 from landmarkflow.workflow import run_workflow
 

@@ -1,4 +1,7 @@
-"""The evaluate step: the benchmark protocol on the test split, the mean-shape baseline and plots, logged to the run."""
+"""The evaluate step: the benchmark protocol on the test split, the mean-shape baseline and plots, logged to the run.
+
+A manifest's private faces (300W-private) are measured on their own, as `private_*` metrics beside `test_*`.
+"""
 
 from __future__ import annotations
 
@@ -8,14 +11,15 @@ from pathlib import Path
 import numpy as np
 from mlflow.tracking import MlflowClient
 
-from landmarkflow.data.manifest import in_split, read_manifest, to_records
+from landmarkflow.config import ExperimentConfig
+from landmarkflow.data.manifest import PRIVATE_SPLIT, FaceRecord, in_split, read_manifest, to_records
 from landmarkflow.evaluation.baseline import MeanShape
 from landmarkflow.evaluation.metrics import mean_nme, per_image_nme, summarize
 from landmarkflow.evaluation.perturb import perturb_boxes
 from landmarkflow.evaluation.plots import plot_ced, plot_overlay_grid
-from landmarkflow.evaluation.predictions import predict_records, predict_records_each, torch_predictor
+from landmarkflow.evaluation.predictions import CropPredictor, predict_records, predict_records_each, torch_predictor
 from landmarkflow.imageio import read_rgb
-from landmarkflow.layouts import get_layout
+from landmarkflow.layouts import Layout, get_layout
 from landmarkflow.steps.results import EvalResult, TrainResult
 from landmarkflow.tracking import log_metrics
 from landmarkflow.train.checkpoint import load_model
@@ -24,7 +28,8 @@ log = logging.getLogger(__name__)
 
 
 def evaluate(trained: TrainResult, out_dir: str | Path) -> EvalResult:
-    """Test-split NME/FR/AUC (overall and per subset), the mean-shape baseline, CED and overlay plots."""
+    """Test-split NME/FR/AUC (overall and per subset), the mean-shape baseline, CED and overlay plots; the same
+    NME/FR/AUC for the private split where the manifest has one."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     model, config = load_model(Path(trained.checkpoint))
@@ -75,12 +80,15 @@ def evaluate(trained: TrainResult, out_dir: str | Path) -> EvalResult:
     for step, step_preds in zip(post_steps, post_step_preds, strict=True):
         metrics[f"nme_{step}"] = mean_nme(step_preds, test, layout, config.data.normaliser)
         log.info("test NME with %s: %.3f%% (without: %.3f%%)", step, 100 * metrics[f"nme_{step}"], 100 * nmes.mean())
+    private = in_split(records, PRIVATE_SPLIT)
+    private_metrics = _split_metrics(predict, private, root, model.input_size, config, layout) if private else {}
     client = MlflowClient()
     log_metrics(
         client,
         trained.run_id,
         {
             **{f"test_{key}": value for key, value in metrics.items()},
+            **{f"{PRIVATE_SPLIT}_{key}": value for key, value in private_metrics.items()},
             **{f"baseline_{key}": value for key, value in baseline_metrics.items()},
             "baseline_over_model_nme": float(base_nmes.mean() / max(nmes.mean(), 1e-12)),
             "test_nme_perturbed": perturbed["nme_perturbed"],
@@ -104,4 +112,21 @@ def evaluate(trained: TrainResult, out_dir: str | Path) -> EvalResult:
         100 * perturbed["nme_perturbed"],
         100 * perturbed["baseline_nme_perturbed"],
     )
-    return EvalResult(trained.run_id, metrics, baseline_metrics, [str(ced), str(overlay)], perturbed)
+    if private_metrics:
+        log.info("%s faces (%d, not gated): NME %.3f%%", PRIVATE_SPLIT, len(private), 100 * private_metrics["nme"])
+    return EvalResult(trained.run_id, metrics, baseline_metrics, [str(ced), str(overlay)], perturbed, private_metrics)
+
+
+def _split_metrics(
+    predict: CropPredictor,
+    records: list[FaceRecord],
+    root: Path,
+    input_size: int,
+    config: ExperimentConfig,
+    layout: Layout,
+) -> dict[str, float]:
+    """NME/FR/AUC of the model on one split's faces, under the names `summarize` gives the test split."""
+    preds = predict_records(predict, records, root, input_size, config.data.box_scale, config.eval.batch_size)
+    gts, boxes = np.stack([r.landmarks for r in records]), np.stack([r.bbox for r in records])
+    nmes = per_image_nme(preds, gts, layout, boxes, config.data.normaliser)
+    return summarize(nmes, config.eval.fr_threshold, config.eval.auc_threshold)

@@ -72,6 +72,7 @@ class EvalResult(StepResult):
     baseline_metrics: dict[str, float]
     plots: list[str] = field(default_factory=list)
     perturbed: dict[str, float] = field(default_factory=dict)
+    private_metrics: dict[str, float] = field(default_factory=dict)  # the private split's; never gated
 
     @property
     def nme(self) -> float:

@@ -7,7 +7,8 @@ from pathlib import Path
 from mlflow.tracking import MlflowClient
 
 from landmarkflow.data.manifest import read_manifest
-from landmarkflow.data.validate import CheckFailure, ValidationResult, validate_manifest
+from landmarkflow.data.validation.result import CheckFailure, ValidationResult
+from landmarkflow.data.validation.run import validate_manifest
 from landmarkflow.steps.results import IngestResult
 from landmarkflow.tracking import data_experiment_name, ensure_experiment, log_metrics, setup_tracking
 

@@ -21,10 +21,10 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from landmarkflow.data.formats.cofw import MatValue, check_row, numeric, read_mat, write_mat
 from landmarkflow.data.formats.common import IMAGE_SUFFIXES, encode_image, image_size
 from landmarkflow.data.formats.errors import FormatError
-from landmarkflow.data.formats.report import FormatReport
+from landmarkflow.data.formats.matlab import MatValue, check_row, numeric, read_mat, write_mat
+from landmarkflow.data.formats.read_report import FormatReport
 from landmarkflow.data.manifest import FaceRecord
 from landmarkflow.fileio import atomic_write_bytes
 from landmarkflow.layouts import DATASET_SUBSETS, get_layout

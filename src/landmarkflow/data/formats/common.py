@@ -1,24 +1,18 @@
-"""What every native-format module shares: image sizes from headers, image encoding, byte-stable .mat files."""
+"""What every native-format module shares: image sizes from headers and image encoding."""
 
 from __future__ import annotations
 
 import io
 import struct
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
-import scipy.io
 
 from landmarkflow.data.formats.errors import FormatError
-from landmarkflow.fileio import atomic_write_bytes
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 JPEG_QUALITY = 95
-# MATLAB ignores the 116-byte text header; scipy stamps the time into it, which breaks byte-identical output.
-MAT_HEADER = b"MATLAB 5.0 MAT-file, Platform: posix, Created by: landmarkflow".ljust(116)
 
 
 def image_size(path: str | Path) -> tuple[int, int]:
@@ -82,10 +76,3 @@ def encode_image(path: Path, image: np.ndarray) -> bytes:
     if not ok:
         raise FormatError(path, f"OpenCV cannot encode an image as {suffix}; expected one of {IMAGE_SUFFIXES}")
     return buffer.tobytes()
-
-
-def save_mat_v5(path: Path, variables: Mapping[str, Any]) -> None:
-    """Write a MATLAB v5 file atomically, with a fixed header so that equal data gives equal bytes."""
-    buffer = io.BytesIO()
-    scipy.io.savemat(buffer, dict(variables), do_compression=False)
-    atomic_write_bytes(path, MAT_HEADER + buffer.getvalue()[len(MAT_HEADER) :])

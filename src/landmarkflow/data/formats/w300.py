@@ -1,5 +1,8 @@
 """300W in its native forms: .pts files in the download's folder layout, the box .mat files, HRNet's csv.
 
+The 300W-private faces (`01_Indoor/`, `02_Outdoor/`) are split "private" (`manifest.PRIVATE_SPLIT`), not
+"test": the headline test set is the 689 faces of the full set (common 554 + challenging 135).
+
 Conventions converted here (DESIGN.md, "Manifest"): .pts files and `bb_ground_truth` boxes are 1-based
 (MATLAB), the manifest is 0-based, so readers subtract 1 and writers add it back. HRNet's csv is already
 0-based: its loader adds 1 before its 1-based crop transform.
@@ -18,10 +21,11 @@ from typing import ClassVar
 import numpy as np
 import scipy.io
 
-from landmarkflow.data.formats.common import IMAGE_SUFFIXES, encode_image, image_size, save_mat_v5
+from landmarkflow.data.formats.common import IMAGE_SUFFIXES, encode_image, image_size
 from landmarkflow.data.formats.errors import FormatError
-from landmarkflow.data.formats.report import FormatReport
-from landmarkflow.data.manifest import FaceRecord, landmark_box
+from landmarkflow.data.formats.matlab import save_mat_v5
+from landmarkflow.data.formats.read_report import FormatReport
+from landmarkflow.data.manifest import PRIVATE_SPLIT, FaceRecord, landmark_box
 from landmarkflow.fileio import atomic_path, atomic_write_bytes, atomic_write_text
 from landmarkflow.layouts import get_layout
 
@@ -54,8 +58,8 @@ FOLDERS: tuple[W300Folder, ...] = (
     W300Folder("helen/testset", "test", ("common", "full"), "helen_testset"),
     W300Folder("lfpw/testset", "test", ("common", "full"), "lfpw_testset"),
     W300Folder("ibug", "test", ("challenging", "full"), "ibug"),
-    W300Folder("01_Indoor", "test", ("private",), "01_Indoor"),
-    W300Folder("02_Outdoor", "test", ("private",), "02_Outdoor"),
+    W300Folder("01_Indoor", PRIVATE_SPLIT, (), "01_Indoor"),
+    W300Folder("02_Outdoor", PRIVATE_SPLIT, (), "02_Outdoor"),
 )
 FOLDERS_BY_PATH: dict[str, W300Folder] = {f.path: f for f in FOLDERS}
 

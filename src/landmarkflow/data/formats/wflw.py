@@ -21,7 +21,7 @@ import numpy as np
 
 from landmarkflow.data.formats.common import encode_image, image_size
 from landmarkflow.data.formats.errors import FormatError
-from landmarkflow.data.formats.report import FormatReport
+from landmarkflow.data.formats.read_report import FormatReport
 from landmarkflow.data.manifest import FaceRecord
 from landmarkflow.fileio import atomic_write_bytes, atomic_write_text
 from landmarkflow.layouts import DATASET_SUBSETS, get_layout

@@ -1,4 +1,4 @@
 """Pieces of the data validation: the flat face table, the GX suite, the image probes, the reports.
 
-The public entry point is `landmarkflow.data.validate`; these modules are its parts.
+The entry point is `run.validate_manifest`; the other modules are its parts.
 """

@@ -1,5 +1,6 @@
 """Image checks in plain Python: the file exists, decodes, has the size the manifest claims, and the
-same picture (by content, whatever its name) does not sit in two splits.
+same picture (by content, whatever its name) does not sit in two splits. Where a dataset's official split is
+per face (profiles.py), one file holding faces of two splits is its protocol; a copy under another name is not.
 
 Each distinct image is decoded once (a multi-face image has several manifest rows). Decoding uses the
 same `cv2.IMREAD_COLOR` as the training loader, so EXIF rotation is applied the same way and the size
@@ -18,6 +19,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from landmarkflow.data.validation.profiles import split_is_per_face
 from landmarkflow.data.validation.table import format_int
 
 
@@ -70,21 +72,25 @@ def image_failures(faces: pd.DataFrame, root: Path) -> dict[str, dict[int, str]]
             failures["image_size"][int(index)] = (
                 f"{probe.width}x{probe.height} on disk, manifest says {format_int(width)}x{format_int(height)}"
             )
-    failures["split_leak"] = _content_leaks(readable, probes)
+    failures["split_leak"] = content_leaks(readable, probes)
     return failures
 
 
-def _content_leaks(faces: pd.DataFrame, probes: dict[str, ImageProbe]) -> dict[int, str]:
-    """Rows whose image bytes also appear, under any name, in another split."""
+def content_leaks(faces: pd.DataFrame, probes: dict[str, ImageProbe]) -> dict[int, str]:
+    """Rows whose image bytes also appear in another split: under any name, or under another name only where the
+    dataset's split is per face."""
     digests = faces["image_path"].map(lambda path: probes[path].digest)
     hashed = faces[digests.notna()]
     leaks: dict[int, str] = {}
     for _, group in hashed.groupby(digests[digests.notna()]):
         if group["split"].nunique() < 2:
             continue
-        for index, split in zip(group.index, group["split"], strict=True):
-            others = sorted(
-                {f"{p} ({s})" for p, s in zip(group["image_path"], group["split"], strict=True) if s != split}
-            )
-            leaks[int(index)] = f"same image content as {', '.join(others)}; split {split}"
+        files = set(zip(group["image_path"], group["split"], strict=True))
+        for index, path, split, dataset in zip(
+            group.index, group["image_path"], group["split"], group["dataset"], strict=True
+        ):
+            same_file_allowed = split_is_per_face(dataset)
+            others = sorted({f"{p} ({s})" for p, s in files if s != split and not (same_file_allowed and p == path)})
+            if others:
+                leaks[int(index)] = f"same image content as {', '.join(others)}; split {split}"
     return leaks

@@ -1,8 +1,9 @@
-"""What each dataset should look like: its layouts, the subset names its reader records, its published size.
+"""What each dataset should look like: its layouts, the subset names its reader records, its published size,
+and whether its official split assigns faces or whole images.
 
 The per-dataset checks of the suite (layout fits the dataset, subset names known, AFLW-Frontal flags
-consistent with visibility) read these profiles; the published counts become warnings, never failures,
-because a user may well train on part of a benchmark.
+consistent with visibility, an image in two splits) read these profiles; the published counts become warnings,
+never failures, because a user may well train on part of a benchmark.
 """
 
 from __future__ import annotations
@@ -13,19 +14,25 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from landmarkflow.data.manifest import PRIVATE_SPLIT
 from landmarkflow.layouts import DATASET_SUBSETS, LAYOUTS
 
-W300_SUBSETS = ("common", "challenging", "full", "private")
+W300_SUBSETS = ("common", "challenging", "full")
 
 
 @dataclass(frozen=True)
 class DatasetProfile:
-    """One dataset's expectations; `published` counts faces per split or subset in the full release."""
+    """One dataset's expectations; `published` counts faces per split or subset in the full release.
+
+    `split_per_face`: the official split assigns faces, not images, so one image may hold faces of two splits
+    (AFLW's `ra` split); that is the protocol, noted but not a `split_leak`.
+    """
 
     name: str
     layouts: tuple[str, ...]
     subsets: tuple[str, ...] = ()
     published: dict[str, int] = field(default_factory=dict)
+    split_per_face: bool = False
 
 
 PROFILES: dict[str, DatasetProfile] = {
@@ -35,12 +42,18 @@ PROFILES: dict[str, DatasetProfile] = {
             "300w",
             ("68",),
             W300_SUBSETS,
-            {"train": 3148, "common": 554, "challenging": 135, "full": 689, "private": 600},
+            {"train": 3148, "test": 689, "common": 554, "challenging": 135, "full": 689, PRIVATE_SPLIT: 600},
         ),
         DatasetProfile("wflw", ("98",), DATASET_SUBSETS["wflw"], {"train": 7500, "test": 2500}),
         DatasetProfile("cofw", ("29",), (), {"train": 1345, "test": 507}),
         DatasetProfile("cofw68", ("68",), (), {"test": 507}),
-        DatasetProfile("aflw", ("19",), DATASET_SUBSETS["aflw"], {"train": 20000, "test": 4386, "frontal": 1314}),
+        DatasetProfile(
+            "aflw",
+            ("19",),
+            DATASET_SUBSETS["aflw"],
+            {"train": 20000, "test": 4386, "frontal": 1314},
+            split_per_face=True,
+        ),
         DatasetProfile("synthetic", ("68", "98", "29", "19"), W300_SUBSETS + DATASET_SUBSETS["wflw"]),
     )
 }
@@ -49,6 +62,12 @@ PROFILES: dict[str, DatasetProfile] = {
 def profile_for(dataset: str) -> DatasetProfile | None:
     """The profile of a dataset name, or None for a name we have no expectations about."""
     return PROFILES.get(dataset)
+
+
+def split_is_per_face(dataset: str) -> bool:
+    """True when the dataset's official split may put faces of one image into different splits."""
+    profile = profile_for(dataset)
+    return profile is not None and profile.split_per_face
 
 
 def layout_fits(dataset: str, layout: str) -> bool:
@@ -94,3 +113,17 @@ def published_count_warnings(datasets: Iterable[str], splits: Iterable[str], sub
                     "(fine for a sample or a subset; metrics are then not comparable with papers)"
                 )
     return warnings
+
+
+def shared_image_notes(datasets: Iterable[str], splits: Iterable[str], image_paths: Iterable[str]) -> list[str]:
+    """One line per per-face-split dataset whose images hold faces of several splits: its protocol, not a leak."""
+    splits_per_image: dict[tuple[str, str], set[str]] = {}
+    for dataset, split, path in zip(datasets, splits, image_paths, strict=True):
+        if split_is_per_face(dataset):
+            splits_per_image.setdefault((dataset, path), set()).add(split)
+    shared = Counter(dataset for (dataset, _), found in splits_per_image.items() if len(found) > 1)
+    return [
+        f"{name}: {count} images hold faces of more than one split; {name}'s official split is per face, so that "
+        "is its protocol, not a leak"
+        for name, count in sorted(shared.items())
+    ]

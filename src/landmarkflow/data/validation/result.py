@@ -17,7 +17,7 @@ CHECKS: dict[str, str] = {
     "points_inside_image": "every point lies inside the image, within the tolerance",
     "boxes_inside_image": "x1 < x2, y1 < y2 and the box lies inside the image, within the tolerance",
     "unique_ids": "sample_id is unique",
-    "split_leak": "no image appears in two splits (by path or by identical content)",
+    "split_leak": "no image appears in two splits (by path or by content), unless the dataset splits per face (AFLW)",
     "duplicate_faces": "no face is annotated twice (same image, same points)",
     "dataset_layout": "the layout is the dataset's own (300W 68, WFLW 98, COFW 29, COFW-68 68, AFLW 19)",
     "known_subsets": "subset names are those the dataset defines (e.g. WFLW's six attributes)",

@@ -2,7 +2,7 @@
 
 Each expectation carries `meta={"check": name}`; a check fails when any of its expectations fails, and its
 offending rows are the union of their unexpected row indices. Importing GX costs seconds, so
-`landmarkflow.data.validate` imports this module only when a validation actually runs.
+`validation.run` imports this module only when a validation actually runs.
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ def face_expectations(tolerance: float) -> list[gxe.Expectation]:
         pair("boxes_inside_image", "x_limit", "bbox_x2", or_equal=True),
         pair("boxes_inside_image", "y_limit", "bbox_y2", or_equal=True),
         gxe.ExpectColumnValuesToBeUnique(column="sample_id", meta={"check": "unique_ids"}),
-        only("split_leak", "splits_of_image", [1]),
+        only("split_leak", "split_leak_by_path", [False]),
         only("duplicate_faces", "face_uses", [1]),
         only("dataset_layout", "layout_fits_dataset", [True]),
         only("known_subsets", "unknown_subsets", [0]),

@@ -1,7 +1,7 @@
 """The manifest flattened to one row per face, with the derived columns the GX suite expects on.
 
 GX pandas expectations test columns, not nested arrays, so every per-face fact (point count, coordinate
-range, box corners, how many splits share the image) becomes a column first. Row i of the table is
+range, box corners, whether another split shares the image) becomes a column first. Row i of the table is
 row i of the manifest, which is how failing GX rows map back to files and sample ids.
 """
 
@@ -14,7 +14,12 @@ import numpy as np
 import pandas as pd
 
 from landmarkflow.data.manifest import ManifestError, check_relative_path
-from landmarkflow.data.validation.profiles import layout_fits, subset_flags_consistent, unknown_subsets
+from landmarkflow.data.validation.profiles import (
+    layout_fits,
+    split_is_per_face,
+    subset_flags_consistent,
+    unknown_subsets,
+)
 from landmarkflow.layouts import LAYOUTS
 
 FACE_COLUMNS: tuple[str, ...] = (
@@ -53,13 +58,21 @@ def face_table(frame: pd.DataFrame, tolerance: float) -> pd.DataFrame:
     table["x_limit"] = table["width"].astype("float64") - 1 + tolerance
     table["y_limit"] = table["height"].astype("float64") - 1 + tolerance
     table["id_uses"] = table.groupby("sample_id")["sample_id"].transform("size")
-    table["splits_of_image"] = table.groupby("image_path")["split"].transform("nunique")
+    table["split_leak_by_path"] = split_leak_by_path(table)
     table["face_key"] = [
         _face_key(path, points) for path, points in zip(frame["image_path"], frame["landmarks"], strict=True)
     ]
     # Distinct ids per face: the same row twice is a repeated id, which is unique_ids' failure, not this one's.
     table["face_uses"] = table.groupby("face_key")["sample_id"].transform("nunique")
     return table
+
+
+def split_leak_by_path(faces: pd.DataFrame) -> pd.Series:
+    """Per face: its image file holds faces of another split too, and its dataset's split is per image (an image
+    shared by two splits of a per-face split, as AFLW's, is the protocol)."""
+    splits_of_image = faces.groupby("image_path")["split"].transform("nunique")
+    per_face = faces["dataset"].map({name: split_is_per_face(name) for name in faces["dataset"].unique()})
+    return (splits_of_image > 1) & ~per_face.astype(bool)
 
 
 def _face_key(image_path: object, landmarks: object) -> str:

@@ -1,7 +1,7 @@
-"""Data validation: a Great Expectations 1.x suite over the manifest plus image checks, with HTML reports.
+"""Validating a manifest: the Great Expectations 1.x suite plus the image checks, folded into one result.
 
 `validate_manifest` never raises on bad data: it returns a `ValidationResult` and the caller decides
-(`require_valid` for callers that must stop). The parts live in `landmarkflow.data.validation`.
+(`require_valid` for callers that must stop).
 """
 
 from __future__ import annotations
@@ -14,20 +14,11 @@ import pandas as pd
 
 from landmarkflow.data.manifest import COLUMNS
 from landmarkflow.data.validation.images import image_failures
-from landmarkflow.data.validation.profiles import profile_for, published_count_warnings
-from landmarkflow.data.validation.report import REPORT_NAME, print_summary, write_html
+from landmarkflow.data.validation.profiles import profile_for, published_count_warnings, shared_image_notes
+from landmarkflow.data.validation.rendering import REPORT_NAME, write_html
 from landmarkflow.data.validation.result import CHECKS, CheckFailure, DataValidationError, ValidationResult
 from landmarkflow.data.validation.table import MALFORMED, face_table, format_int
 
-__all__ = [
-    "CHECKS",
-    "CheckFailure",
-    "DataValidationError",
-    "ValidationResult",
-    "print_summary",
-    "require_valid",
-    "validate_manifest",
-]
 MAX_EXAMPLES = 50  # kept per check in the result; the count is always the full number
 
 
@@ -93,7 +84,10 @@ def validate_manifest(
         root=root,
         report_path=report_dir / REPORT_NAME if report_dir is not None else None,
         data_docs_path=suite.data_docs,
-        warnings=published_count_warnings(faces["dataset"], faces["split"], frame["subsets"].map(list))
+        warnings=[
+            *published_count_warnings(faces["dataset"], faces["split"], frame["subsets"].map(list)),
+            *shared_image_notes(faces["dataset"], faces["split"], faces["image_path"]),
+        ]
         if faces is not None
         else [],
     )
