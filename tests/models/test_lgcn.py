@@ -12,7 +12,8 @@ import torch.nn.functional as F
 from pydantic import ValidationError
 from torch import nn
 
-from landmarkflow.codecs.lgcn import LGCNCodec, lgcn_kernel
+from landmarkflow.codecs.lgcn import LGCNCodec
+from landmarkflow.codecs.lgcn_kernel import lgcn_kernel
 from landmarkflow.config import load_config
 from landmarkflow.data.synthetic.face3d import TEMPLATE_68
 from landmarkflow.export.metadata import DeployInfo

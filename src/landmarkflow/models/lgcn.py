@@ -29,7 +29,8 @@ import torch.nn.functional as F
 from pydantic import Field, model_validator
 from torch import nn
 
-from landmarkflow.codecs.lgcn import KERNEL_AMPLITUDES, PAPER_KERNEL_SIZE, PATCH, LGCNCodec, kernel_profiles
+from landmarkflow.codecs.lgcn import LGCNCodec
+from landmarkflow.codecs.lgcn_kernel import KERNEL_AMPLITUDES, PAPER_KERNEL_SIZE, PATCH, kernel_profiles
 from landmarkflow.models.base import LandmarkModel, ModelParams
 from landmarkflow.models.registry import register
 
