@@ -14,7 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from landmarkflow.layouts import LAYOUTS
-from landmarkflow.models.params import ModelParams
+from landmarkflow.models.params.base import ModelParams
 
 
 class _Section(BaseModel):

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from landmarkflow.codecs.base import Codec
-from landmarkflow.models.params import ModelParams
+from landmarkflow.models.params.base import ModelParams
 
 
 class LandmarkModel(nn.Module):

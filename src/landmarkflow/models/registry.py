@@ -8,7 +8,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from landmarkflow.models.base import LandmarkModel, ModelParams
+from landmarkflow.models.base import LandmarkModel
+from landmarkflow.models.params.base import ModelParams
 
 
 @dataclass(frozen=True)
