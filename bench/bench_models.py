@@ -27,7 +27,7 @@ from landmarkflow.export.metadata import DeployInfo
 from landmarkflow.export.onnx import export_onnx, run_onnx
 from landmarkflow.models.base import LandmarkModel
 from landmarkflow.models.catalog import build_on_meta, forward_gflops
-from landmarkflow.models.registry import build_model
+from landmarkflow.models.zoo import build_model
 from landmarkflow.train.trainer import autocast_for, build_optimizer, mixed_precision_dtype
 
 DEFAULT_CONFIGS = [

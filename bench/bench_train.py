@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader
 from landmarkflow.config import load_config
 from landmarkflow.data.dataset import FaceDataset
 from landmarkflow.data.synthetic import read_synthetic, synthesize
-from landmarkflow.models.registry import build_model
+from landmarkflow.models.zoo import build_model
 from landmarkflow.train.trainer import build_optimizer
 
 

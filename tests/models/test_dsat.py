@@ -19,7 +19,7 @@ from landmarkflow.layouts import LAYOUTS, get_layout
 from landmarkflow.models.catalog import forward_gflops
 from landmarkflow.models.dsat import DSAT, SemanticGate, semantic_hash
 from landmarkflow.models.params.dsat import DSATParams
-from landmarkflow.models.registry import build_model, model_names
+from landmarkflow.models.zoo import build_model, model_names
 from tests.models.overfit import fit_batch
 
 CONTRACT_PX = 0.05

@@ -13,7 +13,7 @@ from torch import nn
 from landmarkflow.config import load_config
 from landmarkflow.models.hih import HIH
 from landmarkflow.models.params.hih import HIHParams
-from landmarkflow.models.registry import build_model, model_names
+from landmarkflow.models.zoo import build_model, model_names
 from tests.models.overfit import fit_batch
 from tests.models.small_configs import SMALL_HIH, SMALL_HIH_SIZES
 

@@ -22,7 +22,7 @@ from landmarkflow.layouts import LAYOUTS
 from landmarkflow.models.lgcn import LGCN, FixedBlur
 from landmarkflow.models.lgcn_shape import ShapeModel, fit_face, fit_shapes, shape_fitted_predictor, solve_lsi
 from landmarkflow.models.params.lgcn import LGCNParams
-from landmarkflow.models.registry import build_model, model_names
+from landmarkflow.models.zoo import build_model, model_names
 from tests.models.overfit import fit_batch
 from tests.models.small_configs import SMALL_HIH
 

@@ -15,7 +15,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from landmarkflow.config import load_config
 from landmarkflow.models.base import LandmarkModel
 from landmarkflow.models.params.base import ModelParams
-from landmarkflow.models.registry import build_model, get_entry
+from landmarkflow.models.zoo import build_model, get_entry
 
 SMALL_CONFIG_MARK = "_synthetic_tiny"
 

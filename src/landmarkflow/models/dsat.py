@@ -34,7 +34,6 @@ from landmarkflow.layouts import get_layout
 from landmarkflow.models.base import LandmarkModel
 from landmarkflow.models.blocks import ImageNetNormalize
 from landmarkflow.models.params.dsat import DSATParams
-from landmarkflow.models.registry import register
 
 LAYER_NORM_EPS = 1e-6
 SATURATION = 1.2
@@ -231,7 +230,6 @@ class DSATHourglass(nn.Module):
         return self.up(y) + skips[0]
 
 
-@register("dsat", DSATParams, "Dynamic Semantic Aggregation Transformer: DSA gate + channel transformer hourglasses")
 class DSAT(LandmarkModel):
     """conv1 -> CB(c/4, c/2) -> maxpool -> CB(c/2, c) -> DSA gate -> hourglasses -> CB(c, head) [-> Up] -> conv3x3.
 

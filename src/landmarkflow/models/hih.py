@@ -14,7 +14,6 @@ from torch import nn
 from landmarkflow.models.base import LandmarkModel
 from landmarkflow.models.blocks import CBR, DownBlock, Hourglass, ImageNetNormalize, Res, hourglass_stem, init_normal
 from landmarkflow.models.params.hih import HIHParams
-from landmarkflow.models.registry import register
 
 
 class DecimalHead(nn.Module):
@@ -52,7 +51,6 @@ class Stack(nn.Module):
         return heatmap, x + self.merge_features(features) + self.merge_heatmap(heatmap)
 
 
-@register("hih", HIHParams, "Heatmap In Heatmap: stacked hourglasses, integer + decimal heatmaps (KL soft labels)")
 class HIH(LandmarkModel):
     """Stem -> S hourglass stacks (intermediate supervision) -> decimal head on the final merged features.
 

@@ -30,7 +30,6 @@ from torch import nn
 from landmarkflow.codecs.lgcn_kernel import KERNEL_AMPLITUDES, kernel_profiles
 from landmarkflow.models.base import LandmarkModel
 from landmarkflow.models.params.lgcn import LGCNParams
-from landmarkflow.models.registry import register
 
 LUMA = (0.299, 0.587, 0.114)
 """ITU-R BT.601 weights, as OpenCV and PIL convert RGB to grayscale."""
@@ -87,7 +86,6 @@ class FixedBlur(nn.Module):
         return (self.cols.to(x.dtype) @ along_x).sum(-3)
 
 
-@register("lgcn", LGCNParams, "Local-Global Context Network: full-resolution local net, fixed blur, dilated global net")
 class LGCN(LandmarkModel):
     """Local subnet -> heads a, b -> o1 = 0.01 K*a, o_s = 0.01 K*b -> global subnet on [o1, o_s] -> o2 = that + o1.
 

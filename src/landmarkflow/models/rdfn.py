@@ -49,7 +49,6 @@ from landmarkflow.codecs.rdfn import square_regions
 from landmarkflow.models.base import LandmarkModel
 from landmarkflow.models.blocks import CBR, Hourglass, ImageNetNormalize, Res, hourglass_stem, init_normal
 from landmarkflow.models.params.rdfn import RDFNParams
-from landmarkflow.models.registry import register
 
 CENTRE_PRIOR = 0.1
 """CenterNet's initial centre probability: the heatmap starts near-uniform and low, not at 0.5 everywhere."""
@@ -222,7 +221,6 @@ def gather_cells(maps: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:
     return maps.flatten(2).gather(2, index)[..., 0]
 
 
-@register("rdfn", RDFNParams, "Region-aware Deep Feature-fused Network: face region detection + region-wise maps")
 class RDFN(LandmarkModel):
     """Stem -> detection hourglass + region heads -> RoI features -> cross-task fusion -> localisation stacks.
 
