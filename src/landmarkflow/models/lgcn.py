@@ -20,7 +20,6 @@ Deviations and silences of the source, and what we do:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -29,6 +28,7 @@ from torch import nn
 
 from landmarkflow.codecs.lgcn_kernel import KERNEL_AMPLITUDES, kernel_profiles
 from landmarkflow.models.base import LandmarkModel
+from landmarkflow.models.crop_predictor import CropPredictor
 from landmarkflow.models.params.lgcn import LGCNParams
 
 LUMA = (0.299, 0.587, 0.114)
@@ -139,7 +139,7 @@ class LGCN(LandmarkModel):
 
     def refined_predictor(
         self, train_landmarks: np.ndarray, train_boxes: np.ndarray, box_scale: float
-    ) -> tuple[str, Callable[[np.ndarray], np.ndarray]] | None:
+    ) -> tuple[str, CropPredictor] | None:
         """The paper's constrained PCA shape fitting (models.md §4.4) over the heatmaps, with a shape model
         built from the train split in the evaluation crop's frame."""
         from landmarkflow.models.lgcn_shape import ShapeModel, crop_frame_shapes, shape_fitted_predictor
