@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from landmarkflow.models.zoo import MODELS
+
 PACKAGE_ROOT = Path(__file__).resolve().parents[2] / "src" / "landmarkflow"
 
 BELOW = {
@@ -27,19 +29,19 @@ def module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-MODULES = {module_name(path): path for path in sorted(PACKAGE_ROOT.rglob("*.py"))}
+SOURCES = {module_name(path): path for path in sorted(PACKAGE_ROOT.rglob("*.py"))}
 
 
 def resolve(name: str) -> str:
     """The module a dotted import name lands in: itself, or the nearest enclosing module (`from m import attr`)."""
-    while name not in MODULES:
+    while name not in SOURCES:
         name = name.rpartition(".")[0]
     return name
 
 
 def imported_names(module: str) -> set[str]:
     """Every `landmarkflow` name `module` imports, at any depth (functions and TYPE_CHECKING blocks too)."""
-    path = MODULES[module]
+    path = SOURCES[module]
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     names = set()
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
@@ -52,7 +54,13 @@ def imported_names(module: str) -> set[str]:
     return {name for name in names if name.split(".")[0] == "landmarkflow"}
 
 
-GRAPH = {module: {resolve(name) for name in imported_names(module)} - {module} for module in MODULES}
+BY_STRING = {"landmarkflow.models.zoo": {entry.module for entry in MODELS.values()}}
+"""Imports the scan cannot see, made by `importlib` from a name: the zoo's lazy model locations."""
+
+GRAPH = {
+    module: ({resolve(name) for name in imported_names(module)} | BY_STRING.get(module, set())) - {module}
+    for module in SOURCES
+}
 
 
 def circles(graph: dict[str, set[str]]) -> list[list[str]]:
@@ -118,3 +126,7 @@ def test_lower_floors_import_nothing_above_them(package: str) -> None:
         if not within(target, BELOW[package])
     }
     assert upward == set()
+
+
+def test_the_zoos_lazy_locations_are_edges_of_the_graph() -> None:
+    assert "landmarkflow.models.hih" in GRAPH["landmarkflow.models.zoo"]
