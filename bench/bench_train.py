@@ -19,7 +19,7 @@ from landmarkflow.config import load_config
 from landmarkflow.data.dataset import FaceDataset
 from landmarkflow.data.formats.synthetic import read_synthetic
 from landmarkflow.data.synthetic import synthesize
-from landmarkflow.models.registry import build_model
+from landmarkflow.models.zoo import build_model
 from landmarkflow.train.trainer import build_optimizer
 
 

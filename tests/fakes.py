@@ -13,7 +13,7 @@ from onnx import TensorProto, helper
 from landmarkflow.data.manifest import FaceRecord, landmark_box
 from landmarkflow.export.metadata import DeployInfo
 from landmarkflow.models.base import LandmarkModel
-from landmarkflow.models.registry import build_model
+from landmarkflow.models.zoo import build_model
 
 DOTS_HIH = {
     "name": "hih",

@@ -197,7 +197,7 @@ def models_list(
     and GFLOPs per face."""
     from rich.table import Table
 
-    from landmarkflow.models.catalog import describe, listed_configs
+    from landmarkflow.model_catalog import describe, listed_configs
 
     cards = sorted((describe(path) for path in listed_configs(configs, include_all)), key=lambda c: (c.name, c.params))
     if as_json:

@@ -14,7 +14,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from landmarkflow.layouts import LAYOUTS
-from landmarkflow.models.params import ModelParams
+from landmarkflow.models.params.base import ModelParams
+from landmarkflow.models.zoo import parse_params
 
 
 class _Section(BaseModel):
@@ -145,8 +146,6 @@ class ExperimentConfig(_Section):
     @field_validator("model", mode="before")
     @classmethod
     def _model_params(cls, value: Any) -> ModelParams:
-        from landmarkflow.models.registry import parse_params
-
         if isinstance(value, ModelParams):
             return value
         if not isinstance(value, dict):

@@ -11,8 +11,9 @@ from pydantic import ValidationError
 from torch import nn
 
 from landmarkflow.config import load_config
-from landmarkflow.models.hih import HIH, HIHParams
-from landmarkflow.models.registry import build_model, model_names
+from landmarkflow.models.hih import HIH
+from landmarkflow.models.params.hih import HIHParams
+from landmarkflow.models.zoo import build_model, model_names
 from tests.models.overfit import fit_batch
 from tests.models.small_configs import SMALL_HIH, SMALL_HIH_SIZES
 

@@ -17,8 +17,9 @@ from landmarkflow.config import load_config
 from landmarkflow.export.metadata import DeployInfo
 from landmarkflow.export.onnx import export_onnx, onnx_session, run_onnx
 from landmarkflow.layouts import LAYOUTS, face_regions
-from landmarkflow.models.rdfn import RDFN, RDFNParams, roi_align
-from landmarkflow.models.registry import build_model, model_names
+from landmarkflow.models.params.rdfn import RDFNParams
+from landmarkflow.models.rdfn import RDFN, roi_align
+from landmarkflow.models.zoo import build_model, model_names
 from tests.models.overfit import fit_batch
 
 CONTRACT_PX = 0.05

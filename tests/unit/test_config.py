@@ -1,3 +1,5 @@
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -5,6 +7,7 @@ import pytest
 from landmarkflow.config import ConfigError, load_config
 from landmarkflow.layouts import get_layout
 
+ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = sorted(Path("configs").glob("*.yaml"))
 
 
@@ -52,3 +55,15 @@ def test_missing_file_and_bad_yaml(tmp_path: Path) -> None:
         load_config(tmp_path / "nope.yaml")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(_write(tmp_path, "name: [unclosed\n"))
+
+
+def test_parsing_a_config_imports_no_torch() -> None:
+    """A fresh process: the test session itself has long imported torch."""
+    code = (
+        "import sys\n"
+        "import landmarkflow.config\n"
+        "landmarkflow.config.load_config('configs/hih_synthetic_tiny.yaml')\n"
+        "print('torch' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stdout.strip() == "False"

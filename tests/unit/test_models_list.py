@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from landmarkflow.cli import app
-from landmarkflow.models.registry import model_names
+from landmarkflow.models.zoo import model_names
 
 
 @pytest.fixture(scope="module")

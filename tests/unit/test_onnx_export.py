@@ -16,7 +16,7 @@ from landmarkflow.export import tensorrt
 from landmarkflow.export.metadata import DeployInfo
 from landmarkflow.export.onnx import compare_outputs, export_onnx, onnx_session, read_deploy_info, run_onnx
 from landmarkflow.models.hih import HIH
-from landmarkflow.models.registry import build_model
+from landmarkflow.models.zoo import build_model
 from tests.models.small_configs import SMALL_HIH
 
 INFO = DeployInfo(model="hih", layout="68", num_points=5, input_size=64, box_scale=1.25, config_hash="0123abcd")

@@ -6,7 +6,7 @@ onnxruntime are compared on exactly the same crops and mapped back by exactly th
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -16,8 +16,7 @@ from landmarkflow.data.manifest import FaceRecord
 from landmarkflow.geometry import crop_matrix, invert_affine, transform_points, warp_image
 from landmarkflow.imageio import read_rgb
 from landmarkflow.models.base import LandmarkModel
-
-CropPredictor = Callable[[np.ndarray], np.ndarray]
+from landmarkflow.models.crop_predictor import CropPredictor
 
 
 def iterate_crops(

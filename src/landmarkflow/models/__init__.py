@@ -1,1 +1,1 @@
-"""Landmark models, built from config by name through `landmarkflow.models.registry`."""
+"""Landmark models, built from config by name through `landmarkflow.models.zoo`."""

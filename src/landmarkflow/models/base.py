@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Callable
 from typing import ClassVar
 
 import numpy as np
@@ -11,7 +10,8 @@ import torch
 from torch import nn
 
 from landmarkflow.codecs.base import Codec
-from landmarkflow.models.params import ModelParams
+from landmarkflow.models.crop_predictor import CropPredictor
+from landmarkflow.models.params.base import ModelParams
 
 
 class LandmarkModel(nn.Module):
@@ -59,7 +59,7 @@ class LandmarkModel(nn.Module):
 
     def refined_predictor(
         self, train_landmarks: np.ndarray, train_boxes: np.ndarray, box_scale: float
-    ) -> tuple[str, Callable[[np.ndarray], np.ndarray]] | None:
+    ) -> tuple[str, CropPredictor] | None:
         """A post-step that runs outside the exported graph (LGCN's shape fitting), as (name, crops -> crop
         points) built from the train split; evaluation reports NME with and without it. None: the model has none."""
         return None

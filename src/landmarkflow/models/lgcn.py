@@ -20,18 +20,16 @@ Deviations and silences of the source, and what we do:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from typing import Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import Field, model_validator
 from torch import nn
 
-from landmarkflow.codecs.lgcn import KERNEL_AMPLITUDES, PAPER_KERNEL_SIZE, PATCH, LGCNCodec, kernel_profiles
-from landmarkflow.models.base import LandmarkModel, ModelParams
-from landmarkflow.models.registry import register
+from landmarkflow.codecs.lgcn_kernel import KERNEL_AMPLITUDES, kernel_profiles
+from landmarkflow.models.base import LandmarkModel
+from landmarkflow.models.crop_predictor import CropPredictor
+from landmarkflow.models.params.lgcn import LGCNParams
 
 LUMA = (0.299, 0.587, 0.114)
 """ITU-R BT.601 weights, as OpenCV and PIL convert RGB to grayscale."""
@@ -42,37 +40,6 @@ WEIGHT_BASE = 0.1
 WEIGHT_MEAN_MASS = 0.5
 INIT_GAIN = math.sqrt(0.02)
 """CNTK he_normal(scale=sqrt(0.02)): std = 0.1414 * sqrt(2 / fan_in)."""
-
-
-class LGCNParams(ModelParams):
-    """The `model:` section for LGCN; defaults are the paper's nf = 128 network on 96 x 96 crops."""
-
-    name: Literal["lgcn"] = "lgcn"
-    input_size: int = Field(96, ge=PATCH, description="crop side; every map has this side too")
-    filters: int = Field(128, ge=1, description="width nf of every conv layer (the paper also has nf = 64)")
-    local_5x5_layers: int = Field(5, ge=0, description="local subnet: 5 x 5 conv layers first")
-    local_3x3_layers: int = Field(10, ge=0, description="local subnet: then 3 x 3 conv layers")
-    global_layers: int = Field(7, ge=1, description="global subnet: dilated 3 x 3 conv layers")
-    global_dilation: int = Field(4, ge=1, description="dilation of the global subnet's convs")
-    kernel_size: int = Field(PAPER_KERNEL_SIZE, ge=3, description="blur kernel side (odd); sigmas scale with it")
-    dropout: float = Field(0.1, ge=0.0, lt=1.0, description="dropout after every subnet conv layer")
-
-    @model_validator(mode="after")
-    def _consistent(self) -> LGCNParams:
-        if self.local_5x5_layers + self.local_3x3_layers < 1:
-            raise ValueError("the local subnet needs at least one layer (local_5x5_layers + local_3x3_layers >= 1)")
-        if self.kernel_size % 2 == 0:
-            raise ValueError(f"kernel_size must be odd (a centred 'same' blur), got {self.kernel_size}")
-        if self.kernel_size > 2 * self.input_size - 1:
-            raise ValueError(
-                f"kernel_size {self.kernel_size} is wider than any blur on a {self.input_size} px map can use "
-                f"(max {2 * self.input_size - 1})"
-            )
-        return self
-
-    def make_codec(self) -> LGCNCodec:
-        """The codec these params describe (the dataset and the model share it)."""
-        return LGCNCodec(self.num_points, self.input_size, self.kernel_size)
 
 
 class ScaledReLU(nn.Module):
@@ -119,7 +86,6 @@ class FixedBlur(nn.Module):
         return (self.cols.to(x.dtype) @ along_x).sum(-3)
 
 
-@register("lgcn", LGCNParams, "Local-Global Context Network: full-resolution local net, fixed blur, dilated global net")
 class LGCN(LandmarkModel):
     """Local subnet -> heads a, b -> o1 = 0.01 K*a, o_s = 0.01 K*b -> global subnet on [o1, o_s] -> o2 = that + o1.
 
@@ -173,7 +139,7 @@ class LGCN(LandmarkModel):
 
     def refined_predictor(
         self, train_landmarks: np.ndarray, train_boxes: np.ndarray, box_scale: float
-    ) -> tuple[str, Callable[[np.ndarray], np.ndarray]] | None:
+    ) -> tuple[str, CropPredictor] | None:
         """The paper's constrained PCA shape fitting (docs/models.md §4.4) over the heatmaps, with a shape model
         built from the train split in the evaluation crop's frame."""
         from landmarkflow.models.lgcn_shape import ShapeModel, crop_frame_shapes, shape_fitted_predictor

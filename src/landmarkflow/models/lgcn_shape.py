@@ -31,9 +31,9 @@ import torch
 from scipy.ndimage import maximum_filter
 from scipy.optimize import nnls
 
-from landmarkflow.evaluation.predictions import CropPredictor
 from landmarkflow.geometry import crop_matrix, transform_points
-from landmarkflow.models.lgcn import LGCN
+from landmarkflow.models.base import LandmarkModel
+from landmarkflow.models.crop_predictor import CropPredictor
 
 REFERENCE_SIZE = 96
 """Crop side at which the paper's windows and patch are given."""
@@ -247,9 +247,13 @@ def crop_frame_shapes(landmarks: np.ndarray, boxes: np.ndarray, input_size: int,
 
 
 def shape_fitted_predictor(
-    model: LGCN, shape_model: ShapeModel, device: torch.device | str = "cpu", settings: FitSettings = FitSettings()
+    model: LandmarkModel,
+    shape_model: ShapeModel,
+    device: torch.device | str = "cpu",
+    settings: FitSettings = FitSettings(),
 ) -> CropPredictor:
-    """A crops -> crop points function for `predict_records`: the network's heatmaps, then `fit_shapes`."""
+    """A crops -> crop points function for `predict_records`: the final `heatmap` of `model`'s forward (LGCN's
+    o2), then `fit_shapes`."""
     model.eval()
 
     def run(crops: np.ndarray) -> np.ndarray:

@@ -11,11 +11,12 @@ from mlflow.tracking import MlflowClient
 from landmarkflow.config import ExperimentConfig
 from landmarkflow.data.manifest import read_split
 from landmarkflow.evaluation.metrics import mean_nme
-from landmarkflow.evaluation.predictions import CropPredictor, predict_records_each, torch_predictor
+from landmarkflow.evaluation.predictions import predict_records_each, torch_predictor
 from landmarkflow.export.metadata import DeployInfo
 from landmarkflow.export.onnx import export_onnx, onnx_session, run_onnx
 from landmarkflow.export.tensorrt import build_tensorrt_engine, tensorrt_available
 from landmarkflow.layouts import get_layout
+from landmarkflow.models.crop_predictor import CropPredictor
 from landmarkflow.steps.results import ExportResult, TrainResult
 from landmarkflow.train.checkpoint import load_model
 

@@ -17,6 +17,7 @@ log = logging.getLogger(__name__)
 def gate(trained: TrainResult, evaluated: EvalResult, exported: ExportResult) -> GateResult:
     """Decide promotion: NME threshold, not worse than the champion on the same data, ONNX parity."""
     name = registered_model_name(trained.model, trained.dataset)
+    config = trained.experiment_config()
     champion = version_by_alias(name, CHAMPION)
     champion_nme, label = None, "champion"
     if champion is not None:
@@ -28,13 +29,13 @@ def gate(trained: TrainResult, evaluated: EvalResult, exported: ExportResult) ->
             from landmarkflow.evaluation.remeasure import deployed_model_nme
 
             champion_nme = deployed_model_nme(
-                f"models:/{name}/{champion.version}", trained.manifest, trained.root, trained.experiment_config()
+                f"models:/{name}/{champion.version}", trained.manifest, trained.root, config
             )
             label += " (re-measured on this data)"
     decision: GateDecision = decide(
         evaluated.nme,
         exported.parity_delta,
-        trained.gate_config(),
+        config.gate,
         champion_nme,
         label,
         baseline_nme=evaluated.baseline_metrics.get("nme"),

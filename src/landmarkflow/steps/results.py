@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, TypeVar
 
-from landmarkflow.config import ExperimentConfig, GateConfig, parse_config
+from landmarkflow.config import ExperimentConfig, parse_config
 from landmarkflow.fileio import atomic_write_text
 
 Result = TypeVar("Result", bound="StepResult")
@@ -59,10 +59,6 @@ class TrainResult(StepResult):
     def experiment_config(self) -> ExperimentConfig:
         """The config this model was trained with, overrides included."""
         return parse_config(self.config, source=f"train result of run {self.run_id}")
-
-    def gate_config(self) -> GateConfig:
-        """The config's gate section alone: validating the whole config builds the model's params (torch)."""
-        return GateConfig.model_validate(self.config["gate"])
 
 
 @dataclass

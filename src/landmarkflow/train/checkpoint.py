@@ -10,7 +10,7 @@ import torch
 from landmarkflow.config import ExperimentConfig, parse_config
 from landmarkflow.fileio import atomic_path
 from landmarkflow.models.base import LandmarkModel
-from landmarkflow.models.registry import build_model
+from landmarkflow.models.zoo import build_model
 
 LAST = "last.pt"
 BEST = "best.pt"

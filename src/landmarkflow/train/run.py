@@ -8,7 +8,7 @@ from landmarkflow.config import ExperimentConfig
 from landmarkflow.data.dataset import split_train_val
 from landmarkflow.data.manifest import read_manifest, to_records
 from landmarkflow.logs import configure_logging
-from landmarkflow.models.registry import build_model
+from landmarkflow.models.zoo import build_model
 from landmarkflow.tracking import setup_tracking
 from landmarkflow.train.distributed import init_distributed, shutdown
 from landmarkflow.train.trainer import Trainer, TrainHistory, seed_everything

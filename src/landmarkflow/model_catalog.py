@@ -1,7 +1,6 @@
 """What `landmarkflow models list` shows: every model at its paper and small configs, with its size and cost.
 
-Models are built and run on the meta device: parameter counts and FLOPs need shapes, not numbers, so even
-DSAT's 181 M parameters cost no memory and no arithmetic.
+It reads configs, so it sits above `config`; the counting itself is `models.measure`'s.
 """
 
 from __future__ import annotations
@@ -9,12 +8,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import torch
-from torch.utils.flop_counter import FlopCounterMode
-
 from landmarkflow.config import load_config
-from landmarkflow.models.base import LandmarkModel, ModelParams
-from landmarkflow.models.registry import build_model, get_entry
+from landmarkflow.models.measure import build_on_meta, forward_gflops
+from landmarkflow.models.zoo import get_entry
 
 SMALL_CONFIG_MARK = "_synthetic_tiny"
 
@@ -36,25 +32,6 @@ class ModelCard:
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
-
-
-def build_on_meta(params: ModelParams) -> LandmarkModel:
-    """The model of `params` on the meta device: every shape, no memory, no arithmetic."""
-    with torch.device("meta"):
-        return build_model(params)
-
-
-def forward_gflops(model: LandmarkModel) -> float:
-    """GFLOPs of one eval-mode forward pass at batch 1 (as inference runs it), as torch.utils.flop_counter counts
-    them: 2 per multiply-accumulate. Puts `model` in eval mode.
-
-    The count needs shapes only, so a model from `build_on_meta` gives it at no cost in memory or arithmetic.
-    """
-    model.eval()
-    device = next(model.parameters()).device
-    with FlopCounterMode(display=False) as counter, torch.no_grad():
-        model(torch.zeros(1, 3, model.input_size, model.input_size, device=device))
-    return counter.get_total_flops() / 1e9
 
 
 def describe(config_path: Path) -> ModelCard:
