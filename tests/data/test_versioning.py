@@ -23,7 +23,7 @@ from landmarkflow.data.versioning import (
     status,
     track,
 )
-from tests.integration.servers import S3Server, seaweedfs_s3, weed_binary
+from tests.servers import S3Server, seaweedfs_s3, weed_binary
 
 FILES = {"train/a.txt": b"alpha\n", "train/b.txt": b"bravo\n", "test/c.bin": bytes(range(256)), "readme.md": b"#\n"}
 

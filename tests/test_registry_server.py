@@ -13,7 +13,7 @@ from mlflow.tracking import MlflowClient
 from landmarkflow.registry import CHAMPION, log_onnx_model, register_version, set_alias, version_by_alias
 from landmarkflow.tracking import ensure_experiment, setup_tracking
 from tests.fakes import tiny_onnx_model
-from tests.integration.servers import mlflow_server, seaweedfs_s3, weed_binary
+from tests.servers import mlflow_server, seaweedfs_s3, weed_binary
 
 pytestmark = [
     pytest.mark.integration,

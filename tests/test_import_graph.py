@@ -10,7 +10,7 @@ import pytest
 
 from landmarkflow.models.zoo import MODELS
 
-PACKAGE_ROOT = Path(__file__).resolve().parents[2] / "src" / "landmarkflow"
+PACKAGE_ROOT = Path(__file__).resolve().parents[1] / "src" / "landmarkflow"
 
 BELOW = {
     "landmarkflow.codecs": ("landmarkflow.codecs", "landmarkflow.layouts"),

@@ -7,7 +7,7 @@ import pytest
 from landmarkflow.config import ConfigError, load_config
 from landmarkflow.layouts import get_layout
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted(Path("configs").glob("*.yaml"))
 
 
