@@ -12,10 +12,10 @@ from landmarkflow.config import ExperimentConfig
 from landmarkflow.data.manifest import read_split
 from landmarkflow.evaluation.metrics import mean_nme
 from landmarkflow.evaluation.predictions import CropPredictor, predict_records_each, torch_predictor
-from landmarkflow.export.metadata import DeployInfo
-from landmarkflow.export.onnx import export_onnx, onnx_session, run_onnx
+from landmarkflow.export.onnx import export_onnx
 from landmarkflow.export.tensorrt import build_tensorrt_engine, tensorrt_available
 from landmarkflow.layouts import get_layout
+from landmarkflow.runtime import DeployInfo, open_session, run_onnx
 from landmarkflow.steps.results import ExportResult, TrainResult
 from landmarkflow.train.checkpoint import load_model
 
@@ -36,7 +36,7 @@ def deploy_info(config: ExperimentConfig) -> DeployInfo:
 
 def onnx_predictor(onnx_path: Path) -> CropPredictor:
     """A numpy crops -> crop points function backed by onnxruntime."""
-    session = onnx_session(onnx_path)
+    session = open_session(onnx_path)
     return lambda crops: run_onnx(session, crops)
 
 
