@@ -2,9 +2,10 @@
 
 A deployed model is a lone .onnx file whose metadata (`runtime.DeployInfo`) says how to crop:
 the square of side `box_scale * max(w, h)` around the box, resized to `input_size`, float32 RGB in [0, 1],
-NCHW. The model answers crop pixels; they are mapped back with the inverse crop affine, so the output is
-0-based pixel centres of the original image, the manifest's convention. The crop is the one training and
-evaluation use (geometry.crop_matrix), so a face scored here matches its evaluated NME.
+NCHW (`runtime.crop_to_input`). The model answers crop pixels; they are mapped back with the inverse crop
+affine, so the output is 0-based pixel centres of the original image, the manifest's convention. The crop is
+the one training and evaluation use (geometry.crop_matrix, runtime.crop_to_input), so a face scored here
+matches its evaluated NME.
 
 This module needs neither torch nor mlflow (imported only for `models:/` URIs), so `landmarkflow predict`
 starts fast and runs where only onnxruntime is installed.
@@ -24,7 +25,7 @@ import onnxruntime as ort
 from landmarkflow.detection import detect_faces
 from landmarkflow.geometry import crop_matrix, invert_affine, transform_points, warp_image
 from landmarkflow.imageio import read_rgb
-from landmarkflow.runtime import DeployInfo, open_session
+from landmarkflow.runtime import DeployInfo, crop_to_input, open_session
 
 MLFLOW_SCHEMES = ("models:/", "runs:/", "mlflow-artifacts:/")
 JSON_DECIMALS = 2
@@ -134,8 +135,7 @@ class Predictor:
             return []
         size, scale = self.info.input_size, self.info.box_scale
         matrices = [crop_matrix(box, size, scale) for box in boxes]
-        crops = np.stack([warp_image(image_rgb, m, size).transpose(2, 0, 1) for m in matrices])
-        points = self.predict_crops(crops.astype(np.float32) / 255.0)
+        points = self.predict_crops(np.stack([crop_to_input(warp_image(image_rgb, m, size)) for m in matrices]))
         return [
             FaceResult(box, transform_points(p, invert_affine(m)))
             for box, p, m in zip(boxes, points, matrices, strict=True)

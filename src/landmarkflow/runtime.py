@@ -1,7 +1,8 @@
-"""What running a deployed model needs, without torch or mlflow: the deploy metadata and the onnxruntime session.
+"""What running a deployed model needs, without torch or mlflow: the deploy metadata, the crop -> model input
+step, and the onnxruntime session.
 
-Predict, export's parity check and the registry all use this one module, so `landmarkflow predict` starts where
-only onnxruntime is installed.
+Predict, export's parity check, the registry and training's dataset all use this one module, so a crop means
+the same float32 input everywhere and `landmarkflow predict` starts where only onnxruntime is installed.
 `onnx` is imported only where a file's metadata is read: it takes seconds to import and predict never needs it.
 """
 
@@ -74,6 +75,17 @@ class DeployInfo:
     def from_session(cls, session: ort.InferenceSession, source: str | Path = "<onnx>") -> DeployInfo:
         """The metadata of the model an onnxruntime session holds."""
         return cls.from_props(session.get_modelmeta().custom_metadata_map, source)
+
+
+def crop_to_input(crop: np.ndarray) -> np.ndarray:
+    """HxWx3 uint8 RGB crop -> 3xHxW float32 in [0, 1], the input every model takes.
+
+    The result is a CHW view of channels-last memory (what evaluation has always fed torch); the values are
+    bit-identical to torch's `.float().div_(255.0)`. Use np.ascontiguousarray where NCHW memory is needed.
+    """
+    if crop.ndim != 3 or crop.shape[2] != 3 or crop.dtype != np.uint8:
+        raise ValueError(f"expected an HxWx3 uint8 RGB crop, got {crop.dtype} of shape {crop.shape}")
+    return crop.transpose(2, 0, 1).astype(np.float32) / 255.0
 
 
 def execution_providers() -> list[str]:

@@ -1,5 +1,5 @@
-"""The torch-free runtime: it imports without torch or mlflow, and the deploy metadata reads the same from a proto,
-a file and a session."""
+"""The torch-free runtime: it imports without torch or mlflow, its crop input is bit-identical to torch's, and the
+deploy metadata reads the same from a proto, a file and a session."""
 
 from __future__ import annotations
 
@@ -12,9 +12,10 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+import torch
 
 import landmarkflow
-from landmarkflow.runtime import DeployInfo, execution_providers, open_session, run_onnx
+from landmarkflow.runtime import DeployInfo, crop_to_input, execution_providers, open_session, run_onnx
 from tests.fakes import TINY_ONNX_INFO, tiny_onnx_model
 
 
@@ -27,6 +28,22 @@ def test_runtime_and_predict_import_without_torch_mlflow_or_onnx() -> None:
     env = {**os.environ, "PYTHONPATH": src}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
     assert done.stdout.strip() == "[]"
+
+
+def test_crop_input_is_bit_identical_to_torch_division() -> None:
+    every_byte = np.arange(96 * 96 * 3) % 256
+    crop = np.random.default_rng(0).permutation(every_byte).astype(np.uint8).reshape(96, 96, 3)
+    model_input = crop_to_input(crop)
+    from_torch = torch.from_numpy(np.ascontiguousarray(crop.transpose(2, 0, 1))).float().div_(255.0).numpy()
+    assert model_input.shape == (3, 96, 96) and model_input.dtype == np.float32
+    np.testing.assert_array_equal(model_input.view(np.uint32), from_torch.view(np.uint32))
+    assert model_input.transpose(1, 2, 0).flags.c_contiguous, "channels-last memory, as evaluation feeds torch"
+
+
+@pytest.mark.parametrize("crop", [np.zeros((8, 8, 3), np.float32), np.zeros((8, 8), np.uint8)])
+def test_crop_input_rejects_what_is_not_a_uint8_rgb_crop(crop: np.ndarray) -> None:
+    with pytest.raises(ValueError, match="expected an HxWx3 uint8 RGB crop"):
+        crop_to_input(crop)
 
 
 def test_deploy_info_reads_alike_from_proto_file_and_session(tmp_path: Path) -> None:
