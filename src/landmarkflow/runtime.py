@@ -1,5 +1,5 @@
-"""What running a deployed model needs, without torch or mlflow: the deploy metadata, the crop -> model input
-step, and the onnxruntime session.
+"""What running a deployed model needs, without torch or mlflow: the artifact file names, the deploy metadata,
+the crop -> model input step, and the onnxruntime session.
 
 Predict, export's parity check, the registry and training's dataset all use this one module, so a crop means
 the same float32 input everywhere and `landmarkflow predict` starts where only onnxruntime is installed.
@@ -19,6 +19,13 @@ from onnxruntime.capi.onnxruntime_pybind11_state import NotImplemented as OrtNot
 
 if TYPE_CHECKING:
     import onnx
+
+CHECKPOINT_FILE = "model.pt"
+"""Train's weights and config, which evaluate and export load."""
+ONNX_FILE = "model.onnx"
+"""Export's deployable model, which register logs."""
+TENSORRT_ENGINE_FILE = "model.plan"
+"""Export's TensorRT engine, written only on a GPU."""
 
 METADATA_PREFIX = "landmarkflow."
 """The prefix of our keys in ONNX `metadata_props`."""
