@@ -79,7 +79,7 @@ def timed_stages(data: FaceDataset) -> Iterator[dict[str, float]]:
 
         return timed
 
-    module_stages = {"decode": "read_rgb", "warp": "warp_image", "to_tensor": "to_tensor"}
+    module_stages = {"decode": "read_rgb", "warp": "warp_image", "to_input": "crop_to_input"}
     originals = {attr: getattr(dataset_module, attr) for attr in module_stages.values()}
     for name, attr in module_stages.items():
         setattr(dataset_module, attr, timer(name, originals[attr]))

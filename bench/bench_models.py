@@ -23,11 +23,11 @@ import onnxruntime as ort
 import torch
 
 from landmarkflow.config import ExperimentConfig, load_config
-from landmarkflow.export.metadata import DeployInfo
-from landmarkflow.export.onnx import export_onnx, run_onnx
+from landmarkflow.export.onnx import export_onnx
 from landmarkflow.models.base import LandmarkModel
 from landmarkflow.models.measure import build_on_meta, forward_gflops
 from landmarkflow.models.zoo import build_model
+from landmarkflow.runtime import DeployInfo, run_onnx
 from landmarkflow.train.trainer import autocast_for, build_optimizer, mixed_precision_dtype
 
 DEFAULT_CONFIGS = [

@@ -24,8 +24,8 @@ from onnx import TensorProto, helper, numpy_helper
 from skimage import data
 
 from landmarkflow.detection import detect_faces
-from landmarkflow.export.metadata import DeployInfo
 from landmarkflow.inference import Predictor
+from landmarkflow.runtime import DeployInfo
 
 CONSTANT_INFO = DeployInfo(model="constant", layout="68", num_points=68, input_size=256, box_scale=1.25)
 

@@ -11,9 +11,9 @@ import onnx
 from onnx import TensorProto, helper
 
 from landmarkflow.data.manifest import FaceRecord, landmark_box
-from landmarkflow.export.metadata import DeployInfo
 from landmarkflow.models.base import LandmarkModel
 from landmarkflow.models.zoo import build_model
+from landmarkflow.runtime import DeployInfo
 
 DOTS_HIH = {
     "name": "hih",

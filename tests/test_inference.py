@@ -15,8 +15,8 @@ from typer.testing import CliRunner
 
 from landmarkflow.cli import app
 from landmarkflow.detection import detect_faces
-from landmarkflow.export.metadata import DeployInfo
 from landmarkflow.inference import Predictor
+from landmarkflow.runtime import DeployInfo
 
 SIZE, BOX_SCALE = 64, 1.25
 CENTRE = (SIZE - 1) / 2

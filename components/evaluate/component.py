@@ -28,10 +28,11 @@ def evaluate(
     from landmarkflow import steps
     from landmarkflow.data.manifest import PRIVATE_SPLIT
     from landmarkflow.logs import configure_logging
+    from landmarkflow.runtime import CHECKPOINT_FILE
 
     configure_logging()
     trained = steps.TrainResult.load(train_result.path)
-    trained.manifest, trained.checkpoint = manifest.path, str(Path(checkpoint.path) / "model.pt")
+    trained.manifest, trained.checkpoint = manifest.path, str(Path(checkpoint.path) / CHECKPOINT_FILE)
     evaluated = steps.evaluate(trained, Path(result.path).with_suffix(".d"))
     evaluated.save(result.path)
     for key, value in evaluated.metrics.items():

@@ -27,10 +27,11 @@ def export(
 
     from landmarkflow import steps
     from landmarkflow.logs import configure_logging
+    from landmarkflow.runtime import CHECKPOINT_FILE
 
     configure_logging()
     trained = steps.TrainResult.load(train_result.path)
-    trained.manifest, trained.checkpoint = manifest.path, str(Path(checkpoint.path) / "model.pt")
+    trained.manifest, trained.checkpoint = manifest.path, str(Path(checkpoint.path) / CHECKPOINT_FILE)
     exported = steps.export(trained, onnx_model.path)
     exported.save(result.path)
     onnx_model.metadata.update({"parity_delta_nme": exported.parity_delta, "tensorrt": exported.tensorrt})

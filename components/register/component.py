@@ -29,10 +29,11 @@ def register(
 
     from landmarkflow import steps
     from landmarkflow.logs import configure_logging
+    from landmarkflow.runtime import ONNX_FILE
 
     configure_logging()
     exported = steps.ExportResult.load(export_result.path)
-    exported.onnx_path = str(Path(onnx_model.path) / "model.onnx")
+    exported.onnx_path = str(Path(onnx_model.path) / ONNX_FILE)
     registered = steps.register(
         steps.TrainResult.load(train_result.path),
         steps.EvalResult.load(evaluate_result.path),

@@ -1,13 +1,14 @@
 """Predictor: image -> face boxes (given, or detected) -> crops -> ONNX model -> landmarks in image pixels.
 
-A deployed model is a lone .onnx file whose metadata (`export.metadata.DeployInfo`) says how to crop:
+A deployed model is a lone .onnx file whose metadata (`runtime.DeployInfo`) says how to crop:
 the square of side `box_scale * max(w, h)` around the box, resized to `input_size`, float32 RGB in [0, 1],
-NCHW. The model answers crop pixels; they are mapped back with the inverse crop affine, so the output is
-0-based pixel centres of the original image, the manifest's convention. The crop is the one training and
-evaluation use (geometry.crop_matrix), so a face scored here matches its evaluated NME.
+NCHW (`runtime.crop_to_input`). The model answers crop pixels; they are mapped back with the inverse crop
+affine, so the output is 0-based pixel centres of the original image, the manifest's convention. The crop is
+the one training and evaluation use (geometry.crop_matrix, runtime.crop_to_input), so a face scored here
+matches its evaluated NME.
 
 This module needs neither torch nor mlflow (imported only for `models:/` URIs), so `landmarkflow predict`
-starts fast and runs where only onnxruntime is installed; that is why it does not use export.onnx.
+starts fast and runs where only onnxruntime is installed.
 Boxes: see detection.py for the convention (a loose face box or a tight landmark box both work).
 """
 
@@ -20,17 +21,14 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
-from onnxruntime.capi.onnxruntime_pybind11_state import Fail, InvalidArgument, InvalidGraph, InvalidProtobuf
-from onnxruntime.capi.onnxruntime_pybind11_state import NotImplemented as OrtNotImplemented
 
 from landmarkflow.detection import detect_faces
-from landmarkflow.export.metadata import DeployInfo
 from landmarkflow.geometry import crop_matrix, invert_affine, transform_points, warp_image
 from landmarkflow.imageio import read_rgb
+from landmarkflow.runtime import DeployInfo, crop_to_input, open_session
 
 MLFLOW_SCHEMES = ("models:/", "runs:/", "mlflow-artifacts:/")
 JSON_DECIMALS = 2
-ORT_LOAD_ERRORS = (Fail, InvalidArgument, InvalidGraph, InvalidProtobuf, OrtNotImplemented)
 
 
 @dataclass(frozen=True)
@@ -46,11 +44,6 @@ class FaceResult:
             "bbox": np.round(self.bbox, JSON_DECIMALS).tolist(),
             "landmarks": np.round(self.landmarks, JSON_DECIMALS).tolist(),
         }
-
-
-def _providers() -> list[str]:
-    available = ort.get_available_providers()
-    return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
 
 
 def _find_onnx(folder: Path, source: str) -> Path:
@@ -109,12 +102,8 @@ class Predictor:
 
     @classmethod
     def _from_file(cls, path: Path, source: str) -> Predictor:
-        try:
-            session = ort.InferenceSession(str(path), providers=_providers())
-        except ORT_LOAD_ERRORS as exc:
-            raise ValueError(f"{source}: onnxruntime cannot load {path.name}: {exc}") from exc
-        props = session.get_modelmeta().custom_metadata_map
-        return cls(session, DeployInfo.from_props(props, source), source)
+        session = open_session(path, source)
+        return cls(session, DeployInfo.from_session(session, source), source)
 
     def predict_crops(self, crops: np.ndarray) -> np.ndarray:
         """(N, K, 2) crop-pixel landmarks for (N, 3, S, S) float32 RGB [0, 1] crops, in one ORT call."""
@@ -146,8 +135,7 @@ class Predictor:
             return []
         size, scale = self.info.input_size, self.info.box_scale
         matrices = [crop_matrix(box, size, scale) for box in boxes]
-        crops = np.stack([warp_image(image_rgb, m, size).transpose(2, 0, 1) for m in matrices])
-        points = self.predict_crops(crops.astype(np.float32) / 255.0)
+        points = self.predict_crops(np.stack([crop_to_input(warp_image(image_rgb, m, size)) for m in matrices]))
         return [
             FaceResult(box, transform_points(p, invert_affine(m)))
             for box, p, m in zip(boxes, points, matrices, strict=True)

@@ -17,7 +17,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 
-from landmarkflow.export.metadata import DeployInfo
+from landmarkflow.runtime import DeployInfo
 
 CHALLENGER = "challenger"
 CHAMPION = "champion"
@@ -73,7 +73,7 @@ def log_onnx_model(run_id: str, onnx_path: Path) -> str:
     import onnx  # only registering needs it; the gate and promotion import this module too
 
     proto = onnx.load(str(onnx_path))
-    info = DeployInfo.from_props({p.key: p.value for p in proto.metadata_props}, onnx_path)
+    info = DeployInfo.from_proto(proto, onnx_path)
     example = np.zeros((1, 3, info.input_size, info.input_size), dtype=np.float32)
     signature = infer_signature(example, np.zeros((1, info.num_points, 2), dtype=np.float32))
     with mlflow.start_run(run_id=run_id):

@@ -6,8 +6,10 @@ import pytest
 
 from landmarkflow.config import AugmentConfig
 from landmarkflow.data.dataset import FaceDataset, split_train_val
-from landmarkflow.geometry import crop_matrix, transform_points
+from landmarkflow.geometry import crop_matrix, transform_points, warp_image
+from landmarkflow.imageio import read_rgb
 from landmarkflow.layouts import get_layout
+from landmarkflow.runtime import crop_to_input
 from tests.fakes import dot_face_record, dots_hih
 
 MODEL = dots_hih()
@@ -22,6 +24,14 @@ def test_plain_item_is_the_box_crop_with_targets(tmp_path: Path) -> None:
     assert item["int_heatmap"].shape == (68, 24, 24)
     decoded = MODEL.codec.decode({k: v[None] for k, v in item.items() if k in ("int_heatmap", "dec_heatmap")})
     np.testing.assert_allclose(decoded[0].numpy(), expected, atol=0.05)
+
+
+def test_plain_image_is_the_model_input_predict_and_evaluation_use(tmp_path: Path) -> None:
+    record = dot_face_record(tmp_path)
+    image = FaceDataset([record], tmp_path, MODEL.codec, 96, 1.25)[0]["image"]
+    crop = warp_image(read_rgb(tmp_path / record.image_path), crop_matrix(record.bbox, 96, 1.25), 96)
+    assert image.is_contiguous()
+    np.testing.assert_array_equal(image.numpy(), crop_to_input(crop))
 
 
 def test_flip_augmentation_permutes_points_semantically(tmp_path: Path) -> None:

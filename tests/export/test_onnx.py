@@ -13,10 +13,10 @@ import torch
 from torch import nn
 
 from landmarkflow.export import tensorrt
-from landmarkflow.export.metadata import DeployInfo
-from landmarkflow.export.onnx import compare_outputs, export_onnx, onnx_session, read_deploy_info, run_onnx
+from landmarkflow.export.onnx import compare_outputs, export_onnx
 from landmarkflow.models.hih import HIH
 from landmarkflow.models.zoo import build_model
+from landmarkflow.runtime import DeployInfo, open_session, run_onnx
 from tests.models.small_configs import SMALL_HIH
 
 INFO = DeployInfo(model="hih", layout="68", num_points=5, input_size=64, box_scale=1.25, config_hash="0123abcd")
@@ -56,7 +56,7 @@ def test_export_is_a_valid_single_file_with_named_dynamic_io(exported: Path, mod
 
 @pytest.mark.parametrize("batch", [1, 5])
 def test_onnxruntime_matches_predict(exported: Path, model: HIH, batch: int) -> None:
-    session = onnx_session(exported)
+    session = open_session(exported)
     batch_images = images(batch, seed=batch)
     out = run_onnx(session, batch_images)
     model.eval()
@@ -77,16 +77,16 @@ def test_compare_outputs_reports_single_and_batch(exported: Path, model: HIH) ->
 
 
 def test_deploy_info_round_trips(exported: Path) -> None:
-    assert read_deploy_info(exported) == INFO
+    assert DeployInfo.from_file(exported) == INFO
 
 
-def test_read_deploy_info_rejects_a_foreign_onnx(exported: Path, tmp_path: Path) -> None:
+def test_deploy_info_rejects_a_foreign_onnx(exported: Path, tmp_path: Path) -> None:
     proto = onnx.load(str(exported))
     del proto.metadata_props[:]
     foreign = tmp_path / "foreign.onnx"
     onnx.save_model(proto, str(foreign))
     with pytest.raises(ValueError, match="not a landmarkflow model"):
-        read_deploy_info(foreign)
+        DeployInfo.from_file(foreign)
 
 
 def test_tensorrt_is_skipped_without_cuda(

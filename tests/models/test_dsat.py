@@ -13,13 +13,13 @@ from pydantic import ValidationError
 from landmarkflow.codecs.dsat import BOUNDARY_FLOOR, DSATCodec, fit_log_gaussian
 from landmarkflow.codecs.heatmap import gaussian_maps
 from landmarkflow.config import load_config
-from landmarkflow.export.metadata import DeployInfo
 from landmarkflow.export.onnx import compare_outputs, export_onnx
 from landmarkflow.layouts import LAYOUTS, get_layout
 from landmarkflow.models.dsat import DSAT, SemanticGate, semantic_hash
 from landmarkflow.models.measure import forward_gflops
 from landmarkflow.models.params.dsat import DSATParams
 from landmarkflow.models.zoo import build_model, model_names
+from landmarkflow.runtime import DeployInfo
 from tests.models.overfit import fit_batch
 
 CONTRACT_PX = 0.05

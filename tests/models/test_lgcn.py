@@ -16,13 +16,13 @@ from landmarkflow.codecs.lgcn import LGCNCodec
 from landmarkflow.codecs.lgcn_kernel import lgcn_kernel
 from landmarkflow.config import load_config
 from landmarkflow.data.synthetic.face3d import TEMPLATE_68
-from landmarkflow.export.metadata import DeployInfo
 from landmarkflow.export.onnx import compare_outputs, export_onnx
 from landmarkflow.layouts import LAYOUTS
 from landmarkflow.models.lgcn import LGCN, FixedBlur
 from landmarkflow.models.lgcn_shape import ShapeModel, fit_face, fit_shapes, shape_fitted_predictor, solve_lsi
 from landmarkflow.models.params.lgcn import LGCNParams
 from landmarkflow.models.zoo import build_model, model_names
+from landmarkflow.runtime import DeployInfo
 from tests.models.overfit import fit_batch
 from tests.models.small_configs import SMALL_HIH
 

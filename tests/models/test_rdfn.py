@@ -14,12 +14,12 @@ from torch import nn
 from landmarkflow.codecs.heatmap import gaussian_maps
 from landmarkflow.codecs.rdfn import RDFNCodec, reweighted_peaks
 from landmarkflow.config import load_config
-from landmarkflow.export.metadata import DeployInfo
-from landmarkflow.export.onnx import export_onnx, onnx_session, run_onnx
+from landmarkflow.export.onnx import export_onnx
 from landmarkflow.layouts import LAYOUTS, face_regions
 from landmarkflow.models.params.rdfn import RDFNParams
 from landmarkflow.models.rdfn import RDFN, roi_align
 from landmarkflow.models.zoo import build_model, model_names
+from landmarkflow.runtime import DeployInfo, open_session, run_onnx
 from tests.models.overfit import fit_batch
 
 CONTRACT_PX = 0.05
@@ -237,7 +237,7 @@ def test_onnx_export_matches_predict(tmp_path: Path) -> None:
             nn.init.kaiming_normal_(module.weight)
     info = DeployInfo(model="rdfn", layout="29", num_points=29, input_size=64, box_scale=1.6)
     path = export_onnx(model, tmp_path / "rdfn.onnx", info)
-    session = onnx_session(path)
+    session = open_session(path)
     images = np.random.default_rng(0).random((3, 3, 64, 64), dtype=np.float32)
     model.eval()
     with torch.no_grad():

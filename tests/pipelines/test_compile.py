@@ -46,6 +46,14 @@ def test_training_asks_for_gpus_and_shared_memory(tmp_path: Path) -> None:
     assert "/dev/shm" in platform
 
 
+def test_components_name_artifact_files_through_the_library(tmp_path: Path) -> None:
+    executors = _compile(tmp_path)["deploymentSpec"]["executors"]
+    code = {name: "\n".join(e["container"]["command"]) for name, e in executors.items()}
+    assert "CHECKPOINT_FILE" in code["exec-evaluate"] and "CHECKPOINT_FILE" in code["exec-export"]
+    assert "ONNX_FILE" in code["exec-register"]
+    assert not [name for name, text in code.items() if '"model.' in text]
+
+
 def test_schedules_need_six_cron_fields() -> None:
     import pytest
 

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from landmarkflow.config import load_config
-from landmarkflow.train.checkpoint import BEST, FINAL, LAST, load_state, save_checkpoint
+from landmarkflow.runtime import CHECKPOINT_FILE
+from landmarkflow.train.checkpoint import BEST, LAST, load_state, save_checkpoint
 from landmarkflow.train.distributed import DistEnv
 from landmarkflow.train.trainer import Trainer, build_optimizer, mixed_precision_dtype
 from tests.fakes import dot_face_record, dots_hih
@@ -72,7 +73,7 @@ def test_model_pt_holds_the_last_or_the_best_validation_epoch(tmp_path: Path, ke
     trainer = Trainer(config, dots_hih(), records[:4], records[4:], tmp_path, tmp_path / "out", CPU)
     history = trainer.fit()
     assert int(np.argmin(history.val_nme)) != 2  # the warm-up to a too-large lr makes the last epoch worse
-    final = load_state(tmp_path / "out" / FINAL)
+    final = load_state(tmp_path / "out" / CHECKPOINT_FILE)
     expected = int(np.argmin(history.val_nme)) if keep == "best_val" else 2
     assert final["epoch"] == expected
     assert final["history"]["val_nme"] == history.val_nme
@@ -88,7 +89,7 @@ def test_a_fresh_run_ignores_a_best_epoch_left_by_an_earlier_run(tmp_path: Path)
     (tmp_path / "out").mkdir()
     save_checkpoint(tmp_path / "out" / BEST, {"epoch": 7, "model": {}})
     Trainer(config, dots_hih(), records, [], tmp_path, tmp_path / "out", CPU).fit()
-    assert load_state(tmp_path / "out" / FINAL)["epoch"] == 0
+    assert load_state(tmp_path / "out" / CHECKPOINT_FILE)["epoch"] == 0
 
 
 def test_mixed_precision_is_fp16_on_cuda_bf16_on_cpus_with_native_bf16_else_float32(

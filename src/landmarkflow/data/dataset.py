@@ -21,11 +21,7 @@ from landmarkflow.data.manifest import FaceRecord, in_split
 from landmarkflow.geometry import crop_matrix, transform_points, warp_image
 from landmarkflow.imageio import read_rgb
 from landmarkflow.layouts import get_layout
-
-
-def to_tensor(crop: np.ndarray) -> torch.Tensor:
-    """HxWx3 uint8 RGB -> 3xHxW float32 in [0, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(crop.transpose(2, 0, 1))).float().div_(255.0)
+from landmarkflow.runtime import crop_to_input
 
 
 class FaceDataset(Dataset):
@@ -81,7 +77,7 @@ class FaceDataset(Dataset):
         targets = self.codec.encode(points, visible)
         item = {name: torch.from_numpy(np.asarray(value)) for name, value in targets.items()}
         item.update(
-            image=to_tensor(crop),
+            image=torch.from_numpy(np.ascontiguousarray(crop_to_input(crop))),
             landmarks=torch.from_numpy(points.astype(np.float32)),
             matrix=torch.from_numpy(matrix.astype(np.float64)),
             index=torch.tensor(index),

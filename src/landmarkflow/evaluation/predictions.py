@@ -17,6 +17,7 @@ from landmarkflow.geometry import crop_matrix, invert_affine, transform_points, 
 from landmarkflow.imageio import read_rgb
 from landmarkflow.models.base import LandmarkModel
 from landmarkflow.models.crop_predictor import CropPredictor
+from landmarkflow.runtime import crop_to_input
 
 
 def iterate_crops(
@@ -34,7 +35,7 @@ def iterate_crops(
         for offset, record in enumerate(records[start : start + batch_size]):
             matrix = crop_matrix(boxes[start + offset], input_size, box_scale)
             crop = warp_image(read_rgb(Path(root) / record.image_path), matrix, input_size)
-            crops.append(crop.transpose(2, 0, 1).astype(np.float32) / 255.0)
+            crops.append(crop_to_input(crop))
             matrices.append(matrix)
         yield np.stack(crops), np.stack(matrices)
 

@@ -1,4 +1,4 @@
-"""ONNX export of a model's `predict` (images -> crop-pixel landmarks), its deploy metadata, and onnxruntime helpers.
+"""ONNX export of a model's `predict` (images -> crop-pixel landmarks) with its deploy metadata, and its parity check.
 
 The graph is the whole `predict`: ImageNet normalisation, the network and the codec's decode, so a lone .onnx
 file turns crops into coordinates. Export uses the torch.export-based (dynamo) exporter with a dynamic batch.
@@ -10,13 +10,12 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 import torch
 from torch import nn
 
-from landmarkflow.export.metadata import DeployInfo
 from landmarkflow.fileio import atomic_path
 from landmarkflow.models.base import LandmarkModel
+from landmarkflow.runtime import DeployInfo, open_session, run_onnx
 
 EXAMPLE_BATCH = 2
 """The exporter specialises batch sizes 0 and 1, so the example batch must be >= 2 for a dynamic batch."""
@@ -66,25 +65,6 @@ def export_onnx(model: LandmarkModel, path: str | Path, info: DeployInfo, opset:
     return path
 
 
-def read_deploy_info(path: str | Path) -> DeployInfo:
-    """The DeployInfo embedded by `export_onnx` (weights are not loaded)."""
-    proto = onnx.load(str(path), load_external_data=False)
-    return DeployInfo.from_props({p.key: p.value for p in proto.metadata_props}, path)
-
-
-def onnx_session(path: str | Path) -> ort.InferenceSession:
-    """An onnxruntime session on CUDA when this onnxruntime build has it, with CPU as the fallback."""
-    available = ort.get_available_providers()
-    providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
-    return ort.InferenceSession(str(path), providers=providers)
-
-
-def run_onnx(session: ort.InferenceSession, images: np.ndarray) -> np.ndarray:
-    """(N, 3, S, S) RGB in [0, 1] -> (N, K, 2) float32 crop-pixel landmarks."""
-    feed = {session.get_inputs()[0].name: np.ascontiguousarray(images, dtype=np.float32)}
-    return session.run(None, feed)[0]
-
-
 def compare_outputs(model: LandmarkModel, onnx_path: str | Path, images: np.ndarray) -> dict[str, float]:
     """Landmark differences (px) between `model.predict` and onnxruntime, on the first image alone and the batch.
 
@@ -93,7 +73,7 @@ def compare_outputs(model: LandmarkModel, onnx_path: str | Path, images: np.ndar
     images = np.ascontiguousarray(images, dtype=np.float32)
     if images.ndim != 4 or len(images) < 2:
         raise ValueError(f"compare_outputs needs a (N>=2, 3, S, S) batch, got shape {images.shape}")
-    session = onnx_session(onnx_path)
+    session = open_session(onnx_path)
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()

@@ -17,8 +17,8 @@ from typing import Any
 
 import torch
 
-from landmarkflow.export.onnx import read_deploy_info
 from landmarkflow.fileio import atomic_write_bytes
+from landmarkflow.runtime import DeployInfo
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ def build_tensorrt_engine(onnx_path: str | Path, engine_path: str | Path, fp16: 
     import tensorrt as trt
 
     onnx_path, engine_path = Path(onnx_path), Path(engine_path)
-    info = read_deploy_info(onnx_path)
+    info = DeployInfo.from_file(onnx_path)
     precision, note = "fp32", ""
     engine_path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=engine_path.parent) as tmp:

@@ -12,11 +12,11 @@ from landmarkflow.config import ExperimentConfig
 from landmarkflow.data.manifest import read_split
 from landmarkflow.evaluation.metrics import mean_nme
 from landmarkflow.evaluation.predictions import predict_records_each, torch_predictor
-from landmarkflow.export.metadata import DeployInfo
-from landmarkflow.export.onnx import export_onnx, onnx_session, run_onnx
+from landmarkflow.export.onnx import export_onnx
 from landmarkflow.export.tensorrt import build_tensorrt_engine, tensorrt_available
 from landmarkflow.layouts import get_layout
 from landmarkflow.models.crop_predictor import CropPredictor
+from landmarkflow.runtime import ONNX_FILE, TENSORRT_ENGINE_FILE, DeployInfo, open_session, run_onnx
 from landmarkflow.steps.results import ExportResult, TrainResult
 from landmarkflow.train.checkpoint import load_model
 
@@ -37,7 +37,7 @@ def deploy_info(config: ExperimentConfig) -> DeployInfo:
 
 def onnx_predictor(onnx_path: Path) -> CropPredictor:
     """A numpy crops -> crop points function backed by onnxruntime."""
-    session = onnx_session(onnx_path)
+    session = open_session(onnx_path)
     return lambda crops: run_onnx(session, crops)
 
 
@@ -46,7 +46,7 @@ def export(trained: TrainResult, out_dir: str | Path) -> ExportResult:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     model, config = load_model(Path(trained.checkpoint))
-    onnx_path = export_onnx(model, out_dir / "model.onnx", deploy_info(config), opset=config.export.opset)
+    onnx_path = export_onnx(model, out_dir / ONNX_FILE, deploy_info(config), opset=config.export.opset)
     records = read_split(trained.manifest, config.data.test_split)[: config.export.parity_max_images]
     root, layout = Path(trained.root), get_layout(config.data.layout)
     torch_preds, onnx_preds = predict_records_each(
@@ -62,7 +62,7 @@ def export(trained: TrainResult, out_dir: str | Path) -> ExportResult:
     max_diff = float(np.abs(torch_preds - onnx_preds).max())
     available, reason = tensorrt_available()
     if available:
-        engine = build_tensorrt_engine(onnx_path, out_dir / "model.plan", fp16=False)
+        engine = build_tensorrt_engine(onnx_path, out_dir / TENSORRT_ENGINE_FILE, fp16=False)
         tensorrt = f"built {engine}"
     else:
         tensorrt = f"skipped: {reason}"

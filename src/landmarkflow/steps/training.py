@@ -17,9 +17,10 @@ from landmarkflow.config import ExperimentConfig, load_config
 from landmarkflow.evaluation.plots import plot_loss_curves
 from landmarkflow.fileio import atomic_write_text
 from landmarkflow.registry import git_commit
+from landmarkflow.runtime import CHECKPOINT_FILE
 from landmarkflow.steps.results import IngestResult, TrainResult
 from landmarkflow.tracking import ensure_experiment, experiment_name, setup_tracking
-from landmarkflow.train.checkpoint import FINAL, load_state
+from landmarkflow.train.checkpoint import load_state
 
 
 def _flat_params(config: ExperimentConfig) -> dict[str, str]:
@@ -74,16 +75,16 @@ def train(
         client.set_terminated(run_id, "FAILED")
         raise
     seconds = time.perf_counter() - started
-    state = load_state(out_dir / FINAL)
+    state = load_state(out_dir / CHECKPOINT_FILE)
     history = state["history"]
     plot = plot_loss_curves(history, out_dir / "loss_curves.png")
     client.log_artifact(run_id, str(plot), "plots")
-    client.log_artifact(run_id, str(out_dir / FINAL), "checkpoint")
+    client.log_artifact(run_id, str(out_dir / CHECKPOINT_FILE), "checkpoint")
     client.log_metric(run_id, "train_seconds", seconds)
     val = history["val_nme"][-1] if history["val_nme"] else float("nan")
     return TrainResult(
         run_id=run_id,
-        checkpoint=str(out_dir / FINAL),
+        checkpoint=str(out_dir / CHECKPOINT_FILE),
         config_path=str(Path(config_path).resolve()),
         config_hash=config.config_hash(),
         model=config.model.name,

@@ -14,7 +14,6 @@ from landmarkflow.models.zoo import build_model
 
 LAST = "last.pt"
 BEST = "best.pt"
-FINAL = "model.pt"
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> Path:

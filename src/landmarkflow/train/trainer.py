@@ -28,8 +28,9 @@ from landmarkflow.evaluation.metrics import mean_nme
 from landmarkflow.evaluation.predictions import predict_records, torch_predictor
 from landmarkflow.layouts import get_layout
 from landmarkflow.models.base import LandmarkModel
+from landmarkflow.runtime import CHECKPOINT_FILE
 from landmarkflow.tracking import log_metrics
-from landmarkflow.train.checkpoint import BEST, FINAL, LAST, load_state, save_checkpoint
+from landmarkflow.train.checkpoint import BEST, LAST, load_state, save_checkpoint
 from landmarkflow.train.distributed import DistEnv, barrier, mean_across_ranks
 
 log = logging.getLogger(__name__)
@@ -203,11 +204,11 @@ class Trainer:
         """model.pt: the last epoch, or with `keep: best_val` the best one's weights with the whole history."""
         best = self.out_dir / BEST
         if self.config.train.keep != "best_val" or not best.is_file():
-            self._save(self.out_dir / FINAL, last_epoch)
+            self._save(self.out_dir / CHECKPOINT_FILE, last_epoch)
             return
         state = load_state(best)
         state["history"] = vars(self.history)
-        save_checkpoint(self.out_dir / FINAL, state)
+        save_checkpoint(self.out_dir / CHECKPOINT_FILE, state)
         log.info(
             "kept epoch %d of %d: best validation NME %.2f%%",
             state["epoch"] + 1,

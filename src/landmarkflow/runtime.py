@@ -1,0 +1,117 @@
+"""What running a deployed model needs, without torch or mlflow: the artifact file names, the deploy metadata,
+the crop -> model input step, and the onnxruntime session.
+
+Predict, export's parity check, the registry and training's dataset all use this one module, so a crop means
+the same float32 input everywhere and `landmarkflow predict` starts where only onnxruntime is installed.
+`onnx` is imported only where a file's metadata is read: it takes seconds to import and predict never needs it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import MISSING, asdict, dataclass, fields
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import onnxruntime as ort
+from onnxruntime.capi.onnxruntime_pybind11_state import Fail, InvalidArgument, InvalidGraph, InvalidProtobuf
+from onnxruntime.capi.onnxruntime_pybind11_state import NotImplemented as OrtNotImplemented
+
+if TYPE_CHECKING:
+    import onnx
+
+CHECKPOINT_FILE = "model.pt"
+"""Train's weights and config, which evaluate and export load."""
+ONNX_FILE = "model.onnx"
+"""Export's deployable model, which register logs."""
+TENSORRT_ENGINE_FILE = "model.plan"
+"""Export's TensorRT engine, written only on a GPU."""
+
+METADATA_PREFIX = "landmarkflow."
+"""The prefix of our keys in ONNX `metadata_props`."""
+
+EXECUTION_PROVIDERS = ("CUDAExecutionProvider", "CPUExecutionProvider")
+"""onnxruntime providers in order of preference; TensorRT's would go first once engines serve through it."""
+
+ORT_LOAD_ERRORS = (Fail, InvalidArgument, InvalidGraph, InvalidProtobuf, OrtNotImplemented)
+
+
+@dataclass(frozen=True)
+class DeployInfo:
+    """Everything needed to turn an image and a face box into the model's input, and back: a lone .onnx file
+    carries it as `metadata_props`, so it can be used without its config."""
+
+    model: str
+    layout: str
+    num_points: int
+    input_size: int
+    box_scale: float
+    config_hash: str = ""
+    input_name: str = "images"
+    output_name: str = "landmarks"
+
+    def to_props(self) -> dict[str, str]:
+        """Flat string properties for ONNX metadata."""
+        return {METADATA_PREFIX + key: str(value) for key, value in asdict(self).items()}
+
+    @classmethod
+    def from_props(cls, props: dict[str, str], source: str | Path = "<onnx>") -> DeployInfo:
+        """Parse properties written by `to_props`, naming the missing keys if any."""
+        values = {k[len(METADATA_PREFIX) :]: v for k, v in props.items() if k.startswith(METADATA_PREFIX)}
+        missing = [f.name for f in fields(cls) if f.default is MISSING and f.name not in values]
+        if missing:
+            keys = [METADATA_PREFIX + m for m in missing]
+            raise ValueError(f"{source}: not a landmarkflow model (missing metadata {keys})")
+        kinds = {f.name: f.type for f in fields(cls)}
+        cast = {"int": int, "float": float, "str": str}
+        return cls(**{k: cast[str(kinds[k])](v) for k, v in values.items() if k in kinds})
+
+    @classmethod
+    def from_proto(cls, proto: onnx.ModelProto, source: str | Path = "<onnx>") -> DeployInfo:
+        """The metadata of a loaded ONNX model."""
+        return cls.from_props({p.key: p.value for p in proto.metadata_props}, source)
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> DeployInfo:
+        """The metadata of an ONNX file (external weights are not loaded)."""
+        import onnx
+
+        return cls.from_proto(onnx.load(str(path), load_external_data=False), path)
+
+    @classmethod
+    def from_session(cls, session: ort.InferenceSession, source: str | Path = "<onnx>") -> DeployInfo:
+        """The metadata of the model an onnxruntime session holds."""
+        return cls.from_props(session.get_modelmeta().custom_metadata_map, source)
+
+
+def crop_to_input(crop: np.ndarray) -> np.ndarray:
+    """HxWx3 uint8 RGB crop -> 3xHxW float32 in [0, 1], the input every model takes.
+
+    The result is a CHW view of channels-last memory (what evaluation has always fed torch); the values are
+    bit-identical to torch's `.float().div_(255.0)`. Use np.ascontiguousarray where NCHW memory is needed.
+    """
+    if crop.ndim != 3 or crop.shape[2] != 3 or crop.dtype != np.uint8:
+        raise ValueError(f"expected an HxWx3 uint8 RGB crop, got {crop.dtype} of shape {crop.shape}")
+    return crop.transpose(2, 0, 1).astype(np.float32) / 255.0
+
+
+def execution_providers() -> list[str]:
+    """EXECUTION_PROVIDERS that this onnxruntime build has (CPU always)."""
+    available = ort.get_available_providers()
+    return [p for p in EXECUTION_PROVIDERS if p in available]
+
+
+def open_session(path: str | Path, source: str | Path | None = None) -> ort.InferenceSession:
+    """An onnxruntime session on the best provider here; a file onnxruntime cannot load is a ValueError that names
+    `source` (default: the path)."""
+    path = Path(path)
+    try:
+        return ort.InferenceSession(str(path), providers=execution_providers())
+    except ORT_LOAD_ERRORS as exc:
+        raise ValueError(f"{source or path}: onnxruntime cannot load {path.name}: {exc}") from exc
+
+
+def run_onnx(session: ort.InferenceSession, images: np.ndarray) -> np.ndarray:
+    """(N, 3, S, S) RGB in [0, 1] -> (N, K, 2) float32 crop-pixel landmarks."""
+    feed = {session.get_inputs()[0].name: np.ascontiguousarray(images, dtype=np.float32)}
+    return session.run(None, feed)[0]
