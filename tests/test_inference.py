@@ -1,6 +1,9 @@
 """Predictor and detector end to end, with a tiny constant ONNX model whose answers are known in the crop."""
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -17,6 +20,7 @@ from landmarkflow.cli import app
 from landmarkflow.detection import detect_faces
 from landmarkflow.inference import Predictor
 from landmarkflow.runtime import DeployInfo
+from landmarkflow.tracking import ensure_experiment, setup_tracking
 
 SIZE, BOX_SCALE = 64, 1.25
 CENTRE = (SIZE - 1) / 2
@@ -188,3 +192,36 @@ def test_detector_finds_the_astronaut_once_at_any_resolution() -> None:
     assert detect_faces(np.zeros((300, 400, 3), np.uint8)) == []
     with pytest.raises(ValueError, match="HxWx3 image"):
         detect_faces(np.zeros((10, 10, 5)))
+
+
+def _predict_in(folder: Path, photo: Path) -> subprocess.CompletedProcess:
+    """`landmarkflow predict` from a model URI in a fresh process run in `folder`, with no MLFLOW_TRACKING_URI."""
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "LANDMARKFLOW_ARTIFACTS")}
+    command = [sys.executable, "-m", "landmarkflow.cli", "predict", "--model", "models:/tiny-test@champion"]
+    return subprocess.run(
+        [*command, str(photo), "--bbox", "0,0,20,20", "--json"], cwd=folder, env=env, capture_output=True, text=True
+    )
+
+
+def test_predict_from_the_project_folder_uses_its_local_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As the README shows it after `make pipeline-run`: no environment variable, the project's mlflow/ store."""
+    project, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    project.mkdir(), elsewhere.mkdir()
+    monkeypatch.chdir(project)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    monkeypatch.delenv("LANDMARKFLOW_ARTIFACTS")
+    setup_tracking()
+    with mlflow.start_run(experiment_id=ensure_experiment("landmarks/tiny")):
+        mlflow.onnx.log_model(
+            constant_model(), name="model", registered_model_name="tiny-test", save_as_external_data=False
+        )
+    MlflowClient().set_registered_model_alias("tiny-test", "champion", "1")
+    photo = tmp_path / "blank.png"
+    cv2.imwrite(str(photo), np.zeros((50, 50, 3), np.uint8))
+
+    found = _predict_in(project, photo)
+    assert found.returncode == 0, found.stderr
+    np.testing.assert_allclose(json.loads(found.stdout)["faces"][0]["landmarks"][0], [10, 10], atol=0.01)
+    missing = _predict_in(elsewhere, photo)
+    assert missing.returncode == 1 and not (elsewhere / "mlflow").exists()
+    assert "no MLflow store here" in " ".join(missing.stderr.split())

@@ -26,6 +26,7 @@ from landmarkflow.detection import detect_faces
 from landmarkflow.geometry import crop_matrix, invert_affine, transform_points, warp_image
 from landmarkflow.imageio import read_rgb
 from landmarkflow.runtime import DeployInfo, crop_to_input, open_session
+from landmarkflow.tracking import setup_tracking
 
 MLFLOW_SCHEMES = ("models:/", "runs:/", "mlflow-artifacts:/")
 JSON_DECIMALS = 2
@@ -80,12 +81,14 @@ class Predictor:
     @classmethod
     def load(cls, model_ref: str | Path) -> Predictor:
         """From an .onnx file, a folder holding exactly one (a model bundle), or an MLflow URI such as
-        `models:/<name>@<alias>` or `models:/<name>/<version>` (downloaded to a temporary folder)."""
+        `models:/<name>@<alias>` or `models:/<name>/<version>` (downloaded to a temporary folder) from the store
+        MLFLOW_TRACKING_URI names, or else the project's local store that `make pipeline-run` writes."""
         source = str(model_ref)
         if source.startswith(MLFLOW_SCHEMES):
             import mlflow
             from mlflow.exceptions import MlflowException
 
+            setup_tracking(must_exist=True)
             with tempfile.TemporaryDirectory(prefix="landmarkflow-model-") as tmp:
                 try:
                     folder = mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=tmp)

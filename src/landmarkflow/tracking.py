@@ -46,14 +46,21 @@ def artifact_root() -> Path:
     return Path(os.environ.get("LANDMARKFLOW_ARTIFACTS", "mlflow/artifacts")).resolve()
 
 
-def setup_tracking() -> str:
-    """Point MLflow at the store (creating the local folder if needed) and return the URI."""
+def setup_tracking(must_exist: bool = False) -> str:
+    """Point MLflow at the store and return its URI. A local sqlite store is created on first use, unless
+    `must_exist` (a reader, such as predict: a new empty store would only say that the model does not exist)."""
     import mlflow
 
     disable_telemetry()
     uri = tracking_uri()
     if uri.startswith("sqlite:///"):
-        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        database = Path(uri.removeprefix("sqlite:///"))
+        if must_exist and not database.is_file():
+            raise FileNotFoundError(
+                f"{database}: no MLflow store here; run from the project folder after `make pipeline-run`, "
+                "or set MLFLOW_TRACKING_URI to the tracking server that holds the model"
+            )
+        database.parent.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     return uri
