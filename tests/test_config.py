@@ -1,13 +1,11 @@
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from landmarkflow.config import ConfigError, load_config
 from landmarkflow.layouts import get_layout
+from tests.fresh_process import imported_after
 
-ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted(Path("configs").glob("*.yaml"))
 
 
@@ -59,11 +57,5 @@ def test_missing_file_and_bad_yaml(tmp_path: Path) -> None:
 
 def test_parsing_a_config_imports_no_torch() -> None:
     """A fresh process: the test session itself has long imported torch."""
-    code = (
-        "import sys\n"
-        "import landmarkflow.config\n"
-        "landmarkflow.config.load_config('configs/hih_synthetic_tiny.yaml')\n"
-        "print('torch' in sys.modules)\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
-    assert out.stdout.strip() == "False"
+    code = "import landmarkflow.config\nlandmarkflow.config.load_config('configs/hih_synthetic_tiny.yaml')"
+    assert imported_after(code, ["torch"]) == []

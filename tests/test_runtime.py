@@ -3,9 +3,6 @@ deploy metadata reads the same from a proto, a file and a session."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,20 +11,13 @@ import onnxruntime as ort
 import pytest
 import torch
 
-import landmarkflow
 from landmarkflow.runtime import DeployInfo, crop_to_input, execution_providers, open_session, run_onnx
 from tests.fakes import TINY_ONNX_INFO, tiny_onnx_model
+from tests.fresh_process import imported_after
 
 
 def test_runtime_and_predict_import_without_torch_mlflow_or_onnx() -> None:
-    code = (
-        "import sys, landmarkflow.runtime, landmarkflow.inference; "
-        "print(sorted(m for m in ('torch', 'mlflow', 'onnx') if m in sys.modules))"
-    )
-    src = str(Path(landmarkflow.__file__).parents[1])
-    env = {**os.environ, "PYTHONPATH": src}
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
-    assert done.stdout.strip() == "[]"
+    assert imported_after("import landmarkflow.runtime, landmarkflow.inference", ["torch", "mlflow", "onnx"]) == []
 
 
 def test_crop_input_is_bit_identical_to_torch_division() -> None:

@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
 from landmarkflow.models.base import LandmarkModel
 from landmarkflow.models.zoo import MODELS, build_model, get_entry, parse_params
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.fresh_process import imported_after
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
@@ -39,13 +34,9 @@ def test_a_raw_section_builds_its_model() -> None:
 def test_building_hih_imports_neither_scipy_nor_evaluation_nor_other_models() -> None:
     """A fresh process: the test session itself has long imported all of them."""
     code = (
-        "import sys\n"
         "from landmarkflow.config import load_config\n"
         "from landmarkflow.models.zoo import build_model\n"
         "build_model(load_config('configs/hih_synthetic_tiny.yaml').model)\n"
-        "unwanted = ('scipy', 'landmarkflow.evaluation', 'landmarkflow.models.lgcn', 'landmarkflow.models.dsat',\n"
-        "            'landmarkflow.models.rdfn')\n"
-        "print(sorted(name for name in sys.modules if name.startswith(unwanted)))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
-    assert out.stdout.strip() == "[]"
+    others = ["landmarkflow.models.lgcn", "landmarkflow.models.dsat", "landmarkflow.models.rdfn"]
+    assert imported_after(code, ["scipy", "landmarkflow.evaluation", *others]) == []
