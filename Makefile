@@ -14,7 +14,7 @@ export PYTHONUNBUFFERED := 1
 export MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/mlflow/mlflow.db
 export LANDMARKFLOW_ARTIFACTS ?= $(CURDIR)/mlflow/artifacts
 
-.PHONY: setup test test-fast lint pipeline-run pipeline-compile pipeline-submit pipeline-schedule mlflow-ui bench data clean data-remote data-push data-pull data-status test-integration
+.PHONY: setup test test-fast lint pipeline-run pipeline-run-isolated isolated-stop pipeline-compile pipeline-submit pipeline-schedule mlflow-ui bench data clean data-remote data-push data-pull data-status test-integration
 
 setup: $(STAMP)
 
@@ -46,6 +46,15 @@ lint: $(STAMP)
 # The whole pipeline on the embedded default (synthetic faces, small configs), through kfp.local.
 pipeline-run: $(STAMP)
 	$(BIN)/python pipelines/run_local.py
+
+# The same pipeline sharing nothing but artifacts, the environment and servers, as on a cluster: every step in a
+# fresh folder, data through a DVC remote on S3 (SeaweedFS), a real MLflow server; EPOCHS=1 makes it short.
+pipeline-run-isolated: $(STAMP)
+	env -u MLFLOW_TRACKING_URI -u LANDMARKFLOW_ARTIFACTS $(BIN)/python pipelines/run_isolated.py $(if $(EPOCHS),--epochs $(EPOCHS))
+
+# Stop the servers pipeline-run-isolated left running (their data stays in .isolated/).
+isolated-stop: $(STAMP)
+	$(BIN)/python pipelines/run_isolated.py --stop
 
 # The pipeline's IR YAML for a Kubeflow cluster.
 pipeline-compile: $(STAMP)

@@ -55,13 +55,15 @@ def print_pipeline_report(
     console.print(table)
     if error:
         console.print(f"[red]pipeline failed:[/red] {error}")
-    console.print(f"MLflow store:      {tracking_uri()}")
-    console.print(
-        f"  browse it:       make mlflow-ui  ->  http://127.0.0.1:5000  (experiment {experiment_name(dataset)}; "
-        f"data validation in {data_experiment_name(dataset)})"
-    )
+    uri = tracking_uri()
+    server = uri.startswith(("http://", "https://"))
+    experiments = f"experiment {experiment_name(dataset)}; data validation in {data_experiment_name(dataset)}"
+    console.print(f"MLflow store:      {uri}")
+    browse = uri if server else "make mlflow-ui  ->  http://127.0.0.1:5000"
+    console.print(f"  browse it:       {browse}  ({experiments})")
     console.print(f"Pipeline outputs:  {outputs.resolve()}  (manifest, validation report, checkpoints, ONNX)")
-    console.print("Use a champion:   .venv/bin/landmarkflow predict --model models:/<model>-<dataset>@champion IMAGE")
+    predict = "landmarkflow predict --model models:/<model>-<dataset>@champion IMAGE"
+    console.print(f"Use a champion:    {f'MLFLOW_TRACKING_URI={uri} ' if server else ''}.venv/bin/{predict}")
     return 1 if error else 0
 
 

@@ -1,0 +1,91 @@
+"""`make pipeline-run-isolated`: the pipeline as a Kubeflow cluster runs it, proven on this machine.
+
+The same pipeline as `make pipeline-run`, through kfp.local, but sharing nothing a cluster's pods would not share:
+every step starts in its own fresh, empty working folder with only its input artifacts and the environment a
+cluster's Secret gives it (the tracking server and S3: `Services.step_environment`, nothing of this shell's). The
+data travels from ingest to the other steps through a DVC remote on S3, by its hash; runs, models and the registry
+live on a real `mlflow server` whose artifacts are in that S3 (SeaweedFS). Nothing is written into the checkout's
+mlflow/ or data/. The servers keep running afterwards, so the registry can be used (`landmarkflow predict`
+against the server); `make isolated-stop` ends them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+KEPT_ENV = ("PATH", "LANG", "LC_ALL", "TERM", "OMP_NUM_THREADS", "TMPDIR")
+"""What a step keeps of this shell's environment: how to find programs and print, nothing that points at a store."""
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", action="append", help="Experiment config (repeatable); default: all small ones")
+    parser.add_argument("--epochs", type=int, default=-1, help="Override train.epochs (negative: the config's)")
+    parser.add_argument("--parallel", type=int, default=2, choices=(1, 2), help="Model branches at once")
+    parser.add_argument("--state", type=Path, default=REPO / ".isolated", help="The services' data, outputs")
+    parser.add_argument("--stop", action="store_true", help="Stop the services of --state and exit")
+    return parser.parse_args()
+
+
+def step_environment(step_env: dict[str, str], home: Path) -> dict[str, str]:
+    """The whole environment of every step: the Secret's variables, telemetry off, and a home of its own (no
+    ~/.aws, ~/.config/dvc or MLflow settings of the user's reach a step)."""
+    from landmarkflow.tracking import TELEMETRY_OFF
+
+    kept = {key: os.environ[key] for key in KEPT_ENV if key in os.environ}
+    return {**kept, **TELEMETRY_OFF, **step_env, "HOME": str(home), "PYTHONUNBUFFERED": "1"}
+
+
+def main() -> int:
+    args = parse_args()
+    from pipelines.local_services import start_services, stop_services
+
+    if args.stop:
+        stopped = stop_services(args.state)
+        print(f"stopped: {', '.join(stopped) or 'nothing was running'} (data kept in {args.state})")
+        return 0
+    from kfp import local
+
+    from landmarkflow.pipeline_summary import print_pipeline_report
+    from landmarkflow.tracking import setup_tracking
+    from pipelines.landmarks import DEFAULT_CONFIGS, make_pipeline
+    from pipelines.run_local import share_cores
+
+    configs = [str((REPO / c).resolve()) for c in (args.config or DEFAULT_CONFIGS)]
+    share_cores(min(args.parallel, len(configs)))
+    services = start_services(args.state)
+    home = Path(tempfile.mkdtemp(prefix="home-", dir=args.state))
+    environment = step_environment(services.step_environment(), home)
+    os.environ.clear()
+    os.environ.update(environment)
+    setup_tracking()
+    outputs = args.state / "outputs"
+    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(outputs.resolve()), raise_on_error=True)
+    started = time.perf_counter()
+    error = None
+    try:
+        make_pipeline(parallelism=args.parallel)(
+            dataset="synthetic",
+            data_root="data/raw/synthetic",
+            configs=configs,
+            epochs=args.epochs,
+            dvc_remote_url=services.dvc_remote,
+        )
+    except RuntimeError as exc:
+        error = str(exc)
+    minutes = (time.perf_counter() - started) / 60
+    code = print_pipeline_report(configs, "synthetic", outputs, minutes, error)
+    print(f"Services keep running for the registry above (make isolated-stop ends them; data in {args.state}).")
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
