@@ -50,7 +50,7 @@ pipeline-run: $(STAMP)
 # The same pipeline sharing nothing but artifacts, the environment and servers, as on a cluster: every step in a
 # fresh folder, data through a DVC remote on S3 (SeaweedFS), a real MLflow server; EPOCHS=1 makes it short.
 pipeline-run-isolated: $(STAMP)
-	env -u MLFLOW_TRACKING_URI -u LANDMARKFLOW_ARTIFACTS $(BIN)/python pipelines/run_isolated.py $(if $(EPOCHS),--epochs $(EPOCHS))
+	$(BIN)/python pipelines/run_isolated.py $(if $(EPOCHS),--epochs $(EPOCHS))
 
 # Stop the servers pipeline-run-isolated left running (their data stays in .isolated/).
 isolated-stop: $(STAMP)
