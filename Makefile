@@ -14,7 +14,7 @@ export PYTHONUNBUFFERED := 1
 export MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/mlflow/mlflow.db
 export LANDMARKFLOW_ARTIFACTS ?= $(CURDIR)/mlflow/artifacts
 
-.PHONY: setup test test-fast lint pipeline-run pipeline-run-isolated isolated-stop pipeline-compile pipeline-submit pipeline-schedule mlflow-ui bench data clean data-remote data-push data-pull data-status test-integration
+.PHONY: setup test test-fast lint pipeline-run pipeline-run-isolated isolated-stop pipeline-compile image image-push pipeline-submit pipeline-schedule mlflow-ui bench data clean data-remote data-push data-pull data-status test-integration
 
 setup: $(STAMP)
 
@@ -56,9 +56,30 @@ pipeline-run-isolated: $(STAMP)
 isolated-stop: $(STAMP)
 	$(BIN)/python pipelines/run_isolated.py --stop
 
-# The pipeline's IR YAML for a Kubeflow cluster.
+# The image every step runs in on a cluster (components/Dockerfile), tagged with the commit it is built from and
+# baking it in for lineage; `-dirty` when tracked files have changes, as registry.git_commit() marks them.
+# make image [ENGINE=podman]; make image-push REGISTRY=registry.example.com/team (a clean tree only).
+IMAGE_NAME := landmarkflow-python
+GIT_COMMIT = $(shell git rev-parse HEAD 2>/dev/null || echo unknown)$(shell git diff --quiet HEAD -- 2>/dev/null; test $$? -eq 1 && echo -dirty)
+IMAGE = $(if $(REGISTRY),$(REGISTRY)/)$(IMAGE_NAME):$(GIT_COMMIT)
+ENGINE ?= $(firstword $(shell command -v docker podman 2>/dev/null))
+
+image:
+	@test -n "$(ENGINE)" || { echo "make image needs docker or podman; neither is installed (or set ENGINE=...)" >&2; exit 2; }
+	$(ENGINE) build -f components/Dockerfile --build-arg GIT_COMMIT=$(GIT_COMMIT) -t $(IMAGE_NAME):$(GIT_COMMIT) .
+
+image-push:
+	@test -n "$(REGISTRY)" || { echo "usage: make image-push REGISTRY=registry.example.com/team" >&2; exit 2; }
+	@case "$(GIT_COMMIT)" in *-dirty|unknown) echo "commit first: a pushed image must be the commit it is tagged with ($(GIT_COMMIT))" >&2; exit 2;; esac
+	$(MAKE) --no-print-directory image
+	$(ENGINE) tag $(IMAGE_NAME):$(GIT_COMMIT) $(IMAGE)
+	$(ENGINE) push $(IMAGE)
+
+# The pipeline's IR YAML for a Kubeflow cluster: every step runs in $(IMAGE) (pass the REGISTRY you pushed to) and
+# takes its environment from the Kubernetes Secret SECRET (default: landmarkflow).
 pipeline-compile: $(STAMP)
-	$(BIN)/python pipelines/compile.py --output build/landmarkflow_pipeline.yaml
+	LANDMARKFLOW_IMAGE=$(IMAGE) $(BIN)/python pipelines/compile.py --output build/landmarkflow_pipeline.yaml \
+		$(if $(SECRET),--secret "$(SECRET)")
 
 # The MLflow UI over the local store (runs, metrics, plots, registry with aliases).
 mlflow-ui: $(STAMP)

@@ -1,4 +1,7 @@
-"""The container image every component runs in on a cluster (built from components/Dockerfile)."""
+"""The container image every component runs in on a cluster (built from components/Dockerfile).
+
+`make pipeline-compile` sets LANDMARKFLOW_IMAGE to the image `make image` built, tagged with its commit.
+"""
 
 import os
 

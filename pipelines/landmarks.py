@@ -3,11 +3,15 @@
 Only wiring lives here; every step is a component in components/ calling landmarkflow.steps.
 Steps with side effects or decisions (ingest, validate, export, gate, register, promote) never come
 from the cache: a gate must look at today's champion, and a promotion must really happen.
-Cluster-only settings (GPUs, /dev/shm, requests) are ignored by kfp.local with a warning.
+Every step reaches MLflow and S3 through the variables of one Kubernetes Secret, whose name is chosen at compile
+time (`pipelines/compile.py --secret`, read here from LANDMARKFLOW_SECRET).
+Cluster-only settings (GPUs, /dev/shm, requests, Secrets) are ignored by kfp.local with a warning.
 """
 
+import os
+
 from kfp import dsl, kubernetes
-from kfp.dsl import Artifact, Dataset, Input
+from kfp.dsl import Artifact, Dataset, Input, PipelineTask
 
 from components.evaluate.component import evaluate
 from components.export.component import export
@@ -17,6 +21,19 @@ from components.promote.component import promote
 from components.register.component import register
 from components.train.component import train
 from components.validate.component import validate
+from landmarkflow.services import DEFAULT_SECRET, SECRET_ENV, SECRET_NAME_ENV
+
+SECRET = os.environ.get(SECRET_NAME_ENV) or DEFAULT_SECRET
+"""The Kubernetes Secret every step takes its environment from."""
+
+
+def use_services(*tasks: PipelineTask) -> None:
+    """Give each task the tracking URI and S3 credentials from the Secret, each key under its own variable's name,
+    and the Secret's name, so that a step missing one can say where it should have come from."""
+    for task in tasks:
+        kubernetes.use_secret_as_env(task, secret_name=SECRET, secret_key_to_env={name: name for name in SECRET_ENV})
+        task.set_env_variable(SECRET_NAME_ENV, SECRET)
+
 
 DEFAULT_CONFIGS = [
     "configs/hih_synthetic_tiny.yaml",
@@ -37,6 +54,7 @@ def model_branch(
     """One model from config to a gated registry version."""
     trained = train(config=config, epochs=epochs, nproc=gpus, manifest=manifest, ingest_result=ingest_result)
     trained.set_cpu_request("2").set_memory_request("8Gi")
+    trained.set_retry(num_retries=3, backoff_duration="60s", backoff_factor=2)
     trained.set_accelerator_type("nvidia.com/gpu").set_accelerator_limit(gpus)
     # DataLoader workers share batches through /dev/shm, which is 64 MiB in a default pod.
     kubernetes.empty_dir_mount(trained, volume_name="dshm", mount_path="/dev/shm", medium="Memory", size_limit="16Gi")
@@ -59,9 +77,10 @@ def model_branch(
         export_result=exported.outputs["result"],
         gate_result=gated.outputs["result"],
     ).set_caching_options(False)
-    promote(register_result=registered.outputs["result"], gate_result=gated.outputs["result"]).set_caching_options(
-        False
-    )
+    promoted = promote(
+        register_result=registered.outputs["result"], gate_result=gated.outputs["result"]
+    ).set_caching_options(False)
+    use_services(trained, evaluated, exported, gated, registered, promoted)
 
 
 def make_pipeline(parallelism: int = 0):
@@ -125,6 +144,7 @@ def make_pipeline(parallelism: int = 0):
         validated = validate(
             manifest=ingested.outputs["manifest"], ingest_result=ingested.outputs["result"]
         ).set_caching_options(False)
+        use_services(ingested, validated)
         with dsl.ParallelFor(configs, parallelism=parallelism, name="models") as config:
             model_branch(
                 config=config,

@@ -1,7 +1,8 @@
 """`make pipeline-run`: the same pipeline through kfp.local's SubprocessRunner, then where to look.
 
 Runs every component as a subprocess of this interpreter (no Docker, no cluster), with MLflow on the
-local sqlite store and DVC on the local remote.
+local sqlite store (its URI in the components' environment, where a cluster's Secret puts the server's) and DVC
+on the local remote.
 """
 
 from __future__ import annotations
@@ -49,11 +50,13 @@ def main() -> int:
     from kfp import local
 
     from landmarkflow.pipeline_summary import print_pipeline_report
+    from landmarkflow.services import TRACKING_URI
     from landmarkflow.tracking import disable_telemetry, setup_tracking
     from pipelines.landmarks import DEFAULT_CONFIGS, make_pipeline
 
     disable_telemetry()
-    setup_tracking()
+    # Every component requires the tracking URI (as on a cluster, where a Secret sets it): here, the local store.
+    os.environ[TRACKING_URI] = setup_tracking()
     configs = [str((REPO / c).resolve()) for c in (args.config or DEFAULT_CONFIGS)]
     share_cores(min(args.parallel, len(configs)))
     local.init(

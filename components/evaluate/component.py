@@ -29,7 +29,9 @@ def evaluate(
     from landmarkflow.data.manifest import PRIVATE_SPLIT
     from landmarkflow.logs import configure_logging
     from landmarkflow.runtime import CHECKPOINT_FILE
+    from landmarkflow.services import require_tracking_uri
 
+    require_tracking_uri()
     configure_logging()
     trained = steps.TrainResult.load(train_result.path)
     trained.manifest, trained.checkpoint = manifest.path, str(Path(checkpoint.path) / CHECKPOINT_FILE)

@@ -28,7 +28,9 @@ def gate(
     """
     from landmarkflow import steps
     from landmarkflow.logs import configure_logging
+    from landmarkflow.services import require_tracking_uri
 
+    require_tracking_uri()
     configure_logging()
     trained = steps.TrainResult.load(train_result.path)
     trained.manifest = manifest.path

@@ -41,7 +41,9 @@ def ingest(
     """
     from landmarkflow import steps
     from landmarkflow.logs import configure_logging
+    from landmarkflow.services import require_tracking_uri
 
+    require_tracking_uri()
     configure_logging()
     from pathlib import Path
 

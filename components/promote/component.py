@@ -19,7 +19,9 @@ def promote(register_result: Input[Artifact], gate_result: Input[Artifact]) -> s
     """
     from landmarkflow import steps
     from landmarkflow.logs import configure_logging
+    from landmarkflow.services import require_tracking_uri
 
+    require_tracking_uri()
     configure_logging()
     promoted = steps.promote(steps.RegisterResult.load(register_result.path), steps.GateResult.load(gate_result.path))
     return promoted.message

@@ -30,7 +30,9 @@ def register(
     from landmarkflow import steps
     from landmarkflow.logs import configure_logging
     from landmarkflow.runtime import ONNX_FILE
+    from landmarkflow.services import require_tracking_uri
 
+    require_tracking_uri()
     configure_logging()
     exported = steps.ExportResult.load(export_result.path)
     exported.onnx_path = str(Path(onnx_model.path) / ONNX_FILE)

@@ -29,7 +29,9 @@ def train(
     """
     from landmarkflow import steps
     from landmarkflow.logs import configure_logging
+    from landmarkflow.services import require_tracking_uri
 
+    require_tracking_uri()
     configure_logging()
     ingested = steps.IngestResult.load(ingest_result.path)
     ingested.manifest = manifest.path

@@ -22,7 +22,9 @@ def validate(manifest: Input[Dataset], ingest_result: Input[Artifact], report: O
     from landmarkflow.data.validation.rendering import print_summary
     from landmarkflow.data.validation.run import require_valid
     from landmarkflow.logs import configure_logging
+    from landmarkflow.services import require_tracking_uri
 
+    require_tracking_uri()
     configure_logging()
     ingested = steps.IngestResult.load(ingest_result.path)
     ingested.manifest = manifest.path

@@ -7,6 +7,7 @@ holds the PyTorch checkpoint, the config and every plot; the version's tags tie 
 
 from __future__ import annotations
 
+import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,8 +48,13 @@ class VersionInfo:
     source: str
 
 
+GIT_COMMIT_ENV = "LANDMARKFLOW_GIT_COMMIT"
+"""The commit an image was built from (components/Dockerfile bakes it in): a pod has no .git to ask."""
+
+
 def git_commit(repo: Path | None = None) -> str:
-    """HEAD's commit, suffixed `-dirty` when the work tree has changes; `unknown` outside git."""
+    """HEAD's commit, suffixed `-dirty` when the work tree has changes; outside git the commit baked into the image
+    (GIT_COMMIT_ENV), else `unknown`."""
     cwd = repo or Path.cwd()
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True)
@@ -56,7 +62,7 @@ def git_commit(repo: Path | None = None) -> str:
             ["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd, capture_output=True, text=True
         )
     except (OSError, subprocess.CalledProcessError):
-        return "unknown"
+        return os.environ.get(GIT_COMMIT_ENV) or "unknown"
     return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
 
 

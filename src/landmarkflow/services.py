@@ -7,6 +7,8 @@ MLflow params or compiled YAML.
 
 from __future__ import annotations
 
+import os
+
 TRACKING_URI = "MLFLOW_TRACKING_URI"
 """The MLflow tracking server (http://...): runs, metrics, the registry, and artifacts proxied to its S3."""
 S3_ACCESS_KEY = "AWS_ACCESS_KEY_ID"
@@ -18,3 +20,26 @@ SECRET_ENV: tuple[str, ...] = (TRACKING_URI, S3_ACCESS_KEY, S3_SECRET_KEY, S3_EN
 """Every variable the Secret provides, under its own name as the Secret's key."""
 CREDENTIALS: tuple[str, ...] = (S3_ACCESS_KEY, S3_SECRET_KEY)
 """Variables whose values must never be printed or logged."""
+
+SECRET_NAME_ENV = "LANDMARKFLOW_SECRET"
+"""The name of that Secret: chosen at compile time (`pipelines/compile.py --secret`) and given to every step too, so
+that a step missing a variable can say which Secret should have set it."""
+DEFAULT_SECRET = "landmarkflow"
+
+
+class ServiceEnvError(RuntimeError):
+    """A pipeline step started without a variable it needs to reach its services."""
+
+
+def require_tracking_uri() -> str:
+    """The tracking URI every pipeline step must be given. A step never falls back to a local sqlite store: on a
+    cluster that store would vanish with the step's pod, and the next step would not see what it logged."""
+    uri = os.environ.get(TRACKING_URI, "").strip()
+    if not uri:
+        secret = os.environ.get(SECRET_NAME_ENV) or DEFAULT_SECRET
+        raise ServiceEnvError(
+            f"{TRACKING_URI} is not set; a pipeline step logs to the MLflow tracking server it names. On a cluster it "
+            f"comes from the key {TRACKING_URI} of the Kubernetes Secret {secret!r} (pipelines/compile.py --secret); "
+            "`make pipeline-run` sets it to the local store."
+        )
+    return uri

@@ -1,62 +1,149 @@
-"""The compiled pipeline is what a cluster runs: check its wiring, caching and resources."""
+"""The compiled pipeline is what a cluster runs: check its wiring, caching, resources, environment and that it carries
+nothing of the machine that compiled it.
 
+It is compiled once, as `make pipeline-compile` does (pipelines/compile.py in a fresh process), from a foreign working
+directory, with a chosen image and Secret and with fake credentials in the environment.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import pytest
 import yaml
-from kfp import compiler
 
-from pipelines.landmarks import landmark_pipeline
+from landmarkflow.services import CREDENTIALS, SECRET_ENV, SECRET_NAME_ENV
 
-
-def _compile(tmp_path: Path) -> dict:
-    """The pipeline spec, with the Kubernetes platform spec (second YAML document) under 'platforms'."""
-    path = tmp_path / "pipeline.yaml"
-    compiler.Compiler().compile(landmark_pipeline, package_path=str(path))
-    spec, *platform = yaml.safe_load_all(path.read_text())
-    return {**spec, "platforms": platform}
+REPO = Path(__file__).resolve().parents[2]
+IMAGE = "registry.example.com/team/landmarkflow-python:0123456789abcdef0123456789abcdef01234567"
+SECRET = "team-landmarkflow"
+FAKE_CREDENTIALS = {name: f"fake-{name.lower().replace('_', '-')}-3b1f9c" for name in CREDENTIALS}
+SIDE_EFFECTS = ("ingest", "validate", "export", "gate", "register", "promote")
 
 
-def _tasks(spec: dict, component: str) -> dict:
-    return spec["components"][component]["dag"]["tasks"]
+@dataclass(frozen=True)
+class Compiled:
+    spec: dict[str, Any]
+    kubernetes: dict[str, Any]
+    text: str
+
+    def tasks(self, component: str) -> dict[str, Any]:
+        return self.spec["components"][component]["dag"]["tasks"]
+
+    @property
+    def root_tasks(self) -> dict[str, Any]:
+        return self.spec["root"]["dag"]["tasks"]
+
+    @property
+    def branch_tasks(self) -> dict[str, Any]:
+        return self.tasks("comp-landmark-model")
+
+    @property
+    def executors(self) -> dict[str, Any]:
+        return self.spec["deploymentSpec"]["executors"]
 
 
-def test_every_step_is_wired_in_order(tmp_path: Path) -> None:
-    spec = _compile(tmp_path)
-    root = spec["root"]["dag"]["tasks"]
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Compiled]:
+    elsewhere = tmp_path_factory.mktemp("compile_from_here")
+    output = elsewhere / "pipeline.yaml"
+    env = {**os.environ, **FAKE_CREDENTIALS, "LANDMARKFLOW_IMAGE": IMAGE}
+    env.pop(SECRET_NAME_ENV, None)
+    command = [sys.executable, str(REPO / "pipelines" / "compile.py"), "--output", str(output), "--secret", SECRET]
+    done = subprocess.run(command, cwd=elsewhere, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    text = output.read_text()
+    spec, platform = yaml.safe_load_all(text)
+    yield Compiled(spec, platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"], text)
+
+
+def test_every_step_is_wired_in_order(compiled: Compiled) -> None:
+    root, branch = compiled.root_tasks, compiled.branch_tasks
     assert {"ingest", "validate", "for-loop-1"} <= set(root)
-    branch = _tasks(spec, "comp-landmark-model")
     assert set(branch) == {"train", "evaluate", "export", "gate", "register", "promote"}
     assert branch["gate"]["dependentTasks"] == ["evaluate", "export", "train"]
     assert branch["promote"]["dependentTasks"] == ["gate", "register"]
     assert "validate" in root["for-loop-1"]["dependentTasks"]
 
 
-def test_decisions_and_side_effects_are_never_cached(tmp_path: Path) -> None:
-    spec = _compile(tmp_path)
-    root, branch = spec["root"]["dag"]["tasks"], _tasks(spec, "comp-landmark-model")
-    for task in (root["ingest"], root["validate"], *(branch[n] for n in ("export", "gate", "register", "promote"))):
-        assert task.get("cachingOptions", {}).get("enableCache") is not True, task["taskInfo"]["name"]
+def test_decisions_and_side_effects_are_never_cached(compiled: Compiled) -> None:
+    tasks = {**compiled.root_tasks, **compiled.branch_tasks}
+    for name in SIDE_EFFECTS:
+        assert tasks[name].get("cachingOptions", {}).get("enableCache") is not True, name
 
 
-def test_training_asks_for_gpus_and_shared_memory(tmp_path: Path) -> None:
-    spec = _compile(tmp_path)
-    executor = spec["deploymentSpec"]["executors"]["exec-train"]["container"]
-    assert executor["resources"]["accelerator"]["resourceType"] == "nvidia.com/gpu"
-    platform = yaml.safe_dump(spec.get("platforms", {}))
-    assert "/dev/shm" in platform
+def test_every_step_runs_in_the_image_and_gets_its_services_from_the_secret(compiled: Compiled) -> None:
+    """Each Secret key is named as its variable, so `kubectl create secret` takes the variables' names as keys."""
+    assert set(compiled.executors) == {f"exec-{step}" for step in ("train", "evaluate", *SIDE_EFFECTS)}
+    for name, executor in compiled.executors.items():
+        assert executor["container"]["image"] == IMAGE, name
+        assert {"name": SECRET_NAME_ENV, "value": SECRET} in executor["container"]["env"], name
+        (from_secret,) = compiled.kubernetes[name]["secretAsEnv"]
+        assert from_secret["secretName"] == SECRET and not from_secret["optional"], name
+        assert {(k["secretKey"], k["envVar"]) for k in from_secret["keyToEnv"]} == {(v, v) for v in SECRET_ENV}, name
 
 
-def test_components_name_artifact_files_through_the_library(tmp_path: Path) -> None:
-    executors = _compile(tmp_path)["deploymentSpec"]["executors"]
-    code = {name: "\n".join(e["container"]["command"]) for name, e in executors.items()}
+def test_training_retries_asks_for_gpus_and_shared_memory(compiled: Compiled) -> None:
+    """A pre-empted training pod is retried with backoff; its GPUs come from the `gpus` parameter."""
+    train = compiled.branch_tasks["train"]
+    retry = train["retryPolicy"]
+    assert (retry["maxRetryCount"], retry["backoffDuration"], retry["backoffFactor"]) == (3, "60s", 2)
+    accelerator = compiled.executors["exec-train"]["container"]["resources"]["accelerator"]
+    assert accelerator["resourceType"] == "nvidia.com/gpu"
+    assert accelerator["resourceCount"] == "{{$.inputs.parameters['pipelinechannel--gpus']}}"
+    assert train["inputs"]["parameters"]["pipelinechannel--gpus"] == {"componentInputParameter": "gpus"}
+    (shm,) = compiled.kubernetes["exec-train"]["emptyDirMounts"]
+    assert (shm["mountPath"], shm["medium"]) == ("/dev/shm", "Memory")
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
+def _defaults_and_constants(node: Any) -> Iterator[str]:
+    """Every parameter default and every constant a task is given, anywhere in the spec."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in ("defaultValue", "constant"):
+                yield from _strings(value)
+            else:
+                yield from _defaults_and_constants(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _defaults_and_constants(item)
+
+
+def test_no_default_is_a_path_on_the_compiling_machine(compiled: Compiled) -> None:
+    """A pod has none of the compiling machine's folders: relative paths resolve in the image's WORKDIR."""
+    values = list(_defaults_and_constants(compiled.spec))
+    assert "configs/hih_synthetic_tiny.yaml" in values
+    assert not [v for v in values if v.startswith(("/", "~")) or "$HOME" in v or "${HOME}" in v]
+    machine_paths = {str(REPO), str(Path.home()), str(Path(sys.executable).parent)} - {"/"}
+    assert not [path for path in machine_paths if path in compiled.text]
+
+
+def test_no_credential_reaches_the_yaml(compiled: Compiled) -> None:
+    assert not [name for name, value in FAKE_CREDENTIALS.items() if value in compiled.text]
+
+
+def test_components_name_artifact_files_through_the_library(compiled: Compiled) -> None:
+    code = {name: "\n".join(e["container"]["command"]) for name, e in compiled.executors.items()}
     assert "CHECKPOINT_FILE" in code["exec-evaluate"] and "CHECKPOINT_FILE" in code["exec-export"]
     assert "ONNX_FILE" in code["exec-register"]
     assert not [name for name, text in code.items() if '"model.' in text]
 
 
 def test_schedules_need_six_cron_fields() -> None:
-    import pytest
-
     from pipelines.cluster import check_cron
 
     assert check_cron("0 0 3 * * *") == "0 0 3 * * *"
