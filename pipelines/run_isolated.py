@@ -36,12 +36,14 @@ def parse_args() -> argparse.Namespace:
 
 
 def step_environment(step_env: dict[str, str], home: Path) -> dict[str, str]:
-    """The whole environment of every step: the Secret's variables, telemetry off, and a home of its own (no
-    ~/.aws, ~/.config/dvc or MLflow settings of the user's reach a step)."""
+    """The whole environment of every step: the Secret's variables, what the image sets (telemetry off, the
+    commit), and a home of its own (no ~/.aws, ~/.config/dvc or MLflow settings of the user's reach a step)."""
+    from landmarkflow.registry import GIT_COMMIT_ENV, git_commit
     from landmarkflow.tracking import TELEMETRY_OFF
 
     kept = {key: os.environ[key] for key in KEPT_ENV if key in os.environ}
-    return {**kept, **TELEMETRY_OFF, **step_env, "HOME": str(home), "PYTHONUNBUFFERED": "1"}
+    image = {GIT_COMMIT_ENV: git_commit(REPO)}  # what the image bakes in
+    return {**kept, **TELEMETRY_OFF, **image, **step_env, "HOME": str(home), "PYTHONUNBUFFERED": "1"}
 
 
 def main() -> int:

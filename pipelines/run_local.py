@@ -50,13 +50,17 @@ def main() -> int:
     from kfp import local
 
     from landmarkflow.pipeline_summary import print_pipeline_report
+    from landmarkflow.registry import GIT_COMMIT_ENV, git_commit
     from landmarkflow.services import TRACKING_URI
-    from landmarkflow.tracking import disable_telemetry, setup_tracking
+    from landmarkflow.tracking import ARTIFACTS_ENV, artifact_root, disable_telemetry, setup_tracking
     from pipelines.landmarks import DEFAULT_CONFIGS, make_pipeline
 
     disable_telemetry()
-    # Every component requires the tracking URI (as on a cluster, where a Secret sets it): here, the local store.
+    # Every step requires the tracking URI (on a cluster a Secret sets it) and works in a fresh folder of its own:
+    # the local store, its artifact folder and the checkout's commit (an image bakes it in) go by the environment.
     os.environ[TRACKING_URI] = setup_tracking()
+    os.environ[ARTIFACTS_ENV] = str(artifact_root())
+    os.environ.setdefault(GIT_COMMIT_ENV, git_commit(REPO))
     configs = [str((REPO / c).resolve()) for c in (args.config or DEFAULT_CONFIGS)]
     share_cores(min(args.parallel, len(configs)))
     local.init(

@@ -4,6 +4,9 @@ is missing."""
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -30,3 +33,13 @@ def test_a_missing_tracking_uri_names_the_variable_and_the_secret(
     monkeypatch.setenv(SECRET_NAME_ENV, "team-landmarkflow")
     with pytest.raises(ServiceEnvError, match=re.escape("Secret 'team-landmarkflow' (pipelines/compile.py --secret)")):
         require_tracking_uri()
+
+
+def test_a_step_starts_in_a_fresh_empty_folder_that_goes_with_its_process(tmp_path: Path) -> None:
+    """As on a pod's private disk: nothing of the folder it was started in, and nothing left behind."""
+    (tmp_path / "left_by_another_step.txt").write_text("not for you")
+    code = "from landmarkflow.services import start_step\nimport os\nprint(start_step(), os.listdir('.'))"
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True)
+    scratch, listing = done.stdout.split()
+    assert listing == "[]" and Path(scratch) != tmp_path and Path(scratch) == Path(scratch).resolve()
+    assert not Path(scratch).exists()

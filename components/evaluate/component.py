@@ -27,12 +27,10 @@ def evaluate(
 
     from landmarkflow import steps
     from landmarkflow.data.manifest import PRIVATE_SPLIT
-    from landmarkflow.logs import configure_logging
     from landmarkflow.runtime import CHECKPOINT_FILE
-    from landmarkflow.services import require_tracking_uri
+    from landmarkflow.services import start_step
 
-    require_tracking_uri()
-    configure_logging()
+    start_step()
     trained = steps.TrainResult.load(train_result.path)
     trained.manifest, trained.checkpoint = manifest.path, str(Path(checkpoint.path) / CHECKPOINT_FILE)
     evaluated = steps.evaluate(trained, Path(result.path).with_suffix(".d"))

@@ -26,12 +26,10 @@ def export(
     from pathlib import Path
 
     from landmarkflow import steps
-    from landmarkflow.logs import configure_logging
     from landmarkflow.runtime import CHECKPOINT_FILE
-    from landmarkflow.services import require_tracking_uri
+    from landmarkflow.services import start_step
 
-    require_tracking_uri()
-    configure_logging()
+    start_step()
     trained = steps.TrainResult.load(train_result.path)
     trained.manifest, trained.checkpoint = manifest.path, str(Path(checkpoint.path) / CHECKPOINT_FILE)
     exported = steps.export(trained, onnx_model.path)

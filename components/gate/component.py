@@ -27,11 +27,9 @@ def gate(
         True when every gate passed.
     """
     from landmarkflow import steps
-    from landmarkflow.logs import configure_logging
-    from landmarkflow.services import require_tracking_uri
+    from landmarkflow.services import start_step
 
-    require_tracking_uri()
-    configure_logging()
+    start_step()
     trained = steps.TrainResult.load(train_result.path)
     trained.manifest = manifest.path
     gated = steps.gate(

@@ -40,11 +40,9 @@ def ingest(
         result: The step's result (JSON).
     """
     from landmarkflow import steps
-    from landmarkflow.logs import configure_logging
-    from landmarkflow.services import require_tracking_uri
+    from landmarkflow.services import start_step
 
-    require_tracking_uri()
-    configure_logging()
+    start_step()
     from pathlib import Path
 
     synth = steps.SynthOptions(num_train=synth_train, num_test=synth_test, seed=synth_seed)

@@ -18,10 +18,8 @@ def promote(register_result: Input[Artifact], gate_result: Input[Artifact]) -> s
         One line saying where `champion` points now and why.
     """
     from landmarkflow import steps
-    from landmarkflow.logs import configure_logging
-    from landmarkflow.services import require_tracking_uri
+    from landmarkflow.services import start_step
 
-    require_tracking_uri()
-    configure_logging()
+    start_step()
     promoted = steps.promote(steps.RegisterResult.load(register_result.path), steps.GateResult.load(gate_result.path))
     return promoted.message

@@ -28,12 +28,10 @@ def register(
     from pathlib import Path
 
     from landmarkflow import steps
-    from landmarkflow.logs import configure_logging
     from landmarkflow.runtime import ONNX_FILE
-    from landmarkflow.services import require_tracking_uri
+    from landmarkflow.services import start_step
 
-    require_tracking_uri()
-    configure_logging()
+    start_step()
     exported = steps.ExportResult.load(export_result.path)
     exported.onnx_path = str(Path(onnx_model.path) / ONNX_FILE)
     registered = steps.register(

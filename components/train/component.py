@@ -27,15 +27,16 @@ def train(
         checkpoint: Folder with model.pt (weights + config) and the loss curves.
         result: The step's result (JSON).
     """
-    from landmarkflow import steps
-    from landmarkflow.logs import configure_logging
-    from landmarkflow.services import require_tracking_uri
+    from pathlib import Path
 
-    require_tracking_uri()
-    configure_logging()
+    from landmarkflow import steps
+    from landmarkflow.services import start_step
+
+    image_dir = Path.cwd()  # a relative config path is inside the image's working directory, which the step leaves
+    start_step()
     ingested = steps.IngestResult.load(ingest_result.path)
     ingested.manifest = manifest.path
     overrides = {"train.epochs": epochs} if epochs >= 0 else None
-    trained = steps.train(config, ingested, checkpoint.path, overrides, nproc=nproc)
+    trained = steps.train(image_dir / config, ingested, checkpoint.path, overrides, nproc=nproc)
     trained.save(result.path)
     checkpoint.metadata.update({"mlflow_run_id": trained.run_id, "config_hash": trained.config_hash})

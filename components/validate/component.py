@@ -21,11 +21,9 @@ def validate(manifest: Input[Dataset], ingest_result: Input[Artifact], report: O
     from landmarkflow import steps
     from landmarkflow.data.validation.rendering import print_summary
     from landmarkflow.data.validation.run import require_valid
-    from landmarkflow.logs import configure_logging
-    from landmarkflow.services import require_tracking_uri
+    from landmarkflow.services import start_step
 
-    require_tracking_uri()
-    configure_logging()
+    start_step()
     ingested = steps.IngestResult.load(ingest_result.path)
     ingested.manifest = manifest.path
     report_dir = Path(report.path).with_name("validation")

@@ -7,7 +7,13 @@ MLflow params or compiled YAML.
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from landmarkflow.logs import configure_logging
 
 TRACKING_URI = "MLFLOW_TRACKING_URI"
 """The MLflow tracking server (http://...): runs, metrics, the registry, and artifacts proxied to its S3."""
@@ -43,3 +49,16 @@ def require_tracking_uri() -> str:
             "`make pipeline-run` sets it to the local store."
         )
     return uri
+
+
+def start_step() -> Path:
+    """What every pipeline step does first: require its tracking server, log one line per event, and work in a
+    fresh, empty folder of its own, as on a pod's private disk, removed when the step's process ends. A step that
+    relied on another step's files, or on the working directory it was started in, fails here, not first on a
+    cluster. Returns that folder."""
+    require_tracking_uri()
+    configure_logging()
+    scratch = Path(tempfile.mkdtemp(prefix="landmarkflow-step-"))
+    atexit.register(shutil.rmtree, scratch, ignore_errors=True)
+    os.chdir(scratch)
+    return scratch

@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
 
+ARTIFACTS_ENV = "LANDMARKFLOW_ARTIFACTS"
+"""The artifact folder of a local sqlite store; a tracking server decides its own."""
 TELEMETRY_OFF = {
     "DO_NOT_TRACK": "true",
     "MLFLOW_DISABLE_TELEMETRY": "true",
@@ -42,8 +44,8 @@ def tracking_uri() -> str:
 
 
 def artifact_root() -> Path:
-    """Where local stores keep artifacts (LANDMARKFLOW_ARTIFACTS or mlflow/artifacts)."""
-    return Path(os.environ.get("LANDMARKFLOW_ARTIFACTS", "mlflow/artifacts")).resolve()
+    """Where local stores keep artifacts (ARTIFACTS_ENV or mlflow/artifacts)."""
+    return Path(os.environ.get(ARTIFACTS_ENV, "mlflow/artifacts")).resolve()
 
 
 def setup_tracking(must_exist: bool = False) -> str:
