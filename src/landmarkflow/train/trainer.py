@@ -32,6 +32,7 @@ from landmarkflow.runtime import CHECKPOINT_FILE
 from landmarkflow.tracking import log_metrics
 from landmarkflow.train.checkpoint import BEST, LAST, load_state, save_checkpoint
 from landmarkflow.train.distributed import DistEnv, barrier, mean_across_ranks
+from landmarkflow.train.rng import capture_rng, restore_rng
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +166,13 @@ class Trainer:
         return min(len(self.loader), cap) if cap else len(self.loader)
 
     def resume(self) -> bool:
-        """Continue from `last.pt` if it belongs to this exact config; True when it did."""
+        """Continue from `last.pt` if it belongs to this exact config; True when it did.
+
+        Everything that decides the next epochs comes back: weights and buffers, optimiser, LR schedule, loss
+        scaler, history and the global random generators. The sampler and the augmentation draw from the seed
+        and the epoch, so they need nothing. With one process on a deterministic device the run then ends with
+        exactly the weights of an uninterrupted one; under DDP every rank takes rank 0's generators.
+        """
         path = self.out_dir / LAST
         if not path.is_file():
             return False
@@ -176,8 +183,15 @@ class Trainer:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
+        if state["scaler"] and self.scaler.is_enabled():
+            self.scaler.load_state_dict(state["scaler"])
         self.history = TrainHistory(**state["history"])
         self.start_epoch = state["epoch"] + 1
+        if self.loader.persistent_workers:
+            # Persistent workers draw their seed from torch's generator once, when they start: an uninterrupted
+            # run did that before its first epoch, so they start here, before the generators are put back.
+            iter(self.loader)
+        restore_rng(state["rng"])
         log.info("resumed from %s at epoch %d", path, self.start_epoch + 1)
         return True
 
@@ -303,6 +317,8 @@ class Trainer:
                 "config": self.config.to_dict(),
                 "config_hash": self.config.config_hash(),
                 "history": vars(self.history),
+                "scaler": self.scaler.state_dict(),
+                "rng": capture_rng(),
             },
         )
 
