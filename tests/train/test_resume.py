@@ -6,10 +6,14 @@ from pathlib import Path
 
 import pytest
 import torch
+from mlflow.tracking import MlflowClient
 
 from landmarkflow.config import ExperimentConfig, load_config
 from landmarkflow.models.zoo import build_model
+from landmarkflow.tracking import ensure_experiment
+from landmarkflow.train.checkpoint import LAST
 from landmarkflow.train.distributed import DistEnv
+from landmarkflow.train.durable import CHECKPOINT_DIR, fetch_checkpoints
 from landmarkflow.train.trainer import Trainer, seed_everything
 from tests.fakes import dot_face_record
 
@@ -36,11 +40,11 @@ def _config(num_workers: int) -> ExperimentConfig:
     return load_config("configs/lgcn_synthetic_tiny.yaml", overrides)
 
 
-def _trainer(config: ExperimentConfig, folder: Path, out_dir: Path) -> Trainer:
+def _trainer(config: ExperimentConfig, folder: Path, out_dir: Path, run_id: str | None = None) -> Trainer:
     """What a fresh training process builds before it resumes: seeded generators, a new model, a new trainer."""
     seed_everything(config.train.seed)
     records = [dot_face_record(folder, i) for i in range(6)]
-    return Trainer(config, build_model(config.model), records[:4], records[4:], folder, out_dir, CPU)
+    return Trainer(config, build_model(config.model), records[:4], records[4:], folder, out_dir, CPU, run_id)
 
 
 @pytest.mark.parametrize("num_workers", [0, 1])
@@ -75,3 +79,29 @@ def test_a_run_killed_mid_epoch_resumes_to_the_uninterrupted_weights(
     want, got = uninterrupted.model.state_dict(), resumed.model.state_dict()
     assert want.keys() == got.keys()
     assert [name for name in want if not torch.equal(want[name], got[name])] == []
+
+
+def test_an_epoch_killed_between_its_upload_and_its_metrics_still_gets_its_point_on_the_curve(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = MlflowClient()
+    run_id = client.create_run(ensure_experiment("landmarks/dots")).info.run_id
+    config = _config(num_workers=0)
+    log_epoch = Trainer._log_epoch
+
+    def dies_before_logging(self: Trainer, epoch: int) -> None:
+        raise Killed
+
+    monkeypatch.setattr(Trainer, "_log_epoch", dies_before_logging)
+    with pytest.raises(Killed):
+        _trainer(config, tmp_path, tmp_path / "out", run_id).fit()
+    monkeypatch.setattr(Trainer, "_log_epoch", log_epoch)
+    assert [item.path for item in client.list_artifacts(run_id, CHECKPOINT_DIR)] == [f"{CHECKPOINT_DIR}/{LAST}"]
+    assert client.get_metric_history(run_id, "train_loss") == []
+
+    resumed = _trainer(config, tmp_path, tmp_path / "fresh", run_id)
+    fetch_checkpoints(client, run_id, tmp_path / "fresh")
+    assert resumed.resume() and resumed.start_epoch == 1
+    history = resumed.fit()
+    curve = sorted((m.step, m.value) for m in client.get_metric_history(run_id, "train_loss"))
+    assert curve == [(epoch + 1, loss) for epoch, loss in enumerate(history.train_loss)]
