@@ -18,8 +18,8 @@ from components.register.component import register
 from components.train.component import train
 from components.validate.component import validate
 
-TRAIN_RETRIES = 4
-"""Pre-emptions one training survives (waits of 1, 2, 4 and 8 minutes before the attempts)."""
+TRAIN_RETRIES = 3
+"""Pre-emptions one training survives (waits of 1, 2 and 4 minutes before the attempts)."""
 TRAIN_DEADLINE = "7d"
 """The longest a training may take, retries included."""
 DEFAULT_CONFIGS = [
