@@ -35,6 +35,10 @@ def use_services(*tasks: PipelineTask) -> None:
         task.set_env_variable(SECRET_NAME_ENV, SECRET)
 
 
+TRAIN_RETRIES = 3
+"""Pre-emptions one training survives (waits of 1, 2 and 4 minutes before the attempts)."""
+TRAIN_DEADLINE = "7d"
+"""The longest a training may take, retries included."""
 DEFAULT_CONFIGS = [
     "configs/hih_synthetic_tiny.yaml",
     "configs/dsat_synthetic_tiny.yaml",
@@ -52,9 +56,23 @@ def model_branch(
     ingest_result: Input[Artifact],
 ):
     """One model from config to a gated registry version."""
-    trained = train(config=config, epochs=epochs, nproc=gpus, manifest=manifest, ingest_result=ingest_result)
+    trained = train(
+        config=config,
+        epochs=epochs,
+        nproc=gpus,
+        manifest=manifest,
+        ingest_result=ingest_result,
+        pipeline_job_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+        pipeline_task_id=dsl.PIPELINE_TASK_ID_PLACEHOLDER,
+    )
+    # A pre-empted (or otherwise killed) training pod is retried and continues from the last checkpoint it
+    # uploaded; the back-off leaves the autoscaler minutes for a new node. Argo counts the max duration from the
+    # first attempt's start and ends every retry at that deadline, so it must cover a whole training: KFP's
+    # default of one hour would give up on (and cut short) any longer one.
+    trained.set_retry(
+        num_retries=TRAIN_RETRIES, backoff_duration="1m", backoff_factor=2, backoff_max_duration=TRAIN_DEADLINE
+    )
     trained.set_cpu_request("2").set_memory_request("8Gi")
-    trained.set_retry(num_retries=3, backoff_duration="60s", backoff_factor=2)
     trained.set_accelerator_type("nvidia.com/gpu").set_accelerator_limit(gpus)
     # DataLoader workers share batches through /dev/shm, which is 64 MiB in a default pod.
     kubernetes.empty_dir_mount(trained, volume_name="dshm", mount_path="/dev/shm", medium="Memory", size_limit="16Gi")

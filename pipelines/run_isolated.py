@@ -30,6 +30,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--config", action="append", help="Experiment config (repeatable); default: all small ones")
     parser.add_argument("--epochs", type=int, default=-1, help="Override train.epochs (negative: the config's)")
     parser.add_argument("--parallel", type=int, default=2, choices=(1, 2), help="Model branches at once")
+    parser.add_argument("--synth-train", type=int, default=2000, help="Synthetic training faces ingest renders")
+    parser.add_argument("--synth-test", type=int, default=300, help="Synthetic test faces ingest renders")
     parser.add_argument("--state", type=Path, default=REPO / ".isolated", help="The services' data, outputs")
     parser.add_argument("--stop", action="store_true", help="Stop the services of --state and exit")
     return parser.parse_args()
@@ -79,6 +81,8 @@ def main() -> int:
             data_root="data/raw/synthetic",
             configs=configs,
             epochs=args.epochs,
+            synth_train=args.synth_train,
+            synth_test=args.synth_test,
             dvc_remote_url=services.dvc_remote,
         )
     except RuntimeError as exc:

@@ -13,10 +13,13 @@ def train(
     nproc: int,
     manifest: Input[Dataset],
     ingest_result: Input[Artifact],
+    pipeline_job_id: str,
+    pipeline_task_id: str,
     checkpoint: Output[Model],
     result: Output[Artifact],
 ):
-    """Train the model of `config` and log it to MLflow.
+    """Train the model of `config` and log it to MLflow; a retry of this task continues the earlier attempt's run
+    from its last checkpoint on the tracking server.
 
     Args:
         config: Experiment config YAML (path inside the image or workspace).
@@ -24,6 +27,10 @@ def train(
         nproc: Processes per node for DDP (torchrun); 1 trains in this process.
         manifest: The validated manifest.
         ingest_result: Ingest's result (dataset root, data hash).
+        pipeline_job_id: dsl.PIPELINE_JOB_ID_PLACEHOLDER; with the task id, the resume key that every attempt of
+            this task shares. Two whole-value parameters, because the KFP backend substitutes a placeholder only
+            when it is a parameter's entire value, not inside a longer string.
+        pipeline_task_id: dsl.PIPELINE_TASK_ID_PLACEHOLDER.
         checkpoint: Folder with model.pt (weights + config) and the loss curves.
         result: The step's result (JSON).
     """
@@ -37,6 +44,7 @@ def train(
     ingested = steps.IngestResult.load(ingest_result.path)
     ingested.manifest = manifest.path
     overrides = {"train.epochs": epochs} if epochs >= 0 else None
-    trained = steps.train(image_dir / config, ingested, checkpoint.path, overrides, nproc=nproc)
+    resume_key = f"{pipeline_job_id}/{pipeline_task_id}"
+    trained = steps.train(image_dir / config, ingested, checkpoint.path, overrides, nproc=nproc, resume_key=resume_key)
     trained.save(result.path)
     checkpoint.metadata.update({"mlflow_run_id": trained.run_id, "config_hash": trained.config_hash})

@@ -248,11 +248,18 @@ def train(
     ingest_result: IngestOption = None,
     epochs: EpochsOption = None,
     nproc: NprocOption = 1,
+    resume_key: Annotated[
+        str | None,
+        typer.Option(
+            help="Name this training: started again with the same key and config, it continues the MLflow run of "
+            "the earlier attempt from its last uploaded checkpoint, or returns that run if it finished training."
+        ),
+    ] = None,
 ) -> None:
-    """Train one model on the ingested data in a new MLflow run; writes <workdir>/train/ and train.json."""
+    """Train one model on the ingested data in an MLflow run; writes <workdir>/train/ and train.json."""
     from landmarkflow.workflow import train_step
 
-    trained = _step(lambda: train_step(workdir, config, ingest_result, _epochs(epochs), nproc))
+    trained = _step(lambda: train_step(workdir, config, ingest_result, _epochs(epochs), nproc, resume_key))
     console.print(
         f"trained {trained.model} in {trained.seconds / 60:.1f} min, final validation NME "
         f"{100 * trained.final_val_nme:.2f}% (MLflow run {trained.run_id}) -> {trained.checkpoint}"

@@ -78,11 +78,14 @@ def train_step(
     ingest_result: str | Path | None = None,
     overrides: dict[str, Any] | None = None,
     nproc: int = 1,
+    resume_key: str | None = None,
 ) -> steps.TrainResult:
-    """Train `config_path` on the ingested data (the workdir's ingest.json unless `ingest_result` names one)."""
+    """Train `config_path` on the ingested data (the workdir's ingest.json unless `ingest_result` names one);
+    `resume_key` continues the MLflow run of an earlier attempt with that key (see `steps.train`)."""
     work = Workdir(Path(workdir))
     ingested = steps.IngestResult.load(ingest_result) if ingest_result else work.load("ingest", steps.IngestResult)
-    return work.save("train", steps.train(config_path, ingested, work.outputs("train"), overrides, nproc=nproc))
+    trained = steps.train(config_path, ingested, work.outputs("train"), overrides, nproc=nproc, resume_key=resume_key)
+    return work.save("train", trained)
 
 
 def evaluate_step(workdir: Path) -> steps.EvalResult:

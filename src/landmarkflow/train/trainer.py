@@ -1,8 +1,9 @@
 """The training loop. The same code runs as a plain process and under torchrun (DDP).
 
 Rank 0 alone logs to MLflow, writes checkpoints and computes the per-epoch validation NME; every rank
-trains on its shard through a DistributedSampler. A checkpoint is written after every epoch and a
-restarted run continues from the last one when the config hash matches.
+trains on its shard through a DistributedSampler. A checkpoint is written after every epoch (and uploaded to
+the MLflow run, so that it outlives the pod: train/durable.py), and a restarted run continues from the last one
+when the config hash matches.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ from landmarkflow.runtime import CHECKPOINT_FILE
 from landmarkflow.tracking import log_metrics
 from landmarkflow.train.checkpoint import BEST, LAST, load_state, save_checkpoint
 from landmarkflow.train.distributed import DistEnv, barrier, mean_across_ranks
+from landmarkflow.train.durable import upload_checkpoint
+from landmarkflow.train.rng import capture_rng, restore_rng
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +168,13 @@ class Trainer:
         return min(len(self.loader), cap) if cap else len(self.loader)
 
     def resume(self) -> bool:
-        """Continue from `last.pt` if it belongs to this exact config; True when it did."""
+        """Continue from `last.pt` if it belongs to this exact config; True when it did.
+
+        Everything that decides the next epochs comes back: weights and buffers, optimiser, LR schedule, loss
+        scaler, history and the global random generators. The sampler and the augmentation draw from the seed
+        and the epoch, so they need nothing. With one process on a deterministic device the run then ends with
+        exactly the weights of an uninterrupted one; under DDP every rank takes rank 0's generators.
+        """
         path = self.out_dir / LAST
         if not path.is_file():
             return False
@@ -176,10 +185,23 @@ class Trainer:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
+        if state["scaler"] and self.scaler.is_enabled():
+            self.scaler.load_state_dict(state["scaler"])
         self.history = TrainHistory(**state["history"])
         self.start_epoch = state["epoch"] + 1
+        if self.loader.persistent_workers:
+            # Persistent workers draw their seed from torch's generator once, when they start: an uninterrupted
+            # run did that before its first epoch, so they start here, before the generators are put back.
+            iter(self.loader)
+        restore_rng(state["rng"])
+        if self.run_id and not self._logged(self.start_epoch):
+            self._log_epoch(self.start_epoch - 1)  # the kill came after the checkpoint's upload, before its metrics
         log.info("resumed from %s at epoch %d", path, self.start_epoch + 1)
         return True
+
+    def _logged(self, step: int) -> bool:
+        """Whether the MLflow run has the per-epoch metrics of `step`."""
+        return any(metric.step == step for metric in MlflowClient().get_metric_history(self.run_id, "train_loss"))
 
     def fit(self) -> TrainHistory:
         """Train for the configured epochs (from where a resume left off)."""
@@ -285,15 +307,31 @@ class Trainer:
             elapsed,
             rate,
         )
-        self._save(self.out_dir / LAST, epoch)
         if self.config.train.keep == "best_val" and self._is_best(val_nme):
-            self._save(self.out_dir / BEST, epoch)
-        if self.run_id:
-            metrics = {"train_loss": loss, "val_nme": val_nme, "train_images_per_s": rate, "lr": lr}
-            log_metrics(MlflowClient(), self.run_id, metrics, step=epoch + 1)
+            self._checkpoint(BEST, epoch)  # before last.pt: no last.pt is ever newer than the best.pt it goes with
+        self._checkpoint(LAST, epoch)
+        self._log_epoch(epoch)
 
-    def _save(self, path: Path, epoch: int) -> None:
-        save_checkpoint(
+    def _checkpoint(self, name: str, epoch: int) -> None:
+        """Write checkpoint `name`; in an MLflow run, upload it too, so that it outlives this pod."""
+        path = self._save(self.out_dir / name, epoch)
+        if self.run_id:
+            upload_checkpoint(MlflowClient(), self.run_id, path)
+
+    def _log_epoch(self, epoch: int) -> None:
+        """Epoch `epoch`'s numbers from the history (and the current LR) into the MLflow run, at step epoch + 1."""
+        if not self.run_id:
+            return
+        metrics = {
+            "train_loss": self.history.train_loss[epoch],
+            "val_nme": self.history.val_nme[epoch],
+            "train_images_per_s": self.history.images_per_s[epoch],
+            "lr": self.optimizer.param_groups[0]["lr"],
+        }
+        log_metrics(MlflowClient(), self.run_id, metrics, step=epoch + 1)
+
+    def _save(self, path: Path, epoch: int) -> Path:
+        return save_checkpoint(
             path,
             {
                 "model": self.model.state_dict(),
@@ -303,6 +341,8 @@ class Trainer:
                 "config": self.config.to_dict(),
                 "config_hash": self.config.config_hash(),
                 "history": vars(self.history),
+                "scaler": self.scaler.state_dict(),
+                "rng": capture_rng(),
             },
         )
 

@@ -1,0 +1,70 @@
+"""The train step under a resume key: what a retried task finds in the tracking store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from mlflow.tracking import MlflowClient
+
+from landmarkflow import steps
+from landmarkflow.data.synthetic import synthesize
+from landmarkflow.steps import training
+from landmarkflow.tracking import experiment_name
+from landmarkflow.train.checkpoint import load_state
+from landmarkflow.workflow import ingest_step
+from tests.fakes import DOTS_HIH
+
+CONFIG = "configs/hih_synthetic_tiny.yaml"
+SMALL = {
+    **{f"model.{key}": DOTS_HIH[key] for key in ("channels", "hourglass_depth", "decimal_channels")},
+    "train.epochs": 1,
+    "train.batch_size": 2,
+    "eval.batch_size": 8,
+    "data.val_fraction": 0.25,
+}
+
+
+@pytest.fixture
+def ingested(tmp_path: Path) -> steps.IngestResult:
+    synthesize(tmp_path / "faces", num_train=8, num_test=2, seed=1, image_size=128, progress=False)
+    return ingest_step(tmp_path / "ingest", "synthetic", tmp_path / "faces", synth=None)
+
+
+def _runs(key: str) -> list[str]:
+    client = MlflowClient()
+    experiment = client.get_experiment_by_name(experiment_name("synthetic"))
+    return [run.info.run_id for run in client.search_runs([experiment.experiment_id], f"tags.resume_key = '{key}'")]
+
+
+def test_a_finished_training_with_the_key_is_returned_not_repeated(
+    tmp_path: Path, ingested: steps.IngestResult, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = steps.train(CONFIG, ingested, tmp_path / "attempt1", SMALL, resume_key="job/task")
+
+    def must_not_train(*args: object) -> None:
+        raise AssertionError("a finished training was started again")
+
+    monkeypatch.setattr(training, "_launch_training", must_not_train)
+    again = steps.train(CONFIG, ingested, tmp_path / "attempt2", SMALL, resume_key="job/task")
+    assert (again.run_id, again.seconds, again.final_val_nme) == (first.run_id, first.seconds, first.final_val_nme)
+    assert _runs("job/task") == [first.run_id]
+    want, got = load_state(Path(first.checkpoint))["model"], load_state(Path(again.checkpoint))["model"]
+    assert Path(again.checkpoint).parent == tmp_path / "attempt2"
+    assert all(torch.equal(want[name], got[name]) for name in want)
+
+
+def test_the_key_never_resumes_another_config(tmp_path: Path, ingested: steps.IngestResult) -> None:
+    first = steps.train(CONFIG, ingested, tmp_path / "one", SMALL, resume_key="job/task")
+    other = steps.train(CONFIG, ingested, tmp_path / "two", {**SMALL, "train.lr": 1e-4}, resume_key="job/task")
+    assert other.run_id != first.run_id and other.config_hash != first.config_hash
+    assert sorted(_runs("job/task")) == sorted([first.run_id, other.run_id])
+
+
+def test_a_malformed_key_is_refused_before_any_run_opens(tmp_path: Path, ingested: steps.IngestResult) -> None:
+    with pytest.raises(ValueError, match=r"resume key '\{\{\$\.pipeline_job_uuid\}\}'"):
+        steps.train(CONFIG, ingested, tmp_path / "out", SMALL, resume_key="{{$.pipeline_job_uuid}}")
+    assert (
+        MlflowClient().search_runs([MlflowClient().get_experiment_by_name("landmarks/synthetic").experiment_id]) == []
+    )
