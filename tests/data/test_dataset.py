@@ -3,9 +3,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from torch.utils.data import DataLoader, DistributedSampler
 
 from landmarkflow.config import AugmentConfig
-from landmarkflow.data.dataset import FaceDataset, split_train_val
+from landmarkflow.data.dataset import EpochSampler, FaceDataset, split_train_val
 from landmarkflow.geometry import crop_matrix, transform_points, warp_image
 from landmarkflow.imageio import read_rgb
 from landmarkflow.layouts import get_layout
@@ -56,6 +57,26 @@ def test_augmentation_is_reproducible_per_epoch_and_varies_between_epochs(tmp_pa
     assert np.array_equal(dataset[0]["landmarks"], first)
     dataset.set_epoch(1)
     assert not np.array_equal(dataset[0]["landmarks"], first)
+
+
+def _epoch_landmarks(dataset: FaceDataset, workers: int, epochs: int) -> list[np.ndarray]:
+    sampler = EpochSampler(DistributedSampler(dataset, num_replicas=1, rank=0, shuffle=True, seed=3))
+    loader = DataLoader(dataset, batch_size=2, sampler=sampler, num_workers=workers, persistent_workers=workers > 0)
+    drawn = []
+    for epoch in range(epochs):
+        sampler.set_epoch(epoch)
+        drawn.append(np.concatenate([batch["landmarks"].numpy() for batch in loader]))
+    return drawn
+
+
+def test_persistent_workers_augment_each_epoch_anew_as_the_main_process_would(tmp_path: Path) -> None:
+    """Workers keep their own copy of the dataset across epochs: the epoch reaches them with every index."""
+    records = [dot_face_record(tmp_path, i) for i in range(4)]
+    dataset = FaceDataset(records, tmp_path, MODEL.codec, 96, 1.25, AugmentConfig(), seed=7)
+    in_process, in_a_worker = _epoch_landmarks(dataset, 0, 2), _epoch_landmarks(dataset, 1, 2)
+    assert not np.array_equal(in_a_worker[0], in_a_worker[1])
+    for main, worker in zip(in_process, in_a_worker, strict=True):
+        np.testing.assert_array_equal(main, worker)
 
 
 def test_validation_hold_out_is_deterministic_and_from_train_only(tmp_path: Path) -> None:

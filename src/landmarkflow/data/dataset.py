@@ -7,13 +7,13 @@ jitters the box (scale, shift) so that a tight landmark box and a detector's loo
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, DistributedSampler, Sampler
 
 from landmarkflow.codecs.base import Codec
 from landmarkflow.config import AugmentConfig
@@ -61,10 +61,13 @@ class FaceDataset(Dataset):
         """Change the augmentation draw per epoch while keeping every epoch reproducible."""
         self.epoch = epoch
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, torch.Tensor]:
+        """Face `key`, or `(epoch, index)`: the epoch's augmentation draw of face `index`, as `EpochSampler` asks
+        for it (a worker process holds its own copy of the dataset, which `set_epoch` does not reach)."""
+        epoch, index = key if isinstance(key, tuple) else (self.epoch, key)
         record = self.records[index]
         image = read_rgb(self.root / record.image_path)
-        rng = np.random.default_rng((self.seed, self.epoch, index)) if self.augment else None
+        rng = np.random.default_rng((self.seed, epoch, index)) if self.augment else None
         matrix, flipped = self._matrix(record, rng)
         crop = warp_image(image, matrix, self.input_size)
         points = transform_points(record.landmarks, matrix)
@@ -109,6 +112,25 @@ class FaceDataset(Dataset):
             out[y : y + h, x : x + w] = rng.uniform(0, 255, size=3)
         gains = 1.0 + rng.uniform(-aug.color_jitter, aug.color_jitter, size=3)
         return cv2.multiply(out, (*gains, 0.0), dtype=cv2.CV_8U)
+
+
+class EpochSampler(Sampler[tuple[int, int]]):
+    """A DistributedSampler's indices, each paired with the epoch. DataLoader workers persist across epochs with
+    their own copy of the dataset, so the epoch that decides an item's augmentation travels with its index."""
+
+    def __init__(self, sampler: DistributedSampler) -> None:
+        self.sampler = sampler
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+        self.sampler.set_epoch(epoch)
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        return ((self.epoch, index) for index in self.sampler)
+
+    def __len__(self) -> int:
+        return len(self.sampler)
 
 
 def split_train_val(records: Sequence[FaceRecord], val_fraction: float, seed: int) -> tuple[list, list]:

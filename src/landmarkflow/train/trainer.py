@@ -23,7 +23,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 
 from landmarkflow.config import ExperimentConfig, TrainConfig
-from landmarkflow.data.dataset import FaceDataset
+from landmarkflow.data.dataset import EpochSampler, FaceDataset
 from landmarkflow.data.manifest import FaceRecord
 from landmarkflow.evaluation.metrics import mean_nme
 from landmarkflow.evaluation.predictions import predict_records, torch_predictor
@@ -138,8 +138,10 @@ class Trainer:
         self.train_set = FaceDataset(
             train_records, root, model.codec, model.input_size, config.data.box_scale, config.augment, config.train.seed
         )
-        self.sampler = DistributedSampler(
-            self.train_set, num_replicas=env.world_size, rank=env.rank, shuffle=True, seed=config.train.seed
+        self.sampler = EpochSampler(
+            DistributedSampler(
+                self.train_set, num_replicas=env.world_size, rank=env.rank, shuffle=True, seed=config.train.seed
+            )
         )
         self.loader = DataLoader(
             self.train_set,
@@ -245,7 +247,6 @@ class Trainer:
     def _train_epoch(self, epoch: int) -> tuple[float, int]:
         self.net.train()
         self.sampler.set_epoch(epoch)
-        self.train_set.set_epoch(epoch)
         steps = self.steps_per_epoch
         total, seen = 0.0, 0
         with self._progress(epoch) as progress:
