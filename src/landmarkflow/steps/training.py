@@ -95,6 +95,8 @@ def train(
         seconds=seconds,
         final_val_nme=float(val),
         config=config.to_dict(),
+        data_remote=ingested.data_remote,
+        root_in_version=ingested.root_in_version,
     )
 
 
