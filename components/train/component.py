@@ -23,20 +23,22 @@ def train(
         epochs: Override of train.epochs; negative keeps the config's value.
         nproc: Processes per node for DDP (torchrun); 1 trains in this process.
         manifest: The validated manifest.
-        ingest_result: Ingest's result (dataset root, data hash).
+        ingest_result: Ingest's result (data hash and DVC remote: the train split is fetched from there).
         checkpoint: Folder with model.pt (weights + config) and the loss curves.
         result: The step's result (JSON).
     """
     from pathlib import Path
 
     from landmarkflow import steps
+    from landmarkflow.data.manifest import TRAIN_SPLIT
     from landmarkflow.services import start_step
 
     image_dir = Path.cwd()  # a relative config path is inside the image's working directory, which the step leaves
-    start_step()
+    scratch = start_step()
     ingested = steps.IngestResult.load(ingest_result.path)
     ingested.manifest = manifest.path
     overrides = {"train.epochs": epochs} if epochs >= 0 else None
-    trained = steps.train(image_dir / config, ingested, checkpoint.path, overrides, nproc=nproc)
+    local = steps.materialise_data(ingested, [TRAIN_SPLIT], scratch / "data")
+    trained = steps.train(image_dir / config, local, checkpoint.path, overrides, nproc=nproc)
     trained.save(result.path)
     checkpoint.metadata.update({"mlflow_run_id": trained.run_id, "config_hash": trained.config_hash})
