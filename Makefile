@@ -96,6 +96,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_train.py
 	$(BIN)/python bench/bench_models.py
 	$(BIN)/python bench/bench_predict.py
+	$(BIN)/python bench/bench_materialise.py
 
 clean:
 	rm -rf local_outputs runs build .pytest_cache .ruff_cache

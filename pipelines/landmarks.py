@@ -124,16 +124,15 @@ def make_pipeline(parallelism: int = 0):
         synth_seed: int = 0,
         data_git_repo: str = "",
         data_git_rev: str = "",
-        checkout_dir: str = "",
         dvc_remote_url: str = "",
-        dvc_endpoint_url: str = "",
     ):
         """The whole pipeline on one dataset, one branch per model config.
 
         Args:
             dataset: Dataset name (synthetic, 300w).
-            data_root: Dataset folder (on a cluster: on the shared workspace volume).
-            repo_root: Checkout with the DVC-tracked data/ ("" skips DVC tracking).
+            data_root: Dataset folder ingest reads (a volume, or where ingest renders synthetic faces); no other
+                step reads it: they fetch the data by its DVC hash from dvc_remote_url.
+            repo_root: Checkout with the DVC-tracked data/ ("" = ingest versions data_root itself).
             configs: Experiment config files, one trained model each.
             epochs: Override of every config's train.epochs; negative keeps them.
             gpus: GPUs per training pod; DDP uses one process per GPU.
@@ -141,10 +140,10 @@ def make_pipeline(parallelism: int = 0):
             synth_test: Synthetic test faces when the synthetic folder is empty.
             synth_seed: Seed of the synthetic renderer.
             data_git_repo: Git URL whose data.dvc pins the data ("" = repo_root); used with data_git_rev.
-            data_git_rev: Start from this git revision + `dvc pull`, as a pod must ("" = data_root as it is).
-            checkout_dir: Where that checkout goes (a shared volume on a cluster; "" = the ingest step's outputs).
-            dvc_remote_url: The DVC remote as pods reach it, e.g. s3://bucket/dvc ("" = the repo's default).
-            dvc_endpoint_url: S3 endpoint of that remote, e.g. http://seaweedfs.storage:8333 ("" = AWS).
+            data_git_rev: Start from this git revision + `dvc pull` ("" = data_root as it is).
+            dvc_remote_url: The DVC remote ingest pushes to and every later step fetches from, as pods reach it:
+                s3://bucket/prefix, with AWS_ENDPOINT_URL and the credentials from the environment, or a folder
+                ("" = repo_root's default remote).
         """
         ingested = ingest(
             dataset=dataset,
@@ -155,9 +154,7 @@ def make_pipeline(parallelism: int = 0):
             synth_seed=synth_seed,
             data_git_repo=data_git_repo,
             data_git_rev=data_git_rev,
-            checkout_dir=checkout_dir,
             dvc_remote_url=dvc_remote_url,
-            dvc_endpoint_url=dvc_endpoint_url,
         ).set_caching_options(False)
         validated = validate(
             manifest=ingested.outputs["manifest"], ingest_result=ingested.outputs["result"]

@@ -19,7 +19,7 @@ def evaluate(
     Args:
         manifest: The validated manifest.
         checkpoint: The trained model folder.
-        train_result: Train's result (MLflow run, data hash).
+        train_result: Train's result (MLflow run; data hash and DVC remote: the test split is fetched from there).
         metrics: Test metrics (and the private split's, where there is one), shown by the KFP UI.
         result: The step's result (JSON).
     """
@@ -30,10 +30,13 @@ def evaluate(
     from landmarkflow.runtime import CHECKPOINT_FILE
     from landmarkflow.services import start_step
 
-    start_step()
+    scratch = start_step()
     trained = steps.TrainResult.load(train_result.path)
     trained.manifest, trained.checkpoint = manifest.path, str(Path(checkpoint.path) / CHECKPOINT_FILE)
-    evaluated = steps.evaluate(trained, Path(result.path).with_suffix(".d"))
+    splits = [trained.experiment_config().data.test_split, PRIVATE_SPLIT]
+    evaluated = steps.evaluate(
+        steps.materialise_data(trained, splits, scratch / "data"), Path(result.path).with_suffix(".d")
+    )
     evaluated.save(result.path)
     for key, value in evaluated.metrics.items():
         metrics.log_metric(f"test_{key}", float(value))

@@ -19,7 +19,7 @@ def export(
     Args:
         manifest: The validated manifest.
         checkpoint: The trained model folder.
-        train_result: Train's result (MLflow run).
+        train_result: Train's result (MLflow run; data hash and DVC remote: the test split is fetched from there).
         onnx_model: Folder with model.onnx (and model.plan when TensorRT ran).
         result: The step's result (JSON).
     """
@@ -29,9 +29,10 @@ def export(
     from landmarkflow.runtime import CHECKPOINT_FILE
     from landmarkflow.services import start_step
 
-    start_step()
+    scratch = start_step()
     trained = steps.TrainResult.load(train_result.path)
     trained.manifest, trained.checkpoint = manifest.path, str(Path(checkpoint.path) / CHECKPOINT_FILE)
-    exported = steps.export(trained, onnx_model.path)
+    splits = [trained.experiment_config().data.test_split]
+    exported = steps.export(steps.materialise_data(trained, splits, scratch / "data"), onnx_model.path)
     exported.save(result.path)
     onnx_model.metadata.update({"parity_delta_nme": exported.parity_delta, "tensorrt": exported.tensorrt})

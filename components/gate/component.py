@@ -18,7 +18,7 @@ def gate(
 
     Args:
         manifest: The validated manifest (to re-measure a champion trained on other data).
-        train_result: Train's result.
+        train_result: Train's result (data hash and DVC remote: the test split is fetched only to re-measure).
         evaluate_result: Evaluate's result (test NME).
         export_result: Export's result (ONNX parity).
         result: The decision with every check and its reason (JSON).
@@ -29,11 +29,15 @@ def gate(
     from landmarkflow import steps
     from landmarkflow.services import start_step
 
-    start_step()
+    scratch = start_step()
     trained = steps.TrainResult.load(train_result.path)
     trained.manifest = manifest.path
+    splits = [trained.experiment_config().data.test_split]
     gated = steps.gate(
-        trained, steps.EvalResult.load(evaluate_result.path), steps.ExportResult.load(export_result.path)
+        trained,
+        steps.EvalResult.load(evaluate_result.path),
+        steps.ExportResult.load(export_result.path),
+        test_data=lambda: steps.materialise_data(trained, splits, scratch / "data"),
     )
     gated.save(result.path)
     return gated.passed

@@ -26,7 +26,7 @@ def train(
         epochs: Override of train.epochs; negative keeps the config's value.
         nproc: Processes per node for DDP (torchrun); 1 trains in this process.
         manifest: The validated manifest.
-        ingest_result: Ingest's result (dataset root, data hash).
+        ingest_result: Ingest's result (data hash and DVC remote: the train split is fetched from there).
         pipeline_job_id: dsl.PIPELINE_JOB_ID_PLACEHOLDER; with the task id, the resume key that every attempt of
             this task shares. Two whole-value parameters, because the KFP backend substitutes a placeholder only
             when it is a parameter's entire value, not inside a longer string.
@@ -37,14 +37,16 @@ def train(
     from pathlib import Path
 
     from landmarkflow import steps
+    from landmarkflow.data.manifest import TRAIN_SPLIT
     from landmarkflow.services import start_step
 
     image_dir = Path.cwd()  # a relative config path is inside the image's working directory, which the step leaves
-    start_step()
+    scratch = start_step()
     ingested = steps.IngestResult.load(ingest_result.path)
     ingested.manifest = manifest.path
     overrides = {"train.epochs": epochs} if epochs >= 0 else None
     resume_key = f"{pipeline_job_id}/{pipeline_task_id}"
-    trained = steps.train(image_dir / config, ingested, checkpoint.path, overrides, nproc=nproc, resume_key=resume_key)
+    local = steps.materialise_data(ingested, [TRAIN_SPLIT], scratch / "data")
+    trained = steps.train(image_dir / config, local, checkpoint.path, overrides, nproc=nproc, resume_key=resume_key)
     trained.save(result.path)
     checkpoint.metadata.update({"mlflow_run_id": trained.run_id, "config_hash": trained.config_hash})

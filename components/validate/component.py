@@ -12,7 +12,7 @@ def validate(manifest: Input[Dataset], ingest_result: Input[Artifact], report: O
 
     Args:
         manifest: The manifest from ingest.
-        ingest_result: Ingest's result (dataset root, data hash).
+        ingest_result: Ingest's result (data hash and DVC remote).
         report: The HTML validation report.
     """
     import shutil
@@ -23,11 +23,11 @@ def validate(manifest: Input[Dataset], ingest_result: Input[Artifact], report: O
     from landmarkflow.data.validation.run import require_valid
     from landmarkflow.services import start_step
 
-    start_step()
+    scratch = start_step()
     ingested = steps.IngestResult.load(ingest_result.path)
     ingested.manifest = manifest.path
     report_dir = Path(report.path).with_name("validation")
-    outcome = steps.validate(ingested, report_dir)
+    outcome = steps.validate(steps.materialise_data(ingested, None, scratch / "data"), report_dir)
     print_summary(outcome)
     # The HTML artifact is the page itself; its Data Docs link resolves inside report_dir beside it.
     shutil.copyfile(outcome.report_path, report.path)

@@ -13,15 +13,19 @@ from typer.testing import CliRunner
 
 from landmarkflow.cli import app
 from landmarkflow.data.versioning import (
+    PIPELINE_REMOTE,
     VersioningError,
     checkout_revision,
     configure_s3_remote,
     pull,
     push,
     read_version,
+    remote_for_url,
+    remote_url,
     run_dvc,
     status,
     track,
+    track_outside,
 )
 from tests.servers import S3Server, seaweedfs_s3, weed_binary
 
@@ -111,6 +115,19 @@ def test_push_uploads_what_add_alone_left_local(repo: Path) -> None:
     assert not status("data", repo, cloud=True)["in_sync"]
     assert push("data", repo).remote == "local"
     assert status("data", repo, cloud=True)["in_sync"]
+
+
+def test_a_folder_outside_any_repo_gets_the_same_hash_and_is_left_as_it_was(repo: Path, tmp_path: Path) -> None:
+    outside = Path(shutil.copytree(repo / "data", tmp_path / "elsewhere"))
+    modes = {p: p.stat().st_mode for p in outside.rglob("*")}
+    md5 = track_outside(outside, str(tmp_path / "remote"))
+    assert md5 == track(repo / "data", repo).md5
+    assert len(_remote_objects(tmp_path / "remote")) == len(FILES) + 1
+    assert _read_files(outside) == FILES and {p: p.stat().st_mode for p in outside.rglob("*")} == modes
+    assert remote_for_url(repo, str(repo / "dvc-remote")) == "local"  # a remote it has is found by URL
+    assert remote_for_url(repo, "s3://bucket/dvc/") == PIPELINE_REMOTE
+    assert remote_url(repo, PIPELINE_REMOTE) == "s3://bucket/dvc"
+    assert "s3://" not in (repo / ".dvc" / "config").read_text()  # only the git-ignored config.local
 
 
 def test_no_remote_fails_before_anything_is_tracked(repo: Path) -> None:

@@ -9,6 +9,7 @@ import yaml
 from kfp import local
 from mlflow.tracking import MlflowClient
 
+from landmarkflow.data.dvc_remote import object_key
 from landmarkflow.data.synthetic import synthesize
 from pipelines.landmarks import make_pipeline
 
@@ -30,7 +31,8 @@ def _relaxed_config(tmp_path: Path, model: str, parity_tolerance: float) -> Path
 
 def test_pipeline_runs_through_kfp_local(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Two model branches at once, one thread each, as `make pipeline-run` runs them: both write to the same
-    MLflow store and registry concurrently."""
+    MLflow store and registry concurrently. Only ingest reads the data folder; every later step fetches
+    what it reads from the DVC remote by the data hash."""
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     root = tmp_path / "synthetic"
     synthesize(root, num_train=96, num_test=16, seed=5, progress=False)
@@ -40,13 +42,20 @@ def test_pipeline_runs_through_kfp_local(tmp_path: Path, monkeypatch: pytest.Mon
         raise_on_error=True,
     )
     configs = [str(_relaxed_config(tmp_path, model, tolerance)) for model, tolerance in (("hih", 0.05), ("lgcn", 1.0))]
-    make_pipeline(parallelism=2)(dataset="synthetic", data_root=str(root), repo_root="", configs=configs, epochs=1)
+    make_pipeline(parallelism=2)(
+        dataset="synthetic",
+        data_root=str(root),
+        repo_root="",
+        configs=configs,
+        epochs=1,
+        dvc_remote_url=str(tmp_path / "dvc-remote"),
+    )
     client = MlflowClient()
     for name in ("hih-synthetic", "lgcn-synthetic"):
         version = client.get_model_version_by_alias(name, "champion")
         assert str(version.version) == "1"
         assert version.tags["gate"] == "passed"
-        assert version.tags["data_hash"].startswith("manifest-sha256:")
+        assert (tmp_path / "dvc-remote" / object_key(version.tags["data_hash"])).is_file()  # steps fetched it there
         run = client.get_run(version.run_id)
         assert {"test_nme", "baseline_nme", "onnx_parity_delta_nme", "gate_passed"} <= set(run.data.metrics)
     outputs = {p.name for p in (tmp_path / "outputs").rglob("*")}

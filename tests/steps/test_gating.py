@@ -3,6 +3,8 @@ re-measures the deployed champion on this one; a champion of the same data is co
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -50,10 +52,10 @@ def candidate(tmp_path: Path) -> steps.TrainResult:
     )
 
 
-def _gate(trained: steps.TrainResult) -> steps.GateResult:
+def _gate(trained: steps.TrainResult, test_data: Callable[[], steps.TrainResult] | None = None) -> steps.GateResult:
     evaluated = steps.EvalResult(trained.run_id, {"nme": CANDIDATE_NME}, {"nme": 0.5})
     exported = steps.ExportResult(trained.run_id, "unused.onnx", CANDIDATE_NME, CANDIDATE_NME, 0.0, 0.0, 4, "skipped")
-    return steps.gate(trained, evaluated, exported)
+    return steps.gate(trained, evaluated, exported, test_data)
 
 
 def test_a_champion_of_other_data_is_re_measured_on_this_test_split(candidate: steps.TrainResult) -> None:
@@ -61,7 +63,9 @@ def test_a_champion_of_other_data_is_re_measured_on_this_test_split(candidate: s
         "models:/hih-synthetic/1", candidate.manifest, candidate.root, candidate.experiment_config()
     )
     assert remeasured > CANDIDATE_NME > STALE_CHAMPION_NME
-    gated = _gate(candidate)
+    # As in a pod: the test split is fetched (here: found moved elsewhere) only when the gate re-measures.
+    fetched = Path(candidate.root).rename(Path(candidate.root).with_name("fetched"))
+    gated = _gate(candidate, lambda: replace(candidate, root=str(fetched)))
     assert gated.passed and gated.champion_version == "1"
     (check,) = [c for c in gated.decision["checks"] if c["name"] == "vs_champion"]
     assert f"vs champion v1 (re-measured on this data) {100 * remeasured:.3f}%" in check["detail"]
@@ -69,6 +73,6 @@ def test_a_champion_of_other_data_is_re_measured_on_this_test_split(candidate: s
 
 def test_a_champion_of_the_same_data_is_compared_by_its_tag(candidate: steps.TrainResult) -> None:
     candidate.data_hash = "other-data"
-    gated = _gate(candidate)
+    gated = _gate(candidate, lambda: pytest.fail("no re-measure, so no test data to fetch"))
     assert not gated.passed
     assert f"vs champion v1 {100 * STALE_CHAMPION_NME:.3f}%" in gated.reasons and "worse" in gated.reasons

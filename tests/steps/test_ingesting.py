@@ -36,18 +36,45 @@ def data_repo(tmp_path: Path) -> Path:
     return repo
 
 
+def _images(root: Path, manifest: str) -> dict[str, bytes]:
+    return {path: (root / path).read_bytes() for path in read_manifest(manifest)["image_path"]}
+
+
 def test_ingest_starts_from_a_git_revision_and_dvc_pull(data_repo: Path, tmp_path: Path) -> None:
     pinned = (data_repo / "data.dvc").read_text()
-    revision = steps.DataRevision(
-        repo=str(data_repo), rev="data-v1", checkout_dir=tmp_path / "pod", remote_url=str(data_repo / "dvc-remote")
+    revision = steps.DataRevision(repo=str(data_repo), rev="data-v1", checkout_dir=tmp_path / "pod")
+    remote = data_repo / "dvc-remote"
+    result = steps.ingest(
+        "synthetic", "data/raw/synthetic", tmp_path / "out" / "manifest.parquet", revision=revision, remote=str(remote)
     )
-    result = steps.ingest("synthetic", "data/raw/synthetic", tmp_path / "out" / "manifest.parquet", revision=revision)
 
     assert result.data_hash in pinned
     assert result.counts == {"train": 6, "test": 3}
     assert Path(result.root) == (tmp_path / "pod" / "data" / "raw" / "synthetic").resolve()
+    assert (result.data_remote, result.root_in_version) == (str(remote), "raw/synthetic")
     frame = read_manifest(result.manifest)
     assert all((Path(result.root) / p).is_file() for p in frame["image_path"])
+
+
+def test_a_root_in_the_repos_data_is_versioned_with_it_and_fetched_by_hash(data_repo: Path, tmp_path: Path) -> None:
+    """What `make pipeline-run` does: data/ is (re)tracked and pushed; a later step fetches its split by hash."""
+    root = data_repo / "data" / "raw" / "synthetic"
+    result = steps.ingest("synthetic", root, tmp_path / "manifest.parquet", repo_root=data_repo)
+    assert result.data_hash in (data_repo / "data.dvc").read_text()
+    assert (result.data_remote, result.root_in_version) == (str(data_repo / "dvc-remote"), "raw/synthetic")
+    pod = steps.materialise_data(result, ["test"], tmp_path / "pod")
+    assert Path(pod.root) == tmp_path / "pod" / "raw" / "synthetic"
+    frame = read_manifest(result.manifest)
+    test_paths = list(frame[frame["split"] == "test"]["image_path"])
+    fetched = {p.relative_to(pod.root).as_posix(): p.read_bytes() for p in Path(pod.root).rglob("*") if p.is_file()}
+    assert fetched == {path: (root / path).read_bytes() for path in test_paths} and len(fetched) == 3
+
+    elsewhere = tmp_path / "team-remote"
+    pushed = steps.ingest("synthetic", root, tmp_path / "manifest2.parquet", repo_root=data_repo, remote=str(elsewhere))
+    assert (pushed.data_hash, pushed.data_remote) == (result.data_hash, str(elsewhere))
+    assert "pipeline" in (data_repo / ".dvc" / "config.local").read_text()  # git-ignored: data.dvc's repo is unchanged
+    everything = steps.materialise_data(pushed, None, tmp_path / "pod2")
+    assert _images(Path(everything.root), pushed.manifest) == _images(root, result.manifest)
 
 
 def test_revision_ingest_refuses_a_root_outside_the_checkout(data_repo: Path, tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from torch.utils.data import Dataset, DistributedSampler, Sampler
 
 from landmarkflow.codecs.base import Codec
 from landmarkflow.config import AugmentConfig
-from landmarkflow.data.manifest import FaceRecord, in_split
+from landmarkflow.data.manifest import TRAIN_SPLIT, FaceRecord, in_split
 from landmarkflow.geometry import crop_matrix, transform_points, warp_image
 from landmarkflow.imageio import read_rgb
 from landmarkflow.layouts import get_layout
@@ -135,7 +135,7 @@ class EpochSampler(Sampler[tuple[int, int]]):
 
 def split_train_val(records: Sequence[FaceRecord], val_fraction: float, seed: int) -> tuple[list, list]:
     """Deterministic hold-out of the train split for per-epoch validation (never the test split)."""
-    train = in_split(records, "train")
+    train = in_split(records, TRAIN_SPLIT)
     order = np.random.default_rng(seed).permutation(len(train))
     n_val = math.floor(len(train) * val_fraction)
     held = set(order[:n_val].tolist())

@@ -30,6 +30,8 @@ COLUMNS: tuple[str, ...] = (
     "visible",
     "layout",
 )
+TRAIN_SPLIT = "train"
+"""The split models learn from (the only one the train step reads; its hold-out for validation comes from it)."""
 # Faces a benchmark holds apart from its headline test set (300W's 600 private faces): the evaluate step reports
 # them on their own, and neither the test metrics nor the gate ever see them.
 PRIVATE_SPLIT = "private"

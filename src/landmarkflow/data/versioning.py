@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -21,6 +23,8 @@ import yaml
 
 from landmarkflow.tracking import TELEMETRY_OFF
 
+PIPELINE_REMOTE = "pipeline"
+"""The name under which a remote given by URL (the pipeline's `dvc_remote_url`) is configured."""
 DVC_TIMEOUT_S = 3600  # a push of a large dataset to a slow remote; a hung transfer still ends
 
 
@@ -155,6 +159,57 @@ def default_remote(repo_root: Path) -> str:
     return str(name)
 
 
+def remote_url(repo_root: Path, name: str) -> str:
+    """The URL of remote `name` as DVC resolves it (a relative local remote becomes an absolute path)."""
+    url = _remotes(Path(repo_root)).get(name)
+    if url is None:
+        raise VersioningError(f"{repo_root}: no DVC remote named {name!r}")
+    return url
+
+
+def remote_for_url(repo_root: Path, url: str) -> str:
+    """The name of the repo's remote at `url`; one is added to the git-ignored `.dvc/config.local` if none is.
+
+    A pipeline names its remote by URL (where pods fetch from), while `dvc push` takes a remote's name.
+    """
+    repo_root = Path(repo_root).resolve()
+    wanted = normalise_remote_url(url)
+    for name, known in _remotes(repo_root).items():
+        if normalise_remote_url(known) == wanted:
+            return name
+    run_dvc(["remote", "add", "--local", "--force", PIPELINE_REMOTE, wanted], repo_root)
+    return PIPELINE_REMOTE
+
+
+def normalise_remote_url(url: str) -> str:
+    """An S3 URL without a trailing slash, or a local remote as an absolute path (how a pod is told)."""
+    if url.startswith("s3://"):
+        return url.rstrip("/")
+    if "://" in url and not url.startswith("file://"):
+        raise VersioningError(f"unsupported DVC remote {url!r}: expected s3://bucket/prefix or a local folder")
+    return str(Path(url.removeprefix("file://")).expanduser().resolve())
+
+
+def track_outside(folder: Path, remote: str) -> str:
+    """Version a folder that no DVC repo holds, push it to the remote at URL `remote`; return its `.dir` md5.
+
+    A throwaway DVC repo (no git) takes a hard-linked copy of the folder as its `data/` (a plain copy across
+    file systems), `dvc add`s and pushes it, and is removed. The hash is the folder's own `.dir` md5,
+    the same a `dvc add` of the folder anywhere gives. DVC copies into its cache rather than linking, so
+    the original files are never touched (nor made read-only).
+    """
+    folder = Path(folder).resolve()
+    if not folder.is_dir():
+        raise VersioningError(f"cannot version {folder}: not a folder")
+    url = normalise_remote_url(remote)
+    with tempfile.TemporaryDirectory(prefix="landmarkflow-dvc-") as scratch:
+        repo = Path(scratch)
+        run_dvc(["init", "--no-scm", "--quiet"], repo)
+        run_dvc(["remote", "add", "--default", PIPELINE_REMOTE, url], repo)
+        shutil.copytree(folder, repo / "data", copy_function=_link_or_copy)
+        return track(repo / "data", repo, remote=PIPELINE_REMOTE).md5
+
+
 def configure_s3_remote(
     repo_root: Path, name: str, url: str, endpoint_url: str | None = None, make_default: bool = False
 ) -> None:
@@ -178,15 +233,15 @@ def checkout_revision(
     dvc_file: str = "data.dvc",
     remote: str | None = None,
     remote_url: str | None = None,
-    endpoint_url: str | None = None,
     jobs: int | None = None,
 ) -> RevisionData:
     """Materialise the data pinned at git revision `rev` of `repo` into `target_dir`, as a cluster pod does.
 
     Shallow-fetches just that revision (branch, tag or commit), then `dvc pull`s `dvc_file`. `remote_url`
-    and `endpoint_url` override the remote for this checkout only (written with `--local`, so to the
-    clone's git-ignored `.dvc/config.local`): a pod reaches the object store at a different address than
-    a laptop, and a repo's relative local remote means nothing inside a fresh clone.
+    overrides the remote's URL for this checkout only (written with `--local`, so to the clone's git-ignored
+    `.dvc/config.local`): a pod may reach the object store at another bucket path than a laptop, and a
+    repo's relative local remote means nothing inside a fresh clone. An S3 endpoint comes from
+    AWS_ENDPOINT_URL in the environment, which DVC's S3 client reads like boto3 does.
     """
     target_dir = Path(target_dir).resolve()
     if target_dir.exists() and any(target_dir.iterdir()):
@@ -204,9 +259,7 @@ def checkout_revision(
         raise VersioningError(f"{repo}@{rev} has no {dvc_file}")
     name = remote or default_remote(target_dir)
     if remote_url:
-        run_dvc(["remote", "modify", "--local", name, "url", remote_url], target_dir)
-    if endpoint_url:
-        run_dvc(["remote", "modify", "--local", name, "endpointurl", endpoint_url], target_dir)
+        run_dvc(["remote", "modify", "--local", name, "url", normalise_remote_url(remote_url)], target_dir)
     version = pull(target_dir / dvc_file, target_dir, name, jobs)
     return RevisionData(data_dir=version.path, version=version, commit=commit)
 
@@ -249,6 +302,27 @@ def _dvc_file(target: Path | str, repo_root: Path) -> Path:
     if not dvc_file.is_file():
         raise VersioningError(f"{dvc_file} does not exist; track the data first (`dvc add`)")
     return dvc_file
+
+
+def _remotes(repo_root: Path) -> dict[str, str]:
+    """Every remote's name and resolved URL, merged over DVC's config levels (config.local included)."""
+    from dvc.config import Config, ConfigError
+
+    dvc_dir = repo_root / ".dvc"
+    if not dvc_dir.is_dir():
+        raise VersioningError(f"{repo_root} is not a DVC repo (no .dvc/); run `dvc init` there")
+    try:
+        remotes = Config(dvc_dir=str(dvc_dir))["remote"]
+    except ConfigError as exc:
+        raise VersioningError(f"{repo_root}: unreadable DVC config ({exc})") from exc
+    return {name: str(conf["url"]) for name, conf in remotes.items()}
+
+
+def _link_or_copy(source: str, target: str) -> None:
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
 
 
 def _rel(path: Path, repo_root: Path) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from mlflow.tracking import MlflowClient
 
@@ -14,8 +15,17 @@ from landmarkflow.tracking import registered_model_name
 log = logging.getLogger(__name__)
 
 
-def gate(trained: TrainResult, evaluated: EvalResult, exported: ExportResult) -> GateResult:
-    """Decide promotion: NME threshold, not worse than the champion on the same data, ONNX parity."""
+def gate(
+    trained: TrainResult,
+    evaluated: EvalResult,
+    exported: ExportResult,
+    test_data: Callable[[], TrainResult] | None = None,
+) -> GateResult:
+    """Decide promotion: NME threshold, not worse than the champion on the same data, ONNX parity.
+
+    A champion trained on other data is re-measured on this test split, read from `test_data()`'s root
+    (default: `trained.root`): a pod fetches those images only when that happens.
+    """
     name = registered_model_name(trained.model, trained.dataset)
     config = trained.experiment_config()
     champion = version_by_alias(name, CHAMPION)
@@ -28,8 +38,9 @@ def gate(trained: TrainResult, evaluated: EvalResult, exported: ExportResult) ->
             # Imported here: it needs torch and onnxruntime, which the usual gate does without.
             from landmarkflow.evaluation.remeasure import deployed_model_nme
 
+            located = test_data() if test_data is not None else trained
             champion_nme = deployed_model_nme(
-                f"models:/{name}/{champion.version}", trained.manifest, trained.root, config
+                f"models:/{name}/{champion.version}", located.manifest, located.root, config
             )
             label += " (re-measured on this data)"
     decision: GateDecision = decide(

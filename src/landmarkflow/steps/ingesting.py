@@ -28,17 +28,20 @@ class SynthOptions:
 
 @dataclass(frozen=True)
 class DataRevision:
-    """Data pinned by a git revision: a pod clones `repo` at `rev` into `checkout_dir` and `dvc pull`s data.dvc.
-
-    `remote_url` / `endpoint_url` point the clone at the object store as the pod sees it (written to the
-    clone's git-ignored `.dvc/config.local`); credentials come from the environment only.
-    """
+    """Data pinned by a git revision: a pod clones `repo` at `rev` into `checkout_dir` and `dvc pull`s data.dvc."""
 
     repo: str
     rev: str
     checkout_dir: Path
-    remote_url: str | None = None
-    endpoint_url: str | None = None
+
+
+@dataclass(frozen=True)
+class _Versioned:
+    """The data hash, the DVC remote holding that version ("" if none) and the root's path inside it."""
+
+    data_hash: str
+    remote: str = ""
+    root_in_version: str = ""
 
 
 def ingest(
@@ -48,64 +51,101 @@ def ingest(
     synth: SynthOptions | None = None,
     repo_root: str | Path | None = None,
     revision: DataRevision | None = None,
+    remote: str | None = None,
 ) -> IngestResult:
     """Read a dataset from its native files into a manifest, versioning the bytes with DVC.
 
-    With `revision`, the data is first materialised from git + DVC and `root` is a path inside that
-    checkout (e.g. data/raw/synthetic); the pinned DVC hash is the data hash. Otherwise, for `synthetic`,
-    an empty root is first rendered from `synth`, and when `root` lies inside the repo's DVC-tracked
-    `data/` the folder is (re)tracked and pushed and its DVC hash becomes the data hash.
+    `remote` is a DVC remote's URL (s3://bucket/prefix, endpoint and credentials from the environment, or a
+    local folder): where the data is pushed, and what the result tells later steps to fetch it from.
+    With `revision`, the data is first materialised from git + DVC (pulled from `remote` when given) and
+    `root` is a path inside that checkout (e.g. data/raw/synthetic); the pinned DVC hash is the data hash.
+    Otherwise, for `synthetic`, an empty root is first rendered from `synth`; a root inside the repo's
+    DVC-tracked `data/` is versioned as part of `data/` (pushed to `remote`, else the repo's default
+    remote), and any other root, given a `remote`, is versioned on its own. Without either, the data
+    hash is the manifest's sha256 and the data stays where it is.
     """
     if revision is not None:
-        return _ingest_revision(dataset, Path(root), Path(manifest_path), revision)
+        return _ingest_revision(dataset, Path(root), Path(manifest_path), revision, remote)
     root = Path(root).resolve()
     if dataset == "synthetic" and synth is not None and not any(root.glob("**/*.pts")):
         from landmarkflow.data.synthetic import synthesize
 
         synthesize(root, synth.num_train, synth.num_test, seed=synth.seed, image_size=synth.image_size)
     return _read_into_manifest(
-        dataset, root, Path(manifest_path), lambda path: _data_hash(root, Path(repo_root) if repo_root else None, path)
+        dataset,
+        root,
+        Path(manifest_path),
+        lambda path: _version(root, Path(repo_root) if repo_root else None, remote, path),
     )
 
 
-def _ingest_revision(dataset: str, root: Path, manifest_path: Path, revision: DataRevision) -> IngestResult:
+def _ingest_revision(
+    dataset: str, root: Path, manifest_path: Path, revision: DataRevision, remote: str | None
+) -> IngestResult:
     if root.is_absolute() or ".." in root.parts:
         raise ValueError(f"with a git revision, the data root must be a path inside the repo, got {root}")
-    pulled = versioning.checkout_revision(
-        revision.repo,
-        revision.rev,
-        revision.checkout_dir,
-        remote_url=revision.remote_url,
-        endpoint_url=revision.endpoint_url,
-    )
+    pulled = versioning.checkout_revision(revision.repo, revision.rev, revision.checkout_dir, remote_url=remote)
     log.info(
         "data of %s@%s (commit %s) pulled into %s", revision.repo, revision.rev, pulled.commit[:12], pulled.data_dir
     )
-    return _read_into_manifest(
-        dataset, Path(revision.checkout_dir).resolve() / root, manifest_path, lambda _: pulled.version.md5
+    root = Path(revision.checkout_dir).resolve() / root
+    versioned = _Versioned(
+        pulled.version.md5,
+        versioning.remote_url(Path(revision.checkout_dir).resolve(), str(pulled.version.remote)),
+        _path_inside(root, pulled.data_dir),
     )
+    return _read_into_manifest(dataset, root, manifest_path, lambda _: versioned)
 
 
 def _read_into_manifest(
-    dataset: str, root: Path, manifest_path: Path, data_hash_of: Callable[[Path], str]
+    dataset: str, root: Path, manifest_path: Path, version_of: Callable[[Path], _Versioned]
 ) -> IngestResult:
     records, broken = read_dataset_leniently(dataset, root)
     problems = [{"check": e.check, "file": str(e.path), "line": e.line, "message": str(e)} for e in broken]
     for problem in problems:
         log.warning("not ingested: %s", problem["message"])
     path = write_manifest(records, manifest_path)
-    data_hash = data_hash_of(path)
+    versioned = version_of(path)
     counts: dict[str, int] = {}
     for record in records:
         counts[record.split] = counts.get(record.split, 0) + 1
     layouts = sorted({r.layout for r in records})
-    log.info("ingested %d faces of %s from %s (%s), data hash %s", len(records), dataset, root, counts, data_hash)
-    return IngestResult(dataset, ",".join(layouts), str(root), str(path), data_hash, counts, problems)
+    log.info(
+        "ingested %d faces of %s from %s (%s), data hash %s%s",
+        len(records),
+        dataset,
+        root,
+        counts,
+        versioned.data_hash,
+        f" in {versioned.remote}" if versioned.remote else "",
+    )
+    return IngestResult(
+        dataset,
+        ",".join(layouts),
+        str(root),
+        str(path),
+        versioned.data_hash,
+        counts,
+        problems,
+        data_remote=versioned.remote,
+        root_in_version=versioned.root_in_version,
+    )
 
 
-def _data_hash(root: Path, repo_root: Path | None, manifest: Path) -> str:
-    repo_root = repo_root.resolve() if repo_root else None
-    tracked_dir = repo_root / "data" if repo_root else None
-    if tracked_dir is not None and root.is_relative_to(tracked_dir):
-        return versioning.track(tracked_dir, repo_root).md5
-    return "manifest-sha256:" + hashlib.sha256(manifest.read_bytes()).hexdigest()[:32]
+def _version(root: Path, repo_root: Path | None, remote: str | None, manifest: Path) -> _Versioned:
+    """Version the data: as part of the repo's tracked data/, or the root on its own, or not at all."""
+    if repo_root is not None and root.is_relative_to(tracked_dir := repo_root.resolve() / "data"):
+        name = versioning.remote_for_url(repo_root, remote) if remote else versioning.default_remote(repo_root)
+        version = versioning.track(tracked_dir, repo_root, remote=name)
+        return _Versioned(version.md5, versioning.remote_url(repo_root, name), _path_inside(root, tracked_dir))
+    if remote:
+        return _Versioned(versioning.track_outside(root, remote), versioning.normalise_remote_url(remote))
+    return _Versioned("manifest-sha256:" + hashlib.sha256(manifest.read_bytes()).hexdigest()[:32])
+
+
+def _path_inside(root: Path, versioned_dir: Path) -> str:
+    """`root` relative to the versioned folder, `/`-separated ("" for the folder itself)."""
+    if not root.resolve().is_relative_to(versioned_dir.resolve()):
+        raise ValueError(f"the data root {root} is not inside {versioned_dir}, the folder DVC versions")
+    inside = root.resolve().relative_to(versioned_dir.resolve()).as_posix()
+    return "" if inside == "." else inside

@@ -32,6 +32,10 @@ class StepResult:
 
 @dataclass
 class IngestResult(StepResult):
+    """`root` is where ingest read the data; a step elsewhere fetches it by `data_hash` from `data_remote`
+    (the DVC remote as pods reach it; "" when the data was not pushed), where the root is the path
+    `root_in_version` inside the versioned folder ("" when the root itself is versioned)."""
+
     dataset: str
     layout: str
     root: str
@@ -39,6 +43,8 @@ class IngestResult(StepResult):
     data_hash: str
     counts: dict[str, int]
     problems: list[dict[str, Any]] = field(default_factory=list)
+    data_remote: str = ""
+    root_in_version: str = ""
 
 
 @dataclass
@@ -55,6 +61,8 @@ class TrainResult(StepResult):
     seconds: float
     final_val_nme: float
     config: dict[str, Any] = field(default_factory=dict)
+    data_remote: str = ""
+    root_in_version: str = ""
 
     def experiment_config(self) -> ExperimentConfig:
         """The config this model was trained with, overrides included."""

@@ -163,6 +163,8 @@ def _result(
         seconds=seconds,
         final_val_nme=float(val),
         config=config.to_dict(),
+        data_remote=ingested.data_remote,
+        root_in_version=ingested.root_in_version,
     )
 
 

@@ -1,0 +1,36 @@
+"""How a step running elsewhere (a pod) gets its data: the manifest's images it reads, fetched by data version.
+
+Ingest records the data hash, the DVC remote it pushed to and the root's path inside the versioned folder;
+a later step fetches only the images of the splits it reads into its own scratch folder, checked against
+their md5, and runs on that folder as its root.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import replace
+from pathlib import Path, PurePosixPath
+from typing import TypeVar
+
+from landmarkflow.data.manifest import read_manifest
+from landmarkflow.data.materialise import materialise
+from landmarkflow.steps.results import IngestResult, TrainResult
+
+Located = TypeVar("Located", IngestResult, TrainResult)
+
+
+def materialise_data(located: Located, splits: Collection[str] | None, dest: str | Path) -> Located:
+    """A copy of `located` whose root is in `dest`, holding the manifest's images of `splits` (None: all)."""
+    if not located.data_remote:
+        raise ValueError(
+            f"{located.manifest}: ingest pushed the data to no DVC remote (data hash {located.data_hash}), so a "
+            "step elsewhere cannot fetch it; give ingest a remote (the pipeline's dvc_remote_url, or a repo_root "
+            "whose data/ holds the data)"
+        )
+    frame = read_manifest(located.manifest)
+    if splits is not None:
+        frame = frame[frame["split"].isin(list(splits))]
+    inside = PurePosixPath(located.root_in_version)
+    paths = {(inside / image).as_posix() for image in frame["image_path"]}
+    materialise(located.data_hash, located.data_remote, dest, paths)
+    return replace(located, root=str(Path(dest) / located.root_in_version))
