@@ -164,8 +164,8 @@ def test_load_errors_name_the_problem(tmp_path: Path, model_path: Path) -> None:
 
 
 def test_load_from_mlflow_registry(tmp_path: Path) -> None:
-    mlflow.set_experiment(experiment_id=mlflow.create_experiment("tiny", (tmp_path / "artifacts").as_uri()))
-    with mlflow.start_run():
+    # start_run rather than set_experiment: the active experiment is process-wide and would outlive this test
+    with mlflow.start_run(experiment_id=mlflow.create_experiment("tiny", (tmp_path / "artifacts").as_uri())):
         mlflow.onnx.log_model(
             constant_model(), name="model", registered_model_name="tiny-test", save_as_external_data=False
         )
