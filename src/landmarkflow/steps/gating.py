@@ -7,6 +7,7 @@ import logging
 from mlflow.tracking import MlflowClient
 
 from landmarkflow.evaluation.gates import GateDecision, decide
+from landmarkflow.outages import tracking_step
 from landmarkflow.registry import CHAMPION, version_by_alias
 from landmarkflow.steps.results import EvalResult, ExportResult, GateResult, TrainResult
 from landmarkflow.tracking import registered_model_name
@@ -14,6 +15,7 @@ from landmarkflow.tracking import registered_model_name
 log = logging.getLogger(__name__)
 
 
+@tracking_step
 def gate(trained: TrainResult, evaluated: EvalResult, exported: ExportResult) -> GateResult:
     """Decide promotion: NME threshold, not worse than the champion on the same data, ONNX parity."""
     name = registered_model_name(trained.model, trained.dataset)
@@ -52,4 +54,5 @@ def gate(trained: TrainResult, evaluated: EvalResult, exported: ExportResult) ->
         decision.reasons(),
         decision.to_dict(),
         champion.version if champion else None,
+        config.gate.champion_tolerance,
     )
