@@ -30,7 +30,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
 from mlflow.tracking import MlflowClient
 
-from landmarkflow.outages import LeaseExpired
+from landmarkflow.outages import LeaseExpired, unreachable_service
 from landmarkflow.registry import ensure_registered_model, set_alias
 from landmarkflow.tracking import HttpRetryPolicy
 
@@ -164,7 +164,8 @@ class AliasLock:
         set_alias(self.name, alias, version)
 
     def release(self) -> None:
-        """Delete our tickets; a ticket left behind by an outage only goes stale, so that is logged, not raised."""
+        """Delete our tickets (the HTTP client may have made two); one left behind only goes stale, so a failure here
+        is logged, not raised."""
         try:
             mine = self.client.search_model_versions(f"name='{self.lock}' and tags.{TOKEN_TAG}='{self.token}'")
             for version in mine:
@@ -191,11 +192,21 @@ def alias_lock(
     name: str, holder: str, run_id: str, stale_after_s: float = STALE_AFTER_S, poll_s: float = POLL_S
 ) -> Iterator[AliasLock]:
     """Hold the alias lock of registered model `name` in the `with` block; `holder` says who (shown to waiters and in
-    the ticket's description), `run_id` is the training run the step works for."""
+    the ticket's description), `run_id` is the training run the step works for.
+
+    After an outage that outlasted the retries, the ticket is left to go stale rather than spending a second retry
+    window on deleting it: the step's failure comes within the bounds its message states.
+    """
     lock = AliasLock(name, holder, run_id, stale_after_s, poll_s)
     try:
         lock.take_ticket()
         lock.wait_for_turn()
         yield lock
-    finally:
+    except Exception as exc:
+        if unreachable_service(exc) is None:
+            lock.release()
+        else:
+            log.warning("%s: the ticket of %s is left behind (stale after %.0f s)", lock.lock, holder, stale_after_s)
+        raise
+    else:
         lock.release()
