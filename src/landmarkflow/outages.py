@@ -3,8 +3,9 @@ service, raised where the step's caller (the CLI, a component, a test) sees it.
 
 MLflow's HTTP client does the waiting (the bounds are `tracking.HttpRetryPolicy`, set by `setup_tracking`); once
 it gives up, its exception says only that "an API request failed". `tracking_step` turns that into
-ServiceUnreachable: which server, what it did (refused, 5xx, silence), for how many tries over how long, and the
-variables that set those bounds.
+ServiceUnreachable: which server (and whether its S3 was what failed), what it did (refused, 5xx, silence), for how
+many tries over how long, and the variables that set those bounds. LeaseExpired is the other outage a step can
+meet: it held a registered model's alias lock for longer than the lock trusts it (`alias_lock`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from landmarkflow.tracking import HttpRetryPolicy, setup_tracking
 P = ParamSpec("P")
 R = TypeVar("R")
 ARTIFACT_PROXY_PATH = "/mlflow-artifacts/"
-"""Where a tracking server serves the artifacts it keeps in S3: a 5xx there is S3 failing behind it."""
+"""Where a tracking server serves the artifacts it keeps in S3: a 5xx or silence there is most likely S3's."""
 
 
 class ServiceUnreachable(ConnectionError):
@@ -48,30 +49,36 @@ def unreachable_service(exc: BaseException) -> ServiceUnreachable | None:
     if cause is None or request is None or not request.url:
         return None
     url = urlsplit(request.url)
-    server = f"{url.scheme}://{url.netloc}"
     policy = HttpRetryPolicy.from_env()
-    if isinstance(cause, RetryError):
-        service = f"the S3 store behind MLflow tracking server {server}" if ARTIFACT_PROXY_PATH in url.path else None
-        service = service or f"MLflow tracking server {server}"
-        what = "failed (HTTP 5xx)"
-    elif isinstance(cause, Timeout):
-        service, what = f"MLflow tracking server {server}", f"did not answer within {policy.timeout_s} s"
-    else:
-        service, what = f"MLflow tracking server {server}", "unreachable"
+    reason = _innermost(cause)
+    what = _what_failed(reason, policy)
+    if what != "unreachable" and ARTIFACT_PROXY_PATH in url.path:
+        what += " proxying artifacts to its S3 store"
     bounds = ", ".join(f"{variable}={value}" for variable, value in policy.env().items())
     return ServiceUnreachable(
-        f"{service} {what} on all {policy.tries} tries over {policy.backoff_s():.0f}+ s "
-        f"({request.method} {url.path}): {_innermost(cause)} [bounds: {bounds}]"
+        f"MLflow tracking server {url.scheme}://{url.netloc} {what} on all {policy.tries} tries over "
+        f"{policy.backoff_s():.0f}+ s ({request.method} {url.path}): {reason} [bounds: {bounds}]"
     )
 
 
-def _innermost(exc: BaseException) -> str:
-    """The root reason (e.g. "[Errno 111] Connection refused"), not urllib3's wrapping of it."""
+def _innermost(exc: BaseException) -> BaseException:
+    """The root reason (e.g. "[Errno 111] Connection refused"), not the wrappings of requests and urllib3."""
     while True:
         reason = getattr(exc, "reason", None) or (exc.args[0] if exc.args else None)
         if not isinstance(reason, BaseException):
-            return str(exc)
+            return exc
         exc = reason
+
+
+def _what_failed(reason: BaseException, policy: HttpRetryPolicy) -> str:
+    from urllib3.exceptions import NewConnectionError, ResponseError
+    from urllib3.exceptions import TimeoutError as NoAnswer
+
+    if isinstance(reason, ResponseError):
+        return "failed (HTTP 5xx)"
+    if isinstance(reason, NoAnswer) and not isinstance(reason, NewConnectionError):
+        return f"did not answer within {policy.timeout_s} s"
+    return "unreachable"
 
 
 def tracking_step(step: Callable[P, R]) -> Callable[P, R]:
