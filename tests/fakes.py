@@ -1,19 +1,25 @@
 """Small stand-ins that tests in more than one folder build: a face record drawn as dots, a 96 px HIH to
-encode its targets, and an ONNX file shaped like an exported model."""
+encode its targets, an ONNX file shaped like an exported model, and a candidate for the register and promote steps
+made of one."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 import onnx
+from mlflow.tracking import MlflowClient
 from onnx import TensorProto, helper
 
+from landmarkflow import steps
+from landmarkflow.config import GateConfig
 from landmarkflow.data.manifest import FaceRecord, landmark_box
 from landmarkflow.models.base import LandmarkModel
 from landmarkflow.models.zoo import build_model
 from landmarkflow.runtime import DeployInfo
+from landmarkflow.tracking import ensure_experiment
 
 DOTS_HIH = {
     "name": "hih",
@@ -74,3 +80,33 @@ def tiny_onnx_model(path: Path) -> Path:
     onnx.checker.check_model(proto, full_check=True)
     onnx.save_model(proto, str(path))
     return path
+
+
+@dataclass
+class Candidate:
+    """What the register and promote steps get from the steps before them, for a tiny ONNX model."""
+
+    trained: steps.TrainResult
+    evaluated: steps.EvalResult
+    exported: steps.ExportResult
+    gated: steps.GateResult
+
+    def register(self) -> steps.RegisterResult:
+        return steps.register(self.trained, self.evaluated, self.exported, self.gated)
+
+
+def candidate(folder: Path, model: str, nme: float, champion_seen: str | None, data_hash: str = "data-1") -> Candidate:
+    """A new run of `model` on synthetic data in the current MLflow store, its ONNX a `tiny_onnx_model`, with test NME
+    `nme`, that passed its gate (default config) against `champion_seen` (None: no champion then)."""
+    run_id = MlflowClient().create_run(ensure_experiment("landmarks/synthetic")).info.run_id
+    tolerance = GateConfig().champion_tolerance
+    onnx = tiny_onnx_model(folder / f"{run_id}.onnx")
+    name = f"{model}-synthetic"
+    return Candidate(
+        steps.TrainResult(
+            run_id, "model.pt", "c.yaml", "cfg", model, "synthetic", data_hash, "m.parquet", ".", 1.0, nme, {}
+        ),
+        steps.EvalResult(run_id, {"nme": nme}, {"nme": 0.5}),
+        steps.ExportResult(run_id, str(onnx), nme, nme, 0.0, 0.0, 4, "skipped"),
+        steps.GateResult(run_id, name, True, "all gates passed", {"candidate_nme": nme}, champion_seen, tolerance),
+    )

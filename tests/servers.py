@@ -31,12 +31,18 @@ class ServerError(RuntimeError):
 
 @dataclass
 class ServerProcess:
-    """A running server process and where its output goes."""
+    """A server process started from `command`, and what it takes to start it again on the same ports and data (the
+    ports and data folder are in the command): `stop()` then `start()` is a server gone for a while."""
 
     name: str
-    process: subprocess.Popen[bytes]
+    command: list[str]
     log_path: Path
+    ready: Callable[[], bool]
+    timeout_s: float = 60.0
+    env: dict[str, str] = field(default_factory=dict)
+    cwd: Path | None = None
     ports: dict[str, int] = field(default_factory=dict)
+    process: subprocess.Popen[bytes] | None = None
 
     def log_tail(self, chars: int = 3000) -> str:
         try:
@@ -53,10 +59,45 @@ class ServerProcess:
         """Stop the server however the `with` block ends."""
         self.stop()
 
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def start(self) -> ServerProcess:
+        """Start the command in its own process group (its output appended to the log) and poll `ready()` until it is
+        true. Raises ServerError (with the log tail) if the process exits or `timeout_s` passes first; the process is
+        stopped in both cases."""
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                self.command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env={**os.environ, **TELEMETRY_OFF, **self.env},
+                cwd=self.cwd,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + self.timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise ServerError(
+                    f"{self.name} exited with status {self.process.returncode} while starting:\n{self.log_tail()}"
+                )
+            try:
+                if self.ready():
+                    return self
+            except Exception:  # a probe may fail in many ways while the server comes up
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise ServerError(f"{self.name} was not ready within {self.timeout_s:.0f} s:\n{self.log_tail()}")
+
     def stop(self, timeout_s: float = 15.0) -> None:
         """SIGTERM the process group, then SIGKILL what is left after `timeout_s`."""
-        if self.process.poll() is not None:
+        if not self.running:
             return
+        assert self.process is not None
         for sig, wait_s in ((signal.SIGTERM, timeout_s), (signal.SIGKILL, 5.0)):
             try:
                 os.killpg(self.process.pid, sig)
@@ -99,36 +140,11 @@ def start_server(
     cwd: Path | None = None,
     ports: dict[str, int] | None = None,
 ) -> ServerProcess:
-    """Start `command` in its own process group and poll `ready()` until it is true; use the server in a `with`
-    block so that it is stopped however the test ends.
-
-    Raises ServerError (with the log tail) if the process exits or `timeout_s` passes first; the process
-    is stopped in both cases.
-    """
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            list(command),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env={**os.environ, **TELEMETRY_OFF, **(env or {})},
-            cwd=cwd,
-            start_new_session=True,
-        )
-    server = ServerProcess(name, process, log_path, dict(ports or {}))
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise ServerError(f"{name} exited with status {process.returncode} while starting:\n{server.log_tail()}")
-        try:
-            if ready():
-                return server
-        except Exception:  # a probe may fail in many ways while the server comes up
-            pass
-        time.sleep(0.2)
-    server.stop()
-    raise ServerError(f"{name} was not ready within {timeout_s:.0f} s:\n{server.log_tail()}")
+    """Start `command` (see ServerProcess.start); use the server in a `with` block so that it is stopped however the
+    test ends."""
+    return ServerProcess(
+        name, list(command), log_path, ready, timeout_s, dict(env or {}), cwd, dict(ports or {})
+    ).start()
 
 
 # ---------------------------------------------------------------- SeaweedFS S3
@@ -240,10 +256,21 @@ def seaweedfs_s3(
 # ---------------------------------------------------------------- MLflow tracking server
 
 
+@dataclass(frozen=True)
+class TrackingServer:
+    """An `mlflow server` and its URL; `server.stop()` and `server.start()` take it away and bring it back on the same
+    port and stores."""
+
+    url: str
+    server: ServerProcess
+
+
 @contextmanager
-def mlflow_server(data_dir: Path, artifacts_destination: str, env: dict[str, str] | None = None) -> Iterator[str]:
+def mlflow_tracking_server(
+    data_dir: Path, artifacts_destination: str, env: dict[str, str] | None = None
+) -> Iterator[TrackingServer]:
     """`mlflow server` on a sqlite store in `data_dir`, proxying artifacts to `artifacts_destination` (a folder URI
-    or s3://bucket/prefix, with the S3 endpoint and credentials in `env`); yields its URL once /health answers."""
+    or s3://bucket/prefix, with the S3 endpoint and credentials in `env`), ready once /health answers."""
     import urllib.request
 
     port = free_ports(1)[0]
@@ -268,5 +295,14 @@ def mlflow_server(data_dir: Path, artifacts_destination: str, env: dict[str, str
             return response.status == 200
 
     data_dir.mkdir(parents=True, exist_ok=True)
-    with start_server("mlflow", command, data_dir / "mlflow.log", ready, 120.0, env, data_dir, {"http": port}):
-        yield url
+    with start_server(
+        "mlflow", command, data_dir / "mlflow.log", ready, 120.0, env, data_dir, {"http": port}
+    ) as server:
+        yield TrackingServer(url, server)
+
+
+@contextmanager
+def mlflow_server(data_dir: Path, artifacts_destination: str, env: dict[str, str] | None = None) -> Iterator[str]:
+    """The URL of an `mlflow_tracking_server`, for tests that only talk to it."""
+    with mlflow_tracking_server(data_dir, artifacts_destination, env) as tracking:
+        yield tracking.url

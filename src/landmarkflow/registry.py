@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import os
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import mlflow
 import numpy as np
+from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
+from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, RESOURCE_DOES_NOT_EXIST, ErrorCode
 from mlflow.tracking import MlflowClient
 
 from landmarkflow.runtime import DeployInfo
@@ -36,9 +38,16 @@ class Lineage:
         return {"data_hash": self.data_hash, "git_commit": self.git_commit, "config_hash": self.config_hash}
 
 
+GATE_TAG = "gate"
+"""The gate outcome a version carries: `passed` or `failed`."""
+NME_TAG = "test_nme"
+REQUIRED_TAGS = (*(field.name for field in fields(Lineage)), NME_TAG, GATE_TAG)
+"""What a registered version always carries; no alias points at a version without them."""
+
+
 @dataclass(frozen=True)
 class VersionInfo:
-    """The registry's view of one version, as the gate needs it."""
+    """The registry's view of one version, as the gate and promotion need it."""
 
     name: str
     version: str
@@ -46,6 +55,23 @@ class VersionInfo:
     nme: float | None
     data_hash: str | None
     source: str
+    tags: dict[str, str]
+
+    @classmethod
+    def of(cls, version: ModelVersion) -> VersionInfo:
+        nme = version.tags.get(NME_TAG)
+        return cls(
+            name=version.name,
+            version=str(version.version),
+            run_id=version.run_id,
+            nme=float(nme) if nme is not None else None,
+            data_hash=version.tags.get("data_hash"),
+            source=version.source,
+            tags=dict(version.tags),
+        )
+
+    def missing_tags(self) -> list[str]:
+        return [key for key in REQUIRED_TAGS if key not in self.tags]
 
 
 GIT_COMMIT_ENV = "LANDMARKFLOW_GIT_COMMIT"
@@ -94,18 +120,40 @@ def log_onnx_model(run_id: str, onnx_path: Path) -> str:
     return model_info.model_uri
 
 
+def ensure_registered_model(name: str, description: str) -> None:
+    """Create the registered model `name` unless it exists (another run may create it at the same moment)."""
+    try:
+        MlflowClient().create_registered_model(name, description=description)
+    except MlflowException as exc:
+        if exc.error_code != ErrorCode.Name(RESOURCE_ALREADY_EXISTS):
+            raise
+
+
 def register_version(model_uri: str, name: str, tags: dict[str, str]) -> str:
     """Create a registered version of the logged model `model_uri` under `name` with `tags`; returns its number.
 
+    The version and its tags are one request, created in one transaction: no version exists without its tags.
     `mlflow.register_model` passes the logged model's id with its `models:/` source, which a tracking server
     requires (a sqlite store alone would also take the bare source); the run comes from the logged model.
     """
-    client = MlflowClient()
-    try:
-        client.get_registered_model(name)
-    except MlflowException:
-        client.create_registered_model(name, description=f"{name}: landmark model, ONNX with coordinates out")
+    ensure_registered_model(name, f"{name}: landmark model, ONNX with coordinates out")
     return str(mlflow.register_model(model_uri, name, tags=tags).version)
+
+
+def versions_of_run(name: str, run_id: str) -> list[VersionInfo]:
+    """The versions of `name` registered from the training run `run_id`, oldest first: one, unless an earlier try
+    of the register step had already made one when it failed, or the HTTP client retried a create that the server
+    had carried out."""
+    found = MlflowClient().search_model_versions(f"name='{name}' and run_id='{run_id}'")
+    return sorted((VersionInfo.of(version) for version in found), key=lambda info: int(info.version))
+
+
+def delete_version(name: str, version: str) -> None:
+    MlflowClient().delete_model_version(name, version)
+
+
+def get_version(name: str, version: str) -> VersionInfo:
+    return VersionInfo.of(MlflowClient().get_model_version(name, version))
 
 
 def set_alias(name: str, alias: str, version: str) -> None:
@@ -114,20 +162,17 @@ def set_alias(name: str, alias: str, version: str) -> None:
 
 
 def version_by_alias(name: str, alias: str) -> VersionInfo | None:
-    """The version an alias points at, or None when the model or the alias does not exist yet."""
+    """The version an alias points at, or None when the model or the alias does not exist yet; any other failure
+    (the server gone) is raised, never taken for "no champion"."""
+    client = MlflowClient()
     try:
-        version = MlflowClient().get_model_version_by_alias(name, alias)
-    except MlflowException:
-        return None
-    nme = version.tags.get("test_nme")
-    return VersionInfo(
-        name=name,
-        version=str(version.version),
-        run_id=version.run_id,
-        nme=float(nme) if nme is not None else None,
-        data_hash=version.tags.get("data_hash"),
-        source=version.source,
-    )
+        model = client.get_registered_model(name)
+    except MlflowException as exc:
+        if exc.error_code == ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
+            return None
+        raise
+    version = model.aliases.get(alias)
+    return None if version is None else VersionInfo.of(client.get_model_version(name, str(version)))
 
 
 def tag_version(name: str, version: str, tags: dict[str, str]) -> None:

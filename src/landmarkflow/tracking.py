@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -48,12 +49,76 @@ def artifact_root() -> Path:
     return Path(os.environ.get(ARTIFACTS_ENV, "mlflow/artifacts")).resolve()
 
 
+@dataclass(frozen=True)
+class HttpRetryPolicy:
+    """How MLflow's HTTP client retries a request to the tracking server (and so to the S3 it proxies artifacts to).
+
+    MLflow retries every request itself, POSTs included: a refused or dropped connection, a timeout, HTTP 408, 429
+    and 5xx (what the server answers while its S3 is down). Its defaults (7 retries, backoff factor 2) keep a step
+    waiting ~4 min per request, sized for rate-limited hosted services; a self-hosted server that is restarting
+    (a pod rescheduled, a rollout) is back within a minute or two, so we wait about half as long. urllib3 waits
+    nothing before the first retry, then `backoff_factor * 2**n` s (n = 1, 2, ...; each at most 120 s) plus up to
+    `jitter_s`. Each field is the value of an MLflow environment variable, which takes precedence when set.
+    """
+
+    retries: int = 7
+    """MLFLOW_HTTP_REQUEST_MAX_RETRIES: 8 tries in all."""
+    backoff_factor: int = 1
+    """MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR (an int for MLflow): waits of 0, 2, 4, ..., 64 s, 126 s together."""
+    jitter_s: float = 1.0
+    """MLFLOW_HTTP_REQUEST_BACKOFF_JITTER: spreads the retries of steps that lost the server at the same moment."""
+    timeout_s: int = 60
+    """MLFLOW_HTTP_REQUEST_TIMEOUT: per try; a proxied upload of a large checkpoint needs the server to answer
+    after writing it to S3, seconds even for hundreds of MB."""
+
+    @classmethod
+    def from_env(cls) -> HttpRetryPolicy:
+        """The bounds in force: the environment's where set, ours otherwise."""
+        ours = cls()
+        return cls(
+            **{
+                field: type(getattr(ours, field))(os.environ.get(variable, getattr(ours, field)))
+                for field, variable in RETRY_ENV.items()
+            }
+        )
+
+    def env(self) -> dict[str, str]:
+        return {variable: str(getattr(self, field)) for field, variable in RETRY_ENV.items()}
+
+    @property
+    def tries(self) -> int:
+        return self.retries + 1
+
+    def backoff_s(self) -> float:
+        """The waits between the tries of one request, jitter left out: the least time a failing request takes."""
+        return float(sum(min(URLLIB3_BACKOFF_MAX_S, self.backoff_factor * 2**n) for n in range(1, self.retries)))
+
+    def worst_case_s(self) -> float:
+        """The longest one request can take: every try runs into its timeout, every wait gets its full jitter."""
+        return self.tries * self.timeout_s + self.backoff_s() + max(0, self.retries - 1) * self.jitter_s
+
+
+RETRY_ENV = {
+    "retries": "MLFLOW_HTTP_REQUEST_MAX_RETRIES",
+    "backoff_factor": "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR",
+    "jitter_s": "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER",
+    "timeout_s": "MLFLOW_HTTP_REQUEST_TIMEOUT",
+}
+"""The MLflow environment variable behind each field of HttpRetryPolicy."""
+URLLIB3_BACKOFF_MAX_S = 120.0
+"""urllib3's cap on one wait between retries (Retry.DEFAULT_BACKOFF_MAX), which MLflow keeps."""
+DEFAULT_RETRY_POLICY = HttpRetryPolicy()
+
+
 def setup_tracking(must_exist: bool = False) -> str:
-    """Point MLflow at the store and return its URI. A local sqlite store is created on first use, unless
+    """Point MLflow at the store with our retry bounds for a tracking server (unless the environment sets its own),
+    and return the URI; child processes inherit both. A local sqlite store is created on first use, unless
     `must_exist` (a reader, such as predict: a new empty store would only say that the model does not exist)."""
     import mlflow
 
     disable_telemetry()
+    for key, value in DEFAULT_RETRY_POLICY.env().items():
+        os.environ.setdefault(key, value)
     uri = tracking_uri()
     if uri.startswith("sqlite:///"):
         database = Path(uri.removeprefix("sqlite:///"))

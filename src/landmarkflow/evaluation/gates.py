@@ -67,19 +67,7 @@ def decide(
     )
     if config.min_baseline_ratio is not None:
         checks.append(_baseline_check(candidate_nme, baseline_nme, config.min_baseline_ratio))
-    if champion_nme is None:
-        checks.append(GateCheck("vs_champion", True, "no champion yet"))
-    else:
-        limit = champion_nme + config.champion_tolerance
-        ok = math.isfinite(candidate_nme) and candidate_nme <= limit
-        checks.append(
-            GateCheck(
-                "vs_champion",
-                ok,
-                f"test NME {100 * candidate_nme:.3f}% vs {champion_label} {100 * champion_nme:.3f}% "
-                f"(+{100 * config.champion_tolerance:.3f}% tolerance): {'not worse' if ok else 'worse'}",
-            )
-        )
+    checks.append(champion_check(candidate_nme, champion_nme, config.champion_tolerance, champion_label))
     parity_ok = math.isfinite(parity_delta) and abs(parity_delta) <= config.parity_tolerance
     checks.append(
         GateCheck(
@@ -90,6 +78,22 @@ def decide(
         )
     )
     return GateDecision(candidate_nme=candidate_nme, checks=checks)
+
+
+def champion_check(
+    candidate_nme: float, champion_nme: float | None, tolerance: float, champion_label: str = "champion"
+) -> GateCheck:
+    """Not worse than the champion (None: there is none yet) by more than `tolerance`: the gate's check, and the
+    promotion's when the champion moved after the gate."""
+    if champion_nme is None:
+        return GateCheck("vs_champion", True, "no champion yet")
+    ok = math.isfinite(candidate_nme) and candidate_nme <= champion_nme + tolerance
+    return GateCheck(
+        "vs_champion",
+        ok,
+        f"test NME {100 * candidate_nme:.3f}% vs {champion_label} {100 * champion_nme:.3f}% "
+        f"(+{100 * tolerance:.3f}% tolerance): {'not worse' if ok else 'worse'}",
+    )
 
 
 def _baseline_check(candidate_nme: float, baseline_nme: float | None, required: float) -> GateCheck:

@@ -20,6 +20,7 @@ from landmarkflow.evaluation.plots import plot_ced, plot_overlay_grid
 from landmarkflow.evaluation.predictions import CropPredictor, predict_records, predict_records_each, torch_predictor
 from landmarkflow.imageio import read_rgb
 from landmarkflow.layouts import Layout, get_layout
+from landmarkflow.outages import tracking_step
 from landmarkflow.steps.results import EvalResult, TrainResult
 from landmarkflow.tracking import log_metrics
 from landmarkflow.train.checkpoint import load_model
@@ -27,6 +28,7 @@ from landmarkflow.train.checkpoint import load_model
 log = logging.getLogger(__name__)
 
 
+@tracking_step
 def evaluate(trained: TrainResult, out_dir: str | Path) -> EvalResult:
     """Test-split NME/FR/AUC (overall and per subset), the mean-shape baseline, CED and overlay plots; the same
     NME/FR/AUC for the private split where the manifest has one."""

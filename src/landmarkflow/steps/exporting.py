@@ -16,6 +16,7 @@ from landmarkflow.export.onnx import export_onnx
 from landmarkflow.export.tensorrt import build_tensorrt_engine, tensorrt_available
 from landmarkflow.layouts import get_layout
 from landmarkflow.models.crop_predictor import CropPredictor
+from landmarkflow.outages import tracking_step
 from landmarkflow.runtime import ONNX_FILE, TENSORRT_ENGINE_FILE, DeployInfo, open_session, run_onnx
 from landmarkflow.steps.results import ExportResult, TrainResult
 from landmarkflow.train.checkpoint import load_model
@@ -41,6 +42,7 @@ def onnx_predictor(onnx_path: Path) -> CropPredictor:
     return lambda crops: run_onnx(session, crops)
 
 
+@tracking_step
 def export(trained: TrainResult, out_dir: str | Path) -> ExportResult:
     """ONNX of `predict` with its deploy metadata, parity on the test split, TensorRT when a GPU is here."""
     out_dir = Path(out_dir)

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from mlflow.tracking import MlflowClient
 
 from landmarkflow.evaluation.gates import GateDecision, decide
+from landmarkflow.outages import tracking_step
 from landmarkflow.registry import CHAMPION, version_by_alias
 from landmarkflow.steps.results import EvalResult, ExportResult, GateResult, TrainResult
 from landmarkflow.tracking import registered_model_name
@@ -15,6 +16,7 @@ from landmarkflow.tracking import registered_model_name
 log = logging.getLogger(__name__)
 
 
+@tracking_step
 def gate(
     trained: TrainResult,
     evaluated: EvalResult,
@@ -63,4 +65,5 @@ def gate(
         decision.reasons(),
         decision.to_dict(),
         champion.version if champion else None,
+        config.gate.champion_tolerance,
     )

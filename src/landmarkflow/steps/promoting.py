@@ -1,26 +1,74 @@
-"""The promote step: move `champion` to the new version only when every gate passed; otherwise say why it stays."""
+"""The promote step: move `champion` to the new version only when every gate passed, and only if it still beats
+the champion of the moment; otherwise say why it stays.
+
+The gate compared the candidate with the champion of its time; another run may have promoted a version since.
+So the promotion happens under the model's alias lock: there it reads the champion again and, if it is no longer
+the one the gate saw, applies the gate's champion check to the new one. Two runs at once thus end as if their
+gates and promotions had run one after the other: `champion` never moves to a version worse than the one it
+leaves (beyond the gate's tolerance).
+"""
 
 from __future__ import annotations
 
 import logging
 
-from landmarkflow.registry import CHAMPION, set_alias, tag_version
+from landmarkflow.alias_lock import alias_lock
+from landmarkflow.evaluation.gates import champion_check
+from landmarkflow.outages import tracking_step
+from landmarkflow.registry import CHAMPION, GATE_TAG, VersionInfo, get_version, tag_version, version_by_alias
 from landmarkflow.steps.results import GateResult, PromoteResult, RegisterResult
 
 log = logging.getLogger(__name__)
 
 
+@tracking_step
 def promote(registered: RegisterResult, gated: GateResult) -> PromoteResult:
-    """Move `champion` to the new version only when every gate passed; otherwise say why it stays."""
-    name = registered.registered_name
-    if gated.passed:
-        set_alias(name, CHAMPION, registered.version)
-        message = f"{name}@{CHAMPION} -> v{registered.version} ({gated.reasons})"
-        tag_version(name, registered.version, {"promoted": "true"})
-        champion = registered.version
-    else:
+    """Move `champion` to the new version when every gate passed and it still beats the champion; otherwise say why
+    it stays."""
+    name, version = registered.registered_name, registered.version
+    if not gated.passed:
         champion = gated.champion_version
         where = f"stays at v{champion}" if champion else "is not set"
-        message = f"{name}@{CHAMPION} {where}: v{registered.version} failed its gates ({gated.reasons})"
+        message = f"{name}@{CHAMPION} {where}: v{version} failed its gates ({gated.reasons})"
+        log.info(message)
+        return PromoteResult(name, champion, False, message)
+    with alias_lock(name, f"promote {name} v{version} (run {gated.run_id})", gated.run_id) as lock:
+        candidate = get_version(name, version)
+        missing = candidate.missing_tags()
+        if missing or candidate.tags[GATE_TAG] != "passed":
+            raise ValueError(
+                f"{name} v{version}: registered without {', '.join(missing)}"
+                if missing
+                else f"{name} v{version}: its registry tag {GATE_TAG}={candidate.tags[GATE_TAG]}, not passed"
+            )
+        champion = version_by_alias(name, CHAMPION)
+        blocker = _why_not(candidate, champion, gated)
+        if blocker is None:
+            lock.move_alias(CHAMPION, version)
+    if blocker is not None:
+        assert champion is not None
+        message = f"{name}@{CHAMPION} stays at v{champion.version}: {blocker}"
+        log.info(message)
+        return PromoteResult(name, champion.version, False, message)
+    tag_version(name, version, {"promoted": "true"})
+    message = f"{name}@{CHAMPION} -> v{version} ({gated.reasons})"
+    if champion is not None and champion.version not in (gated.champion_version, version):
+        message += f"; still not worse than v{champion.version}, promoted after the gate"
     log.info(message)
-    return PromoteResult(name, champion, gated.passed, message)
+    return PromoteResult(name, version, True, message)
+
+
+def _why_not(candidate: VersionInfo, champion: VersionInfo | None, gated: GateResult) -> str | None:
+    """Why the candidate, which passed its gate, must not become champion after all; None when it may."""
+    if champion is None or champion.version in (gated.champion_version, candidate.version):
+        return None  # the champion the gate compared with (or this version already, on a retry)
+    seen = f"v{gated.champion_version}" if gated.champion_version else "no champion"
+    moved = f"v{candidate.version} passed its gates against {seen}, but v{champion.version} became champion since"
+    if champion.data_hash != candidate.data_hash or champion.nme is None:
+        return (
+            f"{moved}, measured on other data ({champion.data_hash}): its NME on this data is unknown here; "
+            "run the gate again to compare with it"
+        )
+    candidate_nme = gated.decision["candidate_nme"]
+    check = champion_check(candidate_nme, champion.nme, gated.champion_tolerance, f"champion v{champion.version}")
+    return None if check.passed else f"{moved} and v{candidate.version} is worse: {check.detail}"

@@ -1,33 +1,68 @@
-"""The register step: the ONNX model as a new registry version with lineage tags, `challenger` if it passed."""
+"""The register step: the ONNX model as a registry version with lineage tags, `challenger` if it passed.
+
+A retry of the step (after it died, or after the server went away mid-step) finds the version its training run
+already has instead of making a second one: the ONNX is logged before the version is created, and the version is
+created together with all its tags, so an existing version is complete; only the alias may be missing.
+"""
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
 
-from landmarkflow.registry import CHALLENGER, Lineage, git_commit, log_onnx_model, register_version, set_alias
+from landmarkflow.alias_lock import alias_lock
+from landmarkflow.outages import tracking_step
+from landmarkflow.registry import (
+    CHALLENGER,
+    GATE_TAG,
+    NME_TAG,
+    Lineage,
+    delete_version,
+    git_commit,
+    log_onnx_model,
+    register_version,
+    tag_version,
+    version_by_alias,
+    versions_of_run,
+)
 from landmarkflow.steps.results import EvalResult, ExportResult, GateResult, RegisterResult, TrainResult
 
 log = logging.getLogger(__name__)
 
 
+@tracking_step
 def register(trained: TrainResult, evaluated: EvalResult, exported: ExportResult, gated: GateResult) -> RegisterResult:
-    """Register the ONNX model as a new version with lineage tags; alias `challenger` if it passed the gates."""
-    model_uri = log_onnx_model(trained.run_id, Path(exported.onnx_path))
+    """Register the ONNX model as the version of this training run with lineage tags (once, however often the step
+    runs); alias `challenger` if it passed the gates and no newer version holds it."""
+    name = gated.registered_name
     lineage = Lineage(data_hash=trained.data_hash, git_commit=git_commit(), config_hash=trained.config_hash)
     tags = {
         **lineage.tags(),
-        "test_nme": f"{evaluated.nme:.6f}",
+        NME_TAG: f"{evaluated.nme:.6f}",
         "baseline_nme": f"{evaluated.baseline_metrics['nme']:.6f}",
         "onnx_parity_delta_nme": f"{exported.parity_delta:.3e}",
-        "gate": "passed" if gated.passed else "failed",
+        GATE_TAG: "passed" if gated.passed else "failed",
         "gate_reasons": gated.reasons,
         "checkpoint": f"runs:/{trained.run_id}/checkpoint/{Path(trained.checkpoint).name}",
     }
-    version = register_version(model_uri, gated.registered_name, tags)
+    earlier = versions_of_run(name, trained.run_id)
+    if not earlier:
+        register_version(log_onnx_model(trained.run_id, Path(exported.onnx_path)), name, tags)
+    kept, *duplicates = earlier or versions_of_run(name, trained.run_id)
+    for duplicate in duplicates:
+        log.warning(
+            "%s v%s duplicates v%s of run %s: deleting it", name, duplicate.version, kept.version, trained.run_id
+        )
+        delete_version(name, duplicate.version)
+    version = kept.version
+    if earlier:
+        log.info("%s v%s of run %s was registered by an earlier try; completing it", name, version, trained.run_id)
+        tag_version(name, version, {key: value for key, value in tags.items() if kept.tags.get(key) != value})
     if gated.passed:
-        set_alias(gated.registered_name, CHALLENGER, version)
-    log.info(
-        "registered %s v%s%s", gated.registered_name, version, " as challenger" if gated.passed else " (gate failed)"
-    )
-    return RegisterResult(gated.registered_name, version, gated.passed)
+        holder = f"register {name} v{version} (run {trained.run_id})"
+        with alias_lock(name, holder, trained.run_id) as lock:
+            current = version_by_alias(name, CHALLENGER)
+            if current is None or int(current.version) <= int(version):
+                lock.move_alias(CHALLENGER, version)
+    log.info("registered %s v%s%s", name, version, " as challenger" if gated.passed else " (gate failed)")
+    return RegisterResult(name, version, gated.passed)

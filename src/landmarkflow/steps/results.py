@@ -103,6 +103,9 @@ class GateResult(StepResult):
     reasons: str
     decision: dict[str, Any]
     champion_version: str | None
+    """The champion the gate compared with; promotion compares again if another has taken its place since."""
+    champion_tolerance: float
+    """The NME excess over the champion the gate allowed (its config's), for that second comparison."""
 
 
 @dataclass

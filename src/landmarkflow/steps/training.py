@@ -18,10 +18,11 @@ from mlflow.tracking import MlflowClient
 from landmarkflow.config import ExperimentConfig, load_config
 from landmarkflow.evaluation.plots import plot_loss_curves
 from landmarkflow.fileio import atomic_write_text
+from landmarkflow.outages import tracking_step
 from landmarkflow.registry import git_commit
 from landmarkflow.runtime import CHECKPOINT_FILE
 from landmarkflow.steps.results import IngestResult, TrainResult
-from landmarkflow.tracking import ensure_experiment, experiment_name, setup_tracking
+from landmarkflow.tracking import ensure_experiment, experiment_name
 from landmarkflow.train.checkpoint import load_state
 from landmarkflow.train.durable import CONFIG_HASH_TAG, RESUME_KEY_TAG, check_resume_key, fetch_checkpoints, find_run
 
@@ -46,6 +47,7 @@ def _flat_params(config: ExperimentConfig) -> dict[str, str]:
     return flat
 
 
+@tracking_step
 def train(
     config_path: str | Path,
     ingested: IngestResult,
@@ -65,7 +67,6 @@ def train(
     config = load_config(config_path, overrides)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    setup_tracking()
     experiment_id = ensure_experiment(experiment_name(ingested.dataset))
     client = MlflowClient()
     earlier = find_run(client, experiment_id, resume_key, config.config_hash()) if resume_key else None

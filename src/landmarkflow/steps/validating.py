@@ -9,10 +9,12 @@ from mlflow.tracking import MlflowClient
 from landmarkflow.data.manifest import read_manifest
 from landmarkflow.data.validation.result import CheckFailure, ValidationResult
 from landmarkflow.data.validation.run import validate_manifest
+from landmarkflow.outages import tracking_step
 from landmarkflow.steps.results import IngestResult
-from landmarkflow.tracking import data_experiment_name, ensure_experiment, log_metrics, setup_tracking
+from landmarkflow.tracking import data_experiment_name, ensure_experiment, log_metrics
 
 
+@tracking_step
 def validate(ingested: IngestResult, report_dir: str | Path) -> ValidationResult:
     """Run the data suite and image checks, with the files ingest could not read as failures of their
     checks, and log the outcome with its reports as an MLflow run; the caller decides whether a failure
@@ -30,7 +32,6 @@ def validate(ingested: IngestResult, report_dir: str | Path) -> ValidationResult
 def _log_validation(result: ValidationResult, ingested: IngestResult) -> None:
     """A `validate` run in the dataset's data experiment: verdict, counts, warnings, the HTML report and GX Data
     Docs."""
-    setup_tracking()
     client = MlflowClient()
     run = client.create_run(
         ensure_experiment(data_experiment_name(ingested.dataset)),

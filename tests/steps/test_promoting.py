@@ -1,0 +1,39 @@
+"""Promotion on the local store (what `make pipeline-run` uses): a candidate that passed its gate against an older
+champion is compared again with the champion of the moment, under the alias lock, and stays out if it is worse;
+promote and register run again change nothing. tests/test_registry_faults.py runs the same against a server, with
+the two promotions at once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mlflow.tracking import MlflowClient
+
+from landmarkflow import steps
+from landmarkflow.alias_lock import lock_name
+from landmarkflow.registry import CHALLENGER, CHAMPION, version_by_alias
+from tests.fakes import candidate
+
+
+def test_a_candidate_worse_than_the_champion_promoted_after_its_gate_stays_out(tmp_path: Path) -> None:
+    first = candidate(tmp_path, "hih", 0.060, None)
+    assert steps.promote(first.register(), first.gated).promoted
+    worse, better = candidate(tmp_path, "hih", 0.050, "1"), candidate(tmp_path, "hih", 0.040, "1")
+    registered_worse, registered_better = worse.register(), better.register()
+    assert version_by_alias("hih-synthetic", CHALLENGER).version == registered_better.version == "3"
+
+    assert steps.promote(registered_better, better.gated).promoted
+    late = steps.promote(registered_worse, worse.gated)
+    assert not late.promoted and late.champion_version == "3"
+    assert late.message == (
+        "hih-synthetic@champion stays at v3: v2 passed its gates against v1, but v3 became champion since and v2 is "
+        "worse: test NME 5.000% vs champion v3 4.000% (+0.050% tolerance): worse"
+    )
+    assert version_by_alias("hih-synthetic", CHAMPION).version == "3"
+
+    again = steps.promote(registered_better, better.gated)
+    assert again.promoted and again.champion_version == "3"
+    assert worse.register() == registered_worse  # a retry registers nothing new and moves no alias back
+    assert version_by_alias("hih-synthetic", CHALLENGER).version == "3"
+    assert sorted(int(v.version) for v in MlflowClient().search_model_versions("name='hih-synthetic'")) == [1, 2, 3]
+    assert MlflowClient().search_model_versions(f"name='{lock_name('hih-synthetic')}'") == []
