@@ -43,6 +43,17 @@ def init_distributed() -> DistEnv:
     return DistEnv(rank=rank, local_rank=local_rank, world_size=world_size, device=device)
 
 
+def rank_batch_size(global_batch: int, env: DistEnv) -> int:
+    """Each rank's share of the global batch `train.batch_size`; ValueError if it does not divide evenly (DDP's
+    gradient average weighs every rank alike, so unequal shares would weigh faces unequally)."""
+    if global_batch % env.world_size:
+        raise ValueError(
+            f"train.batch_size {global_batch} is the global batch and must divide evenly over the "
+            f"{env.world_size} training processes (each loads batch_size / processes faces a step)"
+        )
+    return global_batch // env.world_size
+
+
 def barrier(env: DistEnv) -> None:
     """Wait for every rank (no-op in a world of one)."""
     if env.distributed:
