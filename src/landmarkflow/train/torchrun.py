@@ -42,17 +42,24 @@ def run_launcher(command: Sequence[str]) -> None:
 
 def describe_failure(code: int, report: str) -> str:
     """What torchrun's stderr `report` says failed; its last lines when it has no failure report (the launcher itself
-    failed, e.g. in the rendezvous). Ranks killed by a signal (the OOM killer, a pre-emption) come first: the errors of
-    the others, such as a closed connection, usually follow from them. Then torchrun's first observed failure."""
+    failed, e.g. in the rendezvous). Ranks killed by a signal (the OOM killer, a kill) come first, as the errors of the
+    others, such as a closed connection, usually follow from them; ranks ended by SIGTERM, as torchrun stops the others
+    when one fails, come last. Within each, torchrun's first observed failure first."""
     found = {int(m["rank"]): m for m in _FAILURE.finditer(report)}
     if not found:
         last = "".join(report.splitlines(keepends=True)[-20:])
         return f"distributed training failed: torchrun exited with code {code}; its last lines:\n{last}"
     root = list(found)[-1]  # the report lists the other failures, then the root cause
     order = [root] + [rank for rank in found if rank != root]
-    order.sort(key=lambda rank: int(found[rank]["exitcode"]) >= 0)
+    order.sort(key=lambda rank: _precedence(int(found[rank]["exitcode"])))
     ranks = "; ".join(_one_failure(found[rank]) for rank in order)
-    return f"distributed training failed: {ranks}; torchrun stopped the other ranks and exited with code {code}"
+    return f"distributed training failed: {ranks}; torchrun ended the job with exit code {code}"
+
+
+def _precedence(exitcode: int) -> int:
+    if exitcode == -signal.SIGTERM:
+        return 2
+    return 0 if exitcode < 0 else 1
 
 
 def _one_failure(failure: re.Match[str]) -> str:
@@ -63,7 +70,7 @@ def _one_failure(failure: re.Match[str]) -> str:
             name = signal.Signals(-exitcode).name
         except ValueError:
             name = f"signal {-exitcode}"
-        return f"{where} was killed by {name}"
+        return f"{where} was {'stopped' if exitcode == -signal.SIGTERM else 'killed'} by {name}"
     lines = [line.strip() for line in failure["message"].splitlines() if line.strip()]
     raised = lines[-1] if lines and not lines[-1].startswith("To enable traceback") else ""
     return f"{where} exited with code {exitcode}" + (f": {raised}" if raised else "")
