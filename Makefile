@@ -94,6 +94,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_synthetic.py
 	$(BIN)/python bench/bench_data.py
 	$(BIN)/python bench/bench_train.py
+	$(BIN)/python bench/bench_ddp.py
 	$(BIN)/python bench/bench_models.py
 	$(BIN)/python bench/bench_predict.py
 	$(BIN)/python bench/bench_materialise.py

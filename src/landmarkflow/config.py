@@ -58,7 +58,12 @@ class TrainConfig(_Section):
     """Optimisation and schedule."""
 
     epochs: int = Field(60, ge=0)
-    batch_size: int = Field(16, ge=1)
+    batch_size: int = Field(
+        16,
+        ge=1,
+        description="the global batch of one optimiser step: each of N DDP processes loads batch_size / N faces "
+        "(it must divide evenly), so a config trains alike on 1 or N processes",
+    )
     optimizer: Literal["adam", "adamw", "sgd"] = "adam"
     lr: float = Field(1e-4, gt=0)
     weight_decay: float = Field(0.0, ge=0)

@@ -133,6 +133,16 @@ class EpochSampler(Sampler[tuple[int, int]]):
         return len(self.sampler)
 
 
+def shard_sampler(dataset: Dataset, world_size: int, rank: int, seed: int) -> EpochSampler:
+    """Rank `rank`'s shard of every epoch: the epoch's shuffled order (the same on every rank, from the seed and the
+    epoch) dealt to the ranks in turn. The last `len(dataset) % world_size` faces of that order sit the epoch out (a
+    different few each epoch) rather than being repeated on a second rank, so that the shards are disjoint and equal.
+    In a world of one this is the whole shuffled order."""
+    return EpochSampler(
+        DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=seed, drop_last=True)
+    )
+
+
 def split_train_val(records: Sequence[FaceRecord], val_fraction: float, seed: int) -> tuple[list, list]:
     """Deterministic hold-out of the train split for per-epoch validation (never the test split)."""
     train = in_split(records, TRAIN_SPLIT)

@@ -26,6 +26,9 @@ class LandmarkModel(nn.Module):
     #: Keep the weights NHWC (channels_last): measured 1.2-1.5x faster training on CPU (oneDNN) for the
     #: hourglass models; a model whose own ops prefer NCHW (LGCN's blur products, 1.2x slower) sets False.
     channels_last: ClassVar[bool] = True
+    #: Whether `loss` sums over the batch instead of averaging: DDP averages gradients over ranks, so the trainer
+    #: multiplies such a loss by the world size to take the step one process takes on the whole global batch.
+    loss_sums_over_batch: ClassVar[bool] = False
 
     def __init__(self, params: ModelParams) -> None:
         super().__init__()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -24,7 +23,9 @@ from landmarkflow.runtime import CHECKPOINT_FILE
 from landmarkflow.steps.results import IngestResult, TrainResult
 from landmarkflow.tracking import ensure_experiment, experiment_name
 from landmarkflow.train.checkpoint import load_state
+from landmarkflow.train.distributed import MONITOR_INTERVAL_S
 from landmarkflow.train.durable import CONFIG_HASH_TAG, RESUME_KEY_TAG, check_resume_key, fetch_checkpoints, find_run
+from landmarkflow.train.torchrun import run_launcher
 
 log = logging.getLogger(__name__)
 MODEL_DIR = "checkpoint"
@@ -190,6 +191,8 @@ def _launch_training(
         "torch.distributed.run",
         f"--nproc_per_node={nproc}",
         "--standalone",
+        "--max-restarts=0",
+        f"--monitor-interval={MONITOR_INTERVAL_S}",
         "-m",
         "landmarkflow.train",
         "--config",
@@ -205,4 +208,4 @@ def _launch_training(
         "--overrides",
         json.dumps(overrides),
     ]
-    subprocess.run(command, check=True, env=os.environ.copy())
+    run_launcher(command)

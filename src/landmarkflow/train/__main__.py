@@ -6,11 +6,16 @@ import argparse
 import json
 from pathlib import Path
 
+from torch.distributed.elastic.multiprocessing.errors import record
+
 from landmarkflow.config import load_config
 from landmarkflow.train.run import fit_from_manifest
 
 
+@record
 def main() -> None:
+    """Under torchrun, an exception also goes to the rank's error file, from which torchrun's failure report (and so
+    the train step's error) quotes it."""
     parser = argparse.ArgumentParser(description="Train one landmark model (run it under torchrun for DDP).")
     parser.add_argument("--config", type=Path, required=True)
     parser.add_argument("--manifest", type=Path, required=True)

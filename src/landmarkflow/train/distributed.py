@@ -4,9 +4,19 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
+
+TIMEOUT_ENV = "LANDMARKFLOW_DIST_TIMEOUT_S"
+DEFAULT_TIMEOUT_S = 1800.0
+"""How long a rank waits in a collective for the others before it fails, and with it the job. The others wait at the
+end of every epoch while rank 0 validates and uploads its checkpoint, which rides out a tracking-server outage for up
+to ~10 min a request (tracking.HttpRetryPolicy), so this is generous; it is what ends a job whose rank hangs (or dies
+on another node, where this node's torchrun cannot see it) instead of leaving it waiting for ever."""
+MONITOR_INTERVAL_S = 0.5
+"""How often torchrun checks its ranks: a rank that exits or is killed stops the others within about this long."""
 
 
 @dataclass(frozen=True)
@@ -39,8 +49,32 @@ def init_distributed() -> DistEnv:
     else:
         device = torch.device("cpu")
     if world_size > 1 and not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo", timeout=process_group_timeout())
     return DistEnv(rank=rank, local_rank=local_rank, world_size=world_size, device=device)
+
+
+def process_group_timeout() -> timedelta:
+    """The collective timeout: TIMEOUT_ENV's seconds where set, else DEFAULT_TIMEOUT_S; ValueError naming the
+    variable if it is not a positive number."""
+    raw = os.environ.get(TIMEOUT_ENV, str(DEFAULT_TIMEOUT_S))
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = 0.0
+    if not seconds > 0:
+        raise ValueError(f"{TIMEOUT_ENV}={raw!r}: expected a positive number of seconds")
+    return timedelta(seconds=seconds)
+
+
+def rank_batch_size(global_batch: int, env: DistEnv) -> int:
+    """Each rank's share of the global batch `train.batch_size`; ValueError if it does not divide evenly (DDP's
+    gradient average weighs every rank alike, so unequal shares would weigh faces unequally)."""
+    if global_batch % env.world_size:
+        raise ValueError(
+            f"train.batch_size {global_batch} is the global batch and must divide evenly over the "
+            f"{env.world_size} training processes (each loads batch_size / processes faces a step)"
+        )
+    return global_batch // env.world_size
 
 
 def barrier(env: DistEnv) -> None:

@@ -1,7 +1,11 @@
 """The training loop. The same code runs as a plain process and under torchrun (DDP).
 
 Rank 0 alone logs to MLflow, writes checkpoints and computes the per-epoch validation NME; every rank
-trains on its shard through a DistributedSampler. A checkpoint is written after every epoch (and uploaded to
+trains on its shard of the epoch (data.dataset.shard_sampler) with its share of the global batch
+(`train.batch_size` / world size), so that N processes take the optimiser steps of one process on the global
+batch. DDP averages the gradients over ranks, which is that step for a loss averaged over the batch; a model whose
+loss sums over the batch (LGCN) has its loss multiplied by the world size, both for the gradient and the logged
+loss. A checkpoint is written after every epoch (and uploaded to
 the MLflow run, so that it outlives the pod: train/durable.py), and a restarted run continues from the last one
 when the config hash matches.
 """
@@ -20,10 +24,10 @@ import torch
 from mlflow.tracking import MlflowClient
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import DataLoader
 
 from landmarkflow.config import ExperimentConfig, TrainConfig
-from landmarkflow.data.dataset import EpochSampler, FaceDataset
+from landmarkflow.data.dataset import FaceDataset, shard_sampler
 from landmarkflow.data.manifest import FaceRecord
 from landmarkflow.evaluation.metrics import mean_nme
 from landmarkflow.evaluation.predictions import predict_records, torch_predictor
@@ -32,7 +36,7 @@ from landmarkflow.models.base import LandmarkModel
 from landmarkflow.runtime import CHECKPOINT_FILE
 from landmarkflow.tracking import log_metrics
 from landmarkflow.train.checkpoint import BEST, LAST, load_state, save_checkpoint
-from landmarkflow.train.distributed import DistEnv, barrier, mean_across_ranks
+from landmarkflow.train.distributed import DistEnv, barrier, mean_across_ranks, rank_batch_size
 from landmarkflow.train.durable import upload_checkpoint
 from landmarkflow.train.rng import capture_rng, restore_rng
 
@@ -138,19 +142,17 @@ class Trainer:
         self.train_set = FaceDataset(
             train_records, root, model.codec, model.input_size, config.data.box_scale, config.augment, config.train.seed
         )
-        self.sampler = EpochSampler(
-            DistributedSampler(
-                self.train_set, num_replicas=env.world_size, rank=env.rank, shuffle=True, seed=config.train.seed
-            )
-        )
+        self.sampler = shard_sampler(self.train_set, env.world_size, env.rank, config.train.seed)
+        batch = rank_batch_size(config.train.batch_size, env)
         self.loader = DataLoader(
             self.train_set,
-            batch_size=config.train.batch_size,
+            batch_size=batch,
             sampler=self.sampler,
             num_workers=config.train.num_workers,
-            drop_last=len(self.train_set) // env.world_size > config.train.batch_size,
+            drop_last=len(self.train_set) // env.world_size > batch,
             persistent_workers=config.train.num_workers > 0,
         )
+        self.loss_weight = env.world_size if model.loss_sums_over_batch else 1
         self.net = (
             DistributedDataParallel(self.model, device_ids=[env.local_rank] if env.device.type == "cuda" else None)
             if env.distributed
@@ -268,6 +270,8 @@ class Trainer:
         with autocast_for(self.amp_dtype, device):
             outputs = self.net(images, **self.model.training_inputs(targets, epoch))
             loss, _ = self.model.loss(outputs, targets)
+        if self.loss_weight != 1:
+            loss = loss * self.loss_weight
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         if self.config.train.grad_clip_value is not None:
