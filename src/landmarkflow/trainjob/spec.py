@@ -29,6 +29,8 @@ GPU_RESOURCE = "nvidia.com/gpu"
 SHM_SIZE = "16Gi"
 """DataLoader workers share batches through /dev/shm, which is 64 MiB in a default pod."""
 PATCH_MANAGER = "landmarkflow"
+RUN_LABEL = "landmarkflow/mlflow-run-id"
+"""The job's label naming the MLflow run it trains in: `kubectl get trainjobs -l landmarkflow/mlflow-run-id=<id>`."""
 NAME_PATTERN = re.compile(r"[a-z]([-a-z0-9]{0,38}[a-z0-9])?")
 """A DNS-1035 label short enough that the pod names Trainer derives from it stay within 63 characters."""
 
@@ -76,7 +78,10 @@ def build_trainjob(request: TrainJobRequest) -> TrainerV1alpha1TrainJob:
     manifest = {
         "apiVersion": API_VERSION,
         "kind": KIND,
-        "metadata": {"name": request.name, "labels": {"app.kubernetes.io/part-of": "landmarkflow"}},
+        "metadata": {
+            "name": request.name,
+            "labels": {"app.kubernetes.io/part-of": "landmarkflow", RUN_LABEL: request.run_id},
+        },
         "spec": {"runtimeRef": {"name": RUNTIME}, "trainer": trainer, "runtimePatches": [_shared_memory_patch()]},
     }
     return TrainerV1alpha1TrainJob.from_dict(manifest)
