@@ -1,9 +1,6 @@
-"""The container image every component runs in on a cluster (built from components/Dockerfile).
+"""The container image every component runs in on a cluster (built from components/Dockerfile); the library names
+it (`landmarkflow.image`), so that a TrainJob's nodes run in the same image as the step that creates the job."""
 
-`make pipeline-compile` sets LANDMARKFLOW_IMAGE to the image `make image` built, tagged with its commit.
-"""
+from landmarkflow.image import image
 
-import os
-
-# The name contains "python" so kfp.local's subprocess runner accepts it as a lightweight base image.
-IMAGE = os.environ.get("LANDMARKFLOW_IMAGE", "ghcr.io/landmarkflow/landmarkflow-python:0.1.0")
+IMAGE = image()

@@ -16,6 +16,7 @@ from kfp.dsl import Artifact, Dataset, Input, PipelineTask
 from components.evaluate.component import evaluate
 from components.export.component import export
 from components.gate.component import gate
+from components.image import IMAGE
 from components.ingest.component import ingest
 from components.promote.component import promote
 from components.register.component import register
@@ -52,6 +53,7 @@ def model_branch(
     config: str,
     epochs: int,
     gpus: int,
+    nodes: int,
     manifest: Input[Dataset],
     ingest_result: Input[Artifact],
 ):
@@ -60,6 +62,8 @@ def model_branch(
         config=config,
         epochs=epochs,
         nproc=gpus,
+        nodes=nodes,
+        image=IMAGE,
         manifest=manifest,
         ingest_result=ingest_result,
         pipeline_job_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
@@ -119,6 +123,7 @@ def make_pipeline(parallelism: int = 0):
         configs: list = DEFAULT_CONFIGS,
         epochs: int = -1,
         gpus: int = 0,
+        nodes: int = 1,
         synth_train: int = 2000,
         synth_test: int = 300,
         synth_seed: int = 0,
@@ -136,6 +141,8 @@ def make_pipeline(parallelism: int = 0):
             configs: Experiment config files, one trained model each.
             epochs: Override of every config's train.epochs; negative keeps them.
             gpus: GPUs per training pod; DDP uses one process per GPU.
+            nodes: Training nodes; more than 1 trains each model in a Kubeflow Trainer TrainJob of `gpus` GPUs per
+                node (the train step creates it and waits for it).
             synth_train: Synthetic training faces when the synthetic folder is empty.
             synth_test: Synthetic test faces when the synthetic folder is empty.
             synth_seed: Seed of the synthetic renderer.
@@ -165,6 +172,7 @@ def make_pipeline(parallelism: int = 0):
                 config=config,
                 epochs=epochs,
                 gpus=gpus,
+                nodes=nodes,
                 manifest=ingested.outputs["manifest"],
                 ingest_result=ingested.outputs["result"],
             ).after(validated)

@@ -11,6 +11,8 @@ def train(
     config: str,
     epochs: int,
     nproc: int,
+    nodes: int,
+    image: str,
     manifest: Input[Dataset],
     ingest_result: Input[Artifact],
     pipeline_job_id: str,
@@ -25,6 +27,9 @@ def train(
         config: Experiment config YAML (path inside the image or workspace).
         epochs: Override of train.epochs; negative keeps the config's value.
         nproc: Processes per node for DDP (torchrun); 1 trains in this process.
+        nodes: Training nodes; more than 1 trains in a Kubeflow Trainer TrainJob of `nproc` GPUs per node, which this
+            step creates and waits for.
+        image: The image the TrainJob's nodes run (this step's own).
         manifest: The validated manifest.
         ingest_result: Ingest's result (data hash and DVC remote: the train split is fetched from there).
         pipeline_job_id: dsl.PIPELINE_JOB_ID_PLACEHOLDER; with the task id, the resume key that every attempt of
@@ -47,6 +52,15 @@ def train(
     overrides = {"train.epochs": epochs} if epochs >= 0 else None
     resume_key = f"{pipeline_job_id}/{pipeline_task_id}"
     local = steps.materialise_data(ingested, [TRAIN_SPLIT], scratch / "data")
-    trained = steps.train(image_dir / config, local, checkpoint.path, overrides, nproc=nproc, resume_key=resume_key)
+    trained = steps.train(
+        image_dir / config,
+        local,
+        checkpoint.path,
+        overrides,
+        nproc=nproc,
+        resume_key=resume_key,
+        nodes=nodes,
+        image=image,
+    )
     trained.save(result.path)
     checkpoint.metadata.update({"mlflow_run_id": trained.run_id, "config_hash": trained.config_hash})

@@ -13,6 +13,7 @@ from rich.markup import escape
 
 from landmarkflow.data.versioning import DataVersion, VersioningError, configure_s3_remote, pull, status, track
 from landmarkflow.logs import configure_logging
+from landmarkflow.services import DEFAULT_SECRET, SECRET_ENV
 from landmarkflow.tracking import disable_telemetry
 
 app = typer.Typer(help="Facial landmark datasets to deployed models.", no_args_is_help=True)
@@ -264,6 +265,47 @@ def train(
         f"trained {trained.model} in {trained.seconds / 60:.1f} min, final validation NME "
         f"{100 * trained.final_val_nme:.2f}% (MLflow run {trained.run_id}) -> {trained.checkpoint}"
     )
+
+
+@app.command("trainjob")
+def trainjob(
+    nodes: Annotated[int, typer.Option(min=2, help="Training nodes (pods), 2 or more.")],
+    gpus_per_node: Annotated[int, typer.Option(min=0, help="GPUs per node, one process each; 0 = one CPU process.")],
+    config: ConfigOption = DEFAULT_CONFIG,
+    image: Annotated[
+        str | None, typer.Option(help="The project's image the nodes run (default: LANDMARKFLOW_IMAGE, else ours).")
+    ] = None,
+    secret: Annotated[
+        str | None,
+        typer.Option(help=f"Kubernetes Secret with the keys {', '.join(SECRET_ENV)} (default: {DEFAULT_SECRET})."),
+    ] = None,
+    workdir: WorkdirOption = DEFAULT_WORKDIR,
+    ingest_result: IngestOption = None,
+    epochs: EpochsOption = None,
+) -> None:
+    """Print a Kubeflow Trainer TrainJob that trains CONFIG on several nodes, for `kubectl apply -f -`.
+
+    It opens the job's MLflow run on MLFLOW_TRACKING_URI (the server the nodes reach through the Secret) and puts
+    the ingest record and manifest into it; the nodes fetch the images from the DVC remote ingest pushed them to,
+    and the node that holds rank 0 logs model.pt to the run. CONFIG is the path inside the image."""
+    from landmarkflow.image import image as default_image
+    from landmarkflow.services import secret_name
+    from landmarkflow.trainjob.spec import trainjob_yaml
+    from landmarkflow.workflow import trainjob_step
+
+    job = _step(
+        lambda: trainjob_step(
+            workdir,
+            config,
+            nodes,
+            gpus_per_node,
+            image or default_image(),
+            secret or secret_name(),
+            ingest_result,
+            _epochs(epochs),
+        )
+    )
+    typer.echo(trainjob_yaml(job), nl=False)
 
 
 @app.command("evaluate")

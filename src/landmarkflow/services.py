@@ -33,6 +33,11 @@ that a step missing a variable can say which Secret should have set it."""
 DEFAULT_SECRET = "landmarkflow"
 
 
+def secret_name() -> str:
+    """The Secret this process's services come from, as its step or node was told (else the default)."""
+    return os.environ.get(SECRET_NAME_ENV) or DEFAULT_SECRET
+
+
 class ServiceEnvError(RuntimeError):
     """A pipeline step started without a variable it needs to reach its services."""
 
@@ -42,11 +47,10 @@ def require_tracking_uri() -> str:
     cluster that store would vanish with the step's pod, and the next step would not see what it logged."""
     uri = os.environ.get(TRACKING_URI, "").strip()
     if not uri:
-        secret = os.environ.get(SECRET_NAME_ENV) or DEFAULT_SECRET
         raise ServiceEnvError(
             f"{TRACKING_URI} is not set; a pipeline step logs to the MLflow tracking server it names. On a cluster it "
-            f"comes from the key {TRACKING_URI} of the Kubernetes Secret {secret!r} (pipelines/compile.py --secret); "
-            "`make pipeline-run` sets it to the local store."
+            f"comes from the key {TRACKING_URI} of the Kubernetes Secret {secret_name()!r} (pipelines/compile.py "
+            "--secret); `make pipeline-run` sets it to the local store."
         )
     return uri
 

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from landmarkflow import steps
 from landmarkflow.config import load_config
 from landmarkflow.data.validation.result import ValidationResult
 from landmarkflow.data.validation.run import require_valid
+
+if TYPE_CHECKING:
+    from kubeflow_trainer_api.models import TrainerV1alpha1TrainJob
 
 DEFAULT_SYNTH = steps.SynthOptions()
 MANIFEST_FILE = "manifest.parquet"
@@ -86,6 +89,22 @@ def train_step(
     ingested = steps.IngestResult.load(ingest_result) if ingest_result else work.load("ingest", steps.IngestResult)
     trained = steps.train(config_path, ingested, work.outputs("train"), overrides, nproc=nproc, resume_key=resume_key)
     return work.save("train", trained)
+
+
+def trainjob_step(
+    workdir: Path,
+    config_path: str | Path,
+    nodes: int,
+    gpus_per_node: int,
+    image: str,
+    secret: str,
+    ingest_result: str | Path | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> TrainerV1alpha1TrainJob:
+    """The TrainJob that trains `config_path` on the ingested data on `nodes` nodes (see `steps.trainjob`)."""
+    work = Workdir(Path(workdir))
+    ingested = steps.IngestResult.load(ingest_result) if ingest_result else work.load("ingest", steps.IngestResult)
+    return steps.trainjob(config_path, ingested, nodes, gpus_per_node, image, secret, overrides)
 
 
 def evaluate_step(workdir: Path) -> steps.EvalResult:

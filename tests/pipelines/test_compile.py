@@ -102,6 +102,15 @@ def test_training_retries_asks_for_gpus_and_shared_memory(compiled: Compiled) ->
     assert (shm["mountPath"], shm["medium"]) == ("/dev/shm", "Memory")
 
 
+def test_several_nodes_train_in_a_trainjob_of_the_steps_own_image(compiled: Compiled) -> None:
+    """`nodes` (1 by default: training in the step's pod) reaches the train step with the image its TrainJob runs."""
+    inputs = compiled.spec["root"]["inputDefinitions"]["parameters"]
+    assert (inputs["nodes"]["defaultValue"], inputs["nodes"]["parameterType"]) == (1, "NUMBER_INTEGER")
+    train = compiled.branch_tasks["train"]["inputs"]["parameters"]
+    assert train["nodes"] == {"componentInputParameter": "nodes"}
+    assert train["image"] == {"runtimeValue": {"constant": IMAGE}}
+
+
 def _strings(value: Any) -> Iterator[str]:
     if isinstance(value, str):
         yield value

@@ -28,7 +28,7 @@ _NAMES_BY_MODULE: dict[str, tuple[str, ...]] = {
     ),
     "ingesting": ("ingest", "SynthOptions", "DataRevision"),
     "validating": ("validate",),
-    "training": ("train",),
+    "training": ("train", "trainjob"),
     "evaluating": ("evaluate",),
     "exporting": ("export", "deploy_info", "onnx_predictor"),
     "gating": ("gate",),

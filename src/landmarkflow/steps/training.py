@@ -1,37 +1,37 @@
-"""The train step: an MLflow run for the experiment, training in it (DDP through torchrun when nproc > 1)."""
+"""The train step: an MLflow run for the experiment, training in it: in this process, under torchrun (DDP) when
+nproc > 1, or on several nodes through a Kubeflow Trainer TrainJob when nodes > 1."""
 
 from __future__ import annotations
 
 import json
 import logging
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlflow.entities import Param
 from mlflow.tracking import MlflowClient
 
 from landmarkflow.config import ExperimentConfig, load_config
-from landmarkflow.evaluation.plots import plot_loss_curves
 from landmarkflow.fileio import atomic_write_text
 from landmarkflow.outages import tracking_step
 from landmarkflow.registry import git_commit
 from landmarkflow.runtime import CHECKPOINT_FILE
+from landmarkflow.services import secret_name
 from landmarkflow.steps.results import IngestResult, TrainResult
 from landmarkflow.tracking import ensure_experiment, experiment_name
 from landmarkflow.train.checkpoint import load_state
-from landmarkflow.train.distributed import MONITOR_INTERVAL_S
 from landmarkflow.train.durable import CONFIG_HASH_TAG, RESUME_KEY_TAG, check_resume_key, fetch_checkpoints, find_run
+from landmarkflow.train.finish import MODEL_DIR, TRAIN_SECONDS, finish_run
+from landmarkflow.train.launch import NodeGroup, torchrun_command, train_args
 from landmarkflow.train.torchrun import run_launcher
 
+if TYPE_CHECKING:
+    from kubeflow_trainer_api.models import TrainerV1alpha1TrainJob
+
 log = logging.getLogger(__name__)
-MODEL_DIR = "checkpoint"
-"""The run's artifact folder for the trained model.pt."""
-TRAIN_SECONDS = "train_seconds"
-"""Logged last, once model.pt is in the run: a run that has it has finished training."""
 
 
 def _flat_params(config: ExperimentConfig) -> dict[str, str]:
@@ -56,8 +56,14 @@ def train(
     overrides: dict[str, Any] | None = None,
     nproc: int = 1,
     resume_key: str | None = None,
+    nodes: int = 1,
+    image: str | None = None,
 ) -> TrainResult:
     """Open an MLflow run for the experiment and train in it (DDP through torchrun when nproc > 1).
+
+    With `nodes` > 1 it trains on that many nodes of `nproc` GPUs each (0: CPUs) through a Kubeflow Trainer TrainJob
+    whose pods run `image` and get their services from the Secret this step was given (`services.secret_name`); the
+    step waits for the job and fails with its reason when it fails. The job's node that held rank 0 finishes the run.
 
     With `resume_key` (the same for every attempt of one pipeline task), the run is tagged with it, and a step
     started again with that key and config continues the earlier attempt's run from its last uploaded checkpoint
@@ -84,17 +90,73 @@ def train(
         run_id = _start_run(client, experiment_id, config, config_path, ingested, out_dir, resume_key)
     started = time.perf_counter()
     try:
+        if nodes > 1:
+            from landmarkflow.image import image as default_image
+            from landmarkflow.trainjob.submit import run_trainjob
+
+            job = _trainjob(
+                client, run_id, config, config_path, overrides, ingested, nodes, nproc, image or default_image()
+            )
+            run_trainjob(job)
+            return _finished(client, run_id, config, config_path, ingested, out_dir)
         _launch_training(config, config_path, overrides or {}, ingested, out_dir, run_id, nproc)
     except BaseException:
         client.set_terminated(run_id, "FAILED")
         raise
     seconds = time.perf_counter() - started
-    history = load_state(out_dir / CHECKPOINT_FILE)["history"]
-    plot = plot_loss_curves(history, out_dir / "loss_curves.png")
-    client.log_artifact(run_id, str(plot), "plots")
-    client.log_artifact(run_id, str(out_dir / CHECKPOINT_FILE), MODEL_DIR)
-    client.log_metric(run_id, TRAIN_SECONDS, seconds)
+    history = finish_run(client, run_id, out_dir, seconds)
     return _result(run_id, config, config_path, ingested, out_dir, seconds, history)
+
+
+def trainjob(
+    config_path: str | Path,
+    ingested: IngestResult,
+    nodes: int,
+    gpus_per_node: int,
+    image: str,
+    secret: str,
+    overrides: dict[str, Any] | None = None,
+) -> TrainerV1alpha1TrainJob:
+    """The TrainJob that trains `config_path` (as the image holds it) on `nodes` nodes of `gpus_per_node` GPUs each,
+    for a user to apply without the pipeline: it opens the MLflow run the job trains in, with the lineage tags, and
+    puts the data's whereabouts into it. The nodes finish the run; evaluate it from there."""
+    config = load_config(config_path, overrides)
+    experiment_id = ensure_experiment(experiment_name(ingested.dataset))
+    client = MlflowClient()
+    with tempfile.TemporaryDirectory(prefix="landmarkflow-trainjob-") as folder:
+        run_id = _start_run(client, experiment_id, config, config_path, ingested, Path(folder), None)
+    return _trainjob(client, run_id, config, config_path, overrides, ingested, nodes, gpus_per_node, image, secret)
+
+
+def _trainjob(
+    client: MlflowClient,
+    run_id: str,
+    config: ExperimentConfig,
+    config_path: str | Path,
+    overrides: dict[str, Any] | None,
+    ingested: IngestResult,
+    nodes: int,
+    gpus_per_node: int,
+    image: str,
+    secret: str | None = None,
+) -> TrainerV1alpha1TrainJob:
+    """The run's TrainJob, once the run holds the inputs its nodes fetch."""
+    from landmarkflow.train.inputs import log_training_inputs
+    from landmarkflow.trainjob.spec import TrainJobRequest, build_trainjob, trainjob_name
+
+    request = TrainJobRequest(
+        name=trainjob_name(config.model.name, run_id),
+        config_path=str(config_path),
+        run_id=run_id,
+        nodes=nodes,
+        gpus_per_node=gpus_per_node,
+        image=image,
+        secret=secret or secret_name(),
+        overrides=overrides or {},
+    )
+    job = build_trainjob(request)
+    log_training_inputs(client, run_id, ingested)
+    return job
 
 
 def _start_run(
@@ -185,27 +247,5 @@ def _launch_training(
 
         fit_from_manifest(config, Path(ingested.manifest), Path(ingested.root), out_dir, run_id)
         return
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        f"--nproc_per_node={nproc}",
-        "--standalone",
-        "--max-restarts=0",
-        f"--monitor-interval={MONITOR_INTERVAL_S}",
-        "-m",
-        "landmarkflow.train",
-        "--config",
-        str(config_path),
-        "--manifest",
-        ingested.manifest,
-        "--root",
-        ingested.root,
-        "--out",
-        str(out_dir),
-        "--run-id",
-        run_id,
-        "--overrides",
-        json.dumps(overrides),
-    ]
-    run_launcher(command)
+    args = train_args(config_path, ingested.manifest, ingested.root, out_dir, run_id, overrides)
+    run_launcher(torchrun_command(NodeGroup.single(nproc), args))

@@ -15,8 +15,6 @@ DEFAULT_TIMEOUT_S = 1800.0
 end of every epoch while rank 0 validates and uploads its checkpoint, which rides out a tracking-server outage for up
 to ~10 min a request (tracking.HttpRetryPolicy), so this is generous; it is what ends a job whose rank hangs (or dies
 on another node, where this node's torchrun cannot see it) instead of leaving it waiting for ever."""
-MONITOR_INTERVAL_S = 0.5
-"""How often torchrun checks its ranks: a rank that exits or is killed stops the others within about this long."""
 
 
 @dataclass(frozen=True)

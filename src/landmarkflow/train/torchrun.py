@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 TAIL_LINES = 500
 """The launcher's last stderr lines kept for the report (two ranks' tracebacks take about a hundred)."""
@@ -27,9 +27,10 @@ class TrainingFailed(ChildProcessError):
     """The training processes failed; the message names the ranks and what happened to them."""
 
 
-def run_launcher(command: Sequence[str]) -> None:
-    """Run `command` (torchrun and its ranks) to the end; TrainingFailed naming the failed ranks if it fails."""
-    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, errors="replace")
+def run_launcher(command: Sequence[str], env: Mapping[str, str] | None = None) -> None:
+    """Run `command` (torchrun and its ranks) to the end, in `env` (default: this process's); TrainingFailed naming
+    the failed ranks if it fails."""
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, errors="replace", env=env)
     tail: deque[str] = deque(maxlen=TAIL_LINES)
     for line in process.stderr:
         sys.stderr.write(line)
