@@ -96,12 +96,13 @@ def build_scheduler(
 
 
 def mixed_precision_dtype(amp: bool, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype of training, None for float32: float16 (with loss scaling) on CUDA, bfloat16 on a CPU
+    """The autocast dtype of training, None for float32: on CUDA bfloat16 where the GPU computes it natively
+    (Ampere and later: float32's range, so no loss scaling), else float16 with loss scaling; bfloat16 on a CPU
     that computes it natively (AVX512-BF16 or AMX; elsewhere bf16 is emulated and slower than float32)."""
     if not amp:
         return None
     if device.type == "cuda":
-        return torch.float16
+        return torch.bfloat16 if torch.cuda.is_bf16_supported(including_emulation=False) else torch.float16
     if device.type == "cpu" and torch.cpu._is_avx512_bf16_supported():
         return torch.bfloat16
     log.info("train.amp: this CPU has no native bfloat16; training in float32")
