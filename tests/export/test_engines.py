@@ -12,19 +12,30 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from mlflow.tracking import MlflowClient
 
 from landmarkflow.config import ConfigError, load_config
 from landmarkflow.data.manifest import FaceRecord
 from landmarkflow.evaluation.metrics import mean_nme
 from landmarkflow.evaluation.predictions import predict_records
-from landmarkflow.export.engine_checks import KEPT, REJECTED, SKIPPED, check_engines, within_tolerance
+from landmarkflow.export.engine_checks import (
+    KEPT,
+    REJECTED,
+    SKIPPED,
+    EngineCheck,
+    check_engines,
+    within_tolerance,
+)
 from landmarkflow.export.engine_runner import EngineRunner
+from landmarkflow.export.gpu_checks import GpuChecks
 from landmarkflow.export.latency import latency_table
 from landmarkflow.export.tensorrt import TensorRTResult
 from landmarkflow.inference import Predictor
 from landmarkflow.layouts import get_layout
 from landmarkflow.models.crop_predictor import CropPredictor
 from landmarkflow.runtime import engine_file, open_session, run_onnx
+from landmarkflow.steps.exporting import ENGINE_ARTIFACTS, log_gpu_checks
+from landmarkflow.tracking import ensure_experiment
 from tests.fakes import dot_face_record, tiny_onnx_model
 
 CONFIG = Path("configs/hih_synthetic_tiny.yaml")
@@ -134,3 +145,28 @@ def test_predict_uses_onnxruntime_when_the_engine_cannot_run(
     assert predictor.backend.startswith("onnxruntime (CPUExecutionProvider); model.fp16.plan not used: no CUDA device")
     crops = np.random.default_rng(0).random((2, 3, 64, 64), dtype=np.float32)
     np.testing.assert_array_equal(predictor.predict_crops(crops), run_onnx(open_session(onnx_path), crops))
+
+
+def test_kept_engines_are_logged_with_what_they_are_tied_to(tmp_path: Path) -> None:
+    client = MlflowClient()
+    run_id = client.create_run(ensure_experiment("landmarks/engines")).info.run_id
+    kept = tmp_path / engine_file("fp32")
+    kept.write_bytes(b"engine bytes")
+    tied = {"tensorrt_version": "11.4.0", "device_name": "NVIDIA H200", "compute_capability": "9.0"}
+    checks = GpuChecks(
+        [
+            EngineCheck("fp32", KEPT, 2e-4, 1e-5, str(kept), **tied),
+            EngineCheck("fp16", REJECTED, 2e-3, -3e-3, **tied),
+        ],
+        {"torch_eager_ms_batch1": 2.5, "tensorrt_fp32_ms_batch1": 0.4},
+        {"onnxruntime_cuda": "no CUDAExecutionProvider"},
+    )
+    log_gpu_checks(client, run_id, checks)
+    run = client.get_run(run_id)
+    assert [a.path for a in client.list_artifacts(run_id, ENGINE_ARTIFACTS)] == ["tensorrt/model.fp32.plan"]
+    tags, metrics = run.data.tags, run.data.metrics
+    assert (tags["tensorrt_version"], tags["tensorrt_gpu"], tags["tensorrt_compute_capability"]) == tuple(tied.values())
+    assert tags["tensorrt_fp16"].startswith("fp16 rejected: |dNME| 3.00e-03 vs tolerance 2.00e-03")
+    assert tags["latency_onnxruntime_cuda"] == "not timed: no CUDAExecutionProvider"
+    assert metrics["tensorrt_fp32_delta_nme"] == 1e-5 and metrics["tensorrt_fp16_delta_nme"] == 3e-3
+    assert metrics["latency_ms_tensorrt_fp32_ms_batch1"] == 0.4

@@ -74,7 +74,7 @@ def export(trained: TrainResult, out_dir: str | Path) -> ExportResult:
             return mean_nme(predict_records(predict, records, *crops), records, layout, config.data.normaliser)
 
         checks = run_gpu_checks(model, config, onnx_path, out_dir, onnx_nme, nme_of)
-        _log_gpu_checks(client, trained.run_id, checks)
+        log_gpu_checks(client, trained.run_id, checks)
         tensorrt = "; ".join(str(check) for check in checks.engines) or "no engine precision configured"
         engines, latency = [asdict(check) for check in checks.engines], checks.latency_ms
     log.info("TensorRT %s", tensorrt)
@@ -93,7 +93,7 @@ def export(trained: TrainResult, out_dir: str | Path) -> ExportResult:
     )
 
 
-def _log_gpu_checks(client: MlflowClient, run_id: str, checks: GpuChecks) -> None:
+def log_gpu_checks(client: MlflowClient, run_id: str, checks: GpuChecks) -> None:
     """Kept engines as artifacts under `tensorrt/`, tagged with what they are tied to; every ΔNME and latency."""
     metrics = {f"latency_ms_{name}": value for name, value in checks.latency_ms.items()}
     for check in checks.engines:
