@@ -218,7 +218,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True, help="JSON file to write")
     parser.add_argument("--budget-s", type=float, default=450, help="no measurement starts after this many seconds")
-    parser.add_argument("--train-images", type=int, default=960, help="synthetic train faces (test: a fifth)")
+    parser.add_argument("--train-images", type=int, default=1600, help="synthetic train faces (test: a fifth)")
     parser.add_argument("--workers", type=int, default=min(12, max(1, (os.cpu_count() or 2) - 2)))
     parser.add_argument("--engine-config", type=Path, default=REPO / "configs" / "hih_synthetic_tiny.yaml")
     parser.add_argument("--engine-epochs", type=int, default=8)
