@@ -169,4 +169,4 @@ def test_kept_engines_are_logged_with_what_they_are_tied_to(tmp_path: Path) -> N
     assert tags["tensorrt_fp16"].startswith("fp16 rejected: |dNME| 3.00e-03 vs tolerance 2.00e-03")
     assert tags["latency_onnxruntime_cuda"] == "not timed: no CUDAExecutionProvider"
     assert metrics["tensorrt_fp32_delta_nme"] == 1e-5 and metrics["tensorrt_fp16_delta_nme"] == 3e-3
-    assert metrics["latency_ms_tensorrt_fp32_ms_batch1"] == 0.4
+    assert metrics["latency_tensorrt_fp32_ms_batch1"] == 0.4

@@ -95,7 +95,7 @@ def export(trained: TrainResult, out_dir: str | Path) -> ExportResult:
 
 def log_gpu_checks(client: MlflowClient, run_id: str, checks: GpuChecks) -> None:
     """Kept engines as artifacts under `tensorrt/`, tagged with what they are tied to; every ΔNME and latency."""
-    metrics = {f"latency_ms_{name}": value for name, value in checks.latency_ms.items()}
+    metrics = {f"latency_{name}": value for name, value in checks.latency_ms.items()}
     for check in checks.engines:
         client.set_tag(run_id, f"tensorrt_{check.precision}", str(check))
         if check.delta_nme is not None:
