@@ -11,10 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import statistics
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +21,7 @@ from onnx import TensorProto, helper, numpy_helper
 from skimage import data
 
 from landmarkflow.detection import detect_faces
+from landmarkflow.export.latency import median_ms
 from landmarkflow.inference import Predictor
 from landmarkflow.runtime import DeployInfo
 
@@ -53,18 +51,6 @@ def constant_onnx(path: Path, info: DeployInfo = CONSTANT_INFO) -> Path:
     return path
 
 
-def median_ms(call: Callable[[], object], runs: int, warmup: int) -> float:
-    """Median wall time of `call` in milliseconds after `warmup` untimed calls."""
-    for _ in range(warmup):
-        call()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        call()
-        times.append(1000 * (time.perf_counter() - start))
-    return round(statistics.median(times), 3)
-
-
 def bench(model_ref: str, runs: int, warmup: int, model_label: str) -> dict:
     predictor = Predictor.load(model_ref)
     size = predictor.info.input_size
@@ -75,6 +61,7 @@ def bench(model_ref: str, runs: int, warmup: int, model_label: str) -> dict:
         "input_size": size,
         "num_points": predictor.info.num_points,
         "providers": predictor.session.get_providers(),
+        "backend": predictor.backend,
         "onnxruntime": ort.__version__,
         "cpu": platform.processor() or platform.machine(),
         "runs": runs,

@@ -20,7 +20,7 @@ def export(
         manifest: The validated manifest.
         checkpoint: The trained model folder.
         train_result: Train's result (MLflow run; data hash and DVC remote: the test split is fetched from there).
-        onnx_model: Folder with model.onnx (and model.plan when TensorRT ran).
+        onnx_model: Folder with model.onnx, and on a GPU the TensorRT engines that matched onnxruntime.
         result: The step's result (JSON).
     """
     from pathlib import Path

@@ -7,8 +7,12 @@ affine, so the output is 0-based pixel centres of the original image, the manife
 the one training and evaluation use (geometry.crop_matrix, runtime.crop_to_input), so a face scored here
 matches its evaluated NME.
 
-This module needs neither torch nor mlflow (imported only for `models:/` URIs), so `landmarkflow predict`
-starts fast and runs where only onnxruntime is installed.
+When export left a TensorRT engine beside the .onnx (only engines that matched onnxruntime on the test split are
+kept) and this machine has a GPU and tensorrt, the engine runs the crops instead of onnxruntime; otherwise, or if
+the engine was built for another GPU or TensorRT version, onnxruntime does, and `Predictor.backend` says why.
+
+This module needs neither torch nor mlflow (imported only for `models:/` URIs, and torch only where an engine lies
+beside the model), so `landmarkflow predict` starts fast and runs where only onnxruntime is installed.
 Boxes: see detection.py for the convention (a loose face box or a tight landmark box both work).
 """
 
@@ -25,7 +29,8 @@ import onnxruntime as ort
 from landmarkflow.detection import detect_faces
 from landmarkflow.geometry import crop_matrix, invert_affine, transform_points, warp_image
 from landmarkflow.imageio import read_rgb
-from landmarkflow.runtime import DeployInfo, crop_to_input, open_session
+from landmarkflow.models.crop_predictor import CropPredictor
+from landmarkflow.runtime import ENGINE_PRECISIONS, DeployInfo, crop_to_input, engine_file, open_session
 from landmarkflow.tracking import setup_tracking
 
 MLFLOW_SCHEMES = ("models:/", "runs:/", "mlflow-artifacts:/")
@@ -55,6 +60,25 @@ def _find_onnx(folder: Path, source: str) -> Path:
     return found[0]
 
 
+def _engine_beside(onnx_path: Path) -> tuple[CropPredictor | None, str]:
+    """Export's preferred engine beside the ONNX, run by TensorRT if it can here; else (None, why not), or (None, '')
+    when there is none."""
+    found = [path for p in ENGINE_PRECISIONS if (path := onnx_path.parent / engine_file(p)).is_file()]
+    if not found:
+        return None, ""
+    from landmarkflow.export.tensorrt import tensorrt_available
+
+    available, reason = tensorrt_available()
+    if not available:
+        return None, f"{found[0].name} not used: {reason}"
+    from landmarkflow.export.engine_runner import EngineRunner
+
+    try:
+        return EngineRunner(found[0]).predict, f"TensorRT engine {found[0].name}"
+    except ValueError as exc:
+        return None, f"{found[0].name} not used: {exc}"
+
+
 def _as_boxes(boxes: np.ndarray | Sequence[Sequence[float]]) -> np.ndarray:
     array = np.asarray(boxes, dtype=np.float64).reshape(-1, 4) if len(boxes) else np.zeros((0, 4))
     bad = np.flatnonzero(~((array[:, 2] > array[:, 0]) & (array[:, 3] > array[:, 1])))
@@ -64,12 +88,22 @@ def _as_boxes(boxes: np.ndarray | Sequence[Sequence[float]]) -> np.ndarray:
 
 
 class Predictor:
-    """An onnxruntime session plus the crop convention from the model's own metadata."""
+    """An onnxruntime session (or export's TensorRT engine of the same model) plus the crop convention from the
+    model's own metadata."""
 
-    def __init__(self, session: ort.InferenceSession, info: DeployInfo, source: str) -> None:
+    def __init__(
+        self,
+        session: ort.InferenceSession,
+        info: DeployInfo,
+        source: str,
+        engine: CropPredictor | None = None,
+        engine_note: str = "",
+    ) -> None:
         self.session = session
         self.info = info
         self.source = source
+        self.engine = engine
+        self.engine_note = engine_note
         inputs = [i.name for i in session.get_inputs()]
         outputs = [o.name for o in session.get_outputs()]
         if info.input_name not in inputs or info.output_name not in outputs:
@@ -106,15 +140,26 @@ class Predictor:
     @classmethod
     def _from_file(cls, path: Path, source: str) -> Predictor:
         session = open_session(path, source)
-        return cls(session, DeployInfo.from_session(session, source), source)
+        return cls(session, DeployInfo.from_session(session, source), source, *_engine_beside(path))
+
+    @property
+    def backend(self) -> str:
+        """What runs the crops, and why an engine beside the model does not if so."""
+        if self.engine is not None:
+            return self.engine_note
+        runtime = f"onnxruntime ({', '.join(self.session.get_providers())})"
+        return f"{runtime}; {self.engine_note}" if self.engine_note else runtime
 
     def predict_crops(self, crops: np.ndarray) -> np.ndarray:
-        """(N, K, 2) crop-pixel landmarks for (N, 3, S, S) float32 RGB [0, 1] crops, in one ORT call."""
+        """(N, K, 2) crop-pixel landmarks for (N, 3, S, S) float32 RGB [0, 1] crops, in one engine or ORT call."""
         size = self.info.input_size
         if crops.ndim != 4 or crops.shape[1:] != (3, size, size):
             raise ValueError(f"{self.source}: expects crops (N, 3, {size}, {size}), got {crops.shape}")
-        feed = {self.info.input_name: np.ascontiguousarray(crops, dtype=np.float32)}
-        points = self.session.run([self.info.output_name], feed)[0]
+        crops = np.ascontiguousarray(crops, dtype=np.float32)
+        if self.engine is not None:
+            points = self.engine(crops)
+        else:
+            points = self.session.run([self.info.output_name], {self.info.input_name: crops})[0]
         if points.shape != (len(crops), self.info.num_points, 2):
             raise ValueError(
                 f"{self.source}: output {self.info.output_name!r} has shape {points.shape}, "

@@ -24,14 +24,24 @@ CHECKPOINT_FILE = "model.pt"
 """Train's weights and config, which evaluate and export load."""
 ONNX_FILE = "model.onnx"
 """Export's deployable model, which register logs."""
-TENSORRT_ENGINE_FILE = "model.plan"
-"""Export's TensorRT engine, written only on a GPU."""
+ENGINE_PRECISIONS = ("fp16", "fp32")
+"""The TensorRT engines export may write beside the ONNX, in the order predict prefers them."""
+
+
+def engine_file(precision: str) -> str:
+    """The file name of export's TensorRT engine of `precision`, written only on a GPU and only if it passed its
+    comparison with onnxruntime."""
+    if precision not in ENGINE_PRECISIONS:
+        raise ValueError(f"unknown engine precision {precision!r}; expected one of {', '.join(ENGINE_PRECISIONS)}")
+    return f"model.{precision}.plan"
+
 
 METADATA_PREFIX = "landmarkflow."
 """The prefix of our keys in ONNX `metadata_props`."""
 
 EXECUTION_PROVIDERS = ("CUDAExecutionProvider", "CPUExecutionProvider")
-"""onnxruntime providers in order of preference; TensorRT's would go first once engines serve through it."""
+"""onnxruntime providers in order of preference. Not TensorRT's: predict runs export's own engines, which were
+compared with onnxruntime on the test split, instead of engines onnxruntime would build unchecked at start-up."""
 
 ORT_LOAD_ERRORS = (Fail, InvalidArgument, InvalidGraph, InvalidProtobuf, OrtNotImplemented)
 

@@ -96,9 +96,9 @@ def test_tensorrt_is_skipped_without_cuda(
     available, reason = tensorrt.tensorrt_available()
     assert not available and "no CUDA device" in reason
     with caplog.at_level(logging.INFO, logger=tensorrt.__name__):
-        assert tensorrt.build_tensorrt_engine(exported, tmp_path / "model.plan", fp16=True) is None
-    assert "no CUDA device" in caplog.text
-    assert not (tmp_path / "model.plan").exists()
+        assert tensorrt.build_tensorrt_engine(exported, tmp_path / "model.fp16.plan", "fp16") is None
+    assert "fp16 engine skipped: no CUDA device" in caplog.text
+    assert not (tmp_path / "model.fp16.plan").exists()
 
 
 def test_tensorrt_names_a_missing_install(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -109,5 +109,12 @@ def test_tensorrt_names_a_missing_install(monkeypatch: pytest.MonkeyPatch) -> No
 
 
 def test_tensorrt_result_says_what_it_is_tied_to() -> None:
-    result = tensorrt.TensorRTResult(Path("m.plan"), "fp32", "11.4.0", "NVIDIA H100", (1, 32), "no modelopt")
-    assert str(result) == "m.plan (fp32, TensorRT 11.4.0 on NVIDIA H100, batch 1-32); no modelopt"
+    result = tensorrt.TensorRTResult(Path("m.plan"), "fp16", "11.4.0", "NVIDIA H200", "9.0", (1, 32))
+    assert str(result) == "m.plan (fp16, TensorRT 11.4.0 on NVIDIA H200, sm 9.0, batch 1-32)"
+
+
+def test_fp16_names_missing_modelopt(monkeypatch: pytest.MonkeyPatch) -> None:
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "modelopt" else real_find_spec(name))
+    assert "nvidia-modelopt not installed" in tensorrt.precision_unavailable("fp16")
+    assert tensorrt.precision_unavailable("fp32") == ""

@@ -111,6 +111,17 @@ def test_several_nodes_train_in_a_trainjob_of_the_steps_own_image(compiled: Comp
     assert train["image"] == {"runtimeValue": {"constant": IMAGE}}
 
 
+def test_export_runs_on_a_gpu_when_the_pipeline_has_gpus(compiled: Compiled) -> None:
+    """TensorRT engines are built and compared where export runs, so it gets the branch's GPU type."""
+    accelerator = compiled.executors["exec-export"]["container"]["resources"]["accelerator"]
+    assert accelerator["resourceType"] == "nvidia.com/gpu"
+    assert accelerator["resourceCount"] == "{{$.inputs.parameters['pipelinechannel--gpus']}}"
+    export = compiled.branch_tasks["export"]
+    assert export["inputs"]["parameters"]["pipelinechannel--gpus"] == {"componentInputParameter": "gpus"}
+    for step in ("evaluate", "gate", "register", "promote"):
+        assert "accelerator" not in compiled.executors[f"exec-{step}"]["container"].get("resources", {}), step
+
+
 def _strings(value: Any) -> Iterator[str]:
     if isinstance(value, str):
         yield value

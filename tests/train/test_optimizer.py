@@ -92,10 +92,13 @@ def test_a_fresh_run_ignores_a_best_epoch_left_by_an_earlier_run(tmp_path: Path)
     assert load_state(tmp_path / "out" / CHECKPOINT_FILE)["epoch"] == 0
 
 
-def test_mixed_precision_is_fp16_on_cuda_bf16_on_cpus_with_native_bf16_else_float32(
+def test_mixed_precision_is_native_bf16_else_fp16_on_cuda_bf16_on_cpus_with_native_bf16_else_float32(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     assert mixed_precision_dtype(False, torch.device("cuda")) is None
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation: not including_emulation)
+    assert mixed_precision_dtype(True, torch.device("cuda")) is torch.bfloat16
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation: False)
     assert mixed_precision_dtype(True, torch.device("cuda")) is torch.float16
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True)
     assert mixed_precision_dtype(True, torch.device("cpu")) is torch.bfloat16

@@ -1,9 +1,10 @@
 """TensorRT engine from an exported ONNX file: GPU only, skipped with a stated reason everywhere else.
 
 TensorRT 11 builds strongly typed networks only: the builder has no FP16/INT8 flags, so the ONNX's own types
-decide the precision. FP16 therefore means an ONNX converted by NVIDIA ModelOpt AutoCast first; without
-ModelOpt the engine is built in FP32 and the result says so. Engines are tied to the GPU architecture and the
-TensorRT version they were built with, so this runs on the target GPU type, never in CPU CI.
+decide the precision. An FP16 engine is therefore built from an ONNX that NVIDIA ModelOpt AutoCast converted
+first; without ModelOpt there is no FP16 engine, and the reason says so. TF32 is switched off where the builder
+still has the flag, so that "fp32" means float32 arithmetic, as in onnxruntime. Engines are tied to the GPU
+architecture and the TensorRT version they were built with, so this runs on the target GPU type, never in CPU CI.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 import torch
 
+from landmarkflow.config import EnginePrecision
 from landmarkflow.fileio import atomic_write_bytes
 from landmarkflow.runtime import DeployInfo
 
@@ -36,16 +38,15 @@ class TensorRTResult:
     precision: str
     tensorrt_version: str
     device_name: str
+    compute_capability: str
     batch_range: tuple[int, int]
-    note: str = ""
 
     def __str__(self) -> str:
         low, high = self.batch_range
-        text = (
+        return (
             f"{self.engine_path} ({self.precision}, TensorRT {self.tensorrt_version} on {self.device_name}, "
-            f"batch {low}-{high})"
+            f"sm {self.compute_capability}, batch {low}-{high})"
         )
-        return f"{text}; {self.note}" if self.note else text
 
 
 def tensorrt_available() -> tuple[bool, str]:
@@ -64,10 +65,15 @@ def tensorrt_available() -> tuple[bool, str]:
     return True, f"TensorRT {trt.__version__} on {torch.cuda.get_device_name(0)}"
 
 
-def _autocast_fp16(onnx_path: Path, out_path: Path) -> str:
-    """Write an FP16 (mixed) copy of the ONNX with FP32 I/O; returns '' or why the FP32 model is used instead."""
-    if importlib.util.find_spec("modelopt") is None:
-        return "nvidia-modelopt not installed: built FP32 (TensorRT 11 has no FP16 builder flag)"
+def precision_unavailable(precision: EnginePrecision) -> str:
+    """'' when an engine of `precision` can be built here (given TensorRT), else why not."""
+    if precision == "fp16" and importlib.util.find_spec("modelopt") is None:
+        return "nvidia-modelopt not installed (TensorRT 11 has no FP16 builder flag; FP16 needs AutoCast)"
+    return ""
+
+
+def _autocast_fp16(onnx_path: Path, out_path: Path) -> None:
+    """Write an FP16 (mixed) copy of the ONNX with FP32 I/O."""
     import onnx
     from modelopt.onnx.autocast import convert_to_mixed_precision
 
@@ -75,7 +81,6 @@ def _autocast_fp16(onnx_path: Path, out_path: Path) -> str:
         onnx_path=str(onnx_path), low_precision_type="fp16", keep_io_types=True, op_types_to_exclude=FP32_DECODE_OPS
     )
     onnx.save_model(converted, str(out_path))
-    return ""
 
 
 def _build(trt: Any, onnx_path: Path, input_name: str, input_size: int) -> bytes:
@@ -90,6 +95,8 @@ def _build(trt: Any, onnx_path: Path, input_name: str, input_size: int) -> bytes
         raise RuntimeError(f"{onnx_path}: TensorRT cannot parse the ONNX: {errors}")
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, WORKSPACE_BYTES)
+    if hasattr(trt.BuilderFlag, "TF32"):  # on by default: float32 convolutions in 10-bit-mantissa TF32
+        config.clear_flag(trt.BuilderFlag.TF32)
     profile = builder.create_optimization_profile()
     shapes = [(batch, 3, input_size, input_size) for batch in (MIN_BATCH, OPT_BATCH, MAX_BATCH)]
     profile.set_shape(input_name, *shapes)
@@ -100,29 +107,28 @@ def _build(trt: Any, onnx_path: Path, input_name: str, input_size: int) -> bytes
     return bytes(serialized)
 
 
-def build_tensorrt_engine(onnx_path: str | Path, engine_path: str | Path, fp16: bool) -> TensorRTResult | None:
-    """Build a serialized engine for dynamic batch 1..32 at the model's input size; None (logged) without a GPU."""
+def build_tensorrt_engine(
+    onnx_path: str | Path, engine_path: str | Path, precision: EnginePrecision
+) -> TensorRTResult | None:
+    """Build a serialized engine for dynamic batch 1..32 at the model's input size; None (logged) where it cannot
+    be built here: no GPU, no tensorrt, or FP16 without ModelOpt."""
     available, reason = tensorrt_available()
-    if not available:
-        log.info("TensorRT engine skipped: %s", reason)
+    reason = reason if not available else precision_unavailable(precision)
+    if not available or reason:
+        log.info("TensorRT %s engine skipped: %s", precision, reason)
         return None
     import tensorrt as trt
 
     onnx_path, engine_path = Path(onnx_path), Path(engine_path)
     info = DeployInfo.from_file(onnx_path)
-    precision, note = "fp32", ""
     engine_path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=engine_path.parent) as tmp:
         source = onnx_path
-        if fp16:
-            fp16_onnx = Path(tmp) / "model.fp16.onnx"
-            note = _autocast_fp16(onnx_path, fp16_onnx)
-            if not note:
-                source, precision = fp16_onnx, "fp16"
+        if precision == "fp16":
+            source = Path(tmp) / "model.fp16.onnx"
+            _autocast_fp16(onnx_path, source)
         engine = _build(trt, source, info.input_name, info.input_size)
-    if note:
-        log.warning("%s", note)
     atomic_write_bytes(engine_path, engine)
-    return TensorRTResult(
-        engine_path, precision, trt.__version__, torch.cuda.get_device_name(0), (MIN_BATCH, MAX_BATCH), note
-    )
+    major, minor = torch.cuda.get_device_capability(0)
+    device = torch.cuda.get_device_name(0)
+    return TensorRTResult(engine_path, precision, trt.__version__, device, f"{major}.{minor}", (MIN_BATCH, MAX_BATCH))

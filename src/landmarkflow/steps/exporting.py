@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -11,17 +12,21 @@ from mlflow.tracking import MlflowClient
 from landmarkflow.config import ExperimentConfig
 from landmarkflow.data.manifest import read_split
 from landmarkflow.evaluation.metrics import mean_nme
-from landmarkflow.evaluation.predictions import predict_records_each, torch_predictor
+from landmarkflow.evaluation.predictions import predict_records, predict_records_each, torch_predictor
+from landmarkflow.export.gpu_checks import GpuChecks, run_gpu_checks
 from landmarkflow.export.onnx import export_onnx
-from landmarkflow.export.tensorrt import build_tensorrt_engine, tensorrt_available
+from landmarkflow.export.tensorrt import tensorrt_available
 from landmarkflow.layouts import get_layout
 from landmarkflow.models.crop_predictor import CropPredictor
 from landmarkflow.outages import tracking_step
-from landmarkflow.runtime import ONNX_FILE, TENSORRT_ENGINE_FILE, DeployInfo, open_session, run_onnx
+from landmarkflow.runtime import ONNX_FILE, DeployInfo, open_session, run_onnx
 from landmarkflow.steps.results import ExportResult, TrainResult
+from landmarkflow.tracking import log_metrics
 from landmarkflow.train.checkpoint import load_model
 
 log = logging.getLogger(__name__)
+ENGINE_ARTIFACTS = "tensorrt"
+"""The run's artifact folder for the TensorRT engines export kept."""
 
 
 def deploy_info(config: ExperimentConfig) -> DeployInfo:
@@ -44,35 +49,62 @@ def onnx_predictor(onnx_path: Path) -> CropPredictor:
 
 @tracking_step
 def export(trained: TrainResult, out_dir: str | Path) -> ExportResult:
-    """ONNX of `predict` with its deploy metadata, parity on the test split, TensorRT when a GPU is here."""
+    """ONNX of `predict` with its deploy metadata and its parity on the test split; on a GPU, TensorRT engines
+    compared with onnxruntime there (each kept only within its precision's tolerance) and every runtime's latency."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     model, config = load_model(Path(trained.checkpoint))
     onnx_path = export_onnx(model, out_dir / ONNX_FILE, deploy_info(config), opset=config.export.opset)
     records = read_split(trained.manifest, config.data.test_split)[: config.export.parity_max_images]
     root, layout = Path(trained.root), get_layout(config.data.layout)
-    torch_preds, onnx_preds = predict_records_each(
-        [torch_predictor(model), onnx_predictor(onnx_path)],
-        records,
-        root,
-        model.input_size,
-        config.data.box_scale,
-        config.eval.batch_size,
-    )
+    crops = (root, model.input_size, config.data.box_scale, config.eval.batch_size)
+    torch_preds, onnx_preds = predict_records_each([torch_predictor(model), onnx_predictor(onnx_path)], records, *crops)
     torch_nme = mean_nme(torch_preds, records, layout, config.data.normaliser)
     onnx_nme = mean_nme(onnx_preds, records, layout, config.data.normaliser)
     max_diff = float(np.abs(torch_preds - onnx_preds).max())
-    available, reason = tensorrt_available()
-    if available:
-        engine = build_tensorrt_engine(onnx_path, out_dir / TENSORRT_ENGINE_FILE, fp16=False)
-        tensorrt = f"built {engine}"
-    else:
-        tensorrt = f"skipped: {reason}"
-    log.info("TensorRT %s", tensorrt)
     client = MlflowClient()
     client.log_metric(trained.run_id, "onnx_parity_delta_nme", abs(onnx_nme - torch_nme))
     client.log_metric(trained.run_id, "onnx_max_abs_diff_px", max_diff)
+    available, reason = tensorrt_available()
+    if not available:
+        tensorrt, engines, latency = f"skipped: {reason}", [], {}
+    else:
+
+        def nme_of(predict: CropPredictor) -> float:
+            return mean_nme(predict_records(predict, records, *crops), records, layout, config.data.normaliser)
+
+        checks = run_gpu_checks(model, config, onnx_path, out_dir, onnx_nme, nme_of)
+        log_gpu_checks(client, trained.run_id, checks)
+        tensorrt = "; ".join(str(check) for check in checks.engines) or "no engine precision configured"
+        engines, latency = [asdict(check) for check in checks.engines], checks.latency_ms
+    log.info("TensorRT %s", tensorrt)
     client.set_tag(trained.run_id, "tensorrt", tensorrt)
     return ExportResult(
-        trained.run_id, str(onnx_path), torch_nme, onnx_nme, onnx_nme - torch_nme, max_diff, len(records), tensorrt
+        trained.run_id,
+        str(onnx_path),
+        torch_nme,
+        onnx_nme,
+        onnx_nme - torch_nme,
+        max_diff,
+        len(records),
+        tensorrt,
+        engines,
+        latency,
     )
+
+
+def log_gpu_checks(client: MlflowClient, run_id: str, checks: GpuChecks) -> None:
+    """Kept engines as artifacts under `tensorrt/`, tagged with what they are tied to; every ΔNME and latency."""
+    metrics = {f"latency_{name}": value for name, value in checks.latency_ms.items()}
+    for check in checks.engines:
+        client.set_tag(run_id, f"tensorrt_{check.precision}", str(check))
+        if check.delta_nme is not None:
+            metrics[f"tensorrt_{check.precision}_delta_nme"] = abs(check.delta_nme)
+        if check.kept:
+            client.log_artifact(run_id, check.engine, ENGINE_ARTIFACTS)
+            client.set_tag(run_id, "tensorrt_version", check.tensorrt_version)
+            client.set_tag(run_id, "tensorrt_gpu", check.device_name)
+            client.set_tag(run_id, "tensorrt_compute_capability", check.compute_capability)
+    for name, why in checks.not_timed.items():
+        client.set_tag(run_id, f"latency_{name}", f"not timed: {why}")
+    log_metrics(client, run_id, metrics)

@@ -93,6 +93,10 @@ class ExportResult(StepResult):
     max_abs_diff_px: float
     parity_images: int
     tensorrt: str
+    engines: list[dict[str, Any]] = field(default_factory=list)
+    """One `export.engine_checks.EngineCheck` per precision, on a GPU."""
+    latency_ms: dict[str, float] = field(default_factory=dict)
+    """`{runtime}_ms_batch{N}` on a GPU: torch_eager, onnxruntime_cuda, tensorrt_<precision>."""
 
 
 @dataclass

@@ -100,12 +100,13 @@ def build_scheduler(
 
 
 def mixed_precision_dtype(amp: bool, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype of training, None for float32: float16 (with loss scaling) on CUDA, bfloat16 on a CPU
+    """The autocast dtype of training, None for float32: on CUDA bfloat16 where the GPU computes it natively
+    (Ampere and later: float32's range, so no loss scaling), else float16 with loss scaling; bfloat16 on a CPU
     that computes it natively (AVX512-BF16 or AMX; elsewhere bf16 is emulated and slower than float32)."""
     if not amp:
         return None
     if device.type == "cuda":
-        return torch.float16
+        return torch.bfloat16 if torch.cuda.is_bf16_supported(including_emulation=False) else torch.float16
     if device.type == "cpu" and torch.cpu._is_avx512_bf16_supported():
         return torch.bfloat16
     log.info("train.amp: this CPU has no native bfloat16; training in float32")
@@ -151,6 +152,7 @@ class Trainer:
             num_workers=config.train.num_workers,
             drop_last=len(self.train_set) // env.world_size > batch,
             persistent_workers=config.train.num_workers > 0,
+            pin_memory=env.device.type == "cuda",  # page-locked batches: the non_blocking copies below overlap
         )
         self.loss_weight = env.world_size if model.loss_sums_over_batch else 1
         self.net = (
@@ -164,6 +166,8 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.history = TrainHistory()
         self.start_epoch = 0
+        if env.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # fixed crop and batch sizes: pick the fastest kernels once
 
     @property
     def steps_per_epoch(self) -> int:
@@ -266,6 +270,8 @@ class Trainer:
     def _step(self, batch: dict[str, torch.Tensor], epoch: int) -> float:
         device = self.env.device
         images = batch["image"].to(device, non_blocking=True)
+        if device.type == "cuda":  # NHWC like the weights, so cuDNN's tensor-core kernels need no transpose
+            images = images.contiguous(memory_format=self.model.memory_format())
         targets = {k: v.to(device, non_blocking=True) for k, v in batch.items() if k not in ("image", "matrix")}
         with autocast_for(self.amp_dtype, device):
             outputs = self.net(images, **self.model.training_inputs(targets, epoch))
