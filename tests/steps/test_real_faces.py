@@ -3,6 +3,7 @@ split's numbers unchanged, and a folder in another layout refused before anythin
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import mlflow
@@ -13,6 +14,7 @@ import torch
 from landmarkflow import steps
 from landmarkflow.data.formats.w300 import FOLDERS_BY_PATH, read_300w, write_300w
 from landmarkflow.data.manifest import FaceRecord, landmark_box, write_manifest
+from landmarkflow.data.versioning import track_outside
 from landmarkflow.evaluation.metrics import per_image_nme
 from landmarkflow.evaluation.predictions import predict_records, torch_predictor
 from landmarkflow.evaluation.real_faces import RealFaces, read_real_faces
@@ -89,3 +91,19 @@ def test_real_faces_in_another_layout_or_none_at_all_are_refused_by_name(tmp_pat
         read_real_faces(RealFaces("300w", real_root), "98")
     with pytest.raises(FileNotFoundError, match="missing"):
         read_real_faces(RealFaces("300w", tmp_path / "missing"), "68")
+
+
+def test_a_pod_fetches_the_real_faces_by_version_from_the_data_remote(
+    trained: steps.TrainResult, tmp_path: Path
+) -> None:
+    real_root = tmp_path / "real"
+    _write_300w(real_root, {"ibug": 2}, 7)
+    remote = tmp_path / "remote"
+    version = track_outside(real_root, str(remote))
+    with pytest.raises(ValueError, match=r"came from no DVC remote"):
+        steps.materialise_folder(version, trained, tmp_path / "pod")
+    located = replace(trained, data_remote=str(remote))
+    fetched = steps.materialise_folder(version, located, tmp_path / "pod")
+    here = steps.evaluate(trained, tmp_path / "here", RealFaces("300w", real_root))
+    there = steps.evaluate(trained, tmp_path / "there", RealFaces("300w", fetched))
+    assert there.real_metrics == here.real_metrics
