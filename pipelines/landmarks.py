@@ -56,6 +56,8 @@ def model_branch(
     nodes: int,
     manifest: Input[Dataset],
     ingest_result: Input[Artifact],
+    real_faces: str = "",
+    real_faces_dataset: str = "300w",
 ):
     """One model from config to a gated registry version."""
     trained = train(
@@ -81,7 +83,11 @@ def model_branch(
     # DataLoader workers share batches through /dev/shm, which is 64 MiB in a default pod.
     kubernetes.empty_dir_mount(trained, volume_name="dshm", mount_path="/dev/shm", medium="Memory", size_limit="16Gi")
     evaluated = evaluate(
-        manifest=manifest, checkpoint=trained.outputs["checkpoint"], train_result=trained.outputs["result"]
+        manifest=manifest,
+        checkpoint=trained.outputs["checkpoint"],
+        train_result=trained.outputs["result"],
+        real_faces=real_faces,
+        real_faces_dataset=real_faces_dataset,
     )
     exported = export(
         manifest=manifest, checkpoint=trained.outputs["checkpoint"], train_result=trained.outputs["result"]
@@ -134,6 +140,8 @@ def make_pipeline(parallelism: int = 0):
         data_git_repo: str = "",
         data_git_rev: str = "",
         dvc_remote_url: str = "",
+        real_faces: str = "",
+        real_faces_dataset: str = "300w",
     ):
         """The whole pipeline on one dataset, one branch per model config.
 
@@ -155,6 +163,9 @@ def make_pipeline(parallelism: int = 0):
             dvc_remote_url: The DVC remote ingest pushes to and every later step fetches from, as pods reach it:
                 s3://bucket/prefix, with AWS_ENDPOINT_URL and the credentials from the environment, or a folder
                 ("" = repo_root's default remote).
+            real_faces: DVC hash (`<md5>.dir`) of a folder of real annotated faces pushed to that same remote ("" =
+                none): evaluate measures every model on them as real_nme (gated by a config's gate.max_real_nme).
+            real_faces_dataset: The format of the real faces: 300w, wflw, cofw, cofw68 or aflw.
         """
         ingested = ingest(
             dataset=dataset,
@@ -179,6 +190,8 @@ def make_pipeline(parallelism: int = 0):
                 nodes=nodes,
                 manifest=ingested.outputs["manifest"],
                 ingest_result=ingested.outputs["result"],
+                real_faces=real_faces,
+                real_faces_dataset=real_faces_dataset,
             ).after(validated)
 
     return landmark_pipeline

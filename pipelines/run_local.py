@@ -25,6 +25,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--epochs", type=int, default=-1, help="Override train.epochs (negative: the config's)")
     parser.add_argument("--pipeline-root", default="local_outputs")
     parser.add_argument(
+        "--real-faces",
+        type=Path,
+        help="Folder of real annotated faces in the models' layout: versioned into the data's DVC remote and "
+        "measured by evaluate as real_nme",
+    )
+    parser.add_argument("--real-faces-dataset", default="300w", help="Format of --real-faces (300w, wflw, cofw, aflw)")
+    parser.add_argument(
         "--parallel",
         type=int,
         default=2,
@@ -49,6 +56,7 @@ def main() -> int:
     args = parse_args()
     from kfp import local
 
+    from landmarkflow.data.versioning import default_remote, remote_url, track_outside
     from landmarkflow.pipeline_summary import print_pipeline_report
     from landmarkflow.registry import GIT_COMMIT_ENV, git_commit
     from landmarkflow.services import TRACKING_URI
@@ -62,6 +70,8 @@ def main() -> int:
     os.environ[ARTIFACTS_ENV] = str(artifact_root())
     os.environ.setdefault(GIT_COMMIT_ENV, git_commit(REPO))
     configs = [str((REPO / c).resolve()) for c in (args.config or DEFAULT_CONFIGS)]
+    # Evaluate fetches the real faces by version from the remote ingest pushes the data to (the repo's default).
+    real_faces = track_outside(args.real_faces, remote_url(REPO, default_remote(REPO))) if args.real_faces else ""
     share_cores(min(args.parallel, len(configs)))
     local.init(
         runner=local.SubprocessRunner(use_venv=False),
@@ -77,6 +87,8 @@ def main() -> int:
             repo_root=str(REPO),
             configs=configs,
             epochs=args.epochs,
+            real_faces=real_faces,
+            real_faces_dataset=args.real_faces_dataset,
         )
     except RuntimeError as exc:
         error = str(exc)

@@ -309,14 +309,29 @@ def trainjob(
 
 
 @app.command("evaluate")
-def evaluate(workdir: WorkdirOption = DEFAULT_WORKDIR) -> None:
+def evaluate(
+    workdir: WorkdirOption = DEFAULT_WORKDIR,
+    real_faces: Annotated[
+        Path | None,
+        typer.Option(
+            help="A folder of real annotated faces in the model's layout (every split counted): adds real_nme, "
+            "its CED and an overlay to the run."
+        ),
+    ] = None,
+    real_dataset: Annotated[
+        str, typer.Option(help="The format of --real-faces: 300w, wflw, cofw, cofw68 or aflw.")
+    ] = "300w",
+) -> None:
     """The benchmark's protocol on the test split, the mean-shape baseline, CED and overlays, logged to the run."""
+    from landmarkflow.evaluation.real_faces import RealFaces
     from landmarkflow.workflow import evaluate_step
 
-    evaluated = _step(lambda: evaluate_step(workdir))
+    real = RealFaces(real_dataset, real_faces) if real_faces is not None else None
+    evaluated = _step(lambda: evaluate_step(workdir, real))
     console.print(
         f"test NME {100 * evaluated.nme:.2f}% (mean shape {100 * evaluated.baseline_metrics['nme']:.2f}%), "
         f"perturbed boxes {100 * evaluated.perturbed['nme_perturbed']:.2f}%"
+        + (f"; real faces NME {100 * evaluated.real_metrics['nme']:.2f}%" if evaluated.real_metrics else "")
     )
 
 

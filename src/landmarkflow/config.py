@@ -116,6 +116,12 @@ class GateConfig(_Section):
     min_baseline_ratio: float | None = Field(
         None, gt=1, description="mean-shape NME / test NME on the same test split must reach this (None: no check)"
     )
+    max_real_nme: float | None = Field(
+        None,
+        gt=0,
+        description="NME (fraction) on the real faces given to evaluate must be below this; applied only when "
+        "evaluate measured real faces (None: no check)",
+    )
     champion_tolerance: float = Field(0.0005, ge=0, description="allowed NME excess over the champion")
     parity_tolerance: float = Field(1e-4, ge=0, description="max |NME(onnx) - NME(torch)|")
 

@@ -20,6 +20,8 @@ from landmarkflow.data.validation.run import require_valid
 if TYPE_CHECKING:
     from kubeflow_trainer_api.models import TrainerV1alpha1TrainJob
 
+    from landmarkflow.evaluation.real_faces import RealFaces
+
 DEFAULT_SYNTH = steps.SynthOptions()
 MANIFEST_FILE = "manifest.parquet"
 COMMAND_OF_STEP = {"ingest": "data ingest", "validate": "data validate"}
@@ -107,10 +109,11 @@ def trainjob_step(
     return steps.trainjob(config_path, ingested, nodes, gpus_per_node, image, secret, overrides)
 
 
-def evaluate_step(workdir: Path) -> steps.EvalResult:
+def evaluate_step(workdir: Path, real_faces: RealFaces | None = None) -> steps.EvalResult:
+    """Evaluate the workdir's trained model; `real_faces` adds the `real_*` metrics and plots."""
     work = Workdir(Path(workdir))
     trained = work.load("train", steps.TrainResult)
-    return work.save("evaluate", steps.evaluate(trained, work.outputs("evaluate")))
+    return work.save("evaluate", steps.evaluate(trained, work.outputs("evaluate"), real_faces))
 
 
 def export_step(workdir: Path) -> steps.ExportResult:

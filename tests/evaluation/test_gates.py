@@ -36,3 +36,15 @@ def test_mean_shape_ratio_gate_when_the_config_asks_for_it() -> None:
     assert not short.passed and short.reasons() == "mean shape 10.000% / test NME 4.000% = 2.50x < 3.00x"
     assert not decide(0.03, 0.0, gates, None).passed
     assert [c.name for c in decide(0.03, 0.0, GATES, None).checks] == ["nme_threshold", "vs_champion", "onnx_parity"]
+
+
+def test_real_face_gate_applies_only_when_configured_and_measured() -> None:
+    gates = GATES.model_copy(update={"max_real_nme": 0.12})
+    good = decide(0.03, 0.0, gates, None, real_nme=0.11)
+    assert good.passed and "real-face NME 11.000% < threshold 12.000%" in good.checks[1].detail
+    far = decide(0.03, 0.0, gates, None, real_nme=0.2)
+    assert not far.passed and far.reasons() == "real-face NME 20.000% >= threshold 12.000%"
+    assert not decide(0.03, 0.0, gates, None, real_nme=math.nan).passed
+    unmeasured, unconfigured = decide(0.03, 0.0, gates, None), decide(0.03, 0.0, GATES, None, real_nme=0.5)
+    for decision in (unmeasured, unconfigured):
+        assert decision.passed and [c.name for c in decision.checks] == ["nme_threshold", "vs_champion", "onnx_parity"]

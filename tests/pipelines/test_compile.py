@@ -111,6 +111,15 @@ def test_several_nodes_train_in_a_trainjob_of_the_steps_own_image(compiled: Comp
     assert train["image"] == {"runtimeValue": {"constant": IMAGE}}
 
 
+def test_real_faces_reach_evaluate_by_version_and_are_off_by_default(compiled: Compiled) -> None:
+    """Real faces are a folder version in the data's DVC remote, named by a pipeline parameter ("" = none)."""
+    inputs = compiled.spec["root"]["inputDefinitions"]["parameters"]
+    assert (inputs["real_faces"]["defaultValue"], inputs["real_faces_dataset"]["defaultValue"]) == ("", "300w")
+    evaluate = compiled.branch_tasks["evaluate"]["inputs"]["parameters"]
+    assert evaluate["real_faces"] == {"componentInputParameter": "real_faces"}
+    assert evaluate["real_faces_dataset"] == {"componentInputParameter": "real_faces_dataset"}
+
+
 def test_export_runs_on_a_gpu_when_the_pipeline_has_gpus(compiled: Compiled) -> None:
     """TensorRT engines are built and compared where export runs, so it gets the branch's GPU type."""
     accelerator = compiled.executors["exec-export"]["container"]["resources"]["accelerator"]

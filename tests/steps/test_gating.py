@@ -76,3 +76,15 @@ def test_a_champion_of_the_same_data_is_compared_by_its_tag(candidate: steps.Tra
     gated = _gate(candidate, lambda: pytest.fail("no re-measure, so no test data to fetch"))
     assert not gated.passed
     assert f"vs champion v1 {100 * STALE_CHAMPION_NME:.3f}%" in gated.reasons and "worse" in gated.reasons
+
+
+def test_the_real_face_gate_reads_the_real_nme_evaluate_measured(candidate: steps.TrainResult) -> None:
+    candidate.data_hash = "other-data"
+    candidate.config = {**candidate.config, "gate": {**candidate.config["gate"], "max_real_nme": 0.1}}
+    evaluated = steps.EvalResult(candidate.run_id, {"nme": CANDIDATE_NME}, {"nme": 0.5}, real_metrics={"nme": 0.3})
+    exported = steps.ExportResult(candidate.run_id, "unused.onnx", CANDIDATE_NME, CANDIDATE_NME, 0.0, 0.0, 4, "skipped")
+    gated = steps.gate(candidate, evaluated, exported)
+    (check,) = [c for c in gated.decision["checks"] if c["name"] == "real_nme_threshold"]
+    assert not check["passed"] and "real-face NME 30.000% >= threshold 10.000%" in gated.reasons
+    unmeasured = _gate(candidate)
+    assert "real_nme_threshold" not in [c["name"] for c in unmeasured.decision["checks"]]

@@ -3,7 +3,8 @@
 A candidate passes only if (1) its test NME is below the config's threshold, (2) when the config asks,
 it beats the mean shape on the same test split by the required factor (a bar that scales with how hard
 the data is), (3) it is not worse than the current champion on the same data (within a tolerance), and
-(4) its ONNX export reproduces the PyTorch NME (|ΔNME| within the parity tolerance).
+(4) its ONNX export reproduces the PyTorch NME (|ΔNME| within the parity tolerance). When the config sets
+`max_real_nme` and evaluate measured real faces, their NME must be below it too.
 """
 
 from __future__ import annotations
@@ -50,10 +51,12 @@ def decide(
     champion_nme: float | None,
     champion_label: str = "champion",
     baseline_nme: float | None = None,
+    real_nme: float | None = None,
 ) -> GateDecision:
     """Apply the gates; `champion_nme` is None when there is no champion yet (that gate passes).
 
     `baseline_nme` (the mean shape's NME on the same test split) is needed when `config.min_baseline_ratio` is set.
+    `real_nme` (the NME on real faces, None when none were measured) is checked when `config.max_real_nme` is set.
     """
     checks = []
     threshold_ok = math.isfinite(candidate_nme) and candidate_nme < config.max_nme
@@ -67,6 +70,16 @@ def decide(
     )
     if config.min_baseline_ratio is not None:
         checks.append(_baseline_check(candidate_nme, baseline_nme, config.min_baseline_ratio))
+    if config.max_real_nme is not None and real_nme is not None:
+        real_ok = math.isfinite(real_nme) and real_nme < config.max_real_nme
+        checks.append(
+            GateCheck(
+                "real_nme_threshold",
+                real_ok,
+                f"real-face NME {100 * real_nme:.3f}% {'<' if real_ok else '>='} threshold "
+                f"{100 * config.max_real_nme:.3f}%",
+            )
+        )
     checks.append(champion_check(candidate_nme, champion_nme, config.champion_tolerance, champion_label))
     parity_ok = math.isfinite(parity_delta) and abs(parity_delta) <= config.parity_tolerance
     checks.append(

@@ -34,7 +34,7 @@ _NAMES_BY_MODULE: dict[str, tuple[str, ...]] = {
     "gating": ("gate",),
     "registering": ("register",),
     "promoting": ("promote",),
-    "materialising": ("materialise_data",),
+    "materialising": ("materialise_data", "materialise_folder"),
 }
 _MODULE_OF = {name: module for module, names in _NAMES_BY_MODULE.items() for name in names}
 

@@ -1,6 +1,7 @@
 """The evaluate step: the benchmark protocol on the test split, the mean-shape baseline and plots, logged to the run.
 
-A manifest's private faces (300W-private) are measured on their own, as `private_*` metrics beside `test_*`.
+A manifest's private faces (300W-private) are measured on their own, as `private_*` metrics beside `test_*`;
+real faces given beside the data, as `real_*` metrics (evaluation/real_faces.py).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from landmarkflow.evaluation.metrics import mean_nme, per_image_nme, summarize
 from landmarkflow.evaluation.perturb import perturb_boxes
 from landmarkflow.evaluation.plots import plot_ced, plot_overlay_grid
 from landmarkflow.evaluation.predictions import CropPredictor, predict_records, predict_records_each, torch_predictor
+from landmarkflow.evaluation.real_faces import PREFIX as REAL_PREFIX
+from landmarkflow.evaluation.real_faces import RealFaces, measure_real_faces, read_real_faces
 from landmarkflow.imageio import read_rgb
 from landmarkflow.layouts import Layout, get_layout
 from landmarkflow.outages import tracking_step
@@ -29,12 +32,15 @@ log = logging.getLogger(__name__)
 
 
 @tracking_step
-def evaluate(trained: TrainResult, out_dir: str | Path) -> EvalResult:
+def evaluate(trained: TrainResult, out_dir: str | Path, real_faces: RealFaces | None = None) -> EvalResult:
     """Test-split NME/FR/AUC (overall and per subset), the mean-shape baseline, CED and overlay plots; the same
-    NME/FR/AUC for the private split where the manifest has one."""
+    NME/FR/AUC for the private split where the manifest has one, and for `real_faces` with their own CED and
+    overlay when given."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     model, config = load_model(Path(trained.checkpoint))
+    # Read first: a folder in the wrong layout fails before minutes of predicting.
+    real_records = read_real_faces(real_faces, config.data.layout) if real_faces is not None else []
     records = to_records(read_manifest(trained.manifest))
     test, train_records = in_split(records, config.data.test_split), in_split(records, "train")
     if not test:
@@ -84,6 +90,12 @@ def evaluate(trained: TrainResult, out_dir: str | Path) -> EvalResult:
         log.info("test NME with %s: %.3f%% (without: %.3f%%)", step, 100 * metrics[f"nme_{step}"], 100 * nmes.mean())
     private = in_split(records, PRIVATE_SPLIT)
     private_metrics = _split_metrics(predict, private, root, model.input_size, config, layout) if private else {}
+    real = None
+    if real_faces is not None:
+        real = measure_real_faces(predict, real_records, real_faces.root, model.input_size, config, baseline, out_dir)
+        log.info("real faces (%d, %s in %s): NME %.3f%%", real.faces, real_faces.dataset, real_faces.root,
+                 100 * real.metrics["nme"])  # fmt: skip
+    real_metrics = real.metrics if real is not None else {}
     client = MlflowClient()
     log_metrics(
         client,
@@ -91,13 +103,15 @@ def evaluate(trained: TrainResult, out_dir: str | Path) -> EvalResult:
         {
             **{f"test_{key}": value for key, value in metrics.items()},
             **{f"{PRIVATE_SPLIT}_{key}": value for key, value in private_metrics.items()},
+            **{f"{REAL_PREFIX}_{key}": value for key, value in real_metrics.items()},
             **{f"baseline_{key}": value for key, value in baseline_metrics.items()},
             "baseline_over_model_nme": float(base_nmes.mean() / max(nmes.mean(), 1e-12)),
             "test_nme_perturbed": perturbed["nme_perturbed"],
             "baseline_nme_perturbed": perturbed["baseline_nme_perturbed"],
         },
     )
-    for plot in (ced, overlay):
+    plots = [ced, overlay, *(real.plots if real is not None else [])]
+    for plot in plots:
         client.log_artifact(trained.run_id, str(plot), "plots")
     log.info(
         "test NME %.3f%% (mean-shape baseline %.3f%%, %.1fx), FR %s, AUC %s",
@@ -116,7 +130,15 @@ def evaluate(trained: TrainResult, out_dir: str | Path) -> EvalResult:
     )
     if private_metrics:
         log.info("%s faces (%d, not gated): NME %.3f%%", PRIVATE_SPLIT, len(private), 100 * private_metrics["nme"])
-    return EvalResult(trained.run_id, metrics, baseline_metrics, [str(ced), str(overlay)], perturbed, private_metrics)
+    return EvalResult(
+        trained.run_id,
+        metrics,
+        baseline_metrics,
+        [str(plot) for plot in plots],
+        perturbed,
+        private_metrics,
+        real_metrics,
+    )
 
 
 def _split_metrics(

@@ -1,4 +1,4 @@
-"""The gate step: decide promotion (NME threshold, the mean-shape bar, the champion, ONNX parity) and log why."""
+"""The gate step: decide promotion (NME thresholds, the mean-shape bar, the champion, ONNX parity) and log why."""
 
 from __future__ import annotations
 
@@ -52,7 +52,10 @@ def gate(
         champion_nme,
         label,
         baseline_nme=evaluated.baseline_metrics.get("nme"),
+        real_nme=evaluated.real_metrics.get("nme"),
     )
+    if config.gate.max_real_nme is not None and not evaluated.real_metrics:
+        log.info("gate.max_real_nme is set, but evaluate measured no real faces: that gate is not applied")
     client = MlflowClient()
     client.log_metric(trained.run_id, "gate_passed", float(decision.passed))
     client.set_tag(trained.run_id, "gate", "passed" if decision.passed else "failed")

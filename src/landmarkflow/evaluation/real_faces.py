@@ -1,0 +1,91 @@
+"""Real annotated faces measured beside the test split: how a model trained on rendered faces does on photographs.
+
+The faces come in any format a reader knows (300W, WFLW, COFW, AFLW), every split of the folder counted, with the
+boxes that format gives; they are measured with the benchmark's normaliser (inter-ocular for 68/98/29 points), so
+`real_nme` reads like `test_nme`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from landmarkflow.config import ExperimentConfig
+from landmarkflow.data.formats.readers import read_dataset
+from landmarkflow.data.manifest import FaceRecord
+from landmarkflow.evaluation.baseline import MeanShape
+from landmarkflow.evaluation.metrics import per_image_nme, summarize
+from landmarkflow.evaluation.plots import plot_ced, plot_overlay_grid
+from landmarkflow.evaluation.predictions import CropPredictor, predict_records
+from landmarkflow.imageio import read_rgb
+from landmarkflow.layouts import get_layout
+
+PREFIX = "real"
+"""Metric names of the real faces: `real_nme`, `real_fr_10`, `real_auc_10`."""
+
+
+@dataclass(frozen=True)
+class RealFaces:
+    """A folder of real annotated faces: `dataset` names its format's reader (300w, wflw, cofw, cofw68, aflw)."""
+
+    dataset: str
+    root: Path
+
+
+@dataclass(frozen=True)
+class RealFacesReport:
+    """The real faces' NME/FR/AUC (unprefixed, as `summarize` names them) and the plots drawn of them."""
+
+    faces: int
+    metrics: dict[str, float]
+    plots: list[Path]
+
+
+def read_real_faces(real: RealFaces, layout: str) -> list[FaceRecord]:
+    """Every face under `real.root`, checked to be in the model's `layout`."""
+    records = read_dataset(real.dataset, real.root)
+    if not records:
+        raise ValueError(f"{real.root}: no {real.dataset} faces found to measure the model on real faces")
+    others = sorted({r.layout for r in records} - {layout})
+    if others:
+        raise ValueError(
+            f"{real.root}: the real {real.dataset} faces have {'/'.join(others)} points, but the model predicts "
+            f"the {layout}-point layout; give real faces annotated in the model's layout"
+        )
+    return records
+
+
+def measure_real_faces(
+    predict: CropPredictor,
+    records: list[FaceRecord],
+    root: Path,
+    input_size: int,
+    config: ExperimentConfig,
+    baseline: MeanShape,
+    out_dir: Path,
+) -> RealFacesReport:
+    """NME/FR/AUC of the model on `records` (images under `root`), their CED beside the mean shape's, and an
+    overlay of the faces with the predicted (red) and true (green) landmarks."""
+    layout = get_layout(config.data.layout)
+    preds = predict_records(predict, records, root, input_size, config.data.box_scale, config.eval.batch_size)
+    gts, boxes = np.stack([r.landmarks for r in records]), np.stack([r.bbox for r in records])
+    nmes = per_image_nme(preds, gts, layout, boxes, config.data.normaliser)
+    base_nmes = per_image_nme(baseline.predict(boxes), gts, layout, boxes, config.data.normaliser)
+    ced = plot_ced(
+        {f"{config.model.name} on real faces": nmes, "mean shape": base_nmes},
+        config.eval.auc_threshold,
+        out_dir / f"{PREFIX}_ced.png",
+    )
+    shown = list(range(min(config.eval.overlay_count, len(records))))
+    overlay = plot_overlay_grid(
+        [read_rgb(root / records[i].image_path) for i in shown],
+        [preds[i] for i in shown],
+        [gts[i] for i in shown],
+        out_dir / f"{PREFIX}_overlays.png",
+        titles=[records[i].sample_id.rsplit("/", 1)[-1] for i in shown],
+        nmes=[float(nmes[i]) for i in shown],
+    )
+    metrics = summarize(nmes, config.eval.fr_threshold, config.eval.auc_threshold)
+    return RealFacesReport(len(records), metrics, [ced, overlay])

@@ -1,0 +1,109 @@
+"""Real faces given to evaluate: measured on their own as `real_*` metrics with their CED and overlay, the test
+split's numbers unchanged, and a folder in another layout refused before anything is predicted."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pytest
+import torch
+
+from landmarkflow import steps
+from landmarkflow.data.formats.w300 import FOLDERS_BY_PATH, read_300w, write_300w
+from landmarkflow.data.manifest import FaceRecord, landmark_box, write_manifest
+from landmarkflow.data.versioning import track_outside
+from landmarkflow.evaluation.metrics import per_image_nme
+from landmarkflow.evaluation.predictions import predict_records, torch_predictor
+from landmarkflow.evaluation.real_faces import RealFaces, read_real_faces
+from landmarkflow.layouts import get_layout
+from landmarkflow.tracking import ensure_experiment, experiment_name
+from landmarkflow.train.checkpoint import load_model, save_checkpoint
+from tests.fakes import DOTS_HIH, dots_hih
+
+CONFIG = {"name": "hih_300w_dots", "model": {**DOTS_HIH, "num_points": 68}, "data": {"dataset": "300w"}}
+
+
+def _write_300w(root: Path, faces: dict[str, int], seed: int) -> list[FaceRecord]:
+    """Random 68-point faces in 300W's folders, written by the project's own writer and read back."""
+    records, images = [], {}
+    for n, (folder, count) in enumerate(faces.items()):
+        spec = FOLDERS_BY_PATH[folder]
+        for i in range(count):
+            rng = np.random.default_rng(seed + 10 * n + i)
+            points = rng.uniform(20, 100, size=(68, 2))
+            record = FaceRecord(
+                f"{folder}/face_{i}", "300w", spec.split, f"{folder}/face_{i}.png", 128, 120,
+                landmark_box(points), points, np.ones(68), "68", list(spec.subsets),
+            )  # fmt: skip
+            records.append(record)
+            images[record.sample_id] = rng.integers(0, 256, size=(120, 128, 3), dtype=np.uint8)
+    write_300w(records, root, images=images)
+    return read_300w(root)
+
+
+@pytest.fixture
+def trained(tmp_path: Path) -> steps.TrainResult:
+    root = tmp_path / "300W"
+    manifest = write_manifest(_write_300w(root, {"lfpw/trainset": 3, "lfpw/testset": 2}, 0), tmp_path / "m.parquet")
+    torch.manual_seed(0)
+    config = {**CONFIG, "data": {**CONFIG["data"], "root": str(root)}}
+    checkpoint = save_checkpoint(tmp_path / "model.pt", {"config": config, "model": dots_hih().state_dict()})
+    run_id = mlflow.MlflowClient().create_run(ensure_experiment(experiment_name("300w"))).info.run_id
+    return steps.TrainResult(
+        run_id, str(checkpoint), "", "", "hih", "300w", "", str(manifest), str(root), 0.0, 0.0, config
+    )
+
+
+def test_real_faces_are_measured_on_their_own_beside_an_unchanged_test_split(
+    trained: steps.TrainResult, tmp_path: Path
+) -> None:
+    real_root = tmp_path / "real"
+    real = _write_300w(real_root, {"helen/trainset": 1, "ibug": 2}, 100)  # every split of the folder counts
+    plain = steps.evaluate(trained, tmp_path / "plain")
+    assert plain.real_metrics == {} and not any("real" in Path(p).name for p in plain.plots)
+    logged_plain = mlflow.MlflowClient().get_run(trained.run_id).data.metrics
+    assert not any(key.startswith("real_") for key in logged_plain)
+
+    evaluated = steps.evaluate(trained, tmp_path / "eval", RealFaces("300w", real_root))
+
+    model, config = load_model(Path(trained.checkpoint))
+    preds = predict_records(torch_predictor(model), real, real_root, model.input_size, config.data.box_scale, 8)
+    gts, boxes = np.stack([r.landmarks for r in real]), np.stack([r.bbox for r in real])
+    expected = per_image_nme(preds, gts, get_layout("68"), boxes, "inter_ocular").mean()
+    assert sorted(evaluated.real_metrics) == ["auc_10", "fr_10", "nme"]
+    assert evaluated.real_metrics["nme"] == pytest.approx(expected, rel=1e-6)
+    assert evaluated.metrics == plain.metrics  # the numbers the gate reads do not move
+    logged = mlflow.MlflowClient().get_run(trained.run_id).data.metrics
+    assert logged["real_nme"] == pytest.approx(evaluated.real_metrics["nme"])
+    assert logged["test_nme"] == pytest.approx(evaluated.nme)
+    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(trained.run_id, "plots")}
+    assert {"plots/real_ced.png", "plots/real_overlays.png"} <= artifacts
+    assert steps.EvalResult.load(evaluated.save(tmp_path / "e.json")).real_metrics == evaluated.real_metrics
+
+
+def test_real_faces_in_another_layout_or_none_at_all_are_refused_by_name(tmp_path: Path) -> None:
+    real_root = tmp_path / "real"
+    _write_300w(real_root, {"ibug": 1}, 0)
+    with pytest.raises(ValueError, match=r"real 300w faces have 68 points, but the model predicts the 98-point"):
+        read_real_faces(RealFaces("300w", real_root), "98")
+    with pytest.raises(FileNotFoundError, match="missing"):
+        read_real_faces(RealFaces("300w", tmp_path / "missing"), "68")
+
+
+def test_a_pod_fetches_the_real_faces_by_version_from_the_data_remote(
+    trained: steps.TrainResult, tmp_path: Path
+) -> None:
+    real_root = tmp_path / "real"
+    _write_300w(real_root, {"ibug": 2}, 7)
+    remote = tmp_path / "remote"
+    version = track_outside(real_root, str(remote))
+    with pytest.raises(ValueError, match=r"came from no DVC remote"):
+        steps.materialise_folder(version, trained, tmp_path / "pod")
+    located = replace(trained, data_remote=str(remote))
+    fetched = steps.materialise_folder(version, located, tmp_path / "pod")
+    here = steps.evaluate(trained, tmp_path / "here", RealFaces("300w", real_root))
+    there = steps.evaluate(trained, tmp_path / "there", RealFaces("300w", fetched))
+    assert there.real_metrics == here.real_metrics
