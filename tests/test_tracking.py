@@ -4,7 +4,9 @@ and every experiment is marked as model training for the UI."""
 from __future__ import annotations
 
 import math
+from typing import Any
 
+import pytest
 from mlflow.tracking import MlflowClient
 
 from landmarkflow.tracking import EXPERIMENT_KIND_TAG, MODEL_TRAINING_KIND, ensure_experiment, log_metrics
@@ -29,3 +31,23 @@ def test_experiments_open_as_model_training_in_the_ui() -> None:
     assert ensure_experiment("landmarks/wflw") == older
     for experiment in (created, client.get_experiment(older)):
         assert experiment.tags[EXPERIMENT_KIND_TAG] == MODEL_TRAINING_KIND == "custom_model_development"
+
+
+def test_an_experiment_another_step_created_meanwhile_is_taken(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two branches of a first run both find no experiment and both create it: the second's create fails in the
+    store (name taken) and it takes the first's experiment instead of failing its step."""
+    client = MlflowClient()
+    lookup = MlflowClient.get_experiment_by_name
+    lookups: list[str] = []
+
+    def created_by_the_other_branch_after_this_lookup(self: MlflowClient, name: str) -> Any:
+        lookups.append(name)
+        if len(lookups) == 1:
+            client.create_experiment(name)  # the other branch wins the race
+            return None
+        return lookup(self, name)
+
+    monkeypatch.setattr(MlflowClient, "get_experiment_by_name", created_by_the_other_branch_after_this_lookup)
+    experiment_id = ensure_experiment("landmarks/race")
+    assert experiment_id == lookup(client, "landmarks/race").experiment_id and len(lookups) == 2
+    assert client.get_experiment(experiment_id).tags[EXPERIMENT_KIND_TAG] == MODEL_TRAINING_KIND

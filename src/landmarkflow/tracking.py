@@ -157,7 +157,10 @@ GenAI overview (traces, evaluations) that it shows for an experiment of unknown 
 
 def ensure_experiment(name: str) -> str:
     """Experiment id for `name`, creating it (with a local artifact location for sqlite stores); either way it is
-    marked as a model-training experiment for the UI."""
+    marked as a model-training experiment for the UI. Two steps may create it at the same moment (two branches of a
+    first run): the one that loses the race takes the winner's."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, ErrorCode
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient()
@@ -169,7 +172,14 @@ def ensure_experiment(name: str) -> str:
     location = None
     if tracking_uri().startswith("sqlite:"):
         location = (artifact_root() / name.replace("/", "_")).as_uri()
-    return client.create_experiment(name, artifact_location=location, tags={EXPERIMENT_KIND_TAG: MODEL_TRAINING_KIND})
+    try:
+        return client.create_experiment(
+            name, artifact_location=location, tags={EXPERIMENT_KIND_TAG: MODEL_TRAINING_KIND}
+        )
+    except MlflowException as exc:
+        if exc.error_code != ErrorCode.Name(RESOURCE_ALREADY_EXISTS):
+            raise
+    return ensure_experiment(name)
 
 
 def log_metrics(client: MlflowClient, run_id: str, metrics: Mapping[str, float], step: int = 0) -> None:

@@ -26,7 +26,7 @@ from landmarkflow.data.synthetic import synthesize
 from landmarkflow.models.zoo import build_model
 from landmarkflow.runtime import CHECKPOINT_FILE
 from landmarkflow.steps import IngestResult
-from landmarkflow.tracking import TELEMETRY_OFF, ensure_experiment, experiment_name
+from landmarkflow.tracking import TELEMETRY_OFF, ensure_experiment, experiment_name, setup_tracking
 from landmarkflow.train.checkpoint import LAST, load_state
 from landmarkflow.train.durable import CHECKPOINT_DIR, RESUME_KEY_TAG
 from landmarkflow.train.trainer import seed_everything
@@ -103,6 +103,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory, data: tuple[Path, IngestResul
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLFLOW_TRACKING_URI", uri)
         patch.setenv("LANDMARKFLOW_ARTIFACTS", str(folder / "artifacts"))
+        setup_tracking()  # a module fixture runs before the per-test store is set: point MLflow here explicitly
         run_id = MlflowClient(uri).create_run(ensure_experiment(experiment_name("synthetic"))).info.run_id
     probe = folder / "probe"
     probe.mkdir()

@@ -66,7 +66,10 @@ def trainer_env(node_rank: int, port: int) -> dict[str, str]:
 
 
 @pytest.mark.slow
-def test_two_nodes_on_loopback_train_as_one_node_of_two_processes(tmp_path: Path) -> None:
+def test_two_nodes_on_loopback_train_as_one_node_of_two_processes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the single-node ranks too, whatever the session's environment holds
     synthesize(tmp_path / "faces", num_train=12, num_test=2, seed=3, image_size=128, progress=False)
     ingested = steps.ingest(
         "synthetic", tmp_path / "faces", tmp_path / "manifest.parquet", remote=str(tmp_path / "remote")
@@ -98,4 +101,6 @@ def test_two_nodes_on_loopback_train_as_one_node_of_two_processes(tmp_path: Path
     one_node = load_state(Path(single.checkpoint))
     assert two_nodes["history"]["train_loss"] == pytest.approx(one_node["history"]["train_loss"], abs=1e-6)
     for name, weight in one_node["model"].items():
-        torch.testing.assert_close(two_nodes["model"][name], weight, atol=WEIGHT_TOLERANCE, rtol=0, msg=name)
+        torch.testing.assert_close(
+            two_nodes["model"][name], weight, atol=WEIGHT_TOLERANCE, rtol=0, msg=lambda m, name=name: f"{name}: {m}"
+        )
