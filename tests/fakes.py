@@ -15,6 +15,7 @@ from onnx import TensorProto, helper
 
 from landmarkflow import steps
 from landmarkflow.config import GateConfig
+from landmarkflow.data.formats.w300 import FOLDERS_BY_PATH, read_300w, write_300w
 from landmarkflow.data.manifest import FaceRecord, landmark_box
 from landmarkflow.models.base import LandmarkModel
 from landmarkflow.models.zoo import build_model
@@ -53,6 +54,25 @@ def dot_face_record(folder: Path, index: int = 0, split: str = "train") -> FaceR
     path = f"img{index}.png"
     cv2.imwrite(str(folder / path), image)
     return FaceRecord(f"s{index}", "synthetic", split, path, 160, 150, landmark_box(pts), pts, np.ones(68), "68")
+
+
+def write_random_300w(root: Path, faces: dict[str, int], seed: int = 0) -> list[FaceRecord]:
+    """`faces[folder]` faces with random points and pixels in each of 300W's folders, written by the project's own
+    writer and read back (every split of the folders)."""
+    records, images = [], {}
+    for n, (folder, count) in enumerate(faces.items()):
+        spec = FOLDERS_BY_PATH[folder]
+        for i in range(count):
+            rng = np.random.default_rng(seed + 10 * n + i)
+            points = rng.uniform(20, 100, size=(68, 2))
+            record = FaceRecord(
+                f"{folder}/face_{i}", "300w", spec.split, f"{folder}/face_{i}.png", 128, 120,
+                landmark_box(points), points, np.ones(68), "68", list(spec.subsets),
+            )  # fmt: skip
+            records.append(record)
+            images[record.sample_id] = rng.integers(0, 256, size=(120, 128, 3), dtype=np.uint8)
+    write_300w(records, root, images=images)
+    return read_300w(root)
 
 
 def tiny_onnx_model(path: Path) -> Path:

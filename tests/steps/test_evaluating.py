@@ -11,34 +11,16 @@ import pytest
 import torch
 
 from landmarkflow import steps
-from landmarkflow.data.formats.w300 import FOLDERS_BY_PATH, read_300w, write_300w
-from landmarkflow.data.manifest import PRIVATE_SPLIT, FaceRecord, in_split, landmark_box, write_manifest
+from landmarkflow.data.manifest import PRIVATE_SPLIT, FaceRecord, in_split, write_manifest
 from landmarkflow.evaluation.metrics import per_image_nme
 from landmarkflow.evaluation.predictions import predict_records, torch_predictor
 from landmarkflow.layouts import get_layout
 from landmarkflow.tracking import ensure_experiment, experiment_name
 from landmarkflow.train.checkpoint import load_model, save_checkpoint
-from tests.fakes import DOTS_HIH, dots_hih
+from tests.fakes import DOTS_HIH, dots_hih, write_random_300w
 
 FACES = {"afw": 3, "helen/testset": 2, "ibug": 2, "01_Indoor": 2, "02_Outdoor": 1}
 CONFIG = {"name": "hih_300w_dots", "model": {**DOTS_HIH, "num_points": 68}, "data": {"dataset": "300w"}}
-
-
-def _write_300w(root: Path) -> None:
-    """Faces in 300W's folders, written by the project's own writer."""
-    records, images = [], {}
-    for n, (folder, count) in enumerate(FACES.items()):
-        spec = FOLDERS_BY_PATH[folder]
-        for i in range(count):
-            rng = np.random.default_rng(10 * n + i)
-            points = rng.uniform(20, 100, size=(68, 2))
-            record = FaceRecord(
-                f"{folder}/face_{i}", "300w", spec.split, f"{folder}/face_{i}.png", 128, 120,
-                landmark_box(points), points, np.ones(68), "68", list(spec.subsets),
-            )  # fmt: skip
-            records.append(record)
-            images[record.sample_id] = rng.integers(0, 256, size=(120, 128, 3), dtype=np.uint8)
-    write_300w(records, root, images=images)
 
 
 def _nmes(checkpoint: Path, records: list[FaceRecord], root: Path) -> np.ndarray:
@@ -52,8 +34,7 @@ def _nmes(checkpoint: Path, records: list[FaceRecord], root: Path) -> np.ndarray
 
 def test_private_faces_are_reported_on_their_own_and_kept_out_of_the_test_metrics(tmp_path: Path) -> None:
     root = tmp_path / "300W"
-    _write_300w(root)
-    records = read_300w(root)
+    records = write_random_300w(root, FACES)
     manifest = write_manifest(records, tmp_path / "manifest.parquet")
     test, private = in_split(records, "test"), in_split(records, PRIVATE_SPLIT)
     assert (len(test), len(private)) == (4, 3)

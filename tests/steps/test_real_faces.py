@@ -12,8 +12,7 @@ import pytest
 import torch
 
 from landmarkflow import steps
-from landmarkflow.data.formats.w300 import FOLDERS_BY_PATH, read_300w, write_300w
-from landmarkflow.data.manifest import FaceRecord, landmark_box, write_manifest
+from landmarkflow.data.manifest import write_manifest
 from landmarkflow.data.versioning import track_outside
 from landmarkflow.evaluation.metrics import per_image_nme
 from landmarkflow.evaluation.predictions import predict_records, torch_predictor
@@ -21,33 +20,15 @@ from landmarkflow.evaluation.real_faces import RealFaces, read_real_faces
 from landmarkflow.layouts import get_layout
 from landmarkflow.tracking import ensure_experiment, experiment_name
 from landmarkflow.train.checkpoint import load_model, save_checkpoint
-from tests.fakes import DOTS_HIH, dots_hih
+from tests.fakes import DOTS_HIH, dots_hih, write_random_300w
 
 CONFIG = {"name": "hih_300w_dots", "model": {**DOTS_HIH, "num_points": 68}, "data": {"dataset": "300w"}}
-
-
-def _write_300w(root: Path, faces: dict[str, int], seed: int) -> list[FaceRecord]:
-    """Random 68-point faces in 300W's folders, written by the project's own writer and read back."""
-    records, images = [], {}
-    for n, (folder, count) in enumerate(faces.items()):
-        spec = FOLDERS_BY_PATH[folder]
-        for i in range(count):
-            rng = np.random.default_rng(seed + 10 * n + i)
-            points = rng.uniform(20, 100, size=(68, 2))
-            record = FaceRecord(
-                f"{folder}/face_{i}", "300w", spec.split, f"{folder}/face_{i}.png", 128, 120,
-                landmark_box(points), points, np.ones(68), "68", list(spec.subsets),
-            )  # fmt: skip
-            records.append(record)
-            images[record.sample_id] = rng.integers(0, 256, size=(120, 128, 3), dtype=np.uint8)
-    write_300w(records, root, images=images)
-    return read_300w(root)
 
 
 @pytest.fixture
 def trained(tmp_path: Path) -> steps.TrainResult:
     root = tmp_path / "300W"
-    manifest = write_manifest(_write_300w(root, {"lfpw/trainset": 3, "lfpw/testset": 2}, 0), tmp_path / "m.parquet")
+    manifest = write_manifest(write_random_300w(root, {"lfpw/trainset": 3, "lfpw/testset": 2}), tmp_path / "m.parquet")
     torch.manual_seed(0)
     config = {**CONFIG, "data": {**CONFIG["data"], "root": str(root)}}
     checkpoint = save_checkpoint(tmp_path / "model.pt", {"config": config, "model": dots_hih().state_dict()})
@@ -61,7 +42,7 @@ def test_real_faces_are_measured_on_their_own_beside_an_unchanged_test_split(
     trained: steps.TrainResult, tmp_path: Path
 ) -> None:
     real_root = tmp_path / "real"
-    real = _write_300w(real_root, {"helen/trainset": 1, "ibug": 2}, 100)  # every split of the folder counts
+    real = write_random_300w(real_root, {"helen/trainset": 1, "ibug": 2}, seed=100)  # every split of the folder counts
     plain = steps.evaluate(trained, tmp_path / "plain")
     assert plain.real_metrics == {} and not any("real" in Path(p).name for p in plain.plots)
     logged_plain = mlflow.MlflowClient().get_run(trained.run_id).data.metrics
@@ -86,7 +67,7 @@ def test_real_faces_are_measured_on_their_own_beside_an_unchanged_test_split(
 
 def test_real_faces_in_another_layout_or_none_at_all_are_refused_by_name(tmp_path: Path) -> None:
     real_root = tmp_path / "real"
-    _write_300w(real_root, {"ibug": 1}, 0)
+    write_random_300w(real_root, {"ibug": 1})
     with pytest.raises(ValueError, match=r"real 300w faces have 68 points, but the model predicts the 98-point"):
         read_real_faces(RealFaces("300w", real_root), "98")
     with pytest.raises(FileNotFoundError, match="missing"):
@@ -97,7 +78,7 @@ def test_a_pod_fetches_the_real_faces_by_version_from_the_data_remote(
     trained: steps.TrainResult, tmp_path: Path
 ) -> None:
     real_root = tmp_path / "real"
-    _write_300w(real_root, {"ibug": 2}, 7)
+    write_random_300w(real_root, {"ibug": 2}, seed=7)
     remote = tmp_path / "remote"
     version = track_outside(real_root, str(remote))
     with pytest.raises(ValueError, match=r"came from no DVC remote"):
