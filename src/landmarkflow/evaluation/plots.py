@@ -17,8 +17,10 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from landmarkflow.data.manifest import FaceRecord
 from landmarkflow.evaluation.metrics import auc, ced_curve, threshold_tag
 from landmarkflow.fileio import atomic_path
+from landmarkflow.imageio import read_rgb
 
 GT_COLOUR = "#2ecc40"
 PRED_COLOUR = "#ff2020"
@@ -105,6 +107,34 @@ def plot_overlay_grid(
         figure.legend(*figure.axes[0].get_legend_handles_labels(), loc="lower center", ncol=2, fontsize=8)
     figure.tight_layout(rect=(0, 0.04, 1, 1))
     return _save(figure, path)
+
+
+def plot_model_on_faces(
+    label: str,
+    nmes: np.ndarray,
+    base_nmes: np.ndarray,
+    preds: np.ndarray,
+    records: Sequence[FaceRecord],
+    root: Path,
+    auc_threshold: float,
+    overlay_count: int,
+    paths: tuple[Path, Path],
+    titled: bool = False,
+) -> list[Path]:
+    """A model measured on `records` (images under `root`), as people would rather see it: its CED (`label`) beside
+    the mean shape's at `paths[0]`, and the first `overlay_count` faces with predicted and true landmarks and their
+    NMEs at `paths[1]` (titled by face name if `titled`)."""
+    ced = plot_ced({label: nmes, "mean shape": base_nmes}, auc_threshold, paths[0])
+    shown = range(min(overlay_count, len(records)))
+    overlay = plot_overlay_grid(
+        [read_rgb(root / records[i].image_path) for i in shown],
+        [preds[i] for i in shown],
+        [records[i].landmarks for i in shown],
+        paths[1],
+        titles=[records[i].sample_id.rsplit("/", 1)[-1] for i in shown] if titled else None,
+        nmes=[float(nmes[i]) for i in shown],
+    )
+    return [ced, overlay]
 
 
 def plot_loss_curves(history: Mapping[str, Sequence[float]], path: str | Path) -> Path:

@@ -17,9 +17,8 @@ from landmarkflow.data.formats.readers import read_dataset
 from landmarkflow.data.manifest import FaceRecord
 from landmarkflow.evaluation.baseline import MeanShape
 from landmarkflow.evaluation.metrics import per_image_nme, summarize
-from landmarkflow.evaluation.plots import plot_ced, plot_overlay_grid
+from landmarkflow.evaluation.plots import plot_model_on_faces
 from landmarkflow.evaluation.predictions import CropPredictor, predict_records
-from landmarkflow.imageio import read_rgb
 from landmarkflow.layouts import get_layout
 
 PREFIX = "real"
@@ -73,19 +72,17 @@ def measure_real_faces(
     gts, boxes = np.stack([r.landmarks for r in records]), np.stack([r.bbox for r in records])
     nmes = per_image_nme(preds, gts, layout, boxes, config.data.normaliser)
     base_nmes = per_image_nme(baseline.predict(boxes), gts, layout, boxes, config.data.normaliser)
-    ced = plot_ced(
-        {f"{config.model.name} on real faces": nmes, "mean shape": base_nmes},
+    plots = plot_model_on_faces(
+        f"{config.model.name} on real faces",
+        nmes,
+        base_nmes,
+        preds,
+        records,
+        root,
         config.eval.auc_threshold,
-        out_dir / f"{PREFIX}_ced.png",
-    )
-    shown = list(range(min(config.eval.overlay_count, len(records))))
-    overlay = plot_overlay_grid(
-        [read_rgb(root / records[i].image_path) for i in shown],
-        [preds[i] for i in shown],
-        [gts[i] for i in shown],
-        out_dir / f"{PREFIX}_overlays.png",
-        titles=[records[i].sample_id.rsplit("/", 1)[-1] for i in shown],
-        nmes=[float(nmes[i]) for i in shown],
+        config.eval.overlay_count,
+        (out_dir / f"{PREFIX}_ced.png", out_dir / f"{PREFIX}_overlays.png"),
+        titled=True,
     )
     metrics = summarize(nmes, config.eval.fr_threshold, config.eval.auc_threshold)
-    return RealFacesReport(len(records), metrics, [ced, overlay])
+    return RealFacesReport(len(records), metrics, plots)

@@ -17,11 +17,10 @@ from landmarkflow.data.manifest import PRIVATE_SPLIT, FaceRecord, in_split, read
 from landmarkflow.evaluation.baseline import MeanShape
 from landmarkflow.evaluation.metrics import mean_nme, per_image_nme, summarize
 from landmarkflow.evaluation.perturb import perturb_boxes
-from landmarkflow.evaluation.plots import plot_ced, plot_overlay_grid
+from landmarkflow.evaluation.plots import plot_model_on_faces
 from landmarkflow.evaluation.predictions import CropPredictor, predict_records, predict_records_each, torch_predictor
 from landmarkflow.evaluation.real_faces import PREFIX as REAL_PREFIX
 from landmarkflow.evaluation.real_faces import RealFaces, measure_real_faces, read_real_faces
-from landmarkflow.imageio import read_rgb
 from landmarkflow.layouts import Layout, get_layout
 from landmarkflow.outages import tracking_step
 from landmarkflow.steps.results import EvalResult, TrainResult
@@ -76,14 +75,16 @@ def evaluate(trained: TrainResult, out_dir: str | Path, real_faces: RealFaces | 
         "nme_perturbed": mean_nme(moved_preds, test, layout, config.data.normaliser),
         "baseline_nme_perturbed": mean_nme(baseline.predict(moved), test, layout, config.data.normaliser),
     }
-    ced = plot_ced({config.model.name: nmes, "mean shape": base_nmes}, config.eval.auc_threshold, out_dir / "ced.png")
-    shown = list(range(min(config.eval.overlay_count, len(test))))
-    overlay = plot_overlay_grid(
-        [read_rgb(root / test[i].image_path) for i in shown],
-        [preds[i] for i in shown],
-        [gts[i] for i in shown],
-        out_dir / "test_overlays.png",
-        nmes=[float(nmes[i]) for i in shown],
+    test_plots = plot_model_on_faces(
+        config.model.name,
+        nmes,
+        base_nmes,
+        preds,
+        test,
+        root,
+        config.eval.auc_threshold,
+        config.eval.overlay_count,
+        (out_dir / "ced.png", out_dir / "test_overlays.png"),
     )
     for step, step_preds in zip(post_steps, post_step_preds, strict=True):
         metrics[f"nme_{step}"] = mean_nme(step_preds, test, layout, config.data.normaliser)
@@ -110,7 +111,7 @@ def evaluate(trained: TrainResult, out_dir: str | Path, real_faces: RealFaces | 
             "baseline_nme_perturbed": perturbed["baseline_nme_perturbed"],
         },
     )
-    plots = [ced, overlay, *(real.plots if real is not None else [])]
+    plots = [*test_plots, *(real.plots if real is not None else [])]
     for plot in plots:
         client.log_artifact(trained.run_id, str(plot), "plots")
     log.info(
