@@ -40,8 +40,8 @@ test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow and not integration"
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests components pipelines bench
-	$(BIN)/ruff format --check src tests components pipelines bench
+	$(BIN)/ruff check src tests components pipelines bench tools
+	$(BIN)/ruff format --check src tests components pipelines bench tools
 
 # The whole pipeline on the embedded default (synthetic faces, small configs), through kfp.local.
 pipeline-run: $(STAMP)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
+from landmarkflow.data.synthetic.face_mesh import Surface, face_mesh, reshape, vertex_normals
 from landmarkflow.layouts import IBUG_68
 
 # iBUG 68 mean shape (symmetrised 300W mean) with a depth per point; mouth closed, jaw z unused (see _jaw).
@@ -127,6 +128,7 @@ class FaceGeometry:
     nose_wings: list[np.ndarray]
     nose_sides: list[np.ndarray]
     face_centre: np.ndarray
+    surface: Surface
     units_per_face: float = 1.0  # length of one face unit in this frame (for stroke widths)
 
     def transformed(self, scale: float, offset: np.ndarray) -> FaceGeometry:
@@ -138,6 +140,8 @@ class FaceGeometry:
                 changes[f.name] = value * scale + offset
             elif isinstance(value, list):
                 changes[f.name] = [v * scale + offset for v in value]
+            elif isinstance(value, Surface):
+                changes[f.name] = value.transformed(scale, offset)
         return replace(self, **changes)
 
 
@@ -277,6 +281,7 @@ def build_face(
     jaw_a = np.abs(points[JAW, 0])
     jaw_y = points[JAW, 1]
     jaw_zc = -0.45 + 0.70 * np.clip(jaw_y / CHIN_Y, 0.0, None) ** 2
+    surface = _surface(np.c_[points[:, :2], np.r_[jaw_zc, points[17:, 2]]], rot)
     points[JAW], _ = silhouette(jaw_a, jaw_y, jaw_zc, 0.55 * jaw_a, np.sign(points[JAW, 0]), view)
 
     skull_y, skull_a, skull_zc = _skull(width, 0.0)
@@ -353,7 +358,18 @@ def build_face(
         nose_wings=[project(w) for w in wings],
         nose_sides=[project(n) for n in nose_sides],
         face_centre=project(np.array([[0.0, 0.55, 0.2]]))[0],
+        surface=surface,
     )
+
+
+def _surface(landmarks_3d: np.ndarray, rot: np.ndarray) -> Surface:
+    """The face mesh reshaped onto this face's landmarks (the jaw at its frontal outline, where the mesh's own
+    silhouette takes over under yaw), posed and projected like the landmarks."""
+    mesh = face_mesh()
+    vertices = reshape(mesh, landmarks_3d)
+    world = (vertices - PIVOT) @ rot.T + PIVOT
+    normals = vertex_normals(vertices, mesh.triangles) @ rot.T
+    return Surface(_project(vertices, rot), normals, world[:, 2])
 
 
 def _hair_cap(hair: Hair, width: float, view: np.ndarray) -> np.ndarray:

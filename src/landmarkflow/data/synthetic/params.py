@@ -30,16 +30,22 @@ class Appearance:
     clothes: Colour = (120.0, 80.0, 40.0)
     brow_thickness: float = 1.0
     teeth: bool = True
+    blush: float = 0.0  # redness of cheeks, nose and chin, 0..1
+    stubble: float = 0.0  # darkening of the beard area, 0..1
 
 
 @dataclass(frozen=True)
 class Lighting:
-    """A directional light over the scene (angle in degrees, on screen) and a darker rim on the face."""
+    """A directional light: `angle` on screen (degrees, 0 = from the right, 90 = from below) and `elevation` toward
+    the camera (90 = from the camera). The face is lit as a surface: `ambient` x (1 - strength + 2 strength
+    cos(normal, light)), plus Blinn-Phong highlights; the scene behind gets a gradient of the same strength."""
 
     angle: float = 45.0
     strength: float = 0.25
     ambient: float = 1.0
-    rim: float = 0.2
+    elevation: float = 45.0
+    specular: float = 0.1
+    shininess: float = 16.0
 
 
 @dataclass(frozen=True)
@@ -69,6 +75,9 @@ class Camera:
     grayscale: bool = False
     contrast: float = 1.0
     brightness: float = 0.0
+    gamma: float = 1.0  # output = input ** gamma (on 0..1)
+    white_balance: Colour = (1.0, 1.0, 1.0)  # per-channel gains, BGR
+    jpeg_quality: int = 0  # 0: no JPEG round trip
 
 
 @dataclass(frozen=True)
@@ -149,10 +158,10 @@ def sample_spec(rng: np.random.Generator, hard: bool) -> FaceSpec:
         eye_open=float(np.clip(rng.normal(1.0, 0.3 if strong else 0.12), 0.1, 1.3)),
     )
     if hard:
-        pose = Pose(yaw=u(-50, 50), pitch=u(-25, 25), roll=u(-35, 35))
+        pose = Pose(yaw=u(-70, 70), pitch=u(-30, 30), roll=u(-40, 40))
     else:
-        pose = Pose(yaw=rng.normal(0, 12), pitch=rng.normal(0, 7), roll=rng.normal(0, 7))
-        pose = Pose(*(float(np.clip(v, -30, 30)) for v in (pose.yaw, pose.pitch, pose.roll)))
+        pose = Pose(yaw=rng.normal(0, 18), pitch=rng.normal(0, 9), roll=rng.normal(0, 9))
+        pose = Pose(*(float(np.clip(v, -45, 45)) for v in (pose.yaw, pose.pitch, pose.roll)))
     hair = Hair(
         kind=str(rng.choice(["none", "short", "long"], p=[0.12, 0.58, 0.3])),
         hairline=u(-1.3, -0.95),
@@ -171,12 +180,16 @@ def sample_spec(rng: np.random.Generator, hard: bool) -> FaceSpec:
         clothes=tuple(u(0, 255, 3).tolist()),
         brow_thickness=u(0.7, 1.5),
         teeth=bool(u() < 0.85),
+        blush=u(0.0, 0.6),
+        stubble=u(0.0, 0.5) if u() < 0.3 else 0.0,
     )
     lighting = Lighting(
         angle=u(0, 360),
-        strength=u(0.1, 0.55) if hard else u(0.05, 0.35),
+        strength=u(0.2, 0.6) if hard else u(0.1, 0.45),
         ambient=u(0.55, 1.15) if hard else u(0.8, 1.1),
-        rim=u(0.1, 0.35),
+        elevation=u(15, 85),
+        specular=u(0.0, 0.35),
+        shininess=u(6, 40),
     )
     occluders: tuple[Occluder, ...] = ()
     if rng.uniform() < (0.6 if hard else 0.12):
@@ -189,6 +202,9 @@ def sample_spec(rng: np.random.Generator, hard: bool) -> FaceSpec:
         grayscale=bool(u() < 0.08),
         contrast=u(0.7, 1.2) if hard else u(0.85, 1.1),
         brightness=u(-25, 20),
+        gamma=float(np.exp(u(-0.35, 0.35))),
+        white_balance=tuple(u(0.85, 1.15, 3).tolist()),
+        jpeg_quality=int(rng.integers(25, 95)) if u() < 0.5 else 0,
     )
     return FaceSpec(
         identity=identity,

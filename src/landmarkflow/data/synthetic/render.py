@@ -16,11 +16,13 @@ import numpy as np
 
 from landmarkflow.data.synthetic.face3d import FaceGeometry, build_face
 from landmarkflow.data.synthetic.params import Colour, FaceSpec, Occluder
+from landmarkflow.data.synthetic.photos import photo_background
+from landmarkflow.data.synthetic.shading import shade
 
 SHIFT = 4
 _ONE = 1 << SHIFT
 MARGIN = 2.0  # pixels kept between the landmark box and the image border
-GAIN_ONE = 128.0  # 8-bit light gain: 128 means x1, up to x2
+PHOTO_SHARE = 0.7  # backgrounds that are photographs
 UNIFORM_BYTE_STD = 73.9  # standard deviation of uniform integers 0..255
 
 
@@ -154,10 +156,8 @@ def _place(geo: FaceGeometry, spec: FaceSpec, size: int) -> FaceGeometry:
     return geo.transformed(scale, offset)
 
 
-def _background(rng: np.random.Generator, size: int) -> np.ndarray:
-    """A gradient, blotches, texture and random shapes: clutter with edges that are not faces.
-
-    The smooth parts are made at 1/8 resolution and upsampled, which keeps this cheap."""
+def _gradient_background(rng: np.random.Generator, size: int) -> np.ndarray:
+    """A colour gradient with blotches and texture, made at 1/8 resolution and upsampled (it is smooth)."""
     low = max(size // 8, 4)
     xs, ys = _grid(low)
     angle = rng.uniform(0, 2 * math.pi)
@@ -167,8 +167,18 @@ def _background(rng: np.random.Generator, size: int) -> np.ndarray:
     blotches = rng.normal(0.0, rng.uniform(5, 40), size=(5, 5, 3)).astype(np.float32)
     small += cv2.resize(blotches, (low, low), interpolation=cv2.INTER_CUBIC)
     small += rng.normal(0.0, rng.uniform(0, 20), size=(low, low, 1)).astype(np.float32)
-    image = cv2.resize(np.clip(small, 0, 255).astype(np.uint8), (size, size), interpolation=cv2.INTER_LINEAR)
-    for _ in range(int(rng.integers(2, 10))):
+    return cv2.resize(np.clip(small, 0, 255).astype(np.uint8), (size, size), interpolation=cv2.INTER_LINEAR)
+
+
+def _background(rng: np.random.Generator, size: int) -> np.ndarray:
+    """A photo crop (most of the time) or a gradient, then random shapes: clutter with edges that are not faces."""
+    if rng.uniform() < PHOTO_SHARE:
+        image = photo_background(rng, size)
+        shapes = int(rng.integers(0, 4))
+    else:
+        image = _gradient_background(rng, size)
+        shapes = int(rng.integers(2, 10))
+    for _ in range(shapes):
         colour = tuple(rng.uniform(0, 255, 3).tolist())
         kind = rng.integers(4)
         centre = rng.uniform(-0.1, 1.1, 2) * size
@@ -295,9 +305,8 @@ def _draw_mouth(image: np.ndarray, geo: FaceGeometry, spec: FaceSpec, unit: floa
 
 
 def _light(image: np.ndarray, geo: FaceGeometry, head: np.ndarray, spec: FaceSpec) -> np.ndarray:
-    """Directional light over the scene, a darker rim on the face, contrast and brightness.
-
-    The gain is smooth, so it is computed at 1/4 resolution; only the face mask is sharp."""
+    """The head lit as a surface (its face mesh, `shading.shade`), the scene behind it by a gradient from the same
+    light; then contrast and brightness. The gradient is smooth, so it is computed at 1/4 resolution."""
     size = image.shape[0]
     low = max(size // 4, 4)
     xs, ys = _grid(low)
@@ -306,20 +315,18 @@ def _light(image: np.ndarray, geo: FaceGeometry, head: np.ndarray, spec: FaceSpe
     light = spec.lighting
     reach = max(geo.units_per_face * 2.0, 1.0) / factor
     lx, ly = math.cos(math.radians(light.angle)), math.sin(math.radians(light.angle))
-    gain = (light.ambient + light.strength * ((xs - cx) * lx + (ys - cy) * ly) / reach) * spec.camera.contrast
-    radius = ((xs - cx) ** 2 + (ys - cy) ** 2) / (geo.units_per_face * 1.25 / factor) ** 2
-    rim = light.rim * np.minimum(radius, 1.3) * spec.camera.contrast
+    gain = light.ambient + light.strength * ((xs - cx) * lx + (ys - cy) * ly) / reach
     gain = cv2.resize(gain.astype(np.float32), (size, size), interpolation=cv2.INTER_LINEAR)
-    rim = cv2.resize(rim.astype(np.float32), (size, size), interpolation=cv2.INTER_LINEAR)
-    face = np.zeros((size, size), np.uint8)
-    _fill(face, head, 1, aa=False)
-    cv2.subtract(gain, rim, dst=gain, mask=face)
-    gain_u8 = cv2.convertScaleAbs(gain, alpha=GAIN_ONE)  # 8-bit gain: a third of the memory traffic
-    lit = cv2.multiply(image, cv2.merge([gain_u8, gain_u8, gain_u8]), scale=1.0 / GAIN_ONE)
-    if abs(spec.camera.brightness) >= 0.5:
-        lut = np.clip(np.arange(256) + spec.camera.brightness, 0, 255).astype(np.uint8)
-        lit = cv2.LUT(lit, lut)
-    return lit
+    shading = shade(geo.surface, spec.appearance, light, size, geo.units_per_face)
+    skin = np.zeros((size, size), np.float32)
+    _fill(skin, head, 1.0)
+    for part in (geo.neck, *geo.ears):
+        _fill(skin, part, 1.0)
+    alpha = skin[..., None]
+    gains = gain[..., None] + (shading.factor - gain[..., None]) * alpha
+    lit = image.astype(np.float32) * gains + (255.0 * shading.highlight * skin)[..., None]
+    lit = np.clip(lit * spec.camera.contrast + spec.camera.brightness, 0, 255)
+    return (lit + 0.5).astype(np.uint8)
 
 
 def _draw_occluder(
@@ -390,8 +397,12 @@ def _occluder_shapes(geo: FaceGeometry, occ: Occluder, rng: np.random.Generator)
 
 
 def _camera(image: np.ndarray, spec: FaceSpec, rng: np.random.Generator) -> np.ndarray:
-    """Greyscale, blur, motion blur and sensor noise."""
+    """White balance, gamma, greyscale, blur, motion blur, sensor noise and JPEG compression."""
     cam = spec.camera
+    if cam.white_balance != (1.0, 1.0, 1.0) or cam.gamma != 1.0:
+        curve = 255.0 * (np.arange(256) / 255.0) ** cam.gamma
+        luts = [np.clip(curve * gain + 0.5, 0, 255).astype(np.uint8) for gain in cam.white_balance]
+        image = cv2.merge([cv2.LUT(channel, lut) for channel, lut in zip(cv2.split(image), luts, strict=True)])
     if cam.grayscale:
         image = cv2.cvtColor(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
     if cam.blur > 0.3:
@@ -408,4 +419,7 @@ def _camera(image: np.ndarray, spec: FaceSpec, rng: np.random.Generator) -> np.n
         noise = np.frombuffer(rng.bytes(image.size), np.uint8).reshape(image.shape)
         scale = cam.noise / UNIFORM_BYTE_STD
         image = cv2.addWeighted(image, 1.0, noise, scale, -127.5 * scale, dtype=cv2.CV_8U)
+    if cam.jpeg_quality:
+        _, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, cam.jpeg_quality])
+        image = cv2.imdecode(encoded, cv2.IMREAD_COLOR)
     return image
