@@ -12,6 +12,7 @@ from importlib.resources import files
 
 import cv2
 import numpy as np
+from PIL import Image
 
 PHOTOS = (
     "brick.png",
@@ -34,12 +35,11 @@ PHOTOS = (
 
 @lru_cache(maxsize=len(PHOTOS))
 def photo(name: str) -> np.ndarray:
-    """One sample photo as BGR uint8 (grey ones expanded to three channels)."""
-    data = files("skimage.data").joinpath(name).read_bytes()
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    if image is None:
-        raise ValueError(f"scikit-image's sample {name} did not decode as an image")
-    return image
+    """One sample photo as BGR uint8 (grey ones expanded to three channels). Pillow decodes them: libpng, under
+    OpenCV, warns on stderr about one file's colour profile on every first read."""
+    with files("skimage.data").joinpath(name).open("rb") as handle, Image.open(handle) as image:
+        rgb = np.asarray(image.convert("RGB"))
+    return np.ascontiguousarray(rgb[..., ::-1])
 
 
 def photo_background(rng: np.random.Generator, size: int) -> np.ndarray:

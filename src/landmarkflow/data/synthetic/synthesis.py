@@ -4,8 +4,12 @@ files (`LAYOUT_FILES`), which name it, record it and write it. Every file is wri
 
 from __future__ import annotations
 
+import itertools
+import multiprocessing
+import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,11 +18,13 @@ from landmarkflow.data.manifest import FaceRecord
 from landmarkflow.data.synthetic.benchmark_files import BENCHMARK_FILES
 from landmarkflow.data.synthetic.layout_files import LayoutFiles, Placement, Written
 from landmarkflow.data.synthetic.layout_map import LAYOUT_DATASETS
+from landmarkflow.data.synthetic.params import FaceSpec
 from landmarkflow.data.synthetic.plan import SynthItem, item_spec, plan
-from landmarkflow.data.synthetic.render import render_face
+from landmarkflow.data.synthetic.render import RenderedFace, render_face
 from landmarkflow.data.synthetic.w300_files import W300_FILES
 
 LAYOUT_FILES: dict[str, LayoutFiles] = {"68": W300_FILES, **BENCHMARK_FILES}
+PARALLEL_FROM = 200  # faces: for fewer, starting worker processes costs more than it saves
 
 
 @dataclass
@@ -65,6 +71,7 @@ def synthesize(
     challenging_fraction: float = 0.2,
     progress: bool = True,
     layout: str = "68",
+    workers: int | None = None,
 ) -> SynthReport:
     """Render `num_train` + `num_test` faces into a folder as the dataset of `layout`.
 
@@ -72,7 +79,8 @@ def synthesize(
     each image's parameters and per-point visibility, and refuses a folder that already holds .pts files, so runs
     never mix. "98", "29" or "19" writes the same faces annotated in that layout as a WFLW, COFW or AFLW dataset
     into an empty folder (see `benchmark_files`); `layout_map.LAYOUT_DATASETS` names the dataset to ingest it as.
-    Same arguments, same bytes.
+    Same arguments, same bytes, whatever `workers` (processes that render; default: one per CPU for 200 faces
+    or more, else none): every face depends on its own spec only, and files are written in plan order.
     """
     if num_train < 0 or num_test < 0:
         raise ValueError(f"image counts must not be negative, got train={num_train} test={num_test}")
@@ -89,10 +97,12 @@ def synthesize(
     report = SynthReport(root=root, images=len(items), image_size=image_size, seed=seed)
     written: list[Written] = []
     start = time.perf_counter()
+    specs = [item_spec(seed, item, challenging_fraction) for item in items]
+    if workers is None:
+        workers = len(os.sched_getaffinity(0)) if len(items) >= PARALLEL_FROM else 1
     with _progress_bar(progress, len(items)) as advance:
-        for item, place in zip(items, placements(items, layout), strict=True):
-            spec = item_spec(seed, item, challenging_fraction)
-            face = render_face(spec, image_size)
+        faces = _render_all(specs, image_size, workers)
+        for item, place, spec, face in zip(items, placements(items, layout), specs, faces, strict=True):
             record = files.record(item, place, spec, face)
             files.write_face(root, record, face)
             written.append(Written(item, spec, record))
@@ -102,6 +112,19 @@ def synthesize(
     report.seconds = time.perf_counter() - start
     report.images_per_s = len(items) / report.seconds if report.seconds > 0 else 0.0
     return report
+
+
+def _render_all(specs: Sequence[FaceSpec], image_size: int, workers: int) -> Iterable[RenderedFace]:
+    """The rendered faces in order: in this process, or in `workers` fresh processes ("spawn": the caller may
+    hold threads, e.g. torch's, that a fork would copy in a broken state)."""
+    if workers <= 1:
+        return (render_face(spec, image_size) for spec in specs)
+    return _pooled(specs, image_size, workers)
+
+
+def _pooled(specs: Sequence[FaceSpec], image_size: int, workers: int) -> Iterator[RenderedFace]:
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        yield from pool.map(render_face, specs, itertools.repeat(image_size), chunksize=8)
 
 
 @contextmanager
