@@ -95,6 +95,12 @@ def test_meta_file_records_parameters_and_visibility(rendered: Path) -> None:
     assert {row["hard"] for row in rows if row["sample_id"].startswith("ibug/")} == {"1"}
 
 
+def test_worker_processes_render_the_same_bytes(tmp_path: Path) -> None:
+    for workers in (1, 2):
+        synthesize(tmp_path / str(workers), 10, 4, seed=6, image_size=64, progress=False, workers=workers)
+    assert _files(tmp_path / "2") == _files(tmp_path / "1")
+
+
 def test_landmarks_stay_inside_the_image_for_any_pose() -> None:
     for index in range(40):
         spec = sample_spec(np.random.default_rng([11, index]), hard=index % 2 == 0)
