@@ -114,8 +114,9 @@ def render_face(spec: FaceSpec, image_size: int = 256) -> RenderedFace:
     unit = geo.units_per_face
 
     _fill(image, geo.body, app.clothes)
+    strands = _strands(rng, image_size, unit, spec.pose.roll)
     if geo.long_hair is not None:
-        _fill(image, geo.long_hair, _scaled(app.hair, 0.85))
+        _fill_textured(image, geo.long_hair, _scaled(app.hair, 0.85), strands)
     _fill(image, geo.neck, _scaled(app.skin, 0.62))
     for ear in geo.ears:
         _fill(image, ear, _scaled(app.skin, 0.88))
@@ -123,7 +124,7 @@ def render_face(spec: FaceSpec, image_size: int = 256) -> RenderedFace:
     head = np.concatenate([spline(geo.head[:17], steps=4), geo.head[17:]])
     _fill(image, head, app.skin)
     if geo.hair is not None:
-        _fill(image, spline(geo.hair, closed=True, steps=3), app.hair)
+        _fill_textured(image, spline(geo.hair, closed=True, steps=3), app.hair, strands)
     _stroke(image, spline(geo.landmarks[:17], steps=4), _scaled(app.skin, 0.7), round(unit * 0.025))
     _draw_brows(image, geo, app.brows, app.brow_thickness)
     _draw_nose(image, geo, app.skin, unit, spec.lighting.angle)
@@ -137,6 +138,28 @@ def render_face(spec: FaceSpec, image_size: int = 256) -> RenderedFace:
     image = _camera(image, spec, rng)
     visible = visibility(mask, geo.landmarks)
     return RenderedFace(image=image, landmarks=geo.landmarks, visible=visible, occluder_mask=mask, geometry=geo)
+
+
+def _strands(rng: np.random.Generator, size: int, unit: float, roll: float) -> np.ndarray:
+    """A (size, size) gain around 1 with streaks along the head's vertical: hair instead of a flat colour."""
+    low = max(size // 2, 8)
+    noise = rng.normal(0.0, 1.0, size=(low, low)).astype(np.float32)
+    length = max(3, round(unit * 0.4 * low / size)) | 1
+    kernel = np.zeros((length, length), np.float32)
+    kernel[:, length // 2] = 1.0 / length
+    turn = cv2.getRotationMatrix2D(((length - 1) / 2, (length - 1) / 2), -roll, 1.0)
+    streaks = cv2.filter2D(noise, -1, cv2.warpAffine(kernel, turn, (length, length)))
+    streaks /= max(float(streaks.std()), 1e-6)
+    return cv2.resize(1.0 + 0.22 * streaks, (size, size), interpolation=cv2.INTER_LINEAR)
+
+
+def _fill_textured(image: np.ndarray, points: np.ndarray, colour: Colour, texture: np.ndarray) -> None:
+    """Fill like `_fill`, then modulate the filled pixels by `texture` (a gain per pixel)."""
+    mask = np.zeros(image.shape[:2], np.uint8)
+    _fill(mask, points, 255, aa=False)
+    _fill(image, points, colour)
+    inside = mask > 0
+    image[inside] = np.clip(image[inside] * texture[inside, None], 0, 255).astype(np.uint8)
 
 
 def visibility(mask: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
