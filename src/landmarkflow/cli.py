@@ -435,5 +435,44 @@ def predict(
             typer.echo(f"drawn -> {target}", err=as_json)
 
 
+@app.command("serve")
+def serve(
+    model: Annotated[str, typer.Option(help="An .onnx file, a model folder, or models:/<name>@<alias>.")],
+    host: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0 in a container).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+    workers: Annotated[int, typer.Option(min=1, help="Server processes, each with its own model session.")] = 1,
+    max_batch: Annotated[int, typer.Option(min=1, help="Most face crops in one model call.")] = 32,
+    batch_wait_ms: Annotated[
+        float, typer.Option(min=0, help="How long the first request of a batch waits for others to join it.")
+    ] = 5.0,
+    max_upload_mb: Annotated[float, typer.Option(min=0.001, help="Largest image file a request may send.")] = 20.0,
+    max_pixels: Annotated[int, typer.Option(min=1, help="Largest image (width x height) a request may send.")] = (
+        40_000_000
+    ),
+) -> None:
+    """Answer `POST /v1/landmarks` with the JSON of `predict --json` over HTTP; `GET /healthz`, `GET /v1/model`.
+
+    An alias is resolved at start-up: the server keeps answering with that version until it is restarted."""
+    import os
+
+    import uvicorn
+
+    from landmarkflow.serving.app import SETTINGS_ENV, ServeSettings, create_app
+    from landmarkflow.serving.model_ref import pin_model
+    from landmarkflow.serving.uploads import Limits
+
+    limits = Limits(max_bytes=round(max_upload_mb * 2**20), max_pixels=max_pixels)
+    settings = ServeSettings(model, limits, max_batch, batch_wait_ms)
+    try:
+        served = pin_model(model)
+        if workers == 1:
+            uvicorn.run(create_app(settings, served), host=host, port=port)
+            return
+    except (OSError, ValueError) as exc:
+        _fail(str(exc))
+    os.environ[SETTINGS_ENV] = ServeSettings(served.uri, limits, max_batch, batch_wait_ms).to_json()
+    uvicorn.run("landmarkflow.serving.app:app_from_env", factory=True, host=host, port=port, workers=workers)
+
+
 if __name__ == "__main__":
     app()

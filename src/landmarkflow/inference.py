@@ -52,6 +52,22 @@ class FaceResult:
         }
 
 
+@dataclass(frozen=True)
+class FaceCrops:
+    """One image's face boxes, their crop affines and the (N, 3, S, S) model inputs cut with them."""
+
+    boxes: np.ndarray
+    matrices: list[np.ndarray]
+    crops: np.ndarray
+
+    def results(self, points: np.ndarray) -> list[FaceResult]:
+        """The model's (N, K, 2) crop-pixel answers for these crops, mapped back to image pixels."""
+        return [
+            FaceResult(box, transform_points(p, invert_affine(m)))
+            for box, p, m in zip(self.boxes, points, self.matrices, strict=True)
+        ]
+
+
 def _find_onnx(folder: Path, source: str) -> Path:
     found = sorted(folder.rglob("*.onnx"))
     if len(found) != 1:
@@ -167,6 +183,21 @@ class Predictor:
             )
         return points
 
+    def crop_faces(
+        self, image_rgb: np.ndarray, boxes: np.ndarray | Sequence[Sequence[float]] | None = None
+    ) -> FaceCrops:
+        """The model inputs for each face box (x1, y1, x2, y2) in an HxWx3 uint8 RGB image; boxes None: detect
+        faces. The server batches several images' crops into one model call; `predict_image` runs them alone."""
+        if image_rgb.ndim != 3 or image_rgb.shape[2] != 3:
+            raise ValueError(f"expected an HxWx3 RGB image, got shape {image_rgb.shape}")
+        if boxes is None:
+            boxes = [face.bbox for face in detect_faces(image_rgb)]
+        boxes = _as_boxes(boxes)
+        size, scale = self.info.input_size, self.info.box_scale
+        matrices = [crop_matrix(box, size, scale) for box in boxes]
+        crops = [crop_to_input(warp_image(image_rgb, m, size)) for m in matrices]
+        return FaceCrops(boxes, matrices, np.stack(crops) if crops else np.zeros((0, 3, size, size), np.float32))
+
     def predict_image(
         self, image_rgb: np.ndarray, boxes: np.ndarray | Sequence[Sequence[float]] | None = None
     ) -> list[FaceResult]:
@@ -174,20 +205,8 @@ class Predictor:
 
         All faces of the image go to the model in one batch.
         """
-        if image_rgb.ndim != 3 or image_rgb.shape[2] != 3:
-            raise ValueError(f"expected an HxWx3 RGB image, got shape {image_rgb.shape}")
-        if boxes is None:
-            boxes = [face.bbox for face in detect_faces(image_rgb)]
-        boxes = _as_boxes(boxes)
-        if not len(boxes):
-            return []
-        size, scale = self.info.input_size, self.info.box_scale
-        matrices = [crop_matrix(box, size, scale) for box in boxes]
-        points = self.predict_crops(np.stack([crop_to_input(warp_image(image_rgb, m, size)) for m in matrices]))
-        return [
-            FaceResult(box, transform_points(p, invert_affine(m)))
-            for box, p, m in zip(boxes, points, matrices, strict=True)
-        ]
+        faces = self.crop_faces(image_rgb, boxes)
+        return faces.results(self.predict_crops(faces.crops)) if len(faces.boxes) else []
 
     def predict_files(
         self, paths: Sequence[str | Path], bbox: Sequence[float] | None = None
