@@ -28,6 +28,13 @@ DEFAULT_CONFIG = Path("configs/hih_synthetic_tiny.yaml")
 ConfigOption = Annotated[Path, typer.Option(help="Experiment config YAML.")]
 EpochsOption = Annotated[int | None, typer.Option(help="Override train.epochs.")]
 NprocOption = Annotated[int, typer.Option(help="Processes for DDP training (torchrun); 1 = plain process.")]
+ImageOption = Annotated[
+    str | None, typer.Option(help="The project's image the pods run (default: LANDMARKFLOW_IMAGE, else ours).")
+]
+SecretOption = Annotated[
+    str | None,
+    typer.Option(help=f"Kubernetes Secret with the keys {', '.join(SECRET_ENV)} (default: {DEFAULT_SECRET})."),
+]
 
 
 WorkdirOption = Annotated[
@@ -272,13 +279,8 @@ def trainjob(
     nodes: Annotated[int, typer.Option(min=2, help="Training nodes (pods), 2 or more.")],
     gpus_per_node: Annotated[int, typer.Option(min=0, help="GPUs per node, one process each; 0 = one CPU process.")],
     config: ConfigOption = DEFAULT_CONFIG,
-    image: Annotated[
-        str | None, typer.Option(help="The project's image the nodes run (default: LANDMARKFLOW_IMAGE, else ours).")
-    ] = None,
-    secret: Annotated[
-        str | None,
-        typer.Option(help=f"Kubernetes Secret with the keys {', '.join(SECRET_ENV)} (default: {DEFAULT_SECRET})."),
-    ] = None,
+    image: ImageOption = None,
+    secret: SecretOption = None,
     workdir: WorkdirOption = DEFAULT_WORKDIR,
     ingest_result: IngestOption = None,
     epochs: EpochsOption = None,
@@ -368,11 +370,26 @@ def register(workdir: WorkdirOption = DEFAULT_WORKDIR) -> None:
 
 
 @app.command("promote")
-def promote(workdir: WorkdirOption = DEFAULT_WORKDIR) -> None:
+def promote(
+    workdir: WorkdirOption = DEFAULT_WORKDIR,
+    rollout: Annotated[
+        bool,
+        typer.Option(help="After a promotion, apply the new champion's KServe InferenceService (serve-manifest)."),
+    ] = False,
+    image: ImageOption = None,
+    secret: SecretOption = None,
+    namespace: Annotated[
+        str | None, typer.Option(help="Namespace of the InferenceService (default: the kubeconfig's).")
+    ] = None,
+) -> None:
     """Move `champion` to the registered version when its gates passed; otherwise say why it stays."""
+    from landmarkflow.image import image as default_image
+    from landmarkflow.services import secret_name
+    from landmarkflow.serving.kserve import Rollout
     from landmarkflow.workflow import promote_step
 
-    console.print(_step(lambda: promote_step(workdir)).message)
+    to_cluster = Rollout(image or default_image(), secret or secret_name(), namespace) if rollout else None
+    console.print(_step(lambda: promote_step(workdir, to_cluster)).message)
 
 
 def _parse_bbox(bbox: str) -> list[float]:
@@ -433,6 +450,83 @@ def predict(
             target = draw / f"{Path(result['image']).stem}_landmarks.png"
             atomic_write_bytes(target, cv2.imencode(".png", canvas)[1].tobytes())
             typer.echo(f"drawn -> {target}", err=as_json)
+
+
+@app.command("serve")
+def serve(
+    model: Annotated[str, typer.Option(help="An .onnx file, a model folder, or models:/<name>@<alias>.")],
+    host: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0 in a container).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+    workers: Annotated[int, typer.Option(min=1, help="Server processes, each with its own model session.")] = 1,
+    max_batch: Annotated[int, typer.Option(min=1, help="Most face crops in one model call.")] = 32,
+    batch_wait_ms: Annotated[
+        float, typer.Option(min=0, help="How long the first request of a batch waits for others to join it.")
+    ] = 5.0,
+    max_upload_mb: Annotated[float, typer.Option(min=0.001, help="Largest image file a request may send.")] = 20.0,
+    max_pixels: Annotated[int, typer.Option(min=1, help="Largest image (width x height) a request may send.")] = (
+        40_000_000
+    ),
+) -> None:
+    """Answer `POST /v1/landmarks` with the JSON of `predict --json` over HTTP; `GET /healthz`, `GET /v1/model`.
+
+    An alias is resolved at start-up: the server keeps answering with that version until it is restarted."""
+    import os
+
+    import uvicorn
+
+    from landmarkflow.serving.app import SETTINGS_ENV, ServeSettings, create_app
+    from landmarkflow.serving.model_ref import pin_model
+    from landmarkflow.serving.uploads import Limits
+
+    limits = Limits(max_bytes=round(max_upload_mb * 2**20), max_pixels=max_pixels)
+    settings = ServeSettings(model, limits, max_batch, batch_wait_ms)
+    try:
+        served = pin_model(model)
+        if workers == 1:
+            uvicorn.run(create_app(settings, served), host=host, port=port)
+            return
+    except (OSError, ValueError) as exc:
+        _fail(str(exc))
+    os.environ[SETTINGS_ENV] = ServeSettings(served.uri, limits, max_batch, batch_wait_ms).to_json()
+    uvicorn.run("landmarkflow.serving.app:app_from_env", factory=True, host=host, port=port, workers=workers)
+
+
+@app.command("serve-manifest")
+def serve_manifest(
+    model: Annotated[
+        str, typer.Option(help="models:/<name>@<alias> (resolved to its version now) or models:/<name>/<version>.")
+    ],
+    image: ImageOption = None,
+    secret: SecretOption = None,
+    name: Annotated[str | None, typer.Option(help="The InferenceService's name (default: the model's).")] = None,
+    cpu: Annotated[str, typer.Option(help="CPU request and limit of each pod.")] = "2",
+    memory: Annotated[str, typer.Option(help="Memory request and limit of each pod.")] = "2Gi",
+    min_replicas: Annotated[int, typer.Option(min=1, help="Fewest pods.")] = 1,
+    max_replicas: Annotated[int, typer.Option(min=1, help="Most pods (autoscaled between).")] = 1,
+    workers: Annotated[int, typer.Option(min=1, help="Server processes per pod.")] = 1,
+) -> None:
+    """Print a KServe InferenceService serving MODEL with `landmarkflow serve` in the project's image, for
+    `kubectl apply -f -`; the pods reach MLflow through the pipeline's Secret."""
+    from landmarkflow.image import image as default_image
+    from landmarkflow.services import secret_name
+    from landmarkflow.serving.kserve import ServingRequest, inference_service, inference_service_yaml
+    from landmarkflow.serving.model_ref import pin_model
+
+    def build() -> dict:
+        request = ServingRequest(
+            pin_model(model).uri,
+            image or default_image(),
+            secret or secret_name(),
+            name,
+            cpu,
+            memory,
+            min_replicas,
+            max_replicas,
+            workers,
+        )
+        return inference_service(request)
+
+    typer.echo(inference_service_yaml(_step(build)), nl=False)
 
 
 if __name__ == "__main__":

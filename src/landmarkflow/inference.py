@@ -7,6 +7,10 @@ affine, so the output is 0-based pixel centres of the original image, the manife
 the one training and evaluation use (geometry.crop_matrix, runtime.crop_to_input), so a face scored here
 matches its evaluated NME.
 
+A model with a shape-fitting post-step (LGCN) comes with export's shape model (`shape_model.npz`) beside the .onnx
+or anywhere in its folder, and its graph outputs the heatmaps too: the Predictor fits the shape to them, so a deployed
+LGCN answers what evaluate measured as `nme_shape_fitted`.
+
 When export left a TensorRT engine beside the .onnx (only engines that matched onnxruntime on the test split are
 kept) and this machine has a GPU and tensorrt, the engine runs the crops instead of onnxruntime; otherwise, or if
 the engine was built for another GPU or TensorRT version, onnxruntime does, and `Predictor.backend` says why.
@@ -22,6 +26,7 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import onnxruntime as ort
@@ -30,8 +35,18 @@ from landmarkflow.detection import detect_faces
 from landmarkflow.geometry import crop_matrix, invert_affine, transform_points, warp_image
 from landmarkflow.imageio import read_rgb
 from landmarkflow.models.crop_predictor import CropPredictor
-from landmarkflow.runtime import ENGINE_PRECISIONS, DeployInfo, crop_to_input, engine_file, open_session
+from landmarkflow.runtime import (
+    ENGINE_PRECISIONS,
+    SHAPE_MODEL_FILE,
+    DeployInfo,
+    crop_to_input,
+    engine_file,
+    open_session,
+)
 from landmarkflow.tracking import setup_tracking
+
+if TYPE_CHECKING:
+    from landmarkflow.models.lgcn_shape import ShapeModel
 
 MLFLOW_SCHEMES = ("models:/", "runs:/", "mlflow-artifacts:/")
 JSON_DECIMALS = 2
@@ -52,12 +67,49 @@ class FaceResult:
         }
 
 
-def _find_onnx(folder: Path, source: str) -> Path:
-    found = sorted(folder.rglob("*.onnx"))
+@dataclass(frozen=True)
+class FaceCrops:
+    """One image's face boxes, their crop affines and the (N, 3, S, S) model inputs cut with them."""
+
+    boxes: np.ndarray
+    matrices: list[np.ndarray]
+    crops: np.ndarray
+
+    def results(self, points: np.ndarray) -> list[FaceResult]:
+        """The model's (N, K, 2) crop-pixel answers for these crops, mapped back to image pixels."""
+        return [
+            FaceResult(box, transform_points(p, invert_affine(m)))
+            for box, p, m in zip(self.boxes, points, self.matrices, strict=True)
+        ]
+
+
+def _find_onnx(folder: Path, source: str) -> tuple[Path, Path | None]:
+    """The one .onnx inside `folder`, and the shape model inside it if there is one."""
+    found, shapes = sorted(folder.rglob("*.onnx")), sorted(folder.rglob(SHAPE_MODEL_FILE))
     if len(found) != 1:
         names = ", ".join(str(p.relative_to(folder)) for p in found) or "none"
         raise ValueError(f"{source}: expected exactly one .onnx file inside, found {len(found)} ({names})")
-    return found[0]
+    if len(shapes) > 1:
+        names = ", ".join(str(p.relative_to(folder)) for p in shapes)
+        raise ValueError(f"{source}: expected at most one {SHAPE_MODEL_FILE} inside, found {len(shapes)} ({names})")
+    return found[0], shapes[0] if shapes else None
+
+
+def _shape_model(path: Path | None, info: DeployInfo, source: str) -> ShapeModel | None:
+    """The shape model the graph's heatmaps are fitted to, checked against the graph's metadata."""
+    if path is None:
+        return None
+    if not info.heatmap_name:
+        raise ValueError(f"{source}: has {SHAPE_MODEL_FILE} but its graph outputs no heatmaps to fit it to")
+    from landmarkflow.models.lgcn_shape import ShapeModel
+
+    model = ShapeModel.load(path)
+    if model.mean.shape != (info.num_points, 2) or model.size != info.input_size:
+        raise ValueError(
+            f"{source}: {SHAPE_MODEL_FILE} is for {len(model.mean)} points at {model.size} px, the graph for "
+            f"{info.num_points} at {info.input_size}"
+        )
+    return model
 
 
 def _engine_beside(onnx_path: Path) -> tuple[CropPredictor | None, str]:
@@ -98,17 +150,20 @@ class Predictor:
         source: str,
         engine: CropPredictor | None = None,
         engine_note: str = "",
+        shape_model: ShapeModel | None = None,
     ) -> None:
         self.session = session
         self.info = info
         self.source = source
         self.engine = engine
         self.engine_note = engine_note
+        self.shape_model = shape_model
         inputs = [i.name for i in session.get_inputs()]
         outputs = [o.name for o in session.get_outputs()]
-        if info.input_name not in inputs or info.output_name not in outputs:
+        wanted = [info.output_name, *([info.heatmap_name] if shape_model is not None else [])]
+        if info.input_name not in inputs or not set(wanted) <= set(outputs):
             raise ValueError(
-                f"{source}: metadata names input {info.input_name!r} and output {info.output_name!r}, "
+                f"{source}: metadata names input {info.input_name!r} and outputs {wanted}, "
                 f"but the graph has inputs {inputs} and outputs {outputs}"
             )
 
@@ -128,19 +183,24 @@ class Predictor:
                     folder = mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=tmp)
                 except MlflowException as exc:
                     raise ValueError(f"{source}: cannot download the model: {exc.message}") from exc
-                # The session holds the whole model in memory, so the download can go right after.
-                return cls._from_file(_find_onnx(Path(folder), source), source)
+                # The session and shape model are held in memory, so the download can go right after.
+                return cls._from_file(*_find_onnx(Path(folder), source), source)
         path = Path(model_ref)
         if path.is_dir():
-            return cls._from_file(_find_onnx(path, source), source)
+            return cls._from_file(*_find_onnx(path, source), source)
         if not path.is_file():
             raise FileNotFoundError(f"{source}: no such model file or folder")
-        return cls._from_file(path, source)
+        beside = path.parent / SHAPE_MODEL_FILE
+        return cls._from_file(path, beside if beside.is_file() else None, source)
 
     @classmethod
-    def _from_file(cls, path: Path, source: str) -> Predictor:
+    def _from_file(cls, path: Path, shape_path: Path | None, source: str) -> Predictor:
         session = open_session(path, source)
-        return cls(session, DeployInfo.from_session(session, source), source, *_engine_beside(path))
+        info = DeployInfo.from_session(session, source)
+        shape_model = _shape_model(shape_path, info, source)
+        if shape_model is not None:  # an engine outputs landmarks only: the fit needs onnxruntime's heatmaps
+            return cls(session, info, source, shape_model=shape_model)
+        return cls(session, info, source, *_engine_beside(path))
 
     @property
     def backend(self) -> str:
@@ -148,16 +208,24 @@ class Predictor:
         if self.engine is not None:
             return self.engine_note
         runtime = f"onnxruntime ({', '.join(self.session.get_providers())})"
+        if self.shape_model is not None:
+            runtime += f" + shape fit ({SHAPE_MODEL_FILE})"
         return f"{runtime}; {self.engine_note}" if self.engine_note else runtime
 
-    def predict_crops(self, crops: np.ndarray) -> np.ndarray:
-        """(N, K, 2) crop-pixel landmarks for (N, 3, S, S) float32 RGB [0, 1] crops, in one engine or ORT call."""
+    def predict_crops(self, crops: np.ndarray, fit_shape: bool = True) -> np.ndarray:
+        """(N, K, 2) crop-pixel landmarks for (N, 3, S, S) float32 RGB [0, 1] crops, in one engine or ORT call; with
+        the model's shape fit if it has one, unless `fit_shape` is False (the graph's own landmarks)."""
         size = self.info.input_size
         if crops.ndim != 4 or crops.shape[1:] != (3, size, size):
             raise ValueError(f"{self.source}: expects crops (N, 3, {size}, {size}), got {crops.shape}")
         crops = np.ascontiguousarray(crops, dtype=np.float32)
         if self.engine is not None:
             points = self.engine(crops)
+        elif self.shape_model is not None and fit_shape:
+            from landmarkflow.models.lgcn_shape import fit_shapes
+
+            maps = self.session.run([self.info.heatmap_name], {self.info.input_name: crops})[0]
+            points = fit_shapes(maps, self.shape_model)
         else:
             points = self.session.run([self.info.output_name], {self.info.input_name: crops})[0]
         if points.shape != (len(crops), self.info.num_points, 2):
@@ -167,6 +235,21 @@ class Predictor:
             )
         return points
 
+    def crop_faces(
+        self, image_rgb: np.ndarray, boxes: np.ndarray | Sequence[Sequence[float]] | None = None
+    ) -> FaceCrops:
+        """The model inputs for each face box (x1, y1, x2, y2) in an HxWx3 uint8 RGB image; boxes None: detect
+        faces. The server batches several images' crops into one model call; `predict_image` runs them alone."""
+        if image_rgb.ndim != 3 or image_rgb.shape[2] != 3:
+            raise ValueError(f"expected an HxWx3 RGB image, got shape {image_rgb.shape}")
+        if boxes is None:
+            boxes = [face.bbox for face in detect_faces(image_rgb)]
+        boxes = _as_boxes(boxes)
+        size, scale = self.info.input_size, self.info.box_scale
+        matrices = [crop_matrix(box, size, scale) for box in boxes]
+        crops = [crop_to_input(warp_image(image_rgb, m, size)) for m in matrices]
+        return FaceCrops(boxes, matrices, np.stack(crops) if crops else np.zeros((0, 3, size, size), np.float32))
+
     def predict_image(
         self, image_rgb: np.ndarray, boxes: np.ndarray | Sequence[Sequence[float]] | None = None
     ) -> list[FaceResult]:
@@ -174,20 +257,8 @@ class Predictor:
 
         All faces of the image go to the model in one batch.
         """
-        if image_rgb.ndim != 3 or image_rgb.shape[2] != 3:
-            raise ValueError(f"expected an HxWx3 RGB image, got shape {image_rgb.shape}")
-        if boxes is None:
-            boxes = [face.bbox for face in detect_faces(image_rgb)]
-        boxes = _as_boxes(boxes)
-        if not len(boxes):
-            return []
-        size, scale = self.info.input_size, self.info.box_scale
-        matrices = [crop_matrix(box, size, scale) for box in boxes]
-        points = self.predict_crops(np.stack([crop_to_input(warp_image(image_rgb, m, size)) for m in matrices]))
-        return [
-            FaceResult(box, transform_points(p, invert_affine(m)))
-            for box, p, m in zip(boxes, points, matrices, strict=True)
-        ]
+        faces = self.crop_faces(image_rgb, boxes)
+        return faces.results(self.predict_crops(faces.crops)) if len(faces.boxes) else []
 
     def predict_files(
         self, paths: Sequence[str | Path], bbox: Sequence[float] | None = None

@@ -20,7 +20,7 @@ from mlflow.models import infer_signature
 from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, RESOURCE_DOES_NOT_EXIST, ErrorCode
 from mlflow.tracking import MlflowClient
 
-from landmarkflow.runtime import DeployInfo
+from landmarkflow.runtime import SHAPE_MODEL_FILE, DeployInfo
 
 CHALLENGER = "challenger"
 CHAMPION = "champion"
@@ -100,8 +100,8 @@ def onnx_pip_requirements() -> list[str]:
 
 
 def log_onnx_model(run_id: str, onnx_path: Path) -> str:
-    """Log the ONNX file as the run's model, its input/output signature from the file's own deploy metadata;
-    returns its model URI."""
+    """Log the ONNX file as the run's model, its input/output signature from the file's own deploy metadata, with
+    export's shape model beside it when there is one; returns its model URI."""
     import onnx  # only registering needs it; the gate and promotion import this module too
 
     proto = onnx.load(str(onnx_path))
@@ -116,6 +116,7 @@ def log_onnx_model(run_id: str, onnx_path: Path) -> str:
             save_as_external_data=False,
             onnx_execution_providers=["CPUExecutionProvider"],
             pip_requirements=onnx_pip_requirements(),
+            extra_files=[str(shapes)] if (shapes := onnx_path.parent / SHAPE_MODEL_FILE).is_file() else None,
         )
     return model_info.model_uri
 

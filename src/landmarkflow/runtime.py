@@ -24,6 +24,9 @@ CHECKPOINT_FILE = "model.pt"
 """Train's weights and config, which evaluate and export load."""
 ONNX_FILE = "model.onnx"
 """Export's deployable model, which register logs."""
+SHAPE_MODEL_FILE = "shape_model.npz"
+"""Export's shape model beside the ONNX of a model with a shape-fitting post-step (LGCN), which register logs with it
+and predict applies to the graph's heatmaps."""
 ENGINE_PRECISIONS = ("fp16", "fp32")
 """The TensorRT engines export may write beside the ONNX, in the order predict prefers them."""
 
@@ -59,6 +62,8 @@ class DeployInfo:
     config_hash: str = ""
     input_name: str = "images"
     output_name: str = "landmarks"
+    heatmap_name: str = ""
+    """The graph's second output, the heatmaps a saved shape model is fitted to (LGCN); empty: none."""
 
     def to_props(self) -> dict[str, str]:
         """Flat string properties for ONNX metadata."""

@@ -33,6 +33,13 @@ that a step missing a variable can say which Secret should have set it."""
 DEFAULT_SECRET = "landmarkflow"
 
 
+def secret_env(secret: str) -> list[dict[str, object]]:
+    """A pod's environment from `secret`: each of SECRET_ENV through `valueFrom` (no value is ever written into a
+    manifest), and SECRET_NAME_ENV naming the Secret."""
+    refs = [{"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": name}}} for name in SECRET_ENV]
+    return [*refs, {"name": SECRET_NAME_ENV, "value": secret}]
+
+
 def secret_name() -> str:
     """The Secret this process's services come from, as its step or node was told (else the default)."""
     return os.environ.get(SECRET_NAME_ENV) or DEFAULT_SECRET

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from kubeflow_trainer_api.models import TrainerV1alpha1TrainJob
 
     from landmarkflow.evaluation.real_faces import RealFaces
+    from landmarkflow.serving.kserve import Rollout
 
 DEFAULT_SYNTH = steps.SynthOptions()
 MANIFEST_FILE = "manifest.parquet"
@@ -143,9 +144,9 @@ def register_step(workdir: Path) -> steps.RegisterResult:
     return work.save("register", registered)
 
 
-def promote_step(workdir: Path) -> steps.PromoteResult:
+def promote_step(workdir: Path, rollout: Rollout | None = None) -> steps.PromoteResult:
     work = Workdir(Path(workdir))
-    promoted = steps.promote(work.load("register", steps.RegisterResult), work.load("gate", steps.GateResult))
+    promoted = steps.promote(work.load("register", steps.RegisterResult), work.load("gate", steps.GateResult), rollout)
     return work.save("promote", promoted)
 
 

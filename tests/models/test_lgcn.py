@@ -18,8 +18,8 @@ from landmarkflow.config import load_config
 from landmarkflow.data.synthetic.face3d import TEMPLATE_68
 from landmarkflow.export.onnx import compare_outputs, export_onnx
 from landmarkflow.layouts import LAYOUTS
-from landmarkflow.models.lgcn import LGCN, FixedBlur
-from landmarkflow.models.lgcn_shape import ShapeModel, fit_face, fit_shapes, shape_fitted_predictor, solve_lsi
+from landmarkflow.models.lgcn import LGCN, FixedBlur, shape_fitted_predictor
+from landmarkflow.models.lgcn_shape import ShapeModel, fit_face, fit_shapes, solve_lsi
 from landmarkflow.models.params.lgcn import LGCNParams
 from landmarkflow.models.zoo import build_model, model_names
 from landmarkflow.runtime import DeployInfo

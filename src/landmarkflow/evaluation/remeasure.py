@@ -14,11 +14,17 @@ from landmarkflow.layouts import get_layout
 
 
 def deployed_model_nme(model_ref: str, manifest: str | Path, root: str | Path, config: ExperimentConfig) -> float:
-    """Mean NME of the ONNX model at `model_ref` on `config`'s test split, cropped by the model's own metadata."""
+    """Mean NME of the ONNX model at `model_ref` on `config`'s test split, cropped by the model's own metadata; the
+    graph's own landmarks without a shape fit, as evaluate's `nme` that the gate compares it with."""
     predictor = Predictor.load(model_ref)
     info = predictor.info
     records = read_split(manifest, config.data.test_split)
     preds = predict_records(
-        predictor.predict_crops, records, Path(root), info.input_size, info.box_scale, config.eval.batch_size
+        lambda crops: predictor.predict_crops(crops, fit_shape=False),
+        records,
+        Path(root),
+        info.input_size,
+        info.box_scale,
+        config.eval.batch_size,
     )
     return mean_nme(preds, records, get_layout(config.data.layout), config.data.normaliser)

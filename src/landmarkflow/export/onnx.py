@@ -32,24 +32,38 @@ class _Predict(nn.Module):
         return self.model.predict(images)
 
 
+class _PredictWithHeatmaps(_Predict):
+    """`model.predict` and the final `heatmap` it decodes, for a post-step outside the graph (LGCN's shape fit)."""
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # type: ignore[override]
+        outputs = self.model(images)
+        return self.model.codec.decode(outputs), outputs["heatmap"]
+
+
 def export_onnx(model: LandmarkModel, path: str | Path, info: DeployInfo, opset: int = 18) -> Path:
     """Write `model.predict` as ONNX to `path` (atomically), with `info` as metadata; returns the path.
 
     Input `info.input_name` (N, 3, S, S) float32 RGB in [0, 1], output `info.output_name` (N, K, 2) float32 crop
-    pixels, N dynamic. The model is exported in eval mode and its previous mode is restored afterwards.
+    pixels, N dynamic; when `info.heatmap_name` is set, the model's final `heatmap` (N, K, H, W) as that second
+    output. The model is exported in eval mode and its previous mode is restored afterwards.
     """
     path = Path(path)
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     example = torch.rand(EXAMPLE_BATCH, 3, model.input_size, model.input_size, device=device)
+    graph, outputs = (
+        (_PredictWithHeatmaps(model), [info.output_name, info.heatmap_name])
+        if info.heatmap_name
+        else (_Predict(model), [info.output_name])
+    )
     try:
         program = torch.onnx.export(
-            _Predict(model).eval(),
+            graph.eval(),
             (example,),
             dynamo=True,
             input_names=[info.input_name],
-            output_names=[info.output_name],
+            output_names=outputs,
             dynamic_shapes={"images": {0: torch.export.Dim("batch", min=1, max=4096)}},
             opset_version=opset,
             external_data=False,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import abstractmethod
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 import torch
@@ -12,6 +12,9 @@ from torch import nn
 from landmarkflow.codecs.base import Codec
 from landmarkflow.models.crop_predictor import CropPredictor
 from landmarkflow.models.params.base import ModelParams
+
+if TYPE_CHECKING:
+    from landmarkflow.models.lgcn_shape import ShapeModel
 
 
 class LandmarkModel(nn.Module):
@@ -59,6 +62,11 @@ class LandmarkModel(nn.Module):
     def reference_param_count(self) -> int:
         """Parameters as the authors' code counts them (the same as ours unless a model says otherwise)."""
         return sum(p.numel() for p in self.parameters())
+
+    def shape_model(self, train_landmarks: np.ndarray, train_boxes: np.ndarray, box_scale: float) -> ShapeModel | None:
+        """The shape model a deployed model's post-step needs (LGCN's), fitted on the train split; export saves it
+        beside the ONNX, which then outputs the `heatmap` it is fitted to as well. None: the model has none."""
+        return None
 
     def refined_predictor(
         self, train_landmarks: np.ndarray, train_boxes: np.ndarray, box_scale: float

@@ -29,6 +29,7 @@ from torch import nn
 from landmarkflow.codecs.lgcn_kernel import KERNEL_AMPLITUDES, kernel_profiles
 from landmarkflow.models.base import LandmarkModel
 from landmarkflow.models.crop_predictor import CropPredictor
+from landmarkflow.models.lgcn_shape import ShapeModel, crop_frame_shapes, fit_shapes
 from landmarkflow.models.params.lgcn import LGCNParams
 
 LUMA = (0.299, 0.587, 0.114)
@@ -138,16 +139,35 @@ class LGCN(LandmarkModel):
         total = local_loss + final_loss
         return total, {"local_sse": float(local_loss.detach()), "final_sse": float(final_loss.detach())}
 
+    def shape_model(self, train_landmarks: np.ndarray, train_boxes: np.ndarray, box_scale: float) -> ShapeModel:
+        """The PCA shape model of the train split in the evaluation crop's frame (docs/models.md §4.4)."""
+        shapes = crop_frame_shapes(train_landmarks, train_boxes, self.input_size, box_scale)
+        return ShapeModel.fit(shapes, self.input_size)
+
     def refined_predictor(
         self, train_landmarks: np.ndarray, train_boxes: np.ndarray, box_scale: float
     ) -> tuple[str, CropPredictor] | None:
-        """The paper's constrained PCA shape fitting (docs/models.md §4.4) over the heatmaps, with a shape model
-        built from the train split in the evaluation crop's frame."""
-        from landmarkflow.models.lgcn_shape import ShapeModel, crop_frame_shapes, shape_fitted_predictor
-
-        shapes = crop_frame_shapes(train_landmarks, train_boxes, self.input_size, box_scale)
+        """The paper's constrained PCA shape fitting over the heatmaps, with `shape_model` of the train split."""
         device = next(self.parameters()).device
-        return "shape_fitted", shape_fitted_predictor(self, ShapeModel.fit(shapes, self.input_size), device)
+        shapes = self.shape_model(train_landmarks, train_boxes, box_scale)
+        return "shape_fitted", shape_fitted_predictor(self, shapes, device)
+
+
+def shape_fitted_predictor(
+    model: LandmarkModel,
+    shape_model: ShapeModel,
+    device: torch.device | str = "cpu",
+) -> CropPredictor:
+    """A crops -> crop points function for `predict_records`: the final `heatmap` of `model`'s forward (LGCN's
+    o2), then `fit_shapes`."""
+    model.eval()
+
+    def run(crops: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            maps = model(torch.from_numpy(crops).to(device))["heatmap"].float().cpu().numpy()
+        return fit_shapes(maps, shape_model)
+
+    return run
 
 
 def init_he_scaled(module: nn.Module) -> None:

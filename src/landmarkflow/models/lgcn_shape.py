@@ -1,7 +1,9 @@
 """LGCN post-processing: constrained PCA shape fitting on the heatmaps (docs/models.md §4.4), outside the ONNX graph.
 
 The deployed graph outputs the network's own landmarks (argmax + sub-pixel step); this module is the paper's
-post-step, run in numpy on the final heatmaps o2 (`shape_fitted_predictor` plugs it into `predict_records`):
+post-step, run in numpy on the final heatmaps o2 (`lgcn.shape_fitted_predictor` plugs it into `predict_records`; a
+deployed LGCN's ONNX outputs o2 as well and `inference.Predictor` fits its own saved shape model). Free of torch, so
+that `predict` and `serve` run it where only onnxruntime is installed:
 
 1. `ShapeModel.fit`: training shapes (crop frame) rotated to the mean face about the crop centre; mean, the first
    12 principal directions scaled by their singular values, and every per-axis point ordering that holds in 100%
@@ -27,13 +29,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 from scipy.ndimage import maximum_filter
 from scipy.optimize import nnls
 
 from landmarkflow.geometry import crop_matrix, transform_points
-from landmarkflow.models.base import LandmarkModel
-from landmarkflow.models.crop_predictor import CropPredictor
 
 REFERENCE_SIZE = 96
 """Crop side at which the paper's windows and patch are given."""
@@ -73,9 +72,10 @@ class ShapeModel:
         return self.mean + (self.basis @ params).reshape(-1, 2)
 
     def save(self, path: str | Path) -> Path:
-        """Write the model as .npz (beside the checkpoint it belongs to)."""
+        """Write the model as .npz to `path` as named (export writes it beside the ONNX it belongs to)."""
         path = Path(path)
-        np.savez(path, mean=self.mean, basis=self.basis, constraints=self.constraints, size=self.size)
+        with path.open("wb") as file:
+            np.savez(file, mean=self.mean, basis=self.basis, constraints=self.constraints, size=self.size)
         return path
 
     @classmethod
@@ -244,21 +244,3 @@ def crop_frame_shapes(landmarks: np.ndarray, boxes: np.ndarray, input_size: int,
     return np.stack(
         [transform_points(p, crop_matrix(b, input_size, box_scale)) for p, b in zip(landmarks, boxes, strict=True)]
     )
-
-
-def shape_fitted_predictor(
-    model: LandmarkModel,
-    shape_model: ShapeModel,
-    device: torch.device | str = "cpu",
-    settings: FitSettings = FitSettings(),
-) -> CropPredictor:
-    """A crops -> crop points function for `predict_records`: the final `heatmap` of `model`'s forward (LGCN's
-    o2), then `fit_shapes`."""
-    model.eval()
-
-    def run(crops: np.ndarray) -> np.ndarray:
-        with torch.inference_mode():
-            maps = model(torch.from_numpy(crops).to(device))["heatmap"].float().cpu().numpy()
-        return fit_shapes(maps, shape_model, settings)
-
-    return run

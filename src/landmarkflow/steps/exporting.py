@@ -16,10 +16,11 @@ from landmarkflow.evaluation.predictions import predict_records, predict_records
 from landmarkflow.export.gpu_checks import GpuChecks, run_gpu_checks
 from landmarkflow.export.onnx import export_onnx
 from landmarkflow.export.tensorrt import tensorrt_available
+from landmarkflow.fileio import atomic_path
 from landmarkflow.layouts import get_layout
 from landmarkflow.models.crop_predictor import CropPredictor
 from landmarkflow.outages import tracking_step
-from landmarkflow.runtime import ONNX_FILE, DeployInfo, open_session, run_onnx
+from landmarkflow.runtime import ONNX_FILE, SHAPE_MODEL_FILE, DeployInfo, open_session, run_onnx
 from landmarkflow.steps.results import ExportResult, TrainResult
 from landmarkflow.tracking import log_metrics
 from landmarkflow.train.checkpoint import load_model
@@ -29,8 +30,12 @@ ENGINE_ARTIFACTS = "tensorrt"
 """The run's artifact folder for the TensorRT engines export kept."""
 
 
-def deploy_info(config: ExperimentConfig) -> DeployInfo:
-    """The crop convention a deployed model needs, from its config."""
+HEATMAP_OUTPUT = "heatmaps"
+"""The ONNX output of the heatmaps a model's shape fit needs (only models with a shape model have it)."""
+
+
+def deploy_info(config: ExperimentConfig, heatmaps: bool = False) -> DeployInfo:
+    """The crop convention a deployed model needs, from its config; `heatmaps`: the graph outputs them too."""
     return DeployInfo(
         model=config.model.name,
         layout=config.data.layout,
@@ -38,6 +43,7 @@ def deploy_info(config: ExperimentConfig) -> DeployInfo:
         input_size=config.model.input_size,
         box_scale=config.data.box_scale,
         config_hash=config.config_hash(),
+        heatmap_name=HEATMAP_OUTPUT if heatmaps else "",
     )
 
 
@@ -50,11 +56,22 @@ def onnx_predictor(onnx_path: Path) -> CropPredictor:
 @tracking_step
 def export(trained: TrainResult, out_dir: str | Path) -> ExportResult:
     """ONNX of `predict` with its deploy metadata and its parity on the test split; on a GPU, TensorRT engines
-    compared with onnxruntime there (each kept only within its precision's tolerance) and every runtime's latency."""
+    compared with onnxruntime there (each kept only within its precision's tolerance) and every runtime's latency.
+    A model with a shape-fitting post-step (LGCN) gets its shape model of the train split beside the ONNX, the one
+    evaluate measured `nme_shape_fitted` with, and the ONNX outputs the heatmaps it is fitted to."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     model, config = load_model(Path(trained.checkpoint))
-    onnx_path = export_onnx(model, out_dir / ONNX_FILE, deploy_info(config), opset=config.export.opset)
+    train = read_split(trained.manifest, "train")
+    shapes = None
+    if train:  # as evaluate builds it
+        train_points, train_boxes = np.stack([r.landmarks for r in train]), np.stack([r.bbox for r in train])
+        shapes = model.shape_model(train_points, train_boxes, config.data.box_scale)
+    info = deploy_info(config, heatmaps=shapes is not None)
+    onnx_path = export_onnx(model, out_dir / ONNX_FILE, info, opset=config.export.opset)
+    if shapes is not None:
+        with atomic_path(out_dir / SHAPE_MODEL_FILE) as tmp:
+            shapes.save(tmp)
     records = read_split(trained.manifest, config.data.test_split)[: config.export.parity_max_images]
     root, layout = Path(trained.root), get_layout(config.data.layout)
     crops = (root, model.input_size, config.data.box_scale, config.eval.batch_size)

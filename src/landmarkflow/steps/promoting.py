@@ -16,15 +16,16 @@ from landmarkflow.alias_lock import alias_lock
 from landmarkflow.evaluation.gates import champion_check
 from landmarkflow.outages import tracking_step
 from landmarkflow.registry import CHAMPION, GATE_TAG, VersionInfo, get_version, tag_version, version_by_alias
+from landmarkflow.serving.kserve import Rollout
 from landmarkflow.steps.results import GateResult, PromoteResult, RegisterResult
 
 log = logging.getLogger(__name__)
 
 
 @tracking_step
-def promote(registered: RegisterResult, gated: GateResult) -> PromoteResult:
-    """Move `champion` to the new version when every gate passed and it still beats the champion; otherwise say why
-    it stays."""
+def promote(registered: RegisterResult, gated: GateResult, rollout: Rollout | None = None) -> PromoteResult:
+    """Move `champion` to the new version when every gate passed and it still beats the champion, then roll it out
+    if asked; otherwise say why it stays."""
     name, version = registered.registered_name, registered.version
     if not gated.passed:
         champion = gated.champion_version
@@ -54,6 +55,8 @@ def promote(registered: RegisterResult, gated: GateResult) -> PromoteResult:
     message = f"{name}@{CHAMPION} -> v{version} ({gated.reasons})"
     if champion is not None and champion.version not in (gated.champion_version, version):
         message += f"; still not worse than v{champion.version}, promoted after the gate"
+    if rollout is not None:
+        message += f"; {rollout.roll_out(name, version)}"
     log.info(message)
     return PromoteResult(name, version, True, message)
 

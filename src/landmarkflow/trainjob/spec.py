@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 from kubeflow_trainer_api.models import TrainerV1alpha1TrainJob
 
-from landmarkflow.services import DEFAULT_SECRET, SECRET_ENV, SECRET_NAME_ENV
+from landmarkflow.services import DEFAULT_SECRET, secret_env
 from landmarkflow.train.launch import node_command
 
 API_VERSION = "trainer.kubeflow.org/v1alpha1"
@@ -70,7 +70,7 @@ def build_trainjob(request: TrainJobRequest) -> TrainerV1alpha1TrainJob:
         "command": node_command(request.config_path, request.run_id, request.overrides),
         "numNodes": request.nodes,
         "numProcPerNode": max(request.gpus_per_node, 1),
-        "env": [*_secret_env(request.secret), {"name": SECRET_NAME_ENV, "value": request.secret}],
+        "env": secret_env(request.secret),
     }
     if request.gpus_per_node:
         gpus = str(request.gpus_per_node)
@@ -90,10 +90,6 @@ def build_trainjob(request: TrainJobRequest) -> TrainerV1alpha1TrainJob:
 def trainjob_yaml(job: TrainerV1alpha1TrainJob) -> str:
     """The job as YAML for `kubectl apply -f -`."""
     return yaml.safe_dump(job.to_dict(), sort_keys=False)
-
-
-def _secret_env(secret: str) -> list[dict[str, Any]]:
-    return [{"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": name}}} for name in SECRET_ENV]
 
 
 def _shared_memory_patch() -> dict[str, Any]:

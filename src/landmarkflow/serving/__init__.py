@@ -1,0 +1,1 @@
+"""`landmarkflow serve`: the Predictor behind HTTP (FastAPI + uvicorn), and its KServe InferenceService."""

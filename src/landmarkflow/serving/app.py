@@ -1,0 +1,188 @@
+"""The HTTP server: `POST /v1/landmarks` answers an image (multipart or raw bytes) with the JSON of `predict`.
+
+Each request is decoded, its faces detected (or its box taken) and cropped in the threadpool, exactly as
+`Predictor.predict_image` does; the crops of concurrent requests then share one model call (`CropBatcher`), and
+each face is mapped back to its image. A refused request (UploadError) or a failed one answers JSON
+`{"error": ...}` and the server goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
+
+from landmarkflow.inference import Predictor
+from landmarkflow.serving.batcher import BatcherBusy, CropBatcher
+from landmarkflow.serving.model_ref import ServedModel, pin_model
+from landmarkflow.serving.uploads import BBOX_FIELD, IMAGE_FIELD, Limits, UploadError, decode_image, parse_bbox
+
+log = logging.getLogger(__name__)
+
+SETTINGS_ENV = "LANDMARKFLOW_SERVE_SETTINGS"
+"""How `serve --workers N` hands its settings to each uvicorn worker process (JSON of ServeSettings)."""
+MULTIPART = "multipart/form-data"
+RAW_IMAGE_NAME = "request-body"
+"""The `image` of a raw-bytes request in the answer (a multipart upload's is its file name)."""
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """What the server answers with and how it batches; `model` as `predict --model` takes it."""
+
+    model: str
+    limits: Limits = field(default_factory=Limits)
+    max_batch: int = 32
+    batch_wait_ms: float = 5.0
+    max_pending: int = 256
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> ServeSettings:
+        values = json.loads(text)
+        return cls(**{**values, "limits": Limits(**values["limits"])})
+
+
+def create_app(settings: ServeSettings, served: ServedModel | None = None) -> FastAPI:
+    """The app for `settings.model` (pinned first unless `served` says which version it is)."""
+    served = served or pin_model(settings.model)
+    predictor = Predictor.load(served.uri)
+    batcher = CropBatcher(
+        predictor.predict_crops, settings.max_batch, settings.batch_wait_ms / 1000, settings.max_pending
+    )
+    version = f" v{served.version}" if served.version else ""
+    log.info("serving %s%s from %s on %s", served.name, version, served.uri, predictor.backend)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        await run_in_threadpool(batcher.close)
+
+    app = FastAPI(title="landmarkflow", summary="Facial landmarks in image pixels.", lifespan=lifespan)
+
+    @app.exception_handler(UploadError)
+    async def refused(_: Request, exc: UploadError) -> JSONResponse:
+        return JSONResponse({"error": str(exc)}, status_code=exc.status)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
+        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(BatcherBusy)
+    async def busy(_: Request, exc: BatcherBusy) -> JSONResponse:
+        return JSONResponse({"error": f"busy: {exc}; try again shortly"}, status_code=503, headers={"Retry-After": "1"})
+
+    @app.exception_handler(Exception)
+    async def failed(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("request failed")
+        return JSONResponse({"error": f"internal error: {type(exc).__name__}: {exc}"}, status_code=500)
+
+    @app.get("/healthz")
+    def healthz() -> JSONResponse:
+        """200 while the model's batch worker runs."""
+        if not batcher.alive:
+            return JSONResponse({"status": "model worker stopped"}, status_code=503)
+        return JSONResponse({"status": "ok"})
+
+    @app.get("/v1/model")
+    def model() -> dict[str, Any]:
+        """The registered name and version, and the deploy metadata that says how faces are cropped."""
+        info = predictor.info
+        return {
+            "name": served.name,
+            "version": served.version,
+            "source": served.uri,
+            "model": info.model,
+            "layout": info.layout,
+            "num_points": info.num_points,
+            "input_size": info.input_size,
+            "box_scale": info.box_scale,
+            "config_hash": info.config_hash,
+            "backend": predictor.backend,
+        }
+
+    @app.post("/v1/landmarks")
+    async def landmarks(request: Request) -> dict[str, Any]:
+        """An image (multipart field `image`, or the raw body with an image/* content type) and an optional
+        `bbox=x1,y1,x2,y2` (query or form field; default: detect faces) -> `{"image", "faces": [{"bbox",
+        "landmarks"}]}`, in image pixels, as `landmarkflow predict --json` prints it."""
+        name, data, bbox = await _read_request(request, settings.limits)
+
+        def crop() -> Any:
+            image = decode_image(data, settings.limits)
+            try:
+                return predictor.crop_faces(image, parse_bbox(bbox, image.shape))
+            except ValueError as exc:
+                raise UploadError(422, str(exc)) from exc
+
+        faces = await run_in_threadpool(crop)
+        found = []
+        if len(faces.boxes):
+            points = await asyncio.wrap_future(batcher.submit(faces.crops))
+            found = [face.to_json() for face in faces.results(points)]
+        return {"image": name, "faces": found}
+
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """The uvicorn factory each worker of `serve --workers N` builds its app with."""
+    return create_app(ServeSettings.from_json(os.environ[SETTINGS_ENV]))
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise UploadError(413, f"request of {declared} bytes: the limit is {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise UploadError(413, f"request larger than the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _read_request(request: Request, limits: Limits) -> tuple[str, bytes, str | None]:
+    """(the image's name, its bytes, the bbox text or None) from either kind of request."""
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    query_bbox = request.query_params.get(BBOX_FIELD)
+    if media.startswith("image/"):
+        return RAW_IMAGE_NAME, await _read_body(request, limits.max_bytes), query_bbox
+    if media != MULTIPART:
+        given = f"content type {media!r}" if media else "no content type"
+        raise UploadError(
+            415,
+            f"{given}: send the image as {MULTIPART} with an {IMAGE_FIELD!r} file field, "
+            "or as the raw body with an image/* content type",
+        )
+    body = await _read_body(request, limits.max_bytes + 64 * 1024)  # room for the multipart framing
+
+    async def replay() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    try:
+        form = await Request(request.scope, replay).form(max_files=1, max_fields=4)
+    except HTTPException as exc:
+        raise UploadError(400, f"malformed {MULTIPART} body: {exc.detail}") from exc
+    upload, form_bbox = form.get(IMAGE_FIELD), form.get(BBOX_FIELD)
+    if not isinstance(upload, UploadFile):
+        raise UploadError(400, f"no image: the {MULTIPART} body needs a file field {IMAGE_FIELD!r}")
+    if form_bbox is not None and query_bbox is not None:
+        raise UploadError(422, f"{BBOX_FIELD} given twice, as a query parameter and a form field: give one")
+    if form_bbox is not None and not isinstance(form_bbox, str):
+        raise UploadError(422, f"{BBOX_FIELD} must be a text field x1,y1,x2,y2, not a file")
+    return upload.filename or IMAGE_FIELD, await upload.read(), form_bbox if form_bbox is not None else query_bbox

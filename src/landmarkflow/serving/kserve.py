@@ -1,0 +1,167 @@
+"""The KServe InferenceService that serves a registered version on a cluster: the project's image running
+`landmarkflow serve` as a custom predictor, reaching MLflow through the pipeline's Secret.
+
+The container and probes are built with the Kubernetes client's models (what a Pod accepts); the InferenceService
+around them follows KServe's v1beta1 CRD: `spec.predictor` is a PodSpec (`containers`) plus the component's
+`minReplicas`/`maxReplicas`/`containerConcurrency`. A custom predictor's container is named `kserve-container`, the
+name KServe routes to. The manifest names a version, never an alias: rolling out a new champion is applying a
+new manifest, which KServe turns into a rolling update, and a pod restarted later still serves what was rolled out.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from landmarkflow.services import DEFAULT_SECRET, secret_env
+from landmarkflow.serving.model_ref import REGISTRY_URI
+
+log = logging.getLogger(__name__)
+
+GROUP, VERSION, PLURAL = "serving.kserve.io", "v1beta1", "inferenceservices"
+API_VERSION = f"{GROUP}/{VERSION}"
+KIND = "InferenceService"
+CONTAINER = "kserve-container"
+PORT = 8080
+"""KServe's default port for a custom predictor's container."""
+HEALTH_PATH = "/healthz"
+MODEL_LABEL = "landmarkflow/registered-model"
+VERSION_LABEL = "landmarkflow/model-version"
+NAME_PATTERN = re.compile(r"[a-z]([-a-z0-9]{0,43}[a-z0-9])?")
+"""A DNS-1035 label short enough for the names KServe derives from it (`<name>-predictor-...`)."""
+
+
+@dataclass(frozen=True)
+class ServingRequest:
+    """What one served version needs on a cluster."""
+
+    model_uri: str
+    """`models:/<name>/<version>`: the version the pods load."""
+    image: str
+    secret: str = DEFAULT_SECRET
+    name: str | None = None
+    """The InferenceService's name (default: the registered model's)."""
+    cpu: str = "2"
+    memory: str = "2Gi"
+    min_replicas: int = 1
+    max_replicas: int = 1
+    workers: int = 1
+    container_concurrency: int = 32
+    """Requests a pod takes at once: the server batches them, so this is its batch, not a queue elsewhere."""
+
+
+def service_name(registered_name: str) -> str:
+    """A DNS-1035 name from a registered model's name (`hih-wflw` stays itself, `HIH_wflw` becomes `hih-wflw`)."""
+    name = re.sub(r"[^a-z0-9-]+", "-", registered_name.lower()).strip("-")
+    if not NAME_PATTERN.fullmatch(name):
+        raise ValueError(f"{registered_name!r}: no valid InferenceService name (1-45 letters, digits, '-') from it")
+    return name
+
+
+def predictor_container(request: ServingRequest) -> dict[str, Any]:
+    """The `kserve-container` (a Kubernetes Container): `landmarkflow serve` on PORT, its probes on /healthz, its
+    resources and the Secret's environment."""
+
+    def probe(period_s: int, failures: int) -> dict[str, Any]:
+        return {
+            "httpGet": {"path": HEALTH_PATH, "port": PORT},
+            "periodSeconds": period_s,
+            "failureThreshold": failures,
+            "timeoutSeconds": 5,
+        }
+
+    serve = ["landmarkflow", "serve", "--model", request.model_uri, "--host", "0.0.0.0", "--port", str(PORT)]
+    resources = {"cpu": request.cpu, "memory": request.memory}
+    return {
+        "name": CONTAINER,
+        "image": request.image,
+        "command": [*serve, "--workers", str(request.workers)],
+        "ports": [{"containerPort": PORT, "protocol": "TCP"}],
+        "env": secret_env(request.secret),
+        # Startup covers the model's download (up to 5 min); readiness takes a busy pod out of the Service for a
+        # while; liveness restarts a server that stopped answering.
+        "startupProbe": probe(10, 30),
+        "readinessProbe": probe(10, 3),
+        "livenessProbe": probe(20, 3),
+        "resources": {"requests": resources, "limits": resources},
+    }
+
+
+def inference_service(request: ServingRequest) -> dict[str, Any]:
+    """The InferenceService for `request`; ValueError naming the field that cannot be right."""
+    match = REGISTRY_URI.fullmatch(request.model_uri)
+    if match is None or match["version"] is None:
+        raise ValueError(f"model {request.model_uri!r}: expected a registered version, models:/<name>/<version>")
+    if not 1 <= request.min_replicas <= request.max_replicas:
+        raise ValueError(
+            f"replicas {request.min_replicas}..{request.max_replicas}: expected 1 <= min_replicas <= max_replicas"
+        )
+    name = request.name or service_name(match["name"])
+    if not NAME_PATTERN.fullmatch(name):
+        raise ValueError(f"InferenceService name {name!r}: expected 1-45 lowercase letters, digits and '-'")
+    labels = {"app.kubernetes.io/part-of": "landmarkflow", MODEL_LABEL: match["name"], VERSION_LABEL: match["version"]}
+    return {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "metadata": {"name": name, "labels": labels},
+        "spec": {
+            "predictor": {
+                "minReplicas": request.min_replicas,
+                "maxReplicas": request.max_replicas,
+                "containerConcurrency": request.container_concurrency,
+                "containers": [predictor_container(request)],
+            }
+        },
+    }
+
+
+def inference_service_yaml(manifest: dict[str, Any]) -> str:
+    """The manifest as YAML for `kubectl apply -f -`."""
+    return yaml.safe_dump(manifest, sort_keys=False)
+
+
+def apply_inference_service(manifest: dict[str, Any], namespace: str) -> str:
+    """Create the InferenceService, or replace the spec of the one of that name (KServe rolls its pods); returns
+    what was done. The step's service account needs get, create and patch on `inferenceservices`."""
+    from kubernetes import client, config
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        config.load_incluster_config()
+    except config.ConfigException:
+        config.load_kube_config()
+    api, name = client.CustomObjectsApi(), manifest["metadata"]["name"]
+    try:
+        api.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, manifest)
+        done = f"InferenceService {namespace}/{name} created"
+    except ApiException as exc:
+        if exc.status != 409:
+            raise
+        patch = {"metadata": {"labels": manifest["metadata"]["labels"]}, "spec": manifest["spec"]}
+        api.patch_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name, patch)
+        done = f"InferenceService {namespace}/{name} updated"
+    log.info(done)
+    return done
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """Promote's optional last act: serve the new champion on the cluster. `apply` takes the manifest and the
+    namespace (None: this pod's, else the kubeconfig's) and says what it did."""
+
+    image: str
+    secret: str = DEFAULT_SECRET
+    namespace: str | None = None
+    apply: Callable[[dict[str, Any], str], str] = apply_inference_service
+
+    def roll_out(self, registered_name: str, version: str) -> str:
+        """Apply the InferenceService of `registered_name` v`version`; returns what was done."""
+        from landmarkflow.trainjob.submit import current_namespace
+
+        manifest = inference_service(ServingRequest(f"models:/{registered_name}/{version}", self.image, self.secret))
+        return self.apply(manifest, self.namespace or current_namespace())

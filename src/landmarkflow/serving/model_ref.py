@@ -1,0 +1,37 @@
+"""Which registered version a server answers with: an alias is resolved once, at start-up, so every worker (and
+every answer) comes from the same version even if the alias moves while it runs."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+REGISTRY_URI = re.compile(r"models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>\d+))")
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """`name` and `version` as /v1/model reports them; `uri` is what the Predictor loads (an alias pinned to its
+    version). A model file or run artifact has no version: its name is the reference itself."""
+
+    name: str
+    version: str | None
+    uri: str
+
+
+def pin_model(ref: str) -> ServedModel:
+    """`models:/<name>@<alias>` -> its version now (ValueError when there is none); other references unchanged."""
+    match = REGISTRY_URI.fullmatch(ref)
+    if match is None:
+        return ServedModel(ref, None, ref)
+    name, alias, version = match["name"], match["alias"], match["version"]
+    if alias is not None:
+        from landmarkflow.registry import version_by_alias
+        from landmarkflow.tracking import setup_tracking
+
+        setup_tracking(must_exist=True)
+        found = version_by_alias(name, alias)
+        if found is None:
+            raise ValueError(f"{ref}: registered model {name!r} has no alias {alias!r}")
+        version = found.version
+    return ServedModel(name, str(version), f"models:/{name}/{version}")

@@ -1,0 +1,102 @@
+"""`serve-manifest` prints an InferenceService that Kubernetes and KServe's v1beta1 CRD accept, and promote with a
+rollout applies that manifest for the new champion (to a recorder here, not a cluster)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes.client import ApiClient, V1Container, V1ObjectMeta, V1PodSpec
+from typer.testing import CliRunner
+
+from landmarkflow import steps
+from landmarkflow.cli import app
+from landmarkflow.registry import CHAMPION, version_by_alias
+from landmarkflow.services import SECRET_ENV, SECRET_NAME_ENV
+from landmarkflow.serving.kserve import Rollout, ServingRequest, inference_service
+from tests.fakes import candidate
+
+COMPONENT_FIELDS = {"minReplicas", "maxReplicas", "containerConcurrency"}
+"""The ComponentExtensionSpec fields the manifest sets beside the PodSpec in spec.predictor (KServe's CRD)."""
+
+
+def round_trip(value: dict[str, Any], kind: str) -> dict[str, Any]:
+    """`value` read as the Kubernetes model `kind` and written back: any field the model lacks is dropped, any
+    wrong type fails, so equality means Kubernetes reads it as written."""
+    client = ApiClient()
+    model = client.deserialize(SimpleNamespace(data=json.dumps(value)), kind)
+    assert isinstance(model, {"V1PodSpec": V1PodSpec, "V1Container": V1Container, "V1ObjectMeta": V1ObjectMeta}[kind])
+    return client.sanitize_for_serialization(model)
+
+
+def check_inference_service(manifest: dict[str, Any], uri: str, image: str, secret: str) -> None:
+    assert manifest["apiVersion"] == "serving.kserve.io/v1beta1" and manifest["kind"] == "InferenceService"
+    assert set(manifest) == {"apiVersion", "kind", "metadata", "spec"} and set(manifest["spec"]) == {"predictor"}
+    assert round_trip(manifest["metadata"], "V1ObjectMeta") == manifest["metadata"]
+    predictor = manifest["spec"]["predictor"]
+    pod = {key: value for key, value in predictor.items() if key not in COMPONENT_FIELDS}
+    assert round_trip(pod, "V1PodSpec") == pod and set(pod) == {"containers"}
+    assert 1 <= predictor["minReplicas"] <= predictor["maxReplicas"] and predictor["containerConcurrency"] > 0
+    (container,) = pod["containers"]
+    assert round_trip(container, "V1Container") == container
+    assert container["name"] == "kserve-container" and container["image"] == image
+    assert container["command"][:4] == ["landmarkflow", "serve", "--model", uri]
+    assert container["ports"] == [{"containerPort": 8080, "protocol": "TCP"}]
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/healthz", "port": 8080}
+    refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"] if "valueFrom" in e}
+    assert refs == {name: {"name": secret, "key": name} for name in SECRET_ENV}
+    assert {"name": SECRET_NAME_ENV, "value": secret} in container["env"]
+    assert set(container["resources"]) == {"requests", "limits"}
+
+
+def test_serve_manifest_pins_the_champion_in_a_valid_inference_service(tmp_path: Path) -> None:
+    first = candidate(tmp_path, "hih", 0.05, None)
+    steps.promote(first.register(), first.gated)
+    args = ["serve-manifest", "--model", "models:/hih-synthetic@champion", "--image", "registry.example/lf:abc"]
+    printed = CliRunner().invoke(app, [*args, "--secret", "lf-services", "--max-replicas", "3"])
+    assert printed.exit_code == 0, printed.output
+    manifest = yaml.safe_load(printed.stdout)
+    check_inference_service(manifest, "models:/hih-synthetic/1", "registry.example/lf:abc", "lf-services")
+    assert manifest["metadata"]["name"] == "hih-synthetic"
+    assert manifest["metadata"]["labels"]["landmarkflow/model-version"] == "1"
+    assert manifest["spec"]["predictor"]["maxReplicas"] == 3
+
+    missing = CliRunner().invoke(app, ["serve-manifest", "--model", "models:/hih-synthetic@staging"])
+    assert missing.exit_code == 1 and "has no alias 'staging'" in " ".join(missing.output.split())
+    unpinned = CliRunner().invoke(app, ["serve-manifest", "--model", "model.onnx"])
+    assert unpinned.exit_code == 1 and "expected a registered version, models:/<name>/<version>" in " ".join(
+        unpinned.output.split()
+    )
+    with pytest.raises(ValueError, match="no valid InferenceService name"):
+        inference_service(ServingRequest("models:/___/2", "img"))
+    with pytest.raises(ValueError, match="min_replicas <= max_replicas"):
+        inference_service(ServingRequest("models:/hih-wflw/2", "img", min_replicas=2, max_replicas=1))
+
+
+def test_promote_rolls_out_the_new_champion_only_when_it_is_promoted(tmp_path: Path) -> None:
+    applied: list[tuple[dict[str, Any], str]] = []
+
+    def record(manifest: dict[str, Any], namespace: str) -> str:
+        applied.append((manifest, namespace))
+        return f"InferenceService {namespace}/{manifest['metadata']['name']} created"
+
+    rollout = Rollout("registry.example/lf:abc", "lf-services", "serving", record)
+    first = candidate(tmp_path, "hih", 0.05, None)
+    promoted = steps.promote(first.register(), first.gated, rollout)
+    assert promoted.promoted and "InferenceService serving/hih-synthetic created" in promoted.message
+    ((manifest, namespace),) = applied
+    assert namespace == "serving"
+    check_inference_service(manifest, "models:/hih-synthetic/1", "registry.example/lf:abc", "lf-services")
+
+    worse = candidate(tmp_path, "hih", 0.07, "1")
+    worse.gated = steps.GateResult(
+        worse.gated.run_id, "hih-synthetic", False, "worse than the champion", {}, "1", 0.0005
+    )
+    kept = steps.promote(worse.register(), worse.gated, rollout)
+    assert not kept.promoted and len(applied) == 1
+    assert version_by_alias("hih-synthetic", CHAMPION).version == "1"
