@@ -1,7 +1,8 @@
 """Run a serialized TensorRT engine with torch CUDA tensors as its buffers (no pycuda, no host staging of our own).
 
-The engine is export's (export/tensorrt.py): one input (N, 3, S, S) float32 and one output (N, K, 2) float32,
-N dynamic within the optimisation profile; a larger batch runs in chunks of the profile's maximum.
+The engine is export's (export/tensorrt.py): one input (N, 3, S, S) float32 and the landmarks output (N, K, 2)
+float32 (LGCN's engine also outputs its heatmaps: every output gets a buffer, the landmarks are returned), N dynamic
+within the optimisation profile; a larger batch runs in chunks of the profile's maximum.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from landmarkflow.export.tensorrt import tensorrt_available
 class EngineRunner:
     """One engine, one execution context, on torch's current CUDA stream of device `device`."""
 
-    def __init__(self, path: str | Path, device: int = 0) -> None:
+    def __init__(self, path: str | Path, device: int = 0, output: str = "landmarks") -> None:
         available, reason = tensorrt_available()
         if not available:
             raise RuntimeError(f"{path}: cannot run a TensorRT engine here: {reason}")
@@ -36,10 +37,11 @@ class EngineRunner:
             self.context = self.engine.create_execution_context()
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
         inputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
-        outputs = [n for n in names if n not in inputs]
-        if len(inputs) != 1 or len(outputs) != 1:
-            raise ValueError(f"{self.path}: expected one input and one output, found {inputs} and {outputs}")
-        (self.input_name,), (self.output_name,) = inputs, outputs
+        self.outputs = [n for n in names if n not in inputs]
+        if len(inputs) != 1 or output not in self.outputs:
+            found = f"found inputs {inputs} and outputs {self.outputs}"
+            raise ValueError(f"{self.path}: expected one input and an output {output!r}, {found}")
+        (self.input_name,), self.output_name = inputs, output
         for name in names:
             if self.engine.get_tensor_dtype(name) != trt.DataType.FLOAT:
                 raise ValueError(f"{self.path}: tensor {name!r} is {self.engine.get_tensor_dtype(name)}, not float32")
@@ -58,12 +60,13 @@ class EngineRunner:
     def _run(self, images: torch.Tensor) -> torch.Tensor:
         if not self.context.set_input_shape(self.input_name, tuple(images.shape)):
             raise ValueError(f"{self.path}: input shape {tuple(images.shape)} is outside the engine's profile")
-        output = torch.empty(tuple(self.context.get_tensor_shape(self.output_name)), device=self.device)
+        buffers = {n: torch.empty(tuple(self.context.get_tensor_shape(n)), device=self.device) for n in self.outputs}
         self.context.set_tensor_address(self.input_name, images.data_ptr())
-        self.context.set_tensor_address(self.output_name, output.data_ptr())
+        for name, buffer in buffers.items():
+            self.context.set_tensor_address(name, buffer.data_ptr())
         if not self.context.execute_async_v3(torch.cuda.current_stream(self.device).cuda_stream):
             raise RuntimeError(f"{self.path}: TensorRT execution failed (see the TensorRT log)")
-        return output
+        return buffers[self.output_name]
 
     def predict(self, crops: np.ndarray) -> np.ndarray:
         """The `CropPredictor` shape: numpy crops in, numpy crop points out (copies to and from the GPU)."""
