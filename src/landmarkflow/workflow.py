@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 DEFAULT_SYNTH = steps.SynthOptions()
 MANIFEST_FILE = "manifest.parquet"
-COMMAND_OF_STEP = {"ingest": "data ingest", "validate": "data validate"}
+COMMAND_OF_STEP = {"ingest": "data ingest", "freshness": "data freshness", "validate": "data validate"}
 """The CLI subcommand of a step, where it is not the step's own name."""
 Result = TypeVar("Result", bound=steps.StepResult)
 
@@ -67,6 +67,15 @@ def ingest_step(
     work = Workdir(Path(workdir))
     ingested = steps.ingest(dataset, root, work.path / MANIFEST_FILE, synth=synth, repo_root=repo_root)
     return work.save("ingest", ingested)
+
+
+def freshness_step(
+    workdir: Path, configs: list[str | Path], ingest_result: str | Path | None = None, force: bool = False
+) -> steps.FreshnessResult:
+    """Which of `configs` have data to learn from in the ingested data (freshness.json); see `steps.check_freshness`."""
+    work = Workdir(Path(workdir))
+    ingested = steps.IngestResult.load(ingest_result) if ingest_result else work.load("ingest", steps.IngestResult)
+    return work.save("freshness", steps.check_freshness(ingested, configs, force=force))
 
 
 def validate_step(workdir: Path, ingest_result: str | Path | None = None) -> ValidationResult:
