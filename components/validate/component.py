@@ -15,7 +15,8 @@ def validate(
     Args:
         manifest: The manifest from ingest.
         ingest_result: Ingest's result (data hash and DVC remote).
-        freshness_result: The freshness check's result (the models to train).
+        freshness_result: The freshness check's result: the models to train, and the data their champions were
+            trained on, which the drift report compares with (fetching its profile from MLflow).
         report: The HTML validation report.
 
     Returns:
@@ -33,9 +34,10 @@ def validate(
     ingested = steps.IngestResult.load(ingest_result.path)
     ingested.manifest = manifest.path
     report_dir = Path(report.path).with_name("validation")
-    outcome = steps.validate(steps.materialise_data(ingested, None, scratch / "data"), report_dir)
+    checked = steps.FreshnessResult.load(freshness_result.path)
+    outcome = steps.validate(steps.materialise_data(ingested, None, scratch / "data"), report_dir, checked)
     print_summary(outcome)
     # The HTML artifact is the page itself; its Data Docs link resolves inside report_dir beside it.
     shutil.copyfile(outcome.report_path, report.path)
     require_valid(outcome)
-    return steps.FreshnessResult.load(freshness_result.path).retrain
+    return checked.retrain

@@ -79,11 +79,13 @@ def freshness_step(
 
 
 def validate_step(workdir: Path, ingest_result: str | Path | None = None) -> ValidationResult:
-    """The data suite over the ingested manifest (reports in `<workdir>/validation/`); returns its result, which
-    the caller checks (a failure is an outcome here, not an exception)."""
+    """The data suite over the ingested manifest (reports in `<workdir>/validation/`), with drift from the champions'
+    data when the workdir holds a freshness check; returns its result, which the caller checks (a failure is an
+    outcome here, not an exception)."""
     work = Workdir(Path(workdir))
     ingested = steps.IngestResult.load(ingest_result) if ingest_result else work.load("ingest", steps.IngestResult)
-    return steps.validate(ingested, work.outputs("validation"))
+    checked = work.load("freshness", steps.FreshnessResult) if work.result_file("freshness").is_file() else None
+    return steps.validate(ingested, work.outputs("validation"), checked)
 
 
 def train_step(
