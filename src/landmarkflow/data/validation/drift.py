@@ -34,8 +34,8 @@ QUANTILES = 101
 """Quantiles kept per feature (every 1%): the KS statistic between two profiles is exact to about 0.01."""
 MOVED_KS = 0.1
 """A feature is reported as moved when its KS statistic reaches this and chance alone would not explain it (see
-`chance_ks`): two renderings of the synthetic default (2300 faces, other seeds) stay near 0.03, while two samples of
-48 faces from one renderer reached 0.18."""
+`chance_ks`): two renderings of the synthetic default (2300 faces, seeds 0 and 1) differ by at most 0.04, while two
+samples of 48 faces from one renderer reached 0.18."""
 CHANCE_C = 1.63
 """Two samples of n and m faces from one distribution exceed KS c * sqrt((n + m) / (n m)) with probability 1%."""
 PROFILE_FILE = "data_profile.json"
