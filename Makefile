@@ -43,14 +43,15 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests components pipelines bench tools
 	$(BIN)/ruff format --check src tests components pipelines bench tools
 
-# The whole pipeline on the embedded default (synthetic faces, small configs), through kfp.local.
+# The whole pipeline on the embedded default (synthetic faces, small configs), through kfp.local. Models already
+# trained on this data are skipped; FORCE=1 retrains them.
 pipeline-run: $(STAMP)
-	$(BIN)/python pipelines/run_local.py
+	$(BIN)/python pipelines/run_local.py $(if $(FORCE),--force)
 
 # The same pipeline sharing nothing but artifacts, the environment and servers, as on a cluster: every step in a
 # fresh folder, data through a DVC remote on S3 (SeaweedFS), a real MLflow server; EPOCHS=1 makes it short.
 pipeline-run-isolated: $(STAMP)
-	$(BIN)/python pipelines/run_isolated.py $(if $(EPOCHS),--epochs $(EPOCHS))
+	$(BIN)/python pipelines/run_isolated.py $(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(FORCE),--force)
 
 # Stop the servers pipeline-run-isolated left running (their data stays in .isolated/).
 isolated-stop: $(STAMP)

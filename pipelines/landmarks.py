@@ -1,4 +1,8 @@
-"""The landmark pipeline: ingest -> validate -> per model: train -> evaluate -> export -> gate -> register -> promote.
+"""The landmark pipeline: ingest -> freshness -> validate -> per model: train -> evaluate -> export -> gate ->
+register -> promote.
+
+Freshness decides which models have data they were not trained on; when none has, the run ends there (a `dsl.If`
+branch not taken, not a failure) with the outcome logged in MLflow.
 
 Only wiring lives here; every step is a component in components/ calling landmarkflow.steps.
 Steps with side effects or decisions (ingest, validate, export, gate, register, promote) never come
@@ -15,6 +19,7 @@ from kfp.dsl import Artifact, Dataset, Input, PipelineTask
 
 from components.evaluate.component import evaluate
 from components.export.component import export
+from components.freshness.component import freshness
 from components.gate.component import gate
 from components.image import IMAGE
 from components.ingest.component import ingest
@@ -142,8 +147,9 @@ def make_pipeline(parallelism: int = 0):
         dvc_remote_url: str = "",
         real_faces: str = "",
         real_faces_dataset: str = "300w",
+        force_retrain: bool = False,
     ):
-        """The whole pipeline on one dataset, one branch per model config.
+        """The whole pipeline on one dataset, one branch per model config whose model has new data to learn from.
 
         Args:
             dataset: Dataset name (synthetic, 300w).
@@ -166,6 +172,8 @@ def make_pipeline(parallelism: int = 0):
             real_faces: DVC hash (`<md5>.dir`) of a folder of real annotated faces pushed to that same remote ("" =
                 none): evaluate measures every model on them as real_nme (gated by a config's gate.max_real_nme).
             real_faces_dataset: The format of the real faces: 300w, wflw, cofw, cofw68 or aflw.
+            force_retrain: Train every config's model even when its champion (or its newest version, which failed its
+                gates) was trained on this very data; otherwise those are skipped.
         """
         ingested = ingest(
             dataset=dataset,
@@ -178,21 +186,29 @@ def make_pipeline(parallelism: int = 0):
             data_git_rev=data_git_rev,
             dvc_remote_url=dvc_remote_url,
         ).set_caching_options(False)
-        validated = validate(
-            manifest=ingested.outputs["manifest"], ingest_result=ingested.outputs["result"]
+        checked = freshness(
+            ingest_result=ingested.outputs["result"], configs=configs, force=force_retrain
         ).set_caching_options(False)
-        use_services(ingested, validated)
-        with dsl.ParallelFor(configs, parallelism=parallelism, name="models") as config:
-            model_branch(
-                config=config,
-                epochs=epochs,
-                gpus=gpus,
-                nodes=nodes,
+        use_services(ingested, checked)
+        # kfp.local resolves a condition only on a task's single `Output`, which is why freshness returns a bool.
+        with dsl.If(checked.outputs["Output"] == True, name="new-data"):  # noqa: E712 (a KFP condition, not Python)
+            validated = validate(
                 manifest=ingested.outputs["manifest"],
                 ingest_result=ingested.outputs["result"],
-                real_faces=real_faces,
-                real_faces_dataset=real_faces_dataset,
-            ).after(validated)
+                freshness_result=checked.outputs["result"],
+            ).set_caching_options(False)
+            use_services(validated)
+            with dsl.ParallelFor(validated.outputs["Output"], parallelism=parallelism, name="models") as config:
+                model_branch(
+                    config=config,
+                    epochs=epochs,
+                    gpus=gpus,
+                    nodes=nodes,
+                    manifest=ingested.outputs["manifest"],
+                    ingest_result=ingested.outputs["result"],
+                    real_faces=real_faces,
+                    real_faces_dataset=real_faces_dataset,
+                )
 
     return landmark_pipeline
 

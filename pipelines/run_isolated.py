@@ -32,6 +32,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--parallel", type=int, default=2, choices=(1, 2), help="Model branches at once")
     parser.add_argument("--synth-train", type=int, default=2000, help="Synthetic training faces ingest renders")
     parser.add_argument("--synth-test", type=int, default=300, help="Synthetic test faces ingest renders")
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="Retrain every model, even those whose champion (or newest version) was trained on this very data",
+    )
     parser.add_argument("--state", type=Path, default=REPO / ".isolated", help="The services' data, outputs")
     parser.add_argument("--stop", action="store_true", help="Stop the services of --state and exit")
     return parser.parse_args()
@@ -84,6 +89,7 @@ def main() -> int:
             synth_train=args.synth_train,
             synth_test=args.synth_test,
             dvc_remote_url=services.dvc_remote,
+            force_retrain=args.force,
         )
     except RuntimeError as exc:
         error = str(exc)

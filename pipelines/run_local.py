@@ -32,6 +32,11 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--real-faces-dataset", default="300w", help="Format of --real-faces (300w, wflw, cofw, aflw)")
     parser.add_argument(
+        "--force",
+        action="store_true",
+        help="Retrain every model, even those whose champion (or newest version) was trained on this very data",
+    )
+    parser.add_argument(
         "--parallel",
         type=int,
         default=2,
@@ -89,6 +94,7 @@ def main() -> int:
             epochs=args.epochs,
             real_faces=real_faces,
             real_faces_dataset=args.real_faces_dataset,
+            force_retrain=args.force,
         )
     except RuntimeError as exc:
         error = str(exc)

@@ -151,6 +151,22 @@ def data_validate(
         raise typer.Exit(code=1)
 
 
+@data_app.command("freshness")
+def data_freshness(
+    config: Annotated[list[Path], typer.Option(help="Experiment config (repeatable): one model each.")],
+    workdir: WorkdirOption = DEFAULT_WORKDIR,
+    ingest_result: IngestOption = None,
+    force: Annotated[bool, typer.Option(help="Retrain every model, even on data it was trained on.")] = False,
+) -> None:
+    """Which models have data to learn from in the ingested data: those whose champion and newest version were
+    trained on other data (or that have none). Writes <workdir>/freshness.json and an MLflow run in the data
+    experiment; a scheduled run trains only these. Exit status 0 either way."""
+    from landmarkflow.workflow import freshness_step
+
+    checked = _step(lambda: freshness_step(workdir, list(config), ingest_result, force))
+    console.print(escape(checked.message), soft_wrap=True)
+
+
 def _version_line(version: DataVersion) -> str:
     size = f"{version.nfiles} files, {version.size / 1e6:.1f} MB"
     return f"{version.path}: md5 {version.md5}, {size}, remote {version.remote}"

@@ -32,6 +32,14 @@ class DataConfig(_Section):
     val_fraction: float = Field(0.1, ge=0.0, lt=0.5, description="share of train held out for per-epoch NME")
     test_split: str = "test"
     normaliser: str | None = Field(None, description="NME normaliser; None = the layout's default")
+    max_drift: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description="stop the run before training when a face feature (pose, box, eyes, visibility, image size) moved "
+        "further than this from the data the model's champion was trained on, as a Kolmogorov-Smirnov statistic "
+        "(0 same, 1 disjoint; None: report drift, never stop)",
+    )
 
     @field_validator("layout")
     @classmethod

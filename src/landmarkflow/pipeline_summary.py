@@ -6,19 +6,16 @@ from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from landmarkflow.config import load_config
-from landmarkflow.registry import CHAMPION, version_by_alias
+from landmarkflow.registry import CHAMPION, latest_version, version_by_alias
+from landmarkflow.steps.checking_freshness import latest_freshness
 from landmarkflow.tracking import data_experiment_name, experiment_name, registered_model_name, tracking_uri
 
 REPORT_WIDTH = 140
 """Columns the end-of-run report is laid out for, so a log file (no terminal) keeps every cell whole."""
-
-
-def _latest_version(client: MlflowClient, name: str):
-    versions = client.search_model_versions(f"name='{name}'", order_by=["version_number DESC"], max_results=1)
-    return versions[0] if versions else None
 
 
 def print_pipeline_report(
@@ -34,7 +31,7 @@ def print_pipeline_report(
     for config_path in configs:
         config = load_config(config_path)
         name = registered_model_name(config.model.name, dataset)
-        latest = _latest_version(client, name)
+        latest = latest_version(name)
         champion = version_by_alias(name, CHAMPION)
         if latest is None:
             table.add_row(name, *["-"] * 8)
@@ -53,6 +50,9 @@ def print_pipeline_report(
             _percent(str(champion.nme)) if champion and champion.nme is not None else "-",
         )
     console.print(table)
+    freshness = latest_freshness(dataset)
+    if freshness:
+        console.print(f"Data:              {escape(freshness)}")
     if error:
         console.print(f"[red]pipeline failed:[/red] {error}")
     uri = tracking_uri()

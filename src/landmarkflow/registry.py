@@ -176,6 +176,12 @@ def version_by_alias(name: str, alias: str) -> VersionInfo | None:
     return None if version is None else VersionInfo.of(client.get_model_version(name, str(version)))
 
 
+def latest_version(name: str) -> VersionInfo | None:
+    """The newest version of `name` whatever its gate said, or None when it has none (or does not exist yet)."""
+    found = MlflowClient().search_model_versions(f"name='{name}'", order_by=["version_number DESC"], max_results=1)
+    return VersionInfo.of(found[0]) if found else None
+
+
 def tag_version(name: str, version: str, tags: dict[str, str]) -> None:
     """Add tags to an existing version (the gate outcome, for the audit trail)."""
     client = MlflowClient()

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 DEFAULT_SYNTH = steps.SynthOptions()
 MANIFEST_FILE = "manifest.parquet"
-COMMAND_OF_STEP = {"ingest": "data ingest", "validate": "data validate"}
+COMMAND_OF_STEP = {"ingest": "data ingest", "freshness": "data freshness", "validate": "data validate"}
 """The CLI subcommand of a step, where it is not the step's own name."""
 Result = TypeVar("Result", bound=steps.StepResult)
 
@@ -70,12 +70,23 @@ def ingest_step(
     return work.save("ingest", ingested)
 
 
-def validate_step(workdir: Path, ingest_result: str | Path | None = None) -> ValidationResult:
-    """The data suite over the ingested manifest (reports in `<workdir>/validation/`); returns its result, which
-    the caller checks (a failure is an outcome here, not an exception)."""
+def freshness_step(
+    workdir: Path, configs: list[str | Path], ingest_result: str | Path | None = None, force: bool = False
+) -> steps.FreshnessResult:
+    """Which of `configs` have data to learn from in the ingested data (freshness.json); see `steps.check_freshness`."""
     work = Workdir(Path(workdir))
     ingested = steps.IngestResult.load(ingest_result) if ingest_result else work.load("ingest", steps.IngestResult)
-    return steps.validate(ingested, work.outputs("validation"))
+    return work.save("freshness", steps.check_freshness(ingested, configs, force=force))
+
+
+def validate_step(workdir: Path, ingest_result: str | Path | None = None) -> ValidationResult:
+    """The data suite over the ingested manifest (reports in `<workdir>/validation/`), with drift from the champions'
+    data when the workdir holds a freshness check; returns its result, which the caller checks (a failure is an
+    outcome here, not an exception)."""
+    work = Workdir(Path(workdir))
+    ingested = steps.IngestResult.load(ingest_result) if ingest_result else work.load("ingest", steps.IngestResult)
+    checked = work.load("freshness", steps.FreshnessResult) if work.result_file("freshness").is_file() else None
+    return steps.validate(ingested, work.outputs("validation"), checked)
 
 
 def train_step(

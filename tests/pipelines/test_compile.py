@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parents[2]
 IMAGE = "registry.example.com/team/landmarkflow-python:0123456789abcdef0123456789abcdef01234567"
 SECRET = "team-landmarkflow"
 FAKE_CREDENTIALS = {name: f"fake-{name.lower().replace('_', '-')}-3b1f9c" for name in CREDENTIALS}
-SIDE_EFFECTS = ("ingest", "validate", "export", "gate", "register", "promote")
+SIDE_EFFECTS = ("ingest", "freshness", "validate", "export", "gate", "register", "promote")
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,11 @@ class Compiled:
     @property
     def branch_tasks(self) -> dict[str, Any]:
         return self.tasks("comp-landmark-model")
+
+    @property
+    def new_data_tasks(self) -> dict[str, Any]:
+        """What runs only when the freshness check found a model with data to learn from."""
+        return self.tasks("comp-condition-1")
 
     @property
     def executors(self) -> dict[str, Any]:
@@ -64,16 +69,31 @@ def compiled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Compiled]:
 
 
 def test_every_step_is_wired_in_order(compiled: Compiled) -> None:
-    root, branch = compiled.root_tasks, compiled.branch_tasks
-    assert {"ingest", "validate", "for-loop-1"} <= set(root)
+    root, new_data, branch = compiled.root_tasks, compiled.new_data_tasks, compiled.branch_tasks
+    assert set(root) == {"ingest", "freshness", "condition-1"}
+    assert root["freshness"]["dependentTasks"] == ["ingest"]
+    assert set(new_data) == {"validate", "for-loop-2"}
     assert set(branch) == {"train", "evaluate", "export", "gate", "register", "promote"}
     assert branch["gate"]["dependentTasks"] == ["evaluate", "export", "train"]
     assert branch["promote"]["dependentTasks"] == ["gate", "register"]
-    assert "validate" in root["for-loop-1"]["dependentTasks"]
+    assert new_data["for-loop-2"]["dependentTasks"] == ["validate"]
+
+
+def test_the_run_ends_after_the_freshness_check_when_no_model_has_new_data(compiled: Compiled) -> None:
+    """Validation and every model branch sit under a condition on freshness's verdict; the branches loop over the
+    configs validation hands on (freshness's choice), not over every config given."""
+    condition = compiled.root_tasks["condition-1"]
+    assert condition["triggerPolicy"]["condition"] == (
+        "inputs.parameter_values['pipelinechannel--freshness-Output'] == true"
+    )
+    loop = compiled.new_data_tasks["for-loop-2"]
+    assert loop["parameterIterator"]["items"]["inputParameter"] == "pipelinechannel--validate-Output"
+    inputs = compiled.spec["root"]["inputDefinitions"]["parameters"]
+    assert (inputs["force_retrain"]["defaultValue"], inputs["force_retrain"]["parameterType"]) == (False, "BOOLEAN")
 
 
 def test_decisions_and_side_effects_are_never_cached(compiled: Compiled) -> None:
-    tasks = {**compiled.root_tasks, **compiled.branch_tasks}
+    tasks = {**compiled.root_tasks, **compiled.new_data_tasks, **compiled.branch_tasks}
     for name in SIDE_EFFECTS:
         assert tasks[name].get("cachingOptions", {}).get("enableCache") is not True, name
 

@@ -10,7 +10,7 @@ import pytest
 
 from landmarkflow.services import SECRET_NAME_ENV, TRACKING_URI, ServiceEnvError
 
-STEPS = ("ingest", "validate", "train", "evaluate", "export", "gate", "register", "promote")
+STEPS = ("ingest", "freshness", "validate", "train", "evaluate", "export", "gate", "register", "promote")
 
 
 @pytest.mark.parametrize("step", STEPS)

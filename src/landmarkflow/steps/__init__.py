@@ -1,4 +1,5 @@
-"""The pipeline's steps as plain functions: ingest, validate, train, evaluate, export, gate, register, promote.
+"""The pipeline's steps as plain functions: ingest, check_freshness, validate, train, evaluate, export, gate,
+register, promote.
 
 The CLI, the Kubeflow components and the tests call these same functions as `steps.<name>`. Each returns a
 result object that can be saved as JSON, which is how one step hands its outcome to the next across process
@@ -19,6 +20,7 @@ _NAMES_BY_MODULE: dict[str, tuple[str, ...]] = {
     "results": (
         "StepResult",
         "IngestResult",
+        "FreshnessResult",
         "TrainResult",
         "EvalResult",
         "ExportResult",
@@ -27,6 +29,7 @@ _NAMES_BY_MODULE: dict[str, tuple[str, ...]] = {
         "PromoteResult",
     ),
     "ingesting": ("ingest", "SynthOptions", "DataRevision"),
+    "checking_freshness": ("check_freshness",),
     "validating": ("validate",),
     "training": ("train", "trainjob"),
     "evaluating": ("evaluate",),

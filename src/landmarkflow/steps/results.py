@@ -48,6 +48,19 @@ class IngestResult(StepResult):
 
 
 @dataclass
+class FreshnessResult(StepResult):
+    """Which models to retrain on the ingested data: `retrain` lists their config paths, in the order given;
+    `decisions` holds one entry per config (config, model, retrain, reason, champion_version, champion_data_hash)."""
+
+    dataset: str
+    data_hash: str
+    retrain: list[str]
+    decisions: list[dict[str, Any]]
+    message: str
+    run_id: str = ""
+
+
+@dataclass
 class TrainResult(StepResult):
     run_id: str
     checkpoint: str

@@ -14,7 +14,7 @@ from rich.console import Console
 
 from landmarkflow.data.manifest import COLUMNS, FaceRecord, landmark_box, to_frame
 from landmarkflow.data.validation.rendering import print_summary
-from landmarkflow.data.validation.result import CHECKS, DataValidationError, ValidationResult
+from landmarkflow.data.validation.result import MANIFEST_CHECKS, DataValidationError, ValidationResult
 from landmarkflow.data.validation.run import require_valid, validate_manifest
 
 WIDTH, HEIGHT = 64, 48
@@ -162,9 +162,11 @@ def test_clean_manifest_passes_and_writes_both_reports(dataset: tuple[pd.DataFra
     result = validate_manifest(frame, root, tmp_path / "report")
     assert result.success, result.summary()
     assert result.failures == []
-    assert result.checks == list(CHECKS)
+    assert result.checks == list(MANIFEST_CHECKS)
     assert (result.num_faces, result.num_images) == (6, 6)
-    assert result.summary().startswith(f"Data validation passed: {len(CHECKS)} checks over 6 faces in 6 images")
+    assert result.summary().startswith(
+        f"Data validation passed: {len(MANIFEST_CHECKS)} checks over 6 faces in 6 images"
+    )
     assert result.report_path == tmp_path / "report" / "validation.html"
     page = result.report_path.read_text()
     assert "Data validation passed" in page and 'href="data_docs/index.html"' in page

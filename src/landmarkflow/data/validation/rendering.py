@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from landmarkflow.data.validation.drift import DRIFT_PLOT
 from landmarkflow.data.validation.result import CHECKS, ValidationResult
 from landmarkflow.fileio import atomic_write_text
 
@@ -71,6 +72,10 @@ def write_html(result: ValidationResult, path: Path) -> Path:
             f'<td class="{css}">{esc(status)}</td><td>{count}</td><td><ul>{items}{more}</ul></td></tr>'
         )
     body.append("</table>")
+    if result.drift:
+        items = "".join(f"<li>{esc(report.summary())}</li>" for report in result.drift)
+        picture = f'<img src="{DRIFT_PLOT}" alt="distributions">' if (path.parent / DRIFT_PLOT).is_file() else ""
+        body.append(f"<h2>Drift from the data the champions were trained on</h2><ul>{items}</ul>{picture}")
     if result.warnings:
         items = "".join(f"<li>{esc(w)}</li>" for w in result.warnings)
         body.append(f'<h2>Warnings</h2><ul class="warn">{items}</ul>')
@@ -96,6 +101,8 @@ def print_summary(result: ValidationResult, console: Console | None = None) -> N
         )
     console = console or Console()
     console.print(table)
+    for report in result.drift:
+        console.print(f"[bold]drift:[/bold] {escape(report.summary())}")
     for warning in result.warnings:
         console.print(f"[yellow]warning:[/yellow] {escape(warning)}")
     if result.report_path is not None:

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from landmarkflow.data.validation.drift import DriftReport
 
 # Every check, in report order, with the one line a reader needs to know what it guards.
 CHECKS: dict[str, str] = {
@@ -26,7 +30,13 @@ CHECKS: dict[str, str] = {
     "image_exists": "the image file exists",
     "image_opens": "OpenCV decodes the image",
     "image_size": "the decoded width and height equal the manifest's",
+    "data_drift": "no face feature moved further than a retrained model's data.max_drift (KS) from the data its "
+    "champion was trained on (measured when a champion's data has a profile in MLflow)",
 }
+DRIFT_CHECK = "data_drift"
+"""Measured by the validate step against the champions' data, not by the suite over the manifest alone."""
+MANIFEST_CHECKS = tuple(check for check in CHECKS if check != DRIFT_CHECK)
+"""What `validate_manifest` checks of a manifest and its images."""
 SUMMARY_EXAMPLES = 5
 
 
@@ -57,6 +67,7 @@ class ValidationResult:
     data_docs_path: Path | None = None
     seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
+    drift: list[DriftReport] = field(default_factory=list)
 
     def failure(self, check: str) -> CheckFailure | None:
         return next((f for f in self.failures if f.check == check), None)
@@ -74,6 +85,7 @@ class ValidationResult:
             lines += [f"    - {example}" for example in shown]
             if failure.count > len(shown):
                 lines.append(f"    ... and {failure.count - len(shown)} more")
+        lines += [f"  drift: {report.summary()}" for report in self.drift]
         lines += [f"  warning: {warning}" for warning in self.warnings]
         if self.skipped:
             lines.append(f"  not run because the schema is broken: {', '.join(self.skipped)}")
@@ -94,6 +106,7 @@ class ValidationResult:
             "data_docs_path": str(self.data_docs_path) if self.data_docs_path else None,
             "seconds": round(self.seconds, 3),
             "warnings": list(self.warnings),
+            "drift": [report.to_dict() for report in self.drift],
         }
 
 

@@ -13,10 +13,17 @@ from pathlib import Path
 import pandas as pd
 
 from landmarkflow.data.manifest import COLUMNS
+from landmarkflow.data.validation.drift import DriftReport
 from landmarkflow.data.validation.images import image_failures
 from landmarkflow.data.validation.profiles import profile_for, published_count_warnings, shared_image_notes
 from landmarkflow.data.validation.rendering import REPORT_NAME, write_html
-from landmarkflow.data.validation.result import CHECKS, CheckFailure, DataValidationError, ValidationResult
+from landmarkflow.data.validation.result import (
+    DRIFT_CHECK,
+    MANIFEST_CHECKS,
+    CheckFailure,
+    DataValidationError,
+    ValidationResult,
+)
 from landmarkflow.data.validation.table import MALFORMED, face_table, format_int
 
 MAX_EXAMPLES = 50  # kept per check in the result; the count is always the full number
@@ -53,13 +60,13 @@ def validate_manifest(
     if suite.schema_mismatch:
         failures.append(CheckFailure("schema", len(suite.schema_mismatch), list(suite.schema_mismatch)))
     if faces is None:
-        checks, skipped = ["schema"], [c for c in CHECKS if c != "schema"]
+        checks, skipped = ["schema"], [c for c in MANIFEST_CHECKS if c != "schema"]
     else:
-        checks, skipped = list(CHECKS), []
+        checks, skipped = list(MANIFEST_CHECKS), []
         if "non_empty" in suite.failing_rows:
             failures.append(CheckFailure("non_empty", 1, ["the manifest has no rows"]))
         images = image_failures(faces, root)
-        for check in CHECKS:
+        for check in checks:
             if check in ("schema", "non_empty"):
                 continue
             from_suite, from_images = set(suite.failing_rows.get(check, ())), images.get(check, {})
@@ -109,6 +116,34 @@ def _merge(failures: list[CheckFailure], extra: Sequence[CheckFailure]) -> list[
         else:
             merged[failure.check] = failure
     return list(merged.values())
+
+
+def record_drift(
+    result: ValidationResult, reports: Sequence[DriftReport], limits: dict[str, tuple[float, str]]
+) -> ValidationResult:
+    """Add the drift reports to `result`, and a `data_drift` failure naming each model (as the reports label it) for
+    which a feature moved further than its limit (`limits[label]`: the KS limit and the config that sets it); the
+    HTML report is written again with them."""
+    result.drift = list(reports)
+    result.checks.append(DRIFT_CHECK)
+    examples = []
+    for report in reports:
+        for label in report.models:
+            if label not in limits:
+                continue
+            limit, source = limits[label]
+            over = [f"{f.feature} KS {f.ks:.2f}" for f in report.features if f.ks > limit]
+            if over:
+                examples.append(
+                    f"{label}: {', '.join(over)} above data.max_drift {limit} of {source}, from the data it was "
+                    f"trained on ({report.reference_hash})"
+                )
+    if examples:
+        result.failures.append(CheckFailure(DRIFT_CHECK, len(examples), examples))
+        result.success = False
+    if result.report_path is not None:
+        write_html(result, result.report_path)
+    return result
 
 
 def require_valid(result: ValidationResult) -> ValidationResult:
