@@ -3,7 +3,7 @@
 The first faces of the default dataset's plan (seed 0), training and challenging ones alike, with or without
 their 68 points drawn.
 
-    .venv/bin/python bench/draw_synthetic_faces.py [--out docs/synthetic_faces.png] [--rows 2] [--cols 6] [--points]
+    .venv/bin/python bench/draw_synthetic_faces.py [--out docs/synthetic_faces.jpg] [--rows 2] [--cols 6] [--points]
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from landmarkflow.fileio import atomic_write_bytes
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("docs/synthetic_faces.png"))
+    parser.add_argument("--out", type=Path, default=Path("docs/synthetic_faces.jpg"))
     parser.add_argument("--rows", type=int, default=2)
     parser.add_argument("--cols", type=int, default=6)
     parser.add_argument("--seed", type=int, default=0)
@@ -40,9 +40,9 @@ def main() -> None:
             image = draw_landmarks(image, face.landmarks, face.visible)
         images.append(image)
     rows = [np.hstack(images[r * args.cols : (r + 1) * args.cols]) for r in range(args.rows)]
-    ok, encoded = cv2.imencode(".png", np.vstack(rows))
+    ok, encoded = cv2.imencode(args.out.suffix, np.vstack(rows), [cv2.IMWRITE_JPEG_QUALITY, 88])
     if not ok:
-        raise RuntimeError("PNG encoding failed")
+        raise RuntimeError(f"cannot encode an image as {args.out.suffix!r}")
     atomic_write_bytes(args.out, encoded.tobytes())
     print(f"wrote {args.out} ({len(images)} faces)")
 
