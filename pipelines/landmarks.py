@@ -63,8 +63,9 @@ def model_branch(
     ingest_result: Input[Artifact],
     real_faces: str = "",
     real_faces_dataset: str = "300w",
+    serve_image: str = "",
 ):
-    """One model from config to a gated registry version."""
+    """One model from config to a gated registry version (served by KServe when `serve_image` is set)."""
     trained = train(
         config=config,
         epochs=epochs,
@@ -115,7 +116,7 @@ def model_branch(
         gate_result=gated.outputs["result"],
     ).set_caching_options(False)
     promoted = promote(
-        register_result=registered.outputs["result"], gate_result=gated.outputs["result"]
+        register_result=registered.outputs["result"], gate_result=gated.outputs["result"], serve_image=serve_image
     ).set_caching_options(False)
     use_services(trained, evaluated, exported, gated, registered, promoted)
 
@@ -148,6 +149,7 @@ def make_pipeline(parallelism: int = 0):
         real_faces: str = "",
         real_faces_dataset: str = "300w",
         force_retrain: bool = False,
+        serve_image: str = "",
     ):
         """The whole pipeline on one dataset, one branch per model config whose model has new data to learn from.
 
@@ -174,6 +176,8 @@ def make_pipeline(parallelism: int = 0):
             real_faces_dataset: The format of the real faces: 300w, wflw, cofw, cofw68 or aflw.
             force_retrain: Train every config's model even when its champion (or its newest version, which failed its
                 gates) was trained on this very data; otherwise those are skipped.
+            serve_image: Image (the project's, built by `make image`) of the KServe InferenceService that promote
+                applies for every new champion, in the pipeline's namespace ("" = promote only moves the alias).
         """
         ingested = ingest(
             dataset=dataset,
@@ -208,6 +212,7 @@ def make_pipeline(parallelism: int = 0):
                     ingest_result=ingested.outputs["result"],
                     real_faces=real_faces,
                     real_faces_dataset=real_faces_dataset,
+                    serve_image=serve_image,
                 )
 
     return landmark_pipeline

@@ -140,6 +140,13 @@ def test_real_faces_reach_evaluate_by_version_and_are_off_by_default(compiled: C
     assert evaluate["real_faces_dataset"] == {"componentInputParameter": "real_faces_dataset"}
 
 
+def test_promote_serves_new_champions_only_when_given_an_image(compiled: Compiled) -> None:
+    inputs = compiled.spec["root"]["inputDefinitions"]["parameters"]
+    assert inputs["serve_image"]["defaultValue"] == ""
+    promote = compiled.branch_tasks["promote"]["inputs"]["parameters"]
+    assert promote["serve_image"] == {"componentInputParameter": "serve_image"}
+
+
 def test_export_runs_on_a_gpu_when_the_pipeline_has_gpus(compiled: Compiled) -> None:
     """TensorRT engines are built and compared where export runs, so it gets the branch's GPU type."""
     accelerator = compiled.executors["exec-export"]["container"]["resources"]["accelerator"]
