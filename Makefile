@@ -33,8 +33,10 @@ $(STAMP): pyproject.toml
 		|| echo 'some installed files did not byte-compile; they compile on import, if ever imported'
 	@touch $(STAMP)
 
+# Two workers, each test file on one of them: many tests wait on servers, retry windows and subprocesses, so two
+# processes fill the two cores that one leaves half idle; a file's fixtures (servers, trained models) stay shared.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow and not integration"
