@@ -4,7 +4,8 @@ column per model, each cropped around the detected face.
 
     .venv/bin/python bench/draw_real_faces.py [--out docs/real_faces.jpg] [--models hih dsat lgcn rdfn]
 
-Needs the champions in the MLflow store (`make pipeline-run` first; MLFLOW_TRACKING_URI as the Makefile sets it).
+Needs the models in the MLflow store (`make pipeline-run` first; MLFLOW_TRACKING_URI as the Makefile sets it): each
+model's champion, or its newest version (labelled so) when it has none.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from landmarkflow.data.draw import draw_landmarks
 from landmarkflow.detection import detect_faces
 from landmarkflow.fileio import atomic_write_bytes
 from landmarkflow.inference import Predictor
-from landmarkflow.tracking import setup_tracking
+from landmarkflow.registry import CHAMPION, latest_version, version_by_alias
+from landmarkflow.tracking import registered_model_name, setup_tracking
 
 PHOTOS = {"astronaut": skimage.data.astronaut, "camera": skimage.data.camera}
 CELL = 320  # pixels per face in the sheet
@@ -51,7 +53,14 @@ def main() -> None:
     parser.add_argument("--dataset", default="synthetic", help="the registered models' dataset suffix")
     args = parser.parse_args()
     setup_tracking(must_exist=True)
-    predictors = {m: Predictor.load(f"models:/{m}-{args.dataset}@champion") for m in args.models}
+    predictors = {}
+    for model in args.models:
+        name = registered_model_name(model, args.dataset)
+        version = version_by_alias(name, CHAMPION) or latest_version(name)
+        if version is None:
+            raise SystemExit(f"{name}: no registered version (run `make pipeline-run` first)")
+        role = CHAMPION if version_by_alias(name, CHAMPION) else "newest"
+        predictors[f"{model.upper()} v{version.version} ({role})"] = Predictor.load(f"models:/{name}/{version.version}")
     rows = []
     for name in PHOTOS:
         image = _rgb(name)
@@ -61,9 +70,9 @@ def main() -> None:
             continue
         box = np.asarray(max(faces, key=lambda f: (f.bbox[2] - f.bbox[0]) * (f.bbox[3] - f.bbox[1])).bbox, float)
         cells = []
-        for model, predictor in predictors.items():
+        for label, predictor in predictors.items():
             (face,) = predictor.predict_image(image, [box])
-            cells.append(_cell(image, box, np.asarray(face.landmarks), f"{model.upper()} champion"))
+            cells.append(_cell(image, box, np.asarray(face.landmarks), label))
         rows.append(np.hstack(cells))
     if not rows:
         raise SystemExit("no face detected in any photo")
