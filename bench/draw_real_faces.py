@@ -1,6 +1,6 @@
-"""The default champions on real photos, for the docs: every model's landmarks on the public-domain / CC0 photos
-with faces that scikit-image ships (the astronaut Eileen Collins, NASA; the cameraman, CC0), one row per photo, one
-column per model, each cropped around the detected face.
+"""The default champions on a real photo, for the docs: every model's landmarks on the public-domain photo of the
+astronaut Eileen Collins (NASA) that scikit-image ships, as it is and turned by 25 degrees (a tilted head), one row
+per view, one column per model, each cropped around the detected face.
 
     .venv/bin/python bench/draw_real_faces.py [--out docs/real_faces.jpg] [--models hih dsat lgcn rdfn]
 
@@ -24,23 +24,31 @@ from landmarkflow.inference import Predictor
 from landmarkflow.registry import CHAMPION, latest_version, version_by_alias
 from landmarkflow.tracking import registered_model_name, setup_tracking
 
-PHOTOS = {"astronaut": skimage.data.astronaut, "camera": skimage.data.camera}
+VIEWS = {"upright": 0.0, "turned": 25.0}  # degrees the photo is turned by
 CELL = 320  # pixels per face in the sheet
 MARGIN = 0.35  # crop margin around the detected box, as a fraction of its longer side
 
 
-def _rgb(name: str) -> np.ndarray:
-    image = PHOTOS[name]()
-    return np.dstack([image] * 3) if image.ndim == 2 else image
+def _view(image: np.ndarray, box: np.ndarray, degrees: float) -> tuple[np.ndarray, np.ndarray]:
+    """The photo turned by `degrees` about its centre, and the box around the turned face box (a face detector
+    finds the upright face only)."""
+    h, w = image.shape[:2]
+    turn = cv2.getRotationMatrix2D((w / 2, h / 2), degrees, 1.0)
+    turned = cv2.warpAffine(image, turn, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    corners = np.array([[box[0], box[1]], [box[2], box[1]], [box[2], box[3]], [box[0], box[3]]]) @ turn[:, :2].T
+    corners += turn[:, 2]
+    return turned, np.r_[corners.min(axis=0), corners.max(axis=0)]
 
 
 def _cell(image_rgb: np.ndarray, box: np.ndarray, points: np.ndarray, label: str) -> np.ndarray:
-    drawn = draw_landmarks(cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR), points, radius=3)
     side = (box[2:] - box[:2]).max() * (1 + 2 * MARGIN)
     centre = (box[:2] + box[2:]) / 2
     scale = CELL / side
     matrix = np.array([[scale, 0, CELL / 2 - scale * centre[0]], [0, scale, CELL / 2 - scale * centre[1]]])
-    cell = cv2.warpAffine(drawn, matrix, (CELL, CELL), flags=cv2.INTER_AREA, borderValue=(255, 255, 255))
+    crop = cv2.warpAffine(
+        cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR), matrix, (CELL, CELL), flags=cv2.INTER_AREA, borderValue=(255,) * 3
+    )
+    cell = draw_landmarks(crop, points @ matrix[:, :2].T + matrix[:, 2])
     cv2.putText(cell, label, (8, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (255, 255, 255), 3, cv2.LINE_AA)
     cv2.putText(cell, label, (8, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (20, 20, 20), 1, cv2.LINE_AA)
     return cell
@@ -61,26 +69,24 @@ def main() -> None:
             raise SystemExit(f"{name}: no registered version (run `make pipeline-run` first)")
         role = CHAMPION if version_by_alias(name, CHAMPION) else "newest"
         predictors[f"{model.upper()} v{version.version} ({role})"] = Predictor.load(f"models:/{name}/{version.version}")
+    photo = skimage.data.astronaut()
+    faces = detect_faces(photo)
+    if not faces:
+        raise SystemExit("no face detected in the astronaut photo")
+    upright = np.asarray(faces[0].bbox, float)
     rows = []
-    for name in PHOTOS:
-        image = _rgb(name)
-        faces = detect_faces(image)
-        if not faces:
-            print(f"{name}: no face detected, left out")
-            continue
-        box = np.asarray(max(faces, key=lambda f: (f.bbox[2] - f.bbox[0]) * (f.bbox[3] - f.bbox[1])).bbox, float)
+    for degrees in VIEWS.values():
+        image, box = _view(photo, upright, degrees)
         cells = []
         for label, predictor in predictors.items():
             (face,) = predictor.predict_image(image, [box])
             cells.append(_cell(image, box, np.asarray(face.landmarks), label))
         rows.append(np.hstack(cells))
-    if not rows:
-        raise SystemExit("no face detected in any photo")
     ok, encoded = cv2.imencode(args.out.suffix, np.vstack(rows), [cv2.IMWRITE_JPEG_QUALITY, 88])
     if not ok:
         raise RuntimeError(f"cannot encode an image as {args.out.suffix!r}")
     atomic_write_bytes(args.out, encoded.tobytes())
-    print(f"wrote {args.out} ({len(rows)} photos x {len(predictors)} models)")
+    print(f"wrote {args.out} ({len(rows)} views x {len(predictors)} models)")
 
 
 if __name__ == "__main__":
