@@ -19,7 +19,7 @@ import skimage.data
 
 from landmarkflow.data.draw import draw_landmarks
 from landmarkflow.detection import detect_faces
-from landmarkflow.fileio import atomic_write_bytes
+from landmarkflow.imageio import write_image
 from landmarkflow.inference import Predictor
 from landmarkflow.registry import CHAMPION, latest_version, version_by_alias
 from landmarkflow.tracking import registered_model_name, setup_tracking
@@ -82,10 +82,7 @@ def main() -> None:
             (face,) = predictor.predict_image(image, [box])
             cells.append(_cell(image, box, np.asarray(face.landmarks), label))
         rows.append(np.hstack(cells))
-    ok, encoded = cv2.imencode(args.out.suffix, np.vstack(rows), [cv2.IMWRITE_JPEG_QUALITY, 88])
-    if not ok:
-        raise RuntimeError(f"cannot encode an image as {args.out.suffix!r}")
-    atomic_write_bytes(args.out, encoded.tobytes())
+    write_image(args.out, np.vstack(rows))
     print(f"wrote {args.out} ({len(rows)} views x {len(predictors)} models)")
 
 

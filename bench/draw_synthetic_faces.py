@@ -11,13 +11,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from landmarkflow.data.draw import draw_landmarks
 from landmarkflow.data.synthetic import render_face
 from landmarkflow.data.synthetic.plan import item_spec, plan
-from landmarkflow.fileio import atomic_write_bytes
+from landmarkflow.imageio import write_image
 
 
 def main() -> None:
@@ -40,10 +39,7 @@ def main() -> None:
             image = draw_landmarks(image, face.landmarks, face.visible)
         images.append(image)
     rows = [np.hstack(images[r * args.cols : (r + 1) * args.cols]) for r in range(args.rows)]
-    ok, encoded = cv2.imencode(args.out.suffix, np.vstack(rows), [cv2.IMWRITE_JPEG_QUALITY, 88])
-    if not ok:
-        raise RuntimeError(f"cannot encode an image as {args.out.suffix!r}")
-    atomic_write_bytes(args.out, encoded.tobytes())
+    write_image(args.out, np.vstack(rows))
     print(f"wrote {args.out} ({len(images)} faces)")
 
 

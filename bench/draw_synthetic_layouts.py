@@ -23,7 +23,7 @@ from landmarkflow.data.synthetic import synthesize
 from landmarkflow.data.synthetic.layout_map import LAYOUT_DATASETS
 from landmarkflow.data.synthetic.plan import plan
 from landmarkflow.data.synthetic.synthesis import placements
-from landmarkflow.fileio import atomic_write_bytes
+from landmarkflow.imageio import write_image
 
 CELL = 272  # pixels per face in the sheet
 LABEL = 64  # width of the row-label column
@@ -75,11 +75,8 @@ def main() -> None:
         rows = {
             layout: layout_faces(layout, args.faces, args.seed, args.size, Path(work)) for layout in LAYOUT_DATASETS
         }
-    ok, png = cv2.imencode(".png", sheet(rows), [cv2.IMWRITE_PNG_COMPRESSION, 9])
-    if not ok:
-        raise SystemExit("OpenCV could not encode the sheet as PNG")
-    atomic_write_bytes(args.out, png.tobytes())
-    print(f"{args.out}: {len(rows)} layouts x {args.faces} faces, {len(png) // 1024} KB")
+    written = write_image(args.out, sheet(rows))
+    print(f"{args.out}: {len(rows)} layouts x {args.faces} faces, {written // 1024} KB")
 
 
 if __name__ == "__main__":

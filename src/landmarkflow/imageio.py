@@ -1,4 +1,5 @@
-"""Image decoding shared by training, evaluation and inference (torch-free, so `predict` stays light)."""
+"""Image decoding shared by training, evaluation and inference (torch-free, so `predict` stays light), and the
+one way pictures for people (docs, sheets) are written."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
+from landmarkflow.fileio import atomic_write_bytes
 
 
 def read_rgb(path: str | Path) -> np.ndarray:
@@ -16,3 +19,18 @@ def read_rgb(path: str | Path) -> np.ndarray:
     if image is None:
         raise OSError(f"{path}: cannot read image (unreadable or not an image format OpenCV decodes)")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def write_image(path: str | Path, image_bgr: np.ndarray) -> int:
+    """Encode a BGR uint8 image in the format its suffix names (JPEG at quality 88, PNG at full compression) and
+    write it atomically; returns the bytes written."""
+    suffix = Path(path).suffix.lower()
+    params = [cv2.IMWRITE_JPEG_QUALITY, 88] if suffix in (".jpg", ".jpeg") else [cv2.IMWRITE_PNG_COMPRESSION, 9]
+    try:
+        ok, encoded = cv2.imencode(suffix, image_bgr, params)
+    except cv2.error:
+        ok = False
+    if not ok:
+        raise ValueError(f"{path}: OpenCV cannot encode an image as {suffix!r}")
+    atomic_write_bytes(path, encoded.tobytes())
+    return len(encoded)
