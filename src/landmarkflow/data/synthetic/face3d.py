@@ -367,9 +367,9 @@ def _surface(landmarks_3d: np.ndarray, rot: np.ndarray) -> Surface:
     silhouette takes over under yaw), posed and projected like the landmarks."""
     mesh = face_mesh()
     vertices = reshape(mesh, landmarks_3d)
-    world = (vertices - PIVOT) @ rot.T + PIVOT
+    world = _posed(vertices, rot)
     normals = vertex_normals(vertices, mesh.triangles) @ rot.T
-    return Surface(_project(vertices, rot), normals, world[:, 2])
+    return Surface(_perspective(world), normals, world[:, 2])
 
 
 def _hair_cap(hair: Hair, width: float, view: np.ndarray) -> np.ndarray:
@@ -394,8 +394,17 @@ def _hair_cap(hair: Hair, width: float, view: np.ndarray) -> np.ndarray:
     return np.concatenate([left, right[::-1], hairline])
 
 
-def _project(points: np.ndarray, rot: np.ndarray) -> np.ndarray:
-    """Rotate about the head pivot and project with a mild perspective: (N, 3) -> (N, 2)."""
-    world = (points - PIVOT) @ rot.T + PIVOT
+def _posed(points: np.ndarray, rot: np.ndarray) -> np.ndarray:
+    """Head-frame points rotated about the head pivot into the camera frame: (N, 3) -> (N, 3)."""
+    return (points - PIVOT) @ rot.T + PIVOT
+
+
+def _perspective(world: np.ndarray) -> np.ndarray:
+    """Camera-frame points projected with a mild perspective: (N, 3) -> (N, 2)."""
     scale = CAMERA_DISTANCE / (CAMERA_DISTANCE - world[:, 2])
     return world[:, :2] * scale[:, None]
+
+
+def _project(points: np.ndarray, rot: np.ndarray) -> np.ndarray:
+    """Rotate about the head pivot and project with a mild perspective: (N, 3) -> (N, 2)."""
+    return _perspective(_posed(points, rot))

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import cv2
 import numpy as np
 
-from landmarkflow.data.synthetic.face_mesh import FaceMesh, Surface, face_mesh
+from landmarkflow.data.synthetic.face_mesh import Surface, face_mesh
 from landmarkflow.data.synthetic.params import Appearance, Lighting
 
 SMOOTH = 0.04  # blur sigma that fills the shading between the splatted vertices, in face units
@@ -42,16 +43,24 @@ def light_direction(lighting: Lighting) -> np.ndarray:
     )
 
 
-def _skin_tint(mesh: FaceMesh, appearance: Appearance) -> np.ndarray:
-    """(V, 3) BGR albedo factors: blush on cheeks, nose and chin; a stubble shadow on the lower face."""
-    rest = mesh.vertices
+@lru_cache(maxsize=1)
+def _tint_areas() -> tuple[np.ndarray, np.ndarray]:
+    """Per vertex of the rest mesh, once: how much blush (cheeks, nose, chin) and how much beard area (lower face
+    but the lips) it carries."""
+    rest = face_mesh().vertices
     blush = np.zeros(len(rest))
     for x, y, weight in BLUSH_SPOTS:
         blush += weight * np.exp(-((rest[:, 0] - x) ** 2 + (rest[:, 1] - y) ** 2) / (2 * 0.2**2))
-    tint = 1.0 - appearance.blush * blush[:, None] * np.array([0.35, 0.3, -0.05])
     lower = np.clip((rest[:, 1] - 0.75) / 0.3, 0.0, 1.0) * (np.abs(rest[:, 0]) < 0.85)
     lip_area = np.exp(-((rest[:, 0] / 0.45) ** 2 + ((rest[:, 1] - 0.98) / 0.2) ** 2))
-    return tint * (1.0 - appearance.stubble * (lower * (1.0 - lip_area))[:, None] * np.array([0.75, 0.85, 1.0]))
+    return blush, lower * (1.0 - lip_area)
+
+
+def _skin_tint(appearance: Appearance) -> np.ndarray:
+    """(V, 3) BGR albedo factors: blush on cheeks, nose and chin; a stubble shadow on the lower face."""
+    blush, beard = _tint_areas()
+    tint = 1.0 - appearance.blush * blush[:, None] * np.array([0.35, 0.3, -0.05])
+    return tint * (1.0 - appearance.stubble * beard[:, None] * np.array([0.75, 0.85, 1.0]))
 
 
 def shade(surface: Surface, appearance: Appearance, lighting: Lighting, size: int, unit: float) -> Shading:
@@ -64,7 +73,7 @@ def shade(surface: Surface, appearance: Appearance, lighting: Lighting, size: in
     diffuse = np.clip(normals @ to_light, 0.0, None)
     gain = lighting.ambient * (1.0 - lighting.strength + 2.0 * lighting.strength * diffuse) * mesh.occlusion
     shine = lighting.specular * np.clip(normals @ half, 0.0, None) ** lighting.shininess * mesh.occlusion
-    colour = np.c_[gain[:, None] * _skin_tint(mesh, appearance), shine].astype(np.float32)
+    colour = np.c_[gain[:, None] * _skin_tint(appearance), shine].astype(np.float32)
 
     triangles = mesh.triangles
     corners = surface.points[triangles]
