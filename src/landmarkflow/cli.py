@@ -409,13 +409,12 @@ def promote(
 
 
 def _parse_bbox(bbox: str) -> list[float]:
+    from landmarkflow.inference import parse_box
+
     try:
-        box = [float(v) for v in bbox.split(",")]
-    except ValueError:
-        box = []
-    if len(box) != 4 or box[2] <= box[0] or box[3] <= box[1]:
-        _fail(f"--bbox {bbox!r}: expected x1,y1,x2,y2 with x2 > x1 and y2 > y1")
-    return box
+        return parse_box(bbox)
+    except ValueError as exc:
+        _fail(f"--bbox {bbox!r}: {exc}")
 
 
 def _describe(result: dict) -> str:

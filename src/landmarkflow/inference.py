@@ -131,6 +131,17 @@ def _engine_beside(onnx_path: Path) -> tuple[CropPredictor | None, str]:
         return None, f"{found[0].name} not used: {exc}"
 
 
+def parse_box(text: str) -> list[float]:
+    """A face box written `x1,y1,x2,y2` (as `predict --bbox` and the server take it), finite and not empty."""
+    try:
+        box = [float(v) for v in text.split(",")]
+    except ValueError:
+        box = []
+    if len(box) != 4 or not np.isfinite(box).all() or box[2] <= box[0] or box[3] <= box[1]:
+        raise ValueError("expected x1,y1,x2,y2 with x2 > x1 and y2 > y1")
+    return box
+
+
 def _as_boxes(boxes: np.ndarray | Sequence[Sequence[float]]) -> np.ndarray:
     array = np.asarray(boxes, dtype=np.float64).reshape(-1, 4) if len(boxes) else np.zeros((0, 4))
     bad = np.flatnonzero(~((array[:, 2] > array[:, 0]) & (array[:, 3] > array[:, 1])))

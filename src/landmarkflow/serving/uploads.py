@@ -11,6 +11,8 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from landmarkflow.inference import parse_box
+
 BBOX_FIELD = "bbox"
 """The optional face box: a query parameter or a multipart field `x1,y1,x2,y2`, as `predict --bbox`."""
 IMAGE_FIELD = "image"
@@ -64,11 +66,9 @@ def parse_bbox(text: str | None, image_shape: tuple[int, ...]) -> list[float] | 
     if text is None:
         return None
     try:
-        box = [float(v) for v in text.split(",")]
-    except ValueError:
-        box = []
-    if len(box) != 4 or not np.isfinite(box).all() or box[2] <= box[0] or box[3] <= box[1]:
-        raise UploadError(422, f"{BBOX_FIELD}={text!r}: expected x1,y1,x2,y2 with x2 > x1 and y2 > y1")
+        box = parse_box(text)
+    except ValueError as exc:
+        raise UploadError(422, f"{BBOX_FIELD}={text!r}: {exc}") from None
     height, width = image_shape[:2]
     if box[2] <= 0 or box[3] <= 0 or box[0] >= width - 1 or box[1] >= height - 1:
         raise UploadError(422, f"{BBOX_FIELD}={text!r} lies outside the {width} x {height} image")
