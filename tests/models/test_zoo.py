@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
-import pytest
+from pathlib import Path
 
+import numpy as np
+import pytest
+import torch
+
+from landmarkflow.export.onnx import compare_outputs, export_onnx
+from landmarkflow.layouts import get_layout
 from landmarkflow.models.base import LandmarkModel
 from landmarkflow.models.zoo import MODELS, build_model, get_entry, parse_params
+from landmarkflow.runtime import DeployInfo
 from tests.fresh_process import imported_after
+from tests.models.small_configs import SMALL_HIH
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
@@ -40,3 +48,33 @@ def test_building_hih_imports_neither_scipy_nor_evaluation_nor_other_models() ->
     )
     others = ["landmarkflow.models.lgcn", "landmarkflow.models.dsat", "landmarkflow.models.rdfn"]
     assert imported_after(code, ["scipy", "landmarkflow.evaluation", *others]) == []
+
+
+FLIP_SECTIONS = {
+    "hih": {**SMALL_HIH, "num_points": 19},
+    "lgcn": {"name": "lgcn", "num_points": 19, "input_size": 32, "kernel_size": 9, "filters": 4,
+             "local_5x5_layers": 1, "local_3x3_layers": 0, "global_layers": 1},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(FLIP_SECTIONS))
+def test_flip_test_mirrors_predictions_exactly_and_exports(name: str, tmp_path: Path) -> None:
+    """predict(mirror(x)) == mirror(predict(x)) for any weights: the crop's and its mirror's landmarks, the latter
+    mirrored back with the layout's pairs, are averaged; the exported graph does the same."""
+    torch.manual_seed(0)
+    model = build_model({**FLIP_SECTIONS[name], "flip_test": True}).eval()
+    size = model.input_size
+    images = torch.rand(3, 3, size, size, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        direct, mirrored = model.predict(images).numpy(), model.predict(images.flip(-1)).numpy()
+        plain = model.codec.decode(model(images)).numpy()
+    np.testing.assert_allclose(get_layout("19").flip_points(mirrored, size), direct, atol=1e-4)
+    assert np.abs(plain - direct).max() > 1e-3  # the mirror's view is in the average
+    info = DeployInfo(model=name, layout="19", num_points=19, input_size=size, box_scale=1.25, config_hash="0")
+    path = export_onnx(model, tmp_path / f"{name}.onnx", info)
+    assert compare_outputs(model, path, images.numpy())["max_abs_diff_px"] < 1e-3
+
+
+def test_flip_test_needs_a_layouts_point_count() -> None:
+    with pytest.raises(ValueError, match="flip_test needs a layout's left/right point pairs, but num_points 5"):
+        parse_params({**SMALL_HIH, "flip_test": True})

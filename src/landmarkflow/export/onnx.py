@@ -37,7 +37,8 @@ class _PredictWithHeatmaps(_Predict):
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # type: ignore[override]
         outputs = self.model(images)
-        return self.model.codec.decode(outputs), outputs["heatmap"]
+        points = self.model.predict(images) if self.model.params.flip_test else self.model.codec.decode(outputs)
+        return points, outputs["heatmap"]
 
 
 def export_onnx(model: LandmarkModel, path: str | Path, info: DeployInfo, opset: int = 18) -> Path:

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from landmarkflow.codecs.base import Codec
+from landmarkflow.layouts import get_layout
 from landmarkflow.models.crop_predictor import CropPredictor
 from landmarkflow.models.params.base import ModelParams
 
@@ -39,6 +40,9 @@ class LandmarkModel(nn.Module):
         self.codec = params.make_codec()
         self.input_size = params.input_size
         self.num_points = params.num_points
+        if params.flip_test:  # the layouts are named by their point counts; a mirror swaps left and right points
+            flip = torch.tensor(get_layout(str(params.num_points)).flip_permutation)
+            self.register_buffer("flip_permutation", flip, persistent=False)
 
     def memory_format(self) -> torch.memory_format:
         """What `module.to(memory_format=...)` should get for this model's fastest convolutions."""
@@ -76,5 +80,15 @@ class LandmarkModel(nn.Module):
         return None
 
     def predict(self, images: torch.Tensor) -> torch.Tensor:
-        """(N, K, 2) landmarks in crop pixels: forward then the codec's decode. This is the ONNX graph."""
-        return self.codec.decode(self(images))
+        """(N, K, 2) landmarks in crop pixels: forward then the codec's decode. This is the ONNX graph.
+
+        With `flip_test` the crops and their mirror images run as one batch and the mirror's landmarks, mirrored
+        back (x -> S - 1 - x, left and right points swapped), are averaged in: the two views' errors partly cancel.
+        """
+        if not self.params.flip_test:
+            return self.codec.decode(self(images))
+        count = images.shape[0]  # slicing, unlike chunk(2), keeps the exported batch dimension dynamic
+        both = self.codec.decode(self(torch.cat([images, images.flip(-1)])))
+        mirrored = both[count:].index_select(1, self.flip_permutation)
+        unflipped = torch.stack([(self.input_size - 1) - mirrored[..., 0], mirrored[..., 1]], dim=-1)
+        return (both[:count] + unflipped) / 2

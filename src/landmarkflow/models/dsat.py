@@ -30,7 +30,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from landmarkflow.layouts import get_layout
 from landmarkflow.models.base import LandmarkModel
 from landmarkflow.models.blocks import ImageNetNormalize
 from landmarkflow.models.params.dsat import DSATParams
@@ -242,8 +241,6 @@ class DSAT(LandmarkModel):
         super().__init__(params)
         c, side = params.channels, params.hourglass_side
         self.normalize = ImageNetNormalize()
-        flip = torch.tensor(get_layout(params.layout).flip_permutation)
-        self.register_buffer("flip_permutation", flip, persistent=False)
         self.stem = nn.Sequential(
             nn.Conv2d(3, c // 4, 3, stride=params.stem_stride, padding=1),
             Bottleneck(c // 4, c // 2),
@@ -285,7 +282,8 @@ class DSAT(LandmarkModel):
 
     def predict(self, images: torch.Tensor) -> torch.Tensor:
         """(N, K, 2) crop pixels. With `flip_test` (docs/models.md §2.4): run the image and its mirror in one batch,
-        mirror the second result's landmark maps back (flip W, swap pairs), average, then decode."""
+        mirror the second result's landmark maps back (flip W, swap pairs), average, then decode (the paper averages
+        heatmaps, not the base's landmarks)."""
         if not self.params.flip_test:
             return self.codec.decode(self(images))
         both = self(torch.cat([images, images.flip(-1)]))["heatmap"]
