@@ -11,7 +11,7 @@ from landmarkflow.data.formats.synthetic import META_FILE, read_synthetic
 from landmarkflow.data.formats.w300 import read_box_file
 from landmarkflow.data.manifest import landmark_box
 from landmarkflow.data.synthetic import FaceSpec, Occluder, render_face, synthesize
-from landmarkflow.data.synthetic.face3d import TEMPLATE_68, Expression, Hair, Identity, Pose, build_face
+from landmarkflow.data.synthetic.face3d import TEMPLATE_68, Expression, Glasses, Hair, Identity, Pose, build_face
 from landmarkflow.data.synthetic.params import Camera, sample_spec
 from landmarkflow.data.synthetic.plan import item_spec, plan
 from landmarkflow.data.synthetic.w300_files import item_detector_box
@@ -146,9 +146,28 @@ def test_every_occluder_kind_hides_the_points_under_it(kind: str, anchor: int, c
     np.testing.assert_array_equal(face.occluder_mask[rows, cols] > 0, ~face.visible)
 
 
+def test_clear_glasses_sit_on_the_eyes_and_hide_no_landmark() -> None:
+    base = _clean(replace(sample_spec(np.random.default_rng(8), hard=False), pose=Pose(yaw=20), face_size=0.7))
+    base = replace(base, occluders=(), glasses=None)
+    bare, worn = render_face(base, 256), render_face(replace(base, glasses=Glasses()), 256)
+    np.testing.assert_array_equal(worn.landmarks, bare.landmarks)
+    assert worn.visible.all() and not worn.occluder_mask.any()
+    rows, cols = np.nonzero(np.any(worn.image != bare.image, axis=2))
+    lm = worn.landmarks
+    assert rows.max() < lm[33, 1] < lm[57, 1]  # nothing drawn below the nose
+    for eye in (lm[36:42], lm[42:48]):  # each eye is ringed: frame pixels left, right, above and below it
+        near = (np.abs(rows - eye[:, 1].mean()) < 40) & (np.abs(cols - eye[:, 0].mean()) < 40)
+        assert cols[near].min() < eye[:, 0].min() and cols[near].max() > eye[:, 0].max()
+        assert rows[near].min() < eye[:, 1].min() and rows[near].max() > eye[:, 1].max()
+    frontal = build_face(Identity(), Expression(), Pose(), Hair(), glasses=Glasses())
+    turned = build_face(Identity(), Expression(), Pose(yaw=60), Hair(), glasses=Glasses())
+    assert len(frontal.lenses) == len(turned.lenses) == 2
+    assert len(frontal.frame) == 3 and len(turned.frame) == 2  # bridge and arms; the far arm hides behind the head
+
+
 def test_landmarks_sit_on_drawn_structure() -> None:
     """Edges: the image gradient at the landmarks is far above the image's typical gradient."""
-    ratios = []
+    ratios, jaw_ratios = [], []
     for index in range(10):
         spec = _clean(sample_spec(np.random.default_rng([21, index]), hard=False))
         face = render_face(replace(spec, occluders=()), 256)
@@ -157,9 +176,12 @@ def test_landmarks_sit_on_drawn_structure() -> None:
         magnitude = cv2.dilate(magnitude, np.ones((3, 3), np.uint8))  # a point may sit a pixel off its edge
         cols, rows = np.round(face.landmarks).astype(int).T
         ratios.append(magnitude[rows, cols].mean() / magnitude.mean())
-        jaw = magnitude[rows[:17], cols[:17]]
-        assert np.median(jaw) > 2 * np.median(magnitude)
+        # the jaw is an edge (against neck, hair or scene): far sharper than the cheek a fifth of the way to the nose
+        cheek_cols, cheek_rows = np.round(face.landmarks[:17] + 0.2 * (face.landmarks[30] - face.landmarks[:17])).T
+        cheek = magnitude[cheek_rows.astype(int), cheek_cols.astype(int)]
+        jaw_ratios.append(np.median(magnitude[rows[:17], cols[:17]]) / np.median(cheek))
     assert np.mean(ratios) > 3
+    assert min(jaw_ratios) > 3
 
 
 def test_template_is_the_ibug_68_markup() -> None:

@@ -110,6 +110,17 @@ class Hair:
             raise ValueError(f"unknown hair kind {self.kind!r}: expected one of {', '.join(HAIR_KINDS)}")
 
 
+@dataclass(frozen=True)
+class Glasses:
+    """Clear eyeglasses (face units): each lens's half-width and half-height, and how square it is (a
+    superellipse exponent: 2 = ellipse, 5 = nearly a rectangle). They follow the head's pose and leave every
+    landmark visible, as 300W annotates faces behind clear glasses."""
+
+    width: float = 0.24
+    height: float = 0.16
+    squareness: float = 3.0
+
+
 @dataclass
 class FaceGeometry:
     """A posed face in 2-D: the 68 landmarks and every outline the renderer draws, all in one frame."""
@@ -128,6 +139,8 @@ class FaceGeometry:
     nose_wings: list[np.ndarray]
     nose_sides: list[np.ndarray]
     face_centre: np.ndarray
+    lenses: list[np.ndarray]
+    frame: list[np.ndarray]
     surface: Surface
     units_per_face: float = 1.0  # length of one face unit in this frame (for stroke widths)
 
@@ -271,6 +284,7 @@ def build_face(
     pose: Pose,
     hair: Hair,
     jitter: np.ndarray | None = None,
+    glasses: Glasses | None = None,
 ) -> FaceGeometry:
     """Deform, pose and project a face: every outline in one 2-D frame (face units, y down)."""
     points = deform(identity, expression, jitter)
@@ -340,6 +354,8 @@ def build_face(
         np.stack([points[42] + [-0.05, 0.04, 0.06], points[29] + [0.08, 0.0, -0.1], points[35] + [-0.02, -0.1, 0.0]]),
     ]
 
+    lenses, frame = _glasses(glasses, points, width, view) if glasses is not None else ([], [])
+
     def project(p: np.ndarray) -> np.ndarray:
         return _project(p, rot)
 
@@ -358,6 +374,8 @@ def build_face(
         nose_wings=[project(w) for w in wings],
         nose_sides=[project(n) for n in nose_sides],
         face_centre=project(np.array([[0.0, 0.55, 0.2]]))[0],
+        lenses=[project(lens) for lens in lenses],
+        frame=[project(part) for part in frame],
         surface=surface,
     )
 
@@ -392,6 +410,33 @@ def _hair_cap(hair: Hair, width: float, view: np.ndarray) -> np.ndarray:
     phi = np.clip(u * np.pi / 2, phi_left, phi_right)
     hairline = np.stack([line_a * np.sin(phi), line_y, line_zc + line_c * np.cos(phi)], axis=-1)
     return np.concatenate([left, right[::-1], hairline])
+
+
+def _rim(glasses: Glasses, centre: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Points of a lens rim at angles `t` (0 = toward the image right, pi/2 = down): a superellipse around
+    `centre` (x, y) whose depth curves back with the face."""
+    power = 2.0 / glasses.squareness
+    x = centre[0] + glasses.width * np.sign(np.cos(t)) * np.abs(np.cos(t)) ** power
+    y = centre[1] + glasses.height * np.sign(np.sin(t)) * np.abs(np.sin(t)) ** power
+    return np.stack([x, y, 0.3 - 0.35 * x**2], axis=-1)
+
+
+def _glasses(
+    glasses: Glasses, points: np.ndarray, width: float, view: np.ndarray
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The two lens rims (closed, 3-D) in front of the eyes, the bridge over the nose between their upper inner
+    corners, and each temple arm from its hinge back to the ear where that side faces the camera."""
+    up = -0.3  # radians above the horizontal: where bridge and hinges meet the rims
+    centres = [points[eye[[0, 3]], :2].mean(axis=0) + np.array([0.0, 0.03]) for eye in EYES]
+    lenses = [_rim(glasses, c, np.linspace(0.0, 2 * np.pi, 24, endpoint=False)) for c in centres]
+    inner = [_rim(glasses, centres[0], np.array([up]))[0], _rim(glasses, centres[1], np.array([np.pi - up]))[0]]
+    middle = [0.0, min(inner[0][1], inner[1][1]) - 0.02, max(inner[0][2], points[28, 2]) + 0.02]
+    frame = [np.stack([inner[0], middle, inner[1]])]
+    for centre, side in zip(centres, (-1.0, 1.0), strict=True):
+        if side * view[0] > -0.1:  # the far arm hides behind the head
+            hinge = _rim(glasses, centre, np.array([np.pi / 2 - side * (np.pi / 2 - up)]))[0]
+            frame.append(np.stack([hinge, [side * (width + 0.04), hinge[1] + 0.1, -0.45]]))
+    return lenses, frame
 
 
 def _posed(points: np.ndarray, rot: np.ndarray) -> np.ndarray:

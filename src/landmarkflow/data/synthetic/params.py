@@ -10,11 +10,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from landmarkflow.data.synthetic.face3d import Expression, Hair, Identity, Pose
+from landmarkflow.data.synthetic.face3d import Expression, Glasses, Hair, Identity, Pose
 
 Colour = tuple[float, float, float]  # BGR, 0-255
 
 OCCLUDER_KINDS = ("hand", "sunglasses", "bar", "mask", "blob")
+FACIAL_HAIR = ("none", "mustache", "goatee", "beard")
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,15 @@ class Appearance:
     teeth: bool = True
     blush: float = 0.0  # redness of cheeks, nose and chin, 0..1
     stubble: float = 0.0  # darkening of the beard area, 0..1
+    frames: Colour = (30.0, 30.0, 30.0)  # eyeglass frames
+    frame_thickness: float = 0.025  # face units
+    lens_glare: float = 0.2  # how much the lenses reflect, 0..1
+    facial_hair: str = "none"  # one of FACIAL_HAIR, in the hair colour
+    facial_hair_density: float = 0.8  # opacity of the facial hair, 0..1
+
+    def __post_init__(self) -> None:
+        if self.facial_hair not in FACIAL_HAIR:
+            raise ValueError(f"unknown facial hair {self.facial_hair!r}: expected one of {', '.join(FACIAL_HAIR)}")
 
 
 @dataclass(frozen=True)
@@ -91,6 +101,7 @@ class FaceSpec:
     appearance: Appearance = field(default_factory=Appearance)
     lighting: Lighting = field(default_factory=Lighting)
     occluders: tuple[Occluder, ...] = ()
+    glasses: Glasses | None = None
     camera: Camera = field(default_factory=Camera)
     face_size: float = 0.6  # longer side of the landmark box / image side
     position: tuple[float, float] = (0.5, 0.5)  # landmark box within the free room of the image, 0..1
@@ -127,6 +138,8 @@ HAIR_COLOURS: list[Colour] = [
     (110, 160, 200),
     (150, 150, 155),
 ]
+FRAME_COLOURS: list[Colour] = [(20, 20, 20), (30, 50, 80), (150, 150, 150), (60, 150, 190), (60, 40, 120)]
+GLASSES_SHARE = 0.2  # faces wearing clear eyeglasses
 IRIS_COLOURS: list[Colour] = [(30, 50, 80), (40, 70, 110), (130, 100, 60), (90, 110, 70), (100, 100, 100)]
 
 
@@ -182,7 +195,15 @@ def sample_spec(rng: np.random.Generator, hard: bool) -> FaceSpec:
         teeth=bool(u() < 0.85),
         blush=u(0.0, 0.6),
         stubble=u(0.0, 0.5) if u() < 0.3 else 0.0,
+        frames=_pick(rng, FRAME_COLOURS, 20.0),
+        frame_thickness=u(0.012, 0.05),
+        lens_glare=u(0.0, 0.45),
+        facial_hair=str(rng.choice(FACIAL_HAIR, p=[0.76, 0.1, 0.08, 0.06])),
+        facial_hair_density=u(0.5, 0.95),
     )
+    glasses = None
+    if u() < GLASSES_SHARE:
+        glasses = Glasses(width=u(0.2, 0.3), height=u(0.12, 0.22), squareness=u(2.0, 5.0))
     lighting = Lighting(
         angle=u(0, 360),
         strength=u(0.2, 0.6) if hard else u(0.1, 0.45),
@@ -214,6 +235,7 @@ def sample_spec(rng: np.random.Generator, hard: bool) -> FaceSpec:
         appearance=appearance,
         lighting=lighting,
         occluders=occluders,
+        glasses=glasses,
         camera=camera,
         face_size=u(0.3, 0.85) if hard else u(0.35, 0.8),
         position=(u(), u()),

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from landmarkflow.data.synthetic.face3d import FaceGeometry, build_face
-from landmarkflow.data.synthetic.params import Colour, FaceSpec, Occluder
+from landmarkflow.data.synthetic.params import Appearance, Colour, FaceSpec, Occluder
 from landmarkflow.data.synthetic.photos import photo_background
 from landmarkflow.data.synthetic.shading import shade
 
@@ -108,7 +108,8 @@ def render_face(spec: FaceSpec, image_size: int = 256) -> RenderedFace:
     """Render one face: background, body, head, features, light, occluders, camera effects."""
     rng = np.random.default_rng(spec.detail_seed)
     jitter = rng.normal(0.0, 0.006, size=(68, 2))
-    geo = _place(build_face(spec.identity, spec.expression, spec.pose, spec.hair, jitter), spec, image_size)
+    face = build_face(spec.identity, spec.expression, spec.pose, spec.hair, jitter, spec.glasses)
+    geo = _place(face, spec, image_size)
     app = spec.appearance
     image = _background(rng, image_size)
     unit = geo.units_per_face
@@ -131,6 +132,8 @@ def render_face(spec: FaceSpec, image_size: int = 256) -> RenderedFace:
     for k in range(2):
         _draw_eye(image, geo, k, spec, unit)
     _draw_mouth(image, geo, spec, unit)
+    _draw_facial_hair(image, geo, app, strands)
+    _draw_glasses(image, geo, app, rng)
     image = _light(image, geo, head, spec)
     mask = np.zeros(image.shape[:2], np.uint8)
     for occluder in spec.occluders:
@@ -325,6 +328,74 @@ def _draw_mouth(image: np.ndarray, geo: FaceGeometry, spec: FaceSpec, unit: floa
         _paint_inside(image, inner, paint)
     _stroke(image, spline(lm[60:65], steps=5), _scaled(app.lips, 0.45), round(unit * 0.02))
     _stroke(image, outer, _scaled(app.lips, 0.8), 1, closed=True)
+
+
+def facial_hair_outlines(geo: FaceGeometry, kind: str) -> list[np.ndarray]:
+    """The closed outlines of a mustache (between nose and upper lip, reaching over the lip's top edge), a goatee
+    (the mustache and the chin below the lower lip) or a beard (the mustache and the jaw from cheek to cheek)."""
+    if kind == "none":
+        return []
+    lm, unit = geo.landmarks, geo.units_per_face
+    down = (lm[8] - lm[27]) / max(float(np.linalg.norm(lm[8] - lm[27])), 1e-6) * unit  # one face unit down the face
+    top = spline(lm[31:36], steps=3) + 0.05 * down
+    upper_lip = spline(lm[48:55], steps=3) + (lm[62] - lm[51]) * 0.35  # a third down the upper lip
+    ends = [lm[48] + 0.08 * down + (lm[48] - lm[54]) * 0.06, lm[54] + 0.08 * down + (lm[54] - lm[48]) * 0.06]
+    outlines = [np.concatenate([[ends[0]], top, [ends[1]], upper_lip[::-1]])]
+    lower_lip = spline(lm[[54, 55, 56, 57, 58, 59, 48]], steps=3) + 0.04 * down
+    if kind == "goatee":
+        chin = lm[6:11] + (lm[57] - lm[6:11]) * 0.1
+        outlines.append(np.concatenate([lower_lip[1:-1], chin]))
+    elif kind == "beard":
+        jaw = spline(lm[2:15], steps=3)
+        cheeks = [lm[2] + (lm[48] - lm[2]) * 0.3, lm[14] + (lm[54] - lm[14]) * 0.3]
+        outlines.append(np.concatenate([jaw, [cheeks[1]], lower_lip, [cheeks[0]]]))
+    return outlines
+
+
+def _draw_facial_hair(image: np.ndarray, geo: FaceGeometry, app: Appearance, strands: np.ndarray) -> None:
+    """Facial hair in the hair colour with the hair's strands, soft at its edges."""
+    outlines = facial_hair_outlines(geo, app.facial_hair)
+    if not outlines:
+        return
+    mask = np.zeros(image.shape[:2], np.float32)
+    for outline in outlines:
+        _fill(mask, outline, 1.0)
+    mask = cv2.GaussianBlur(mask, (0, 0), max(0.6, geo.units_per_face * 0.02))
+    alpha = (mask * app.facial_hair_density)[..., None]
+    hair = np.asarray(app.brows, np.float32) * strands[..., None]
+    image[:] = np.clip(image * (1.0 - alpha) + hair * alpha + 0.5, 0, 255).astype(np.uint8)
+
+
+def _draw_glasses(image: np.ndarray, geo: FaceGeometry, app: Appearance, rng: np.random.Generator) -> None:
+    """Clear lenses (a faint tint and a glare streak that leave the eyes readable) inside thin rims, the bridge
+    and the temple arms."""
+    if not geo.lenses:
+        return
+    unit = geo.units_per_face
+    thickness = max(1, round(unit * app.frame_thickness))
+    angle = rng.uniform(0, np.pi)
+    along = np.array([math.cos(angle), math.sin(angle)])
+    across = np.array([-along[1], along[0]])
+    shift, half_width = rng.uniform(-0.6, 0.6), rng.uniform(0.08, 0.3)
+    for lens in geo.lenses:
+        centre = lens.mean(axis=0)
+        reach = float(np.abs(lens - centre).max())
+        mid = centre + across * reach * shift
+        ends = np.stack([mid - along * reach * 1.5, mid + along * reach * 1.5])
+        side = across * reach * half_width
+        glare = np.concatenate([ends + side, (ends - side)[::-1]])
+
+        def paint(layer: np.ndarray, origin: np.ndarray, glare: np.ndarray = glare) -> None:
+            tinted = cv2.addWeighted(
+                layer, 1.0 - 0.3 * app.lens_glare, np.full_like(layer, 235), 0.3 * app.lens_glare, 0
+            )
+            _fill(tinted, glare - origin, (250.0, 250.0, 245.0))
+            layer[:] = cv2.addWeighted(layer, 1.0 - app.lens_glare, tinted, app.lens_glare, 0)
+
+        _paint_inside(image, lens, paint)
+        _stroke(image, lens, app.frames, thickness, closed=True)
+    for part in geo.frame:
+        _stroke(image, part, app.frames, thickness)
 
 
 def _light(image: np.ndarray, geo: FaceGeometry, head: np.ndarray, spec: FaceSpec) -> np.ndarray:
