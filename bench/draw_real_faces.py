@@ -30,14 +30,15 @@ MARGIN = 0.35  # crop margin around the detected box, as a fraction of its longe
 
 
 def _view(image: np.ndarray, box: np.ndarray, degrees: float) -> tuple[np.ndarray, np.ndarray]:
-    """The photo turned by `degrees` about its centre, and the box around the turned face box (a face detector
-    finds the upright face only)."""
+    """The photo turned by `degrees` about its centre, and the detector's box moved with the face: same size, centre
+    turned (a face detector finds the upright face only; the bounding box of the turned box would be a third
+    larger than any detector's box of a tilted face)."""
     h, w = image.shape[:2]
     turn = cv2.getRotationMatrix2D((w / 2, h / 2), degrees, 1.0)
     turned = cv2.warpAffine(image, turn, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
-    corners = np.array([[box[0], box[1]], [box[2], box[1]], [box[2], box[3]], [box[0], box[3]]]) @ turn[:, :2].T
-    corners += turn[:, 2]
-    return turned, np.r_[corners.min(axis=0), corners.max(axis=0)]
+    centre = turn[:, :2] @ ((box[:2] + box[2:]) / 2) + turn[:, 2]
+    half = (box[2:] - box[:2]) / 2
+    return turned, np.r_[centre - half, centre + half]
 
 
 def _cell(image_rgb: np.ndarray, box: np.ndarray, points: np.ndarray, label: str) -> np.ndarray:
