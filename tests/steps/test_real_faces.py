@@ -3,6 +3,7 @@ split's numbers unchanged, and a folder in another layout refused before anythin
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from landmarkflow.data.manifest import write_manifest
 from landmarkflow.data.versioning import track_outside
 from landmarkflow.evaluation.metrics import per_image_nme
 from landmarkflow.evaluation.predictions import predict_records, torch_predictor
-from landmarkflow.evaluation.real_faces import RealFaces, read_real_faces
+from landmarkflow.evaluation.real_faces import PER_FACE, RealFaces, read_real_faces
 from landmarkflow.layouts import get_layout
 from landmarkflow.tracking import ensure_experiment, experiment_name
 from landmarkflow.train.checkpoint import load_model, save_checkpoint
@@ -62,6 +63,12 @@ def test_real_faces_are_measured_on_their_own_beside_an_unchanged_test_split(
     assert logged["test_nme"] == pytest.approx(evaluated.nme)
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(trained.run_id, "plots")}
     assert {"plots/real_ced.png", "plots/real_overlays.png"} <= artifacts
+    per_face = json.loads((tmp_path / "eval" / PER_FACE).read_text())
+    assert sorted(face["face"] for face in per_face) == sorted(r.sample_id for r in real)
+    worst_first = sorted(per_image_nme(preds, gts, get_layout("68"), boxes), reverse=True)
+    assert [face["nme"] for face in per_face] == pytest.approx(worst_first, rel=1e-6)
+    assert np.mean([face["nme"] for face in per_face]) == pytest.approx(expected, rel=1e-6)
+    assert PER_FACE in {a.path for a in mlflow.MlflowClient().list_artifacts(trained.run_id)}
     assert steps.EvalResult.load(evaluated.save(tmp_path / "e.json")).real_metrics == evaluated.real_metrics
 
 

@@ -7,6 +7,7 @@ boxes that format gives; they are measured with the benchmark's normaliser (inte
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,10 +20,13 @@ from landmarkflow.evaluation.baseline import MeanShape
 from landmarkflow.evaluation.metrics import per_image_nme, summarize
 from landmarkflow.evaluation.plots import plot_model_on_faces
 from landmarkflow.evaluation.predictions import CropPredictor, predict_records
+from landmarkflow.fileio import atomic_write_text
 from landmarkflow.layouts import get_layout
 
 PREFIX = "real"
 """Metric names of the real faces: `real_nme`, `real_fr_10`, `real_auc_10`."""
+PER_FACE = f"{PREFIX}_faces.json"
+"""Each real face's NME and the mean shape's, worst first: which photos the model fails on."""
 
 
 @dataclass(frozen=True)
@@ -35,11 +39,13 @@ class RealFaces:
 
 @dataclass(frozen=True)
 class RealFacesReport:
-    """The real faces' NME/FR/AUC (unprefixed, as `summarize` names them) and the plots drawn of them."""
+    """The real faces' NME/FR/AUC (unprefixed, as `summarize` names them), the plots drawn of them and the file of
+    their NMEs face by face (`PER_FACE`)."""
 
     faces: int
     metrics: dict[str, float]
     plots: list[Path]
+    per_face: Path
 
 
 def read_real_faces(real: RealFaces, layout: str) -> list[FaceRecord]:
@@ -65,8 +71,8 @@ def measure_real_faces(
     baseline: MeanShape,
     out_dir: Path,
 ) -> RealFacesReport:
-    """NME/FR/AUC of the model on `records` (images under `root`), their CED beside the mean shape's, and an
-    overlay of the faces with the predicted (red) and true (green) landmarks."""
+    """NME/FR/AUC of the model on `records` (images under `root`), their CED beside the mean shape's, an overlay of
+    the faces with the predicted (red) and true (green) landmarks, and each face's NME in `out_dir/PER_FACE`."""
     layout = get_layout(config.data.layout)
     preds = predict_records(predict, records, root, input_size, config.data.box_scale, config.eval.batch_size)
     gts, boxes = np.stack([r.landmarks for r in records]), np.stack([r.bbox for r in records])
@@ -85,4 +91,10 @@ def measure_real_faces(
         titled=True,
     )
     metrics = summarize(nmes, config.eval.fr_threshold, config.eval.auc_threshold)
-    return RealFacesReport(len(records), metrics, plots)
+    faces = [
+        {"face": r.sample_id, "image": r.image_path, "nme": float(nme), "mean_shape_nme": float(base)}
+        for r, nme, base in zip(records, nmes, base_nmes, strict=True)
+    ]
+    per_face = out_dir / PER_FACE
+    atomic_write_text(per_face, json.dumps(sorted(faces, key=lambda face: -face["nme"]), indent=1) + "\n")
+    return RealFacesReport(len(records), metrics, plots, per_face)

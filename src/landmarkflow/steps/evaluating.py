@@ -94,8 +94,8 @@ def evaluate(trained: TrainResult, out_dir: str | Path, real_faces: RealFaces | 
     real = None
     if real_faces is not None:
         real = measure_real_faces(predict, real_records, real_faces.root, model.input_size, config, baseline, out_dir)
-        log.info("real faces (%d, %s in %s): NME %.3f%%", real.faces, real_faces.dataset, real_faces.root,
-                 100 * real.metrics["nme"])  # fmt: skip
+        log.info("real faces (%d, %s in %s): NME %.3f%% (face by face in %s)", real.faces, real_faces.dataset,
+                 real_faces.root, 100 * real.metrics["nme"], real.per_face.name)  # fmt: skip
     real_metrics = real.metrics if real is not None else {}
     client = MlflowClient()
     log_metrics(
@@ -114,6 +114,8 @@ def evaluate(trained: TrainResult, out_dir: str | Path, real_faces: RealFaces | 
     plots = [*test_plots, *(real.plots if real is not None else [])]
     for plot in plots:
         client.log_artifact(trained.run_id, str(plot), "plots")
+    if real is not None:
+        client.log_artifact(trained.run_id, str(real.per_face))
     log.info(
         "test NME %.3f%% (mean-shape baseline %.3f%%, %.1fx), FR %s, AUC %s",
         100 * metrics["nme"],
