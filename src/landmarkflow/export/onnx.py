@@ -36,9 +36,11 @@ class _PredictWithHeatmaps(_Predict):
     """`model.predict` and the final `heatmap` it decodes, for a post-step outside the graph (LGCN's shape fit)."""
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # type: ignore[override]
-        outputs = self.model(images)
-        points = self.model.predict(images) if self.model.params.flip_test else self.model.codec.decode(outputs)
-        return points, outputs["heatmap"]
+        if not self.model.params.flip_test:
+            outputs = self.model(images)
+            return self.model.codec.decode(outputs), outputs["heatmap"]
+        both = self.model(torch.cat([images, images.flip(-1)]))  # one forward for the flip test and the heatmap
+        return self.model.mirror_averaged(self.model.codec.decode(both)), both["heatmap"][: images.shape[0]]
 
 
 def export_onnx(model: LandmarkModel, path: str | Path, info: DeployInfo, opset: int = 18) -> Path:

@@ -87,8 +87,12 @@ class LandmarkModel(nn.Module):
         """
         if not self.params.flip_test:
             return self.codec.decode(self(images))
-        count = images.shape[0]  # slicing, unlike chunk(2), keeps the exported batch dimension dynamic
-        both = self.codec.decode(self(torch.cat([images, images.flip(-1)])))
+        return self.mirror_averaged(self.codec.decode(self(torch.cat([images, images.flip(-1)]))))
+
+    def mirror_averaged(self, both: torch.Tensor) -> torch.Tensor:
+        """(2N, K, 2) landmarks of N crops then of their mirrors -> (N, K, 2): the mirror's, mirrored back, averaged
+        in (the flip test's last step, for a caller that also needs the forward's other outputs)."""
+        count = both.shape[0] // 2  # slicing, unlike chunk(2), keeps the exported batch dimension dynamic
         mirrored = both[count:].index_select(1, self.flip_permutation)
         unflipped = torch.stack([(self.input_size - 1) - mirrored[..., 0], mirrored[..., 1]], dim=-1)
         return (both[:count] + unflipped) / 2
