@@ -36,7 +36,7 @@ class Appearance:
     frames: Colour = (30.0, 30.0, 30.0)  # eyeglass frames
     frame_thickness: float = 0.025  # face units
     lens_glare: float = 0.2  # how much the lenses reflect, 0..1
-    facial_hair: str = "none"  # one of FACIAL_HAIR, in the hair colour
+    facial_hair: str = "none"  # one of FACIAL_HAIR, in the brows' colour (the hair's, darker)
     facial_hair_density: float = 0.8  # opacity of the facial hair, 0..1
 
     def __post_init__(self) -> None:

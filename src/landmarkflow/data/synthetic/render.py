@@ -353,7 +353,7 @@ def facial_hair_outlines(geo: FaceGeometry, kind: str) -> list[np.ndarray]:
 
 
 def _draw_facial_hair(image: np.ndarray, geo: FaceGeometry, app: Appearance, strands: np.ndarray) -> None:
-    """Facial hair in the hair colour with the hair's strands, soft at its edges."""
+    """Facial hair in the brows' colour (the hair's, darker) with the hair's strands, soft at its edges."""
     outlines = facial_hair_outlines(geo, app.facial_hair)
     if not outlines:
         return
