@@ -39,7 +39,7 @@ class _PredictWithHeatmaps(_Predict):
         if not self.model.params.flip_test:
             outputs = self.model(images)
             return self.model.codec.decode(outputs), outputs["heatmap"]
-        both = self.model(torch.cat([images, images.flip(-1)]))  # one forward for the flip test and the heatmap
+        both = self.model(self.model.with_mirrors(images))  # one forward for the flip test and the heatmap
         return self.model.mirror_averaged(self.model.codec.decode(both)), both["heatmap"][: images.shape[0]]
 
 

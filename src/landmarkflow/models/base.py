@@ -87,7 +87,13 @@ class LandmarkModel(nn.Module):
         """
         if not self.params.flip_test:
             return self.codec.decode(self(images))
-        return self.mirror_averaged(self.codec.decode(self(torch.cat([images, images.flip(-1)]))))
+        return self.mirror_averaged(self.codec.decode(self(self.with_mirrors(images))))
+
+    @staticmethod
+    def with_mirrors(images: torch.Tensor) -> torch.Tensor:
+        """The flip test's batch: the N crops, then their N mirror images, the order in which `mirror_averaged` (and
+        DSAT's heatmap average) pair them."""
+        return torch.cat([images, images.flip(-1)])
 
     def mirror_averaged(self, both: torch.Tensor) -> torch.Tensor:
         """(2N, K, 2) landmarks of N crops then of their mirrors -> (N, K, 2): the mirror's, mirrored back, averaged

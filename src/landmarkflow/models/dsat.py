@@ -286,7 +286,7 @@ class DSAT(LandmarkModel):
         heatmaps, not the base's landmarks)."""
         if not self.params.flip_test:
             return self.codec.decode(self(images))
-        both = self(torch.cat([images, images.flip(-1)]))["heatmap"]
+        both = self(self.with_mirrors(images))["heatmap"]
         count = images.shape[0]  # slicing, unlike chunk(2), keeps the exported batch dimension dynamic
         direct, mirrored = both[:count], both[count:]
         unflipped = mirrored.flip(-1).index_select(1, self.flip_permutation)
