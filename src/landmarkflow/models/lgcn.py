@@ -64,9 +64,10 @@ class FixedBlur(nn.Module):
     """Depthwise 'same' (zero-padded) convolution with the fixed kernel K, not learned.
 
     K is a sum of 3 separable Gaussians, so K * X = sum_i a_i T_i X T_i^T with T_i the banded S x S matrix of the
-    1-D profile i (the zero padding is the band's truncation at the borders): exact, and two batched matmuls
-    run an order of magnitude faster on CPU than PyTorch's depthwise conv with a long kernel (and, in training
-    next to a loader worker, 1.7x faster than six separate per-component products).
+    1-D profile i (the zero padding is the band's truncation at the borders): exact. Both passes multiply by a
+    fixed matrix on the right, which PyTorch folds into one large matrix product each: an order of magnitude
+    faster on CPU than a depthwise conv with a long kernel, and 2.4x (inference) / 1.3-2.1x (training, float32 /
+    bfloat16) faster than a left product by the T_i, which runs as thousands of small products, one per map.
     """
 
     def __init__(self, size: int, kernel_size: int) -> None:
@@ -77,14 +78,18 @@ class FixedBlur(nn.Module):
         inside = np.abs(offsets) <= radius
         bands = np.where(inside[None], profiles[:, np.clip(offsets + radius, 0, kernel_size - 1)], 0.0)
         amplitudes = np.asarray(KERNEL_AMPLITUDES)[:, None, None]
-        # rows: X @ [T_1^T T_2^T T_3^T] blurs along x for all 3 Gaussians at once; cols: a_i T_i @ . along y.
+        # rows: X @ [T_1^T T_2^T T_3^T] blurs along x for the 3 Gaussians at once, (y, i x). columns: with x first
+        # and (i, y) last, . @ [a_1 T_1^T; a_2 T_2^T; a_3 T_3^T] blurs along y and sums the 3, (x, y).
         self.register_buffer("rows", torch.from_numpy(np.concatenate(bands, axis=0).T.astype(np.float32)), False)
-        self.register_buffer("cols", torch.from_numpy((amplitudes * bands).astype(np.float32)), False)
+        columns = (amplitudes * bands).transpose(0, 2, 1).reshape(-1, size)
+        self.register_buffer("columns", torch.from_numpy(columns.astype(np.float32)), False)
         self.components = len(profiles)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        along_x = (x @ self.rows.to(x.dtype)).unflatten(-1, (self.components, x.shape[-1])).transpose(-3, -2)
-        return (self.cols.to(x.dtype) @ along_x).sum(-3)
+        lead = range(x.dim() - 2)
+        along_x = (x @ self.rows.to(x.dtype)).unflatten(-1, (self.components, x.shape[-1]))  # (..., y, i, x)
+        by_column = along_x.permute(*lead, -1, -2, -3).flatten(-2)  # (..., x, i y)
+        return (by_column @ self.columns.to(x.dtype)).transpose(-1, -2)
 
 
 class LGCN(LandmarkModel):
