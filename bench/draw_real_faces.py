@@ -27,6 +27,7 @@ from landmarkflow.tracking import registered_model_name, setup_tracking
 VIEWS = {"upright": 0.0, "turned": 25.0}  # degrees the photo is turned by
 CELL = 320  # pixels per face in the sheet
 MARGIN = 0.35  # crop margin around the detected box, as a fraction of its longer side
+LABEL_BAND = 30  # pixels of the dark band the label is written on
 
 
 def _view(image: np.ndarray, box: np.ndarray, degrees: float) -> tuple[np.ndarray, np.ndarray]:
@@ -50,8 +51,10 @@ def _cell(image_rgb: np.ndarray, box: np.ndarray, points: np.ndarray, label: str
         cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR), matrix, (CELL, CELL), flags=cv2.INTER_AREA, borderValue=(255,) * 3
     )
     cell = draw_landmarks(crop, points @ matrix[:, :2].T + matrix[:, 2])
-    cv2.putText(cell, label, (8, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (255, 255, 255), 3, cv2.LINE_AA)
-    cv2.putText(cell, label, (8, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (20, 20, 20), 1, cv2.LINE_AA)
+    # One stroke on a dark band: with OpenCV 5 a thick and a thin stroke of the same text do not line up, and the
+    # outline they made (thick light under thin dark) read as garbled letters.
+    cv2.rectangle(cell, (0, 0), (CELL - 1, LABEL_BAND), (30, 30, 30), cv2.FILLED)
+    cv2.putText(cell, label, (8, LABEL_BAND - 9), cv2.FONT_HERSHEY_SIMPLEX, 0.65, (255, 255, 255), 1, cv2.LINE_AA)
     return cell
 
 
