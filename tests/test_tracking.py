@@ -1,15 +1,25 @@
 """Tracking helpers: `log_metrics` logs several metrics in one batch exactly as `log_metric` one by one would,
-and every experiment is marked as model training for the UI."""
+every experiment is marked as model training for the UI, and processes that open one new store together all start."""
 
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
 from mlflow.tracking import MlflowClient
 
-from landmarkflow.tracking import EXPERIMENT_KIND_TAG, MODEL_TRAINING_KIND, ensure_experiment, log_metrics
+from landmarkflow.tracking import (
+    EXPERIMENT_KIND_TAG,
+    MODEL_TRAINING_KIND,
+    TELEMETRY_OFF,
+    ensure_experiment,
+    log_metrics,
+)
 
 
 def test_log_metrics_logs_every_value_at_its_step() -> None:
@@ -51,3 +61,22 @@ def test_an_experiment_another_step_created_meanwhile_is_taken(monkeypatch: pyte
     experiment_id = ensure_experiment("landmarks/race")
     assert experiment_id == lookup(client, "landmarks/race").experiment_id and len(lookups) == 2
     assert client.get_experiment(experiment_id).tags[EXPERIMENT_KIND_TAG] == MODEL_TRAINING_KIND
+
+
+def test_processes_that_open_one_new_local_store_at_once_all_start(tmp_path: Path) -> None:
+    """Four processes set up tracking on the same new sqlite store at once and then use it. Opened with MlflowClient
+    alone, 3 or 4 of 4 died here on a duplicate column (each ran MLflow's migrations); setup_tracking creates the
+    tables in one of them while the others wait."""
+    database = tmp_path / "new" / "mlflow.db"
+    code = (
+        "from mlflow.tracking import MlflowClient\n"
+        "from landmarkflow.tracking import setup_tracking\n"
+        "setup_tracking()\n"
+        "print(len(MlflowClient().search_experiments()))"
+    )
+    env = {**os.environ, **TELEMETRY_OFF, "MLFLOW_TRACKING_URI": f"sqlite:///{database}"}
+    pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
+    processes = [subprocess.Popen([sys.executable, "-c", code], env=env, **pipes) for _ in range(4)]
+    outputs = [process.communicate(timeout=180) for process in processes]
+    assert [process.returncode for process in processes] == [0] * 4, [err[-2000:] for _, err in outputs]
+    assert [out.split()[-1] for out, _ in outputs] == ["1"] * 4  # the Default experiment, created once

@@ -128,9 +128,25 @@ def setup_tracking(must_exist: bool = False) -> str:
                 "or set MLFLOW_TRACKING_URI to the tracking server that holds the model"
             )
         database.parent.mkdir(parents=True, exist_ok=True)
+        _create_sqlite_store_once(database, uri)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     return uri
+
+
+def _create_sqlite_store_once(database: Path, uri: str) -> None:
+    """Create a new local store's tables while holding a lock beside it. MLflow migrates a new sqlite file in
+    whichever process opens it first; two processes that open one new store at once (two `landmarkflow train` in a
+    fresh folder, a job and the script that watches it) both ran the migrations, and one died on a duplicate column.
+    Once the file exists under the lock, its creator has finished."""
+    import fcntl
+
+    from mlflow.tracking import MlflowClient
+
+    with database.with_name(f"{database.name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not database.is_file() or database.stat().st_size == 0:
+            MlflowClient(uri).search_experiments(max_results=1)
 
 
 def experiment_name(dataset: str) -> str:

@@ -223,6 +223,7 @@ def test_a_ddp_job_killed_after_an_epoch_resumes_to_the_uninterrupted_weights(ru
     rank 0's weights, optimiser, schedule and generators, and ends with exactly the uninterrupted 2-process weights
     (2 gloo ranks sum each gradient in one order, so the arithmetic repeats bit for bit)."""
     key = "ddp-job/train-1"
+    setup_tracking()  # the store exists before the job opens it and this test polls it
     first = _train(
         _pod_folder(tmp_path / "attempt1", runs.ingested), runs.config, tmp_path / "1.log", "--resume-key", key
     )
