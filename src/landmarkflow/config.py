@@ -81,6 +81,12 @@ class TrainConfig(_Section):
     grad_clip_value: float | None = Field(
         None, gt=0, description="clip every gradient element to +-this before the step (None: no clipping)"
     )
+    val_every: int = Field(
+        1,
+        ge=1,
+        description="validate every this many epochs and after the last; the others record no val_nme (nan): each "
+        "validation predicts every held-out face (twice with the flip test)",
+    )
     keep: Literal["last", "best_val"] = Field(
         "last", description="which epoch's weights become model.pt: the last, or the best validation NME"
     )

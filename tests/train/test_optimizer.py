@@ -1,5 +1,5 @@
 """What paper recipes need of the trainer: Adam betas (DSAT), plain momentum, element-wise clipping and keeping
-the epoch of best validation (LGCN); mixed precision."""
+the epoch of best validation (LGCN); mixed precision; validating every few epochs."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from mlflow.tracking import MlflowClient
 
 from landmarkflow.config import load_config
 from landmarkflow.runtime import CHECKPOINT_FILE
@@ -80,6 +81,30 @@ def test_model_pt_holds_the_last_or_the_best_validation_epoch(tmp_path: Path, ke
     last = load_state(tmp_path / "out" / LAST)["model"]
     same_as_last = all(torch.equal(value, last[name]) for name, value in final["model"].items())
     assert same_as_last == (expected == 2)
+
+
+def test_validating_every_second_epoch_skips_the_others_and_trains_the_same_weights(tmp_path: Path) -> None:
+    """With val_every 2 over 5 epochs, epochs 2, 4 and 5 (the last) validate, with the NMEs of validating every
+    epoch; the others record nan in the history and no val_nme in the run; the weights are those of every epoch."""
+    overrides = {"train.epochs": 5, "train.batch_size": 2, "train.num_workers": 0, "eval.batch_size": 2}
+    records = [dot_face_record(tmp_path, i) for i in range(6)]
+    client = MlflowClient()
+    experiment = client.create_experiment("val-every")
+    runs, histories = {}, {}
+    for every in (1, 2):
+        torch.manual_seed(0)
+        config = load_config("configs/hih_synthetic_tiny.yaml", {**overrides, "train.val_every": every})
+        runs[every] = client.create_run(experiment).info.run_id
+        out = tmp_path / f"every{every}"
+        histories[every] = Trainer(config, dots_hih(), records[:4], records[4:], tmp_path, out, CPU, runs[every]).fit()
+    every_epoch, every_second = histories[1].val_nme, histories[2].val_nme
+    assert [i for i, v in enumerate(every_second) if np.isfinite(v)] == [1, 3, 4]
+    assert [every_second[i] for i in (1, 3, 4)] == [every_epoch[i] for i in (1, 3, 4)]
+    assert histories[2].train_loss == histories[1].train_loss
+    assert sorted(m.step for m in client.get_metric_history(runs[2], "val_nme")) == [2, 4, 5]
+    assert sorted(m.step for m in client.get_metric_history(runs[2], "train_loss")) == [1, 2, 3, 4, 5]
+    weights = [load_state(tmp_path / f"every{every}" / CHECKPOINT_FILE)["model"] for every in (1, 2)]
+    assert all(torch.equal(value, weights[1][name]) for name, value in weights[0].items())
 
 
 def test_a_fresh_run_ignores_a_best_epoch_left_by_an_earlier_run(tmp_path: Path) -> None:

@@ -138,17 +138,19 @@ def plot_model_on_faces(
 
 
 def plot_loss_curves(history: Mapping[str, Sequence[float]], path: str | Path) -> Path:
-    """Training loss and validation NME per epoch, side by side (an empty history gives empty axes)."""
+    """Training loss per epoch and validation NME at the epochs that validated, side by side (an empty history gives
+    empty axes)."""
     missing = [key for key in ("train_loss", "val_nme") if key not in history]
     if missing:
         raise ValueError(f"history lacks {missing}: has {sorted(history)}")
     figure = Figure(figsize=(9, 3.5))
     loss_axes, nme_axes = figure.subplots(1, 2)
     loss = list(history["train_loss"])
-    val_nme = [100 * v for v in history["val_nme"]]
+    validated = [(epoch, 100 * v) for epoch, v in enumerate(history["val_nme"], 1) if math.isfinite(v)]
+    val_epochs, val_nme = [epoch for epoch, _ in validated], [v for _, v in validated]
     loss_axes.plot(range(1, len(loss) + 1), loss, marker="o", markersize=3)
     loss_axes.set_title("train loss")
-    nme_axes.plot(range(1, len(val_nme) + 1), val_nme, marker="o", markersize=3, color="tab:orange")
+    nme_axes.plot(val_epochs, val_nme, marker="o", markersize=3, color="tab:orange")
     nme_axes.set_title("validation NME (%)")
     for axes in (loss_axes, nme_axes):
         axes.set_xlabel("epoch")

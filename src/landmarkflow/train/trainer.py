@@ -223,7 +223,7 @@ class Trainer:
             if self.env.is_main:
                 elapsed = time.perf_counter() - started
                 rate = seen * self.env.world_size / max(elapsed, 1e-9)
-                val_nme = self.validate()
+                val_nme = self.validate() if self._validates(epoch) else float("nan")
                 self._record_epoch(epoch, loss, val_nme, rate, elapsed)
             barrier(self.env)
         if self.env.is_main:
@@ -245,6 +245,10 @@ class Trainer:
             last_epoch + 1,
             100 * self.history.val_nme[state["epoch"]],
         )
+
+    def _validates(self, epoch: int) -> bool:
+        """Every `train.val_every`-th epoch and the last, whose NME the run reports."""
+        return (epoch + 1) % self.config.train.val_every == 0 or epoch + 1 == self.config.train.epochs
 
     def _is_best(self, val_nme: float) -> bool:
         earlier = [v for v in self.history.val_nme[:-1] if math.isfinite(v)]
@@ -309,11 +313,11 @@ class Trainer:
         self.history.images_per_s.append(rate)
         lr = self.optimizer.param_groups[0]["lr"]
         log.info(
-            "epoch %d/%d  train_loss %.5f  val_nme %.2f%%  lr %.2e  %.1fs  %.0f img/s",
+            "epoch %d/%d  train_loss %.5f  val_nme %s  lr %.2e  %.1fs  %.0f img/s",
             epoch + 1,
             self.config.train.epochs,
             loss,
-            100 * val_nme,
+            f"{100 * val_nme:.2f}%" if math.isfinite(val_nme) else "-",
             lr,
             elapsed,
             rate,
@@ -335,10 +339,11 @@ class Trainer:
             return
         metrics = {
             "train_loss": self.history.train_loss[epoch],
-            "val_nme": self.history.val_nme[epoch],
             "train_images_per_s": self.history.images_per_s[epoch],
             "lr": self.optimizer.param_groups[0]["lr"],
         }
+        if math.isfinite(self.history.val_nme[epoch]):
+            metrics["val_nme"] = self.history.val_nme[epoch]
         log_metrics(MlflowClient(), self.run_id, metrics, step=epoch + 1)
 
     def _save(self, path: Path, epoch: int) -> Path:
