@@ -67,6 +67,7 @@ def test_model_pt_holds_the_last_or_the_best_validation_epoch(tmp_path: Path, ke
         "train.batch_size": 2,
         "train.num_workers": 0,
         "train.keep": keep,
+        "train.val_every": 1,
         "eval.batch_size": 2,
     }
     config = load_config("configs/hih_synthetic_tiny.yaml", overrides)

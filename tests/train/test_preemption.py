@@ -125,9 +125,9 @@ def test_a_killed_training_resumes_from_the_server_to_the_uninterrupted_weights(
             runs = client.search_runs([experiment_id], filter_string=f"tags.{RESUME_KEY_TAG} = '{KEY}'")
             assert [run.info.run_id for run in runs] == [run_id]
             reference_id = TrainResult.load(tmp_path / "reference" / "train.json").run_id
-            for metric in ("train_loss", "val_nme"):
+            for metric, steps in (("train_loss", [1, 2, 3, 4]), ("val_nme", [2, 4])):  # validating every 2nd epoch
                 curve = sorted((m.step, m.value) for m in client.get_metric_history(run_id, metric))
-                assert [step for step, _ in curve] == list(range(1, EPOCHS + 1)), metric
+                assert [step for step, _ in curve] == steps, metric
                 assert curve == sorted((m.step, m.value) for m in client.get_metric_history(reference_id, metric))
 
     want = load_state(tmp_path / "reference" / "train" / CHECKPOINT_FILE)["model"]
