@@ -12,6 +12,7 @@ from mlflow.tracking import MlflowClient
 
 from landmarkflow.config import load_config
 from landmarkflow.runtime import CHECKPOINT_FILE
+from landmarkflow.tracking import ensure_experiment
 from landmarkflow.train.checkpoint import BEST, LAST, load_state, save_checkpoint
 from landmarkflow.train.distributed import DistEnv
 from landmarkflow.train.trainer import Trainer, build_optimizer, mixed_precision_dtype
@@ -90,7 +91,7 @@ def test_validating_every_second_epoch_skips_the_others_and_trains_the_same_weig
     overrides = {"train.epochs": 5, "train.batch_size": 2, "train.num_workers": 0, "eval.batch_size": 2}
     records = [dot_face_record(tmp_path, i) for i in range(6)]
     client = MlflowClient()
-    experiment = client.create_experiment("val-every")
+    experiment = ensure_experiment("landmarks/val-every")  # artifacts in the test's folder, not ./mlruns
     runs, histories = {}, {}
     for every in (1, 2):
         torch.manual_seed(0)
