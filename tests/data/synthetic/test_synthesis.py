@@ -184,6 +184,15 @@ def test_landmarks_sit_on_drawn_structure() -> None:
     assert min(jaw_ratios) > 3
 
 
+def test_the_jaw_is_not_always_outlined_and_the_neck_not_always_in_shadow() -> None:
+    """A drawn jaw line and a dark neck under every chin would teach the models a cue real photos rarely give."""
+    looks = [sample_spec(np.random.default_rng([3, index]), hard=False).appearance for index in range(300)]
+    unlined = np.mean([look.jaw_line == 1.0 for look in looks])
+    shades = np.array([look.neck_shade for look in looks])
+    assert 0.5 < unlined < 0.7
+    assert shades.min() < 0.6 and shades.max() > 0.9
+
+
 def test_template_is_the_ibug_68_markup() -> None:
     x, y = TEMPLATE_68[:, 0], TEMPLATE_68[:, 1]
     perm = list(IBUG_68.flip_permutation)

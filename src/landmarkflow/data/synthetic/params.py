@@ -6,7 +6,7 @@ fine-grained clutter (background shapes, shape jitter, noise) comes from `detail
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -38,6 +38,8 @@ class Appearance:
     lens_glare: float = 0.2  # how much the lenses reflect, 0..1
     facial_hair: str = "none"  # one of FACIAL_HAIR, in the brows' colour (the hair's, darker)
     facial_hair_density: float = 0.8  # opacity of the facial hair, 0..1
+    neck_shade: float = 0.62  # the neck's brightness against the face's (the shadow under the jaw)
+    jaw_line: float = 0.7  # brightness of a line drawn along the jaw (a crease); 1 draws none
 
     def __post_init__(self) -> None:
         if self.facial_hair not in FACIAL_HAIR:
@@ -227,7 +229,7 @@ def sample_spec(rng: np.random.Generator, hard: bool) -> FaceSpec:
         white_balance=tuple(u(0.85, 1.15, 3).tolist()),
         jpeg_quality=int(rng.integers(25, 95)) if u() < 0.5 else 0,
     )
-    return FaceSpec(
+    spec = FaceSpec(
         identity=identity,
         expression=expression,
         pose=pose,
@@ -243,6 +245,9 @@ def sample_spec(rng: np.random.Generator, hard: bool) -> FaceSpec:
         detail_seed=int(rng.integers(2**31)),
         hard=hard,
     )
+    # drawn last, so that adding them kept every other parameter of a seed's faces
+    jaw = replace(appearance, neck_shade=u(0.55, 0.95), jaw_line=1.0 if u() < 0.6 else u(0.65, 0.9))
+    return replace(spec, appearance=jaw)
 
 
 def sample_occluder(rng: np.random.Generator) -> Occluder:

@@ -118,7 +118,7 @@ def render_face(spec: FaceSpec, image_size: int = 256) -> RenderedFace:
     strands = _strands(rng, image_size, unit, spec.pose.roll)
     if geo.long_hair is not None:
         _fill_textured(image, geo.long_hair, _scaled(app.hair, 0.85), strands)
-    _fill(image, geo.neck, _scaled(app.skin, 0.62))
+    _fill(image, geo.neck, _scaled(app.skin, app.neck_shade))
     for ear in geo.ears:
         _fill(image, ear, _scaled(app.skin, 0.88))
         _stroke(image, ear, _scaled(app.skin, 0.7), round(unit * 0.02))
@@ -126,7 +126,8 @@ def render_face(spec: FaceSpec, image_size: int = 256) -> RenderedFace:
     _fill(image, head, app.skin)
     if geo.hair is not None:
         _fill_textured(image, spline(geo.hair, closed=True, steps=3), app.hair, strands)
-    _stroke(image, spline(geo.landmarks[:17], steps=4), _scaled(app.skin, 0.7), round(unit * 0.025))
+    if app.jaw_line < 1.0:
+        _stroke(image, spline(geo.landmarks[:17], steps=4), _scaled(app.skin, app.jaw_line), round(unit * 0.025))
     _draw_brows(image, geo, app.brows, app.brow_thickness)
     _draw_nose(image, geo, app.skin, unit, spec.lighting.angle)
     for k in range(2):
