@@ -223,6 +223,19 @@ def test_yaw_turns_the_head() -> None:
     assert width(turned) < 0.85 * width(frontal)
 
 
+def test_a_turned_head_shows_its_side_and_the_near_ear() -> None:
+    """A head is deeper than wide: turned 60 degrees, the skull reaches far beyond the near jaw and the near ear lies
+    on it; seen from the front both ears are behind the head and only their rims stick out."""
+    frontal = build_face(Identity(), Expression(), Pose(), Hair())
+    assert not frontal.ears_on_head and len(frontal.ears_behind) == 2
+    turned = build_face(Identity(), Expression(), Pose(yaw=60), Hair())  # the nose points to +x: -x comes near
+    jaw_x, head_x = turned.landmarks[:17, 0], turned.head[:, 0]
+    face_width = jaw_x.max() - jaw_x.min()
+    assert turned.landmarks[30, 0] > jaw_x.max() - 0.2 * face_width
+    assert jaw_x.min() - head_x.min() > 0.4 * face_width
+    assert len(turned.ears_on_head) == 1 and head_x.min() < turned.ears_on_head[0][:, 0].mean() < jaw_x.min()
+
+
 def test_an_open_mouth_separates_the_inner_lips() -> None:
     closed = build_face(Identity(), Expression(), Pose(), Hair()).landmarks
     opened = build_face(Identity(), Expression(mouth_open=1.0), Pose(), Hair()).landmarks

@@ -56,6 +56,10 @@ CHIN_Y = 1.636
 PIVOT = np.array([0.0, 0.5, -0.9])  # the head turns about its centre, behind the face
 CAMERA_DISTANCE = 12.0  # in face units: mild perspective
 HAIR_KINDS = ("none", "short", "long")
+# The skull's cross-sections reach SKULL_FRONT x their half-width in front of their centre and SKULL_BACK x behind
+# it: a head ~1.4x as long as it is wide, so that a turned head shows its side and back, not a mask's edge.
+SKULL_FRONT, SKULL_BACK = 0.55, 2.3
+EAR_ROOT = (0.945, 0.3, -1.2)  # x (of the half-width), y, z: on the skull's side, brow to nose bottom, behind
 
 
 @dataclass(frozen=True)
@@ -129,7 +133,8 @@ class FaceGeometry:
     head: np.ndarray
     neck: np.ndarray
     body: np.ndarray
-    ears: list[np.ndarray]
+    ears_behind: list[np.ndarray]  # ears the head hides but for what sticks out of its outline
+    ears_on_head: list[np.ndarray]  # ears on the side of the head that faces the camera
     hair: np.ndarray | None
     long_hair: np.ndarray | None
     brow_lower: np.ndarray
@@ -252,20 +257,30 @@ def rotation(pose: Pose) -> np.ndarray:
 
 
 def silhouette(
-    a: np.ndarray, y: np.ndarray, zc: np.ndarray, c: np.ndarray, side: np.ndarray, view: np.ndarray
+    a: np.ndarray,
+    y: np.ndarray,
+    zc: np.ndarray,
+    c: np.ndarray,
+    side: np.ndarray,
+    view: np.ndarray,
+    c_back: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Contour points of horizontal ellipses (half-width a, depth c, centre depth zc) seen from `view` (head
     frame): where the surface normal is perpendicular to the view, on the right (+1) or left (-1) side.
-    Returns the 3-D points and their angles on the ellipses (0 = front)."""
-    phi_right = np.arctan2(view[2] * a, -view[0] * c)
+    `c_back` (default `c`) is the depth behind the centre: a skull reaches far further behind its widest
+    point than in front of it. Returns the 3-D points and their angles on the ellipses (0 = front)."""
+    depth = np.broadcast_to(c, np.shape(a)) if c_back is None else np.where(view[0] * side > 0, c_back, c)
+    phi_right = np.arctan2(view[2] * a, -view[0] * depth)
     phi = np.where(side > 0, phi_right, phi_right - np.pi)
-    return np.stack([a * np.sin(phi), y, zc + c * np.cos(phi)], axis=-1), phi
+    return np.stack([a * np.sin(phi), y, zc + depth * np.cos(phi)], axis=-1), phi
 
 
-def _section(y: np.ndarray, a: np.ndarray, zc: np.ndarray, c: np.ndarray, view: np.ndarray) -> np.ndarray:
+def _section(
+    y: np.ndarray, a: np.ndarray, zc: np.ndarray, c: np.ndarray, view: np.ndarray, c_back: np.ndarray | None = None
+) -> np.ndarray:
     """Closed outline of a vertical stack of ellipses: right side top to bottom, then left side bottom to top."""
-    right, _ = silhouette(a, y, zc, c, np.ones_like(a), view)
-    left, _ = silhouette(a, y, zc, c, -np.ones_like(a), view)
+    right, _ = silhouette(a, y, zc, c, np.ones_like(a), view, c_back)
+    left, _ = silhouette(a, y, zc, c, -np.ones_like(a), view, c_back)
     return np.concatenate([right, left[::-1]])
 
 
@@ -294,30 +309,41 @@ def build_face(
 
     jaw_a = np.abs(points[JAW, 0])
     jaw_y = points[JAW, 1]
-    jaw_zc = -0.45 + 0.70 * np.clip(jaw_y / CHIN_Y, 0.0, None) ** 2
+    # The jaw's cross-sections: near the ears centred far back (the jaw's angle is under the ear, not beside the
+    # cheek), deep in front and shallow behind, so a turned face's near side widens out to its ear as on a photo
+    # and its far side tucks in toward the eye's outer corner; at the chin small and forward, as before.
+    low = np.clip(jaw_y / CHIN_Y, 0.0, 1.0) ** 2  # 0 at the ears, 1 at the chin
+    jaw_zc = -0.9 + 1.15 * low
+    front, back = jaw_a * (1.0 - 0.45 * low), jaw_a * (0.4 + 0.15 * low)
     surface = _surface(np.c_[points[:, :2], np.r_[jaw_zc, points[17:, 2]]], rot)
-    points[JAW], _ = silhouette(jaw_a, jaw_y, jaw_zc, 0.55 * jaw_a, np.sign(points[JAW, 0]), view)
+    points[JAW], _ = silhouette(jaw_a, jaw_y, jaw_zc, front, np.sign(points[JAW, 0]), view, back)
 
     skull_y, skull_a, skull_zc = _skull(width, 0.0)
-    right_top, _ = silhouette(skull_a, skull_y, skull_zc, 0.55 * skull_a, np.ones_like(skull_a), view)
-    left_top, _ = silhouette(skull_a, skull_y, skull_zc, 0.55 * skull_a, -np.ones_like(skull_a), view)
+    front, back = SKULL_FRONT * skull_a, SKULL_BACK * skull_a
+    right_top, _ = silhouette(skull_a, skull_y, skull_zc, front, np.ones_like(skull_a), view, back)
+    left_top, _ = silhouette(skull_a, skull_y, skull_zc, front, -np.ones_like(skull_a), view, back)
     # jaw from the left ear (0) round the chin to the right ear (16), then up over the top of the head
     head = np.concatenate([points[JAW], right_top[1:], left_top[::-1][:-1]])
 
-    neck_y = np.array([0.6, 1.6, 2.2, 2.8])
-    neck = _section(neck_y, np.full(4, 0.6 * width), np.full(4, -0.6), np.full(4, 0.45), view)
+    # from under the skull's back (behind the ears, hidden by the face when frontal) down to the collar
+    neck_y = np.array([-0.1, 0.7, 1.6, 2.2, 2.8])
+    neck_a = np.array([0.85, 0.75, 0.7, 0.7, 0.7]) * width
+    neck = _section(neck_y, neck_a, np.array([-1.3, -1.1, -1.0, -1.0, -1.0]), np.array([1.1, 0.9, 0.8, 0.8, 0.8]), view)
     body_y = np.array([2.2, 2.5, 3.0, 4.5, 9.0])
     body_a = np.array([0.6, 1.6, 2.3, 2.6, 2.7]) * width
     body = _section(body_y, body_a, np.full(5, -0.7), 0.45 * body_a, view)
 
-    ears = []
+    ears_behind, ears_on_head = [], []
     ear_t = np.linspace(0, 2 * np.pi, 14, endpoint=False)
     for s in (-1.0, 1.0):
         outward = np.array([0.7 * s, 0.0, -0.71])
-        base = np.array([s * (width - 0.03), 0.2, -0.5])
-        u = 0.10 + 0.08 * np.cos(ear_t)
-        v = 0.19 * np.sin(ear_t)
-        ears.append(base + u[:, None] * outward + v[:, None] * np.array([0.0, 1.0, 0.0]))
+        base = np.array([s * EAR_ROOT[0] * width, EAR_ROOT[1], EAR_ROOT[2]])
+        u = 0.14 + 0.1 * np.cos(ear_t)
+        v = 0.36 * np.sin(ear_t)
+        ear = base + u[:, None] * outward + v[:, None] * np.array([0.0, 1.0, 0.0])
+        # the skull's normal at the ear's root: facing the camera, the ear lies on the head; else behind it
+        normal = np.array([base[0] / width**2, 0.0, (base[2] - skull_zc[0]) / (SKULL_BACK * width) ** 2])
+        (ears_on_head if normal @ view > 0 else ears_behind).append(ear)
 
     hair_cap = long_hair = None
     if hair.kind != "none":
@@ -327,7 +353,7 @@ def build_face(
             y = np.concatenate([y[::-1], [0.6, 1.4, 2.1]])
             a = np.concatenate([a[::-1], np.array([0.2, 0.25, 0.2]) + width + hair.volume])
             zc = np.concatenate([zc[::-1], [-0.6, -0.7, -0.8]])
-            long_hair = _section(y, a, zc, 0.5 * a, view)
+            long_hair = _section(y, a, zc, 0.5 * a, view, SKULL_BACK * a)
 
     thickness = np.array([0.03, 0.045, 0.055, 0.065, 0.07, 0.07, 0.065, 0.055, 0.045, 0.03])
     brow_lower = points[BROWS] + thickness[:, None] * np.array([0.0, 1.0, 0.0])
@@ -364,7 +390,8 @@ def build_face(
         head=project(head),
         neck=project(neck),
         body=project(body),
-        ears=[project(e) for e in ears],
+        ears_behind=[project(e) for e in ears_behind],
+        ears_on_head=[project(e) for e in ears_on_head],
         hair=None if hair_cap is None else project(hair_cap),
         long_hair=None if long_hair is None else project(long_hair),
         brow_lower=project(brow_lower),
@@ -396,8 +423,8 @@ def _hair_cap(hair: Hair, width: float, view: np.ndarray) -> np.ndarray:
     y, a, zc = _skull(width, hair.volume)
     y = np.concatenate([[0.1], y[1:]])
     a = np.concatenate([[width + 0.6 * hair.volume], a[1:]])
-    right, _ = silhouette(a, y, zc, 0.55 * a, np.ones_like(a), view)
-    left, _ = silhouette(a, y, zc, 0.55 * a, -np.ones_like(a), view)
+    right, _ = silhouette(a, y, zc, SKULL_FRONT * a, np.ones_like(a), view, SKULL_BACK * a)
+    left, _ = silhouette(a, y, zc, SKULL_FRONT * a, -np.ones_like(a), view, SKULL_BACK * a)
     side_y = -0.2
     u = np.linspace(1.0, -1.0, 15)
     line_y = hair.hairline + (side_y - hair.hairline) * np.abs(u) ** 3

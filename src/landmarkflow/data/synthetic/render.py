@@ -119,11 +119,12 @@ def render_face(spec: FaceSpec, image_size: int = 256) -> RenderedFace:
     if geo.long_hair is not None:
         _fill_textured(image, geo.long_hair, _scaled(app.hair, 0.85), strands)
     _fill(image, geo.neck, _scaled(app.skin, app.neck_shade))
-    for ear in geo.ears:
-        _fill(image, ear, _scaled(app.skin, 0.88))
-        _stroke(image, ear, _scaled(app.skin, 0.7), round(unit * 0.02))
+    for ear in geo.ears_behind:
+        _draw_ear(image, ear, app.skin, unit)
     head = np.concatenate([spline(geo.head[:17], steps=4), geo.head[17:]])
     _fill(image, head, app.skin)
+    for ear in geo.ears_on_head:
+        _draw_ear(image, ear, app.skin, unit)
     if geo.hair is not None:
         _fill_textured(image, spline(geo.hair, closed=True, steps=3), app.hair, strands)
     if app.jaw_line < 1.0:
@@ -142,6 +143,11 @@ def render_face(spec: FaceSpec, image_size: int = 256) -> RenderedFace:
     image = _camera(image, spec, rng)
     visible = visibility(mask, geo.landmarks)
     return RenderedFace(image=image, landmarks=geo.landmarks, visible=visible, occluder_mask=mask, geometry=geo)
+
+
+def _draw_ear(image: np.ndarray, ear: np.ndarray, skin: Colour, unit: float) -> None:
+    _fill(image, ear, _scaled(skin, 0.88))
+    _stroke(image, ear, _scaled(skin, 0.7), round(unit * 0.02), closed=True)
 
 
 def _strands(rng: np.random.Generator, size: int, unit: float, roll: float) -> np.ndarray:
@@ -415,7 +421,7 @@ def _light(image: np.ndarray, geo: FaceGeometry, head: np.ndarray, spec: FaceSpe
     shading = shade(geo.surface, spec.appearance, light, size, geo.units_per_face)
     skin = np.zeros((size, size), np.float32)
     _fill(skin, head, 1.0)
-    for part in (geo.neck, *geo.ears):
+    for part in (geo.neck, *geo.ears_behind, *geo.ears_on_head):
         _fill(skin, part, 1.0)
     alpha = skin[..., None]
     gains = gain[..., None] + (shading.factor - gain[..., None]) * alpha
