@@ -42,7 +42,15 @@ def datasets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, 
     for layout, dataset in LAYOUT_DATASETS.items():
         root = tmp_path_factory.mktemp(f"synth{layout}")
         synthesize(
-            root, TRAIN, TEST, seed=SEED, image_size=SIZE, challenging_fraction=HARD, progress=False, layout=layout
+            root,
+            TRAIN,
+            TEST,
+            seed=SEED,
+            image_size=SIZE,
+            challenging_fraction=HARD,
+            hard_train_fraction=HARD,
+            progress=False,
+            layout=layout,
         )
         records = {r.sample_id: r for r in read_dataset(dataset, root)}
         assert len(records) == len(items)

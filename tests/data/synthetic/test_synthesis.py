@@ -70,7 +70,7 @@ def test_folders_splits_and_subsets_follow_300w(rendered: Path) -> None:
 def test_read_back_gives_the_rendered_landmarks_boxes_and_visibility(rendered: Path) -> None:
     records = {r.sample_id: r for r in read_synthetic(rendered)}
     for item in plan(20, 10, 0.2):
-        face = render_face(item_spec(3, item, 0.2), SIZE)
+        face = render_face(item_spec(3, item), SIZE)
         detector = item_detector_box(3, item, face.landmarks)
         back = records[item.sample_id]
         np.testing.assert_allclose(back.landmarks, face.landmarks, rtol=0, atol=1e-6)
@@ -191,6 +191,13 @@ def test_the_jaw_is_not_always_outlined_and_the_neck_not_always_in_shadow() -> N
     shades = np.array([look.neck_shade for look in looks])
     assert 0.5 < unlined < 0.7
     assert shades.min() < 0.6 and shades.max() > 0.9
+
+
+def test_training_draws_its_own_share_of_hard_faces_and_the_test_split_keeps_300ws() -> None:
+    items = plan(1000, 100, 0.2)
+    hard = {f: np.mean([item_spec(0, item, f).hard for item in items if item.stream == "train"]) for f in (0.2, 0.4)}
+    assert abs(hard[0.2] - 0.2) < 0.04 and abs(hard[0.4] - 0.4) < 0.04
+    assert sum(item.stream == "challenging" for item in items) == 20
 
 
 def test_template_is_the_ibug_68_markup() -> None:

@@ -19,7 +19,7 @@ from landmarkflow.data.synthetic.benchmark_files import BENCHMARK_FILES
 from landmarkflow.data.synthetic.layout_files import LayoutFiles, Placement, Written
 from landmarkflow.data.synthetic.layout_map import LAYOUT_DATASETS
 from landmarkflow.data.synthetic.params import FaceSpec
-from landmarkflow.data.synthetic.plan import SynthItem, item_spec, plan
+from landmarkflow.data.synthetic.plan import HARD_TRAIN_FRACTION, SynthItem, item_spec, plan
 from landmarkflow.data.synthetic.render import RenderedFace, render_face
 from landmarkflow.data.synthetic.w300_files import W300_FILES
 
@@ -72,6 +72,7 @@ def synthesize(
     progress: bool = True,
     layout: str = "68",
     workers: int | None = None,
+    hard_train_fraction: float = HARD_TRAIN_FRACTION,
 ) -> SynthReport:
     """Render `num_train` + `num_test` faces into a folder as the dataset of `layout`.
 
@@ -79,15 +80,21 @@ def synthesize(
     each image's parameters and per-point visibility, and refuses a folder that already holds .pts files, so runs
     never mix. "98", "29" or "19" writes the same faces annotated in that layout as a WFLW, COFW or AFLW dataset
     into an empty folder (see `benchmark_files`); `layout_map.LAYOUT_DATASETS` names the dataset to ingest it as.
-    Same arguments, same bytes, whatever `workers` (processes that render; default: one per CPU for 200 faces
-    or more, else none): every face depends on its own spec only, and files are written in plan order.
+    `challenging_fraction` of the test faces are the challenging (ibug) subset, as in 300W; `hard_train_fraction`
+    of the training faces are drawn from the same hard distribution. Same arguments, same bytes, whatever
+    `workers` (processes that render; default: one per CPU for 200 faces or more, else none): every face depends
+    on its own spec only, and files are written in plan order.
     """
     if num_train < 0 or num_test < 0:
         raise ValueError(f"image counts must not be negative, got train={num_train} test={num_test}")
     if image_size < 64:
         raise ValueError(f"image_size must be at least 64 pixels, got {image_size}")
-    if not 0.0 <= challenging_fraction <= 1.0:
-        raise ValueError(f"challenging_fraction must lie in [0, 1], got {challenging_fraction}")
+    for name, fraction in (
+        ("challenging_fraction", challenging_fraction),
+        ("hard_train_fraction", hard_train_fraction),
+    ):
+        if not 0.0 <= fraction <= 1.0:
+            raise ValueError(f"{name} must lie in [0, 1], got {fraction}")
     if layout not in LAYOUT_DATASETS:
         raise ValueError(f"unknown layout {layout!r}: expected one of {', '.join(LAYOUT_DATASETS)}")
     root = Path(out_root)
@@ -97,7 +104,7 @@ def synthesize(
     report = SynthReport(root=root, images=len(items), image_size=image_size, seed=seed)
     written: list[Written] = []
     start = time.perf_counter()
-    specs = [item_spec(seed, item, challenging_fraction) for item in items]
+    specs = [item_spec(seed, item, hard_train_fraction) for item in items]
     if workers is None:
         workers = len(os.sched_getaffinity(0)) if len(items) >= PARALLEL_FROM else 1
     with _progress_bar(progress, len(items)) as advance:
