@@ -269,7 +269,7 @@ def silhouette(
     frame): where the surface normal is perpendicular to the view, on the right (+1) or left (-1) side.
     `c_back` (default `c`) is the depth behind the centre: a skull reaches far further behind its widest
     point than in front of it. Returns the 3-D points and their angles on the ellipses (0 = front)."""
-    depth = np.broadcast_to(c, np.shape(a)) if c_back is None else np.where(view[0] * side > 0, c_back, c)
+    depth = c if c_back is None else np.where(view[0] * side > 0, c_back, c)
     phi_right = np.arctan2(view[2] * a, -view[0] * depth)
     phi = np.where(side > 0, phi_right, phi_right - np.pi)
     return np.stack([a * np.sin(phi), y, zc + depth * np.cos(phi)], axis=-1), phi
@@ -291,6 +291,13 @@ def _skull(width: float, extra: float) -> tuple[np.ndarray, np.ndarray, np.ndarr
     a = width * np.cos(t) ** 0.55 + extra
     zc = -0.45 - 0.3 * np.sin(t) ** 2
     return y, a, zc
+
+
+def _skull_sides(y: np.ndarray, a: np.ndarray, zc: np.ndarray, view: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The right and left silhouettes of skull-shaped cross-sections (SKULL_FRONT deep in front, SKULL_BACK behind)."""
+    right, _ = silhouette(a, y, zc, SKULL_FRONT * a, np.ones_like(a), view, SKULL_BACK * a)
+    left, _ = silhouette(a, y, zc, SKULL_FRONT * a, -np.ones_like(a), view, SKULL_BACK * a)
+    return right, left
 
 
 def build_face(
@@ -319,9 +326,7 @@ def build_face(
     points[JAW], _ = silhouette(jaw_a, jaw_y, jaw_zc, front, np.sign(points[JAW, 0]), view, back)
 
     skull_y, skull_a, skull_zc = _skull(width, 0.0)
-    front, back = SKULL_FRONT * skull_a, SKULL_BACK * skull_a
-    right_top, _ = silhouette(skull_a, skull_y, skull_zc, front, np.ones_like(skull_a), view, back)
-    left_top, _ = silhouette(skull_a, skull_y, skull_zc, front, -np.ones_like(skull_a), view, back)
+    right_top, left_top = _skull_sides(skull_y, skull_a, skull_zc, view)
     # jaw from the left ear (0) round the chin to the right ear (16), then up over the top of the head
     head = np.concatenate([points[JAW], right_top[1:], left_top[::-1][:-1]])
 
@@ -423,8 +428,7 @@ def _hair_cap(hair: Hair, width: float, view: np.ndarray) -> np.ndarray:
     y, a, zc = _skull(width, hair.volume)
     y = np.concatenate([[0.1], y[1:]])
     a = np.concatenate([[width + 0.6 * hair.volume], a[1:]])
-    right, _ = silhouette(a, y, zc, SKULL_FRONT * a, np.ones_like(a), view, SKULL_BACK * a)
-    left, _ = silhouette(a, y, zc, SKULL_FRONT * a, -np.ones_like(a), view, SKULL_BACK * a)
+    right, left = _skull_sides(y, a, zc, view)
     side_y = -0.2
     u = np.linspace(1.0, -1.0, 15)
     line_y = hair.hairline + (side_y - hair.hairline) * np.abs(u) ** 3
