@@ -210,6 +210,21 @@ def test_template_is_the_ibug_68_markup() -> None:
     assert y[8] == y.max() and x[0] == x.min() and x[16] == x.max()
 
 
+def test_the_ordinary_faces_drawn_frontally_average_to_the_300w_mean_shape() -> None:
+    def by_the_eyes(points: np.ndarray) -> np.ndarray:
+        right, left = points[36:42].mean(axis=0), points[42:48].mean(axis=0)
+        return (points - (right + left) / 2) / np.linalg.norm(left - right)
+
+    faces = [sample_spec(np.random.default_rng([3, i]), hard=False) for i in range(200)]
+    drawn = [build_face(f.identity, f.expression, Pose(), f.hair).landmarks for f in faces]
+    mean, template = np.mean([by_the_eyes(p) for p in drawn], axis=0), by_the_eyes(TEMPLATE_68[:, :2])
+    off = np.linalg.norm(mean - template, axis=1)
+    # the template's inner lips are closed; the faces open their mouths on average as 300W's do
+    assert np.delete(off, [65, 66, 67]).max() < 0.04 and off.mean() < 0.015
+    width = np.ptp(mean[:17, 0]) / np.ptp(template[:17, 0])  # the camera's perspective does not narrow the jaw
+    assert abs(width - 1) < 0.01
+
+
 def test_a_mirrored_pose_gives_mirrored_landmarks() -> None:
     hair = Hair()
     right = build_face(Identity(), Expression(smile=0.5), Pose(yaw=25, pitch=10, roll=8), hair).landmarks

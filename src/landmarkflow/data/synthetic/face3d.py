@@ -55,6 +55,7 @@ MOUTH = np.r_[GROUPS["outer_lip"], GROUPS["inner_lip"]]
 CHIN_Y = 1.636
 PIVOT = np.array([0.0, 0.5, -0.9])  # the head turns about its centre, behind the face
 CAMERA_DISTANCE = 12.0  # in face units: mild perspective
+MEAN_MOUTH_OPEN = 0.18  # an ordinary face's mean `Expression.mouth_open` (params.sample_spec)
 HAIR_KINDS = ("none", "short", "long")
 # The skull's cross-sections reach SKULL_FRONT x their half-width in front of their centre and SKULL_BACK x behind
 # it: a head ~1.4x as long as it is wide, so that a turned head shows its side and back, not a mask's edge.
@@ -208,11 +209,14 @@ def _apply_identity(p: np.ndarray, ident: Identity, side: np.ndarray) -> None:
 def _apply_expression(p: np.ndarray, expr: Expression, side: np.ndarray) -> None:
     x, y = p[:, 0], p[:, 1]
     drop = 0.30 * expr.mouth_open
+    # The template's chin and lower lip are the 300W mean, its open mouths included: they start from a closed
+    # mouth, lifted by the drop of the mean opening, so that the ordinary faces' mean chin is the template's.
+    lift = 0.30 * MEAN_MOUTH_OPEN
     chin_weight = np.clip((y[JAW] - 0.6) / (y[JAW[8]] - 0.6), 0.0, 1.0)
-    y[JAW] += drop * chin_weight
+    y[JAW] += (drop - lift) * chin_weight
     x[JAW] *= 1 - 0.04 * expr.mouth_open * chin_weight
     y[[65, 66, 67]] += drop * np.array([0.9, 1.0, 0.9])
-    y[np.arange(55, 60)] += drop * np.array([0.85, 0.95, 1.0, 0.95, 0.85])
+    y[np.arange(55, 60)] += (drop - lift) * np.array([0.85, 0.95, 1.0, 0.95, 0.85])
     y[[60, 64]] += drop * 0.3
     y[[48, 54]] += drop * 0.2
     y[[61, 62, 63]] -= 0.02 * expr.mouth_open
@@ -312,15 +316,16 @@ def build_face(
     points = deform(identity, expression, jitter)
     rot = rotation(pose)
     view = rot.T @ np.array([0.0, 0.0, 1.0])
-    width = abs(points[JAW[0], 0])
 
-    jaw_a = np.abs(points[JAW, 0])
-    jaw_y = points[JAW, 1]
     # The jaw's cross-sections: near the ears centred far back (the jaw's angle is under the ear, not beside the
     # cheek), deep in front and shallow behind, so a turned face's near side widens out to its ear as on a photo
     # and its far side tucks in toward the eye's outer corner; at the chin small and forward, as before.
-    low = np.clip(jaw_y / CHIN_Y, 0.0, 1.0) ** 2  # 0 at the ears, 1 at the chin
+    low = np.clip(points[JAW, 1] / CHIN_Y, 0.0, 1.0) ** 2  # 0 at the ears, 1 at the chin
     jaw_zc = -0.9 + 1.15 * low
+    _unproject(points, np.r_[jaw_zc, points[17:, 2]])
+    width = abs(points[JAW[0], 0])
+    jaw_a = np.abs(points[JAW, 0])
+    jaw_y = points[JAW, 1]
     front, back = jaw_a * (1.0 - 0.45 * low), jaw_a * (0.4 + 0.15 * low)
     surface = _surface(np.c_[points[:, :2], np.r_[jaw_zc, points[17:, 2]]], rot)
     points[JAW], _ = silhouette(jaw_a, jaw_y, jaw_zc, front, np.sign(points[JAW, 0]), view, back)
@@ -410,6 +415,13 @@ def build_face(
         frame=[project(part) for part in frame],
         surface=surface,
     )
+
+
+def _unproject(points: np.ndarray, depth: np.ndarray) -> None:
+    """Widen each point (in place) by as much as the camera will shrink it at its frontal `depth`, so that a frontal
+    face is drawn in the template's proportions: the template is the mean of photographs, their perspective
+    included, and the jaw's angles lie 0.8 face units further back than the eyes (drawn 6% smaller)."""
+    points[:, :2] *= ((CAMERA_DISTANCE - depth) / CAMERA_DISTANCE)[:, None]
 
 
 def _surface(landmarks_3d: np.ndarray, rot: np.ndarray) -> Surface:

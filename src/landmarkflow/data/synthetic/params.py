@@ -155,13 +155,13 @@ def sample_spec(rng: np.random.Generator, hard: bool) -> FaceSpec:
         eye_spacing=u(-0.05, 0.05),
         eye_size=u(0.85, 1.18),
         eye_tilt=u(-0.03, 0.04),
-        brow_height=u(-0.04, 0.06),
+        brow_height=u(-0.06, 0.04),
         brow_arch=u(-0.02, 0.05),
         nose_length=u(0.88, 1.12),
         nose_width=u(0.8, 1.25),
-        mouth_width=u(0.85, 1.2),
+        mouth_width=u(0.82, 1.16),
         lip_thickness=u(0.7, 1.4),
-        mouth_height=u(-0.04, 0.04),
+        mouth_height=u(-0.06, 0.02),
     )
     strong = hard and rng.uniform() < 0.7
     expression = Expression(
