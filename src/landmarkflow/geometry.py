@@ -55,35 +55,12 @@ def transform_points(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
 
 
 def warp_image(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
-    """Resample `image` into a `size` x `size` crop; outside the image is black (zero padding).
-
-    A bilinear warp reads 2 x 2 pixels per output pixel: it sees every pixel of the image while it shrinks it at
-    most 2x. A crop that shrinks more (a 400-pixel face drawn at 96) first averages the region it reads down to
-    twice the crop's scale (INTER_AREA), so the model sees the photo smaller rather than a sparse, aliased sample
-    of it, and as sharp as a face shrunk 2x, as the training crops are."""
-    matrix = np.asarray(matrix, dtype=np.float64)
-    scale = math.sqrt(abs(float(np.linalg.det(matrix[:, :2]))))
-    if scale < 0.5:
-        image, matrix = _shrink_region(image, matrix, size, 2.0 * scale)
+    """Resample `image` into a `size` x `size` crop; outside the image is black (zero padding)."""
     return cv2.warpAffine(
-        image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0
+        image,
+        np.asarray(matrix, dtype=np.float64),
+        (size, size),
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=0,
     )
-
-
-def _shrink_region(image: np.ndarray, matrix: np.ndarray, size: int, scale: float) -> tuple[np.ndarray, np.ndarray]:
-    """The part of `image` the crop reads, area-averaged down by `scale`, and the crop's map from that image."""
-    corners = transform_points(
-        np.array([[-1.0, -1.0], [size, -1.0], [-1.0, size], [size, size]]), invert_affine(matrix)
-    )
-    height, width = image.shape[:2]
-    x0, y0 = (max(0, math.floor(v) - 1) for v in corners.min(axis=0))
-    x1, y1 = min(width, math.ceil(corners[:, 0].max()) + 2), min(height, math.ceil(corners[:, 1].max()) + 2)
-    if x1 - x0 < 2 or y1 - y0 < 2:  # the crop lies outside the image: nothing to average
-        return image, matrix
-    region = image[y0:y1, x0:x1]
-    small_w, small_h = max(1, round((x1 - x0) * scale)), max(1, round((y1 - y0) * scale))
-    small = cv2.resize(region, (small_w, small_h), interpolation=cv2.INTER_AREA)
-    fx, fy = small_w / (x1 - x0), small_h / (y1 - y0)
-    # pixel centres: x_small = fx * (x - x0 + 0.5) - 0.5, so the image point x is x_small's preimage
-    to_image = np.array([[1 / fx, 0.0, x0 + 0.5 / fx - 0.5], [0.0, 1 / fy, y0 + 0.5 / fy - 0.5], [0.0, 0.0, 1.0]])
-    return small, matrix @ to_image
