@@ -45,7 +45,7 @@ OVERRIDES = {
         "local_3x3_layers": 1,
         "global_layers": 1,
     },
-    "train": {"epochs": EPOCHS, "batch_size": 8, "lr": 4.0e-3, "milestones": [15], "amp": False, "num_workers": 0},
+    "train": {"epochs": EPOCHS, "batch_size": 8, "lr": 8.0e-3, "milestones": [15], "amp": False, "num_workers": 0},
     "eval": {"batch_size": 16},
 }
 
@@ -128,12 +128,13 @@ def test_two_processes_follow_the_single_process_loss_trajectory(runs: Runs) -> 
     Where the runs legitimately differ: BatchNorm normalises each rank's 4 faces by their own statistics (and keeps
     running statistics of rank 0's alone) where one process normalises all 8 together, and float sums run in another
     order. From the same initial weights the first epoch's losses agree to ~1e-6; the difference then grows as
-    training amplifies it, to +-0.17 of a loss of ~58 (which falls by only 2.4 here: LGCN's loss is mostly the targets'
-    energy, and the epoch-to-epoch noise is as large). So the tolerances are: the first epoch within 1e-4 of the loss;
-    the curves, averaged over 5 epochs (35 steps) to take out noise that both runs share, within 10% of the loss the
-    single process shed over the run (measured: 2.4%); the weights moved as far from the initial ones (within 5%;
-    measured: 1.4%). A step that is wrong, e.g. DDP's gradient average halving LGCN's batch-summed gradient, misses all
-    three by far (measured: 1.6e-3 of the loss in the first epoch, 38% of the shed loss, and half as far).
+    training amplifies it, to +-0.2 of a loss of ~60 (which falls by only 2.3 here: LGCN's loss is mostly the targets'
+    energy). So the tolerances are: the first epoch within 1e-4 of the loss; the curves, averaged over 5 epochs (35
+    steps) to take out noise that both runs share, within 10% of the loss the single process shed over the run
+    (measured: 1.4%); the weights moved as far from the initial ones (within 5%; measured: 1.2%). A step that is wrong,
+    e.g. DDP's gradient average halving LGCN's batch-summed gradient, misses all three by far (measured on earlier
+    faces: 1.6e-3 of the loss in the first epoch, 38% of the shed loss, and half as far). At lr 4e-3 the faces of the
+    300W-mean renderer shed only 1.8% of the loss, within reach of the runs' divergence (0.2): hence lr 8e-3.
     """
     one = load_state(runs.one / CHECKPOINT_FILE)
     two = load_state(runs.two / CHECKPOINT_FILE)

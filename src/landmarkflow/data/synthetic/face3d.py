@@ -322,12 +322,13 @@ def build_face(
     # and its far side tucks in toward the eye's outer corner; at the chin small and forward, as before.
     low = np.clip(points[JAW, 1] / CHIN_Y, 0.0, 1.0) ** 2  # 0 at the ears, 1 at the chin
     jaw_zc = -0.9 + 1.15 * low
-    _unproject(points, np.r_[jaw_zc, points[17:, 2]])
+    depth = np.r_[jaw_zc, points[17:, 2]]  # every point's depth in a frontal view
+    _unproject(points, depth)
     width = abs(points[JAW[0], 0])
     jaw_a = np.abs(points[JAW, 0])
     jaw_y = points[JAW, 1]
     front, back = jaw_a * (1.0 - 0.45 * low), jaw_a * (0.4 + 0.15 * low)
-    surface = _surface(np.c_[points[:, :2], np.r_[jaw_zc, points[17:, 2]]], rot)
+    surface = _surface(np.c_[points[:, :2], depth], rot)
     points[JAW], _ = silhouette(jaw_a, jaw_y, jaw_zc, front, np.sign(points[JAW, 0]), view, back)
 
     skull_y, skull_a, skull_zc = _skull(width, 0.0)
