@@ -210,6 +210,8 @@ def test_teacher_forcing_feeds_jittered_true_regions_for_its_epochs() -> None:
     assert model.training_inputs(targets, epoch=2) == {}
     outputs = model(torch.rand(8, 3, 64, 64), regions=forced)
     assert torch.equal(outputs["region"], forced)
+    always = build_model(small(teacher_epochs=None, teacher_jitter=0.1))
+    assert always.training_inputs(targets, epoch=1000)["regions"].shape == truth.shape
 
 
 def test_overfits_a_tiny_batch() -> None:

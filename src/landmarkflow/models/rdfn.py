@@ -17,11 +17,11 @@ decode. Every layer below is the §5 reconstruction, [ours]:
     decode: location reweighting of the last stack's maps, region grid -> crop (codec)
 
 Choices where §5 is silent or where we depart from it, and why:
-- Teacher forcing as §5: for the first `teacher_epochs` epochs RoIAlign samples the ground-truth region, its
-  centre shifted and its side scaled by up to `teacher_jitter` (uniform), handed to `forward` through
-  `training_inputs`; afterwards, and always at inference, the detector's own region (detached: no gradient
-  through box coordinates, as in Mask R-CNN). The loss renders each stack's targets on the grid of the region
-  used. Points off that grid get weight 0.
+- Teacher forcing as §5: for the first `teacher_epochs` epochs (every epoch if None) RoIAlign samples the
+  ground-truth region, its centre shifted and its side scaled by up to `teacher_jitter` (uniform), handed to
+  `forward` through `training_inputs`; afterwards, and always at inference, the detector's own region (detached:
+  no gradient through box coordinates, as in Mask R-CNN). The loss renders each stack's targets on the grid of the
+  region used. Points off that grid get weight 0.
 - The region is the landmark box (the codec sees only points), squared and enlarged by `region_scale` 1.25 so
   that every landmark sits at least the reweighting window inside the grid.
 - B is sampled directly at its 1/4 resolution (bilinear grid_sample) instead of being upsampled x4 first: the
@@ -272,7 +272,7 @@ class RDFN(LandmarkModel):
 
     def training_inputs(self, targets: dict[str, torch.Tensor], epoch: int) -> dict[str, torch.Tensor]:
         """The jittered ground-truth regions during the teacher-forcing epochs, nothing afterwards."""
-        if epoch >= self.params.teacher_epochs:
+        if self.params.teacher_epochs is not None and epoch >= self.params.teacher_epochs:
             return {}
         return {"regions": jitter_regions(targets["region"].float(), self.params.teacher_jitter)}
 

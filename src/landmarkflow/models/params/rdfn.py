@@ -40,7 +40,9 @@ class RDFNParams(ModelParams):
     reweight_radius: int = Field(4, ge=1, description="location reweighting window: (2r+1)^2 cells")
     reweight_threshold: float = Field(0.05, ge=0, lt=1, description="weights max(S - t * S_max, 0)")
     score_loss_weight: float = Field(10.0, gt=0, description="weight of the summed per-stack score-map MSE")
-    teacher_epochs: int = Field(10, ge=0, description="first epochs whose RoI is the jittered ground-truth region")
+    teacher_epochs: int | None = Field(
+        10, ge=0, description="first epochs whose RoI is the jittered ground-truth region; None: every epoch"
+    )
     teacher_jitter: float = Field(0.1, ge=0, lt=0.5, description="teacher region: max centre shift and side change")
 
     @model_validator(mode="after")
