@@ -46,11 +46,15 @@ TRAIN_RETRIES = 3
 TRAIN_DEADLINE = "7d"
 """The longest a training may take, retries included."""
 DEFAULT_CONFIGS = [
-    "configs/hih_synthetic_tiny.yaml",
     "configs/dsat_synthetic_tiny.yaml",
-    "configs/lgcn_synthetic_tiny.yaml",
     "configs/rdfn_synthetic_tiny.yaml",
+    "configs/hih_synthetic_tiny.yaml",
+    "configs/lgcn_synthetic_tiny.yaml",
 ]
+"""The embedded default's models, in the order they start. On one machine two train at once and the next starts
+when one finishes, so the order decides when the last ends. On 2 cores with native bfloat16 (DSAT 5.7 min in
+float32, RDFN 6.1, LGCN 5.3, HIH 5.2) DSAT and RDFN first end the run 0.5 min sooner than HIH and DSAT first; without
+bfloat16 (LGCN 23 min, the others 11-14) this order is within 0.1 min of the best split."""
 
 
 @dsl.pipeline(name="landmark-model", description="Train, evaluate, export, gate, register and promote one model.")
