@@ -61,7 +61,7 @@ def main() -> None:
     args = parser.parse_args()
     setup_tracking(must_exist=True)
     angles = [0.0] + [sign * d for d in args.degrees for sign in (1.0, -1.0)]
-    report: dict[str, object] = {"real_faces": str(args.real_faces), "models": {}}
+    models: dict[str, dict[str, object]] = {}
     for model in args.models:
         name = registered_model_name(model, args.registered_dataset)
         version = version_by_alias(name, CHAMPION) or latest_version(name)
@@ -70,14 +70,14 @@ def main() -> None:
         predictor = Predictor.load(f"models:/{name}/{version.version}")
         faces = read_real_faces(RealFaces(args.dataset, args.real_faces), predictor.info.layout)
         per_angle = {angle: tilt_nmes(predictor, faces, args.real_faces, angle) for angle in angles}
-        report["models"][f"{name} v{version.version}"] = {
+        models[f"{name} v{version.version}"] = {
             "faces": [face.image_path for face in faces],
             "nme": {f"{angle:+g}": float(np.mean(nmes)) for angle, nmes in per_angle.items()},
             "nme_by_face": {f"{angle:+g}": nmes for angle, nmes in per_angle.items()},
             "nme_upright": float(np.mean(per_angle[0.0])),
             "nme_rolled": float(np.mean([np.mean(n) for angle, n in per_angle.items() if angle])),
         }
-    print(json.dumps(report, indent=2))
+    print(json.dumps({"real_faces": str(args.real_faces), "models": models}, indent=2))
 
 
 if __name__ == "__main__":
