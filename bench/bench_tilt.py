@@ -26,7 +26,7 @@ from landmarkflow.evaluation.real_faces import RealFaces, read_real_faces
 from landmarkflow.imageio import read_rgb
 from landmarkflow.inference import Predictor
 from landmarkflow.layouts import get_layout
-from landmarkflow.registry import CHAMPION, latest_version, version_by_alias
+from landmarkflow.registry import champion_or_newest
 from landmarkflow.tracking import registered_model_name, setup_tracking
 
 
@@ -38,12 +38,12 @@ def rolled(image: np.ndarray, points: np.ndarray, degrees: float) -> tuple[np.nd
     return cv2.warpAffine(image, turn, (width, height), flags=cv2.INTER_LINEAR), points @ turn[:, :2].T + turn[:, 2]
 
 
-def tilt_nmes(predictor: Predictor, faces: list[FaceRecord], root: Path, degrees: float) -> list[float]:
-    """Per-face NME (the layout's default normaliser) with every face rolled by `degrees`."""
+def tilt_nmes(predictor: Predictor, faces: list[FaceRecord], photos: list[np.ndarray], degrees: float) -> list[float]:
+    """Per-face NME (the layout's default normaliser) with every face (and its RGB photo) rolled by `degrees`."""
     layout = get_layout(predictor.info.layout)
     truths, predictions, boxes = [], [], []
-    for face in faces:
-        image, truth = rolled(read_rgb(root / face.image_path), face.landmarks, degrees)
+    for face, photo in zip(faces, photos, strict=True):
+        image, truth = rolled(photo, face.landmarks, degrees)
         box = np.r_[truth.min(axis=0), truth.max(axis=0)]
         predictions.append(predictor.predict_image(image, [box])[0].landmarks)
         truths.append(truth)
@@ -64,12 +64,14 @@ def main() -> None:
     models: dict[str, dict[str, object]] = {}
     for model in args.models:
         name = registered_model_name(model, args.registered_dataset)
-        version = version_by_alias(name, CHAMPION) or latest_version(name)
-        if version is None:
+        found = champion_or_newest(name)
+        if found is None:
             raise SystemExit(f"{name}: no registered version (run `make pipeline-run` first)")
+        version = found[0]
         predictor = Predictor.load(f"models:/{name}/{version.version}")
         faces = read_real_faces(RealFaces(args.dataset, args.real_faces), predictor.info.layout)
-        per_angle = {angle: tilt_nmes(predictor, faces, args.real_faces, angle) for angle in angles}
+        photos = [read_rgb(args.real_faces / face.image_path) for face in faces]
+        per_angle = {angle: tilt_nmes(predictor, faces, photos, angle) for angle in angles}
         models[f"{name} v{version.version}"] = {
             "faces": [face.image_path for face in faces],
             "nme": {f"{angle:+g}": float(np.mean(nmes)) for angle, nmes in per_angle.items()},

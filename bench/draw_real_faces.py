@@ -21,7 +21,7 @@ from landmarkflow.data.draw import draw_landmarks
 from landmarkflow.detection import detect_faces
 from landmarkflow.imageio import write_image
 from landmarkflow.inference import Predictor
-from landmarkflow.registry import CHAMPION, latest_version, version_by_alias
+from landmarkflow.registry import champion_or_newest
 from landmarkflow.tracking import registered_model_name, setup_tracking
 
 VIEWS = {"upright": 0.0, "turned": 25.0}  # degrees the photo is turned by
@@ -68,10 +68,10 @@ def main() -> None:
     predictors = {}
     for model in args.models:
         name = registered_model_name(model, args.dataset)
-        version = version_by_alias(name, CHAMPION) or latest_version(name)
-        if version is None:
+        found = champion_or_newest(name)
+        if found is None:
             raise SystemExit(f"{name}: no registered version (run `make pipeline-run` first)")
-        role = CHAMPION if version_by_alias(name, CHAMPION) else "newest"
+        version, role = found
         predictors[f"{model.upper()} v{version.version} ({role})"] = Predictor.load(f"models:/{name}/{version.version}")
     photo = skimage.data.astronaut()
     faces = detect_faces(photo)

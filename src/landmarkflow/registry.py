@@ -182,6 +182,16 @@ def latest_version(name: str) -> VersionInfo | None:
     return VersionInfo.of(found[0]) if found else None
 
 
+def champion_or_newest(name: str) -> tuple[VersionInfo, str] | None:
+    """The version to show of a model, and which it is: its champion, else its newest version ("newest", one whose
+    gate may have failed); None when nothing is registered under `name`."""
+    champion = version_by_alias(name, CHAMPION)
+    if champion is not None:
+        return champion, CHAMPION
+    newest = latest_version(name)
+    return None if newest is None else (newest, "newest")
+
+
 def tag_version(name: str, version: str, tags: dict[str, str]) -> None:
     """Add tags to an existing version (the gate outcome, for the audit trail)."""
     client = MlflowClient()

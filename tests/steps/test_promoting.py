@@ -11,7 +11,7 @@ from mlflow.tracking import MlflowClient
 
 from landmarkflow import steps
 from landmarkflow.alias_lock import lock_name
-from landmarkflow.registry import CHALLENGER, CHAMPION, version_by_alias
+from landmarkflow.registry import CHALLENGER, CHAMPION, champion_or_newest, version_by_alias
 from tests.fakes import candidate
 
 
@@ -37,3 +37,15 @@ def test_a_candidate_worse_than_the_champion_promoted_after_its_gate_stays_out(t
     assert version_by_alias("hih-synthetic", CHALLENGER).version == "3"
     assert sorted(int(v.version) for v in MlflowClient().search_model_versions("name='hih-synthetic'")) == [1, 2, 3]
     assert MlflowClient().search_model_versions(f"name='{lock_name('hih-synthetic')}'") == []
+
+
+def test_the_version_shown_of_a_model_is_its_champion_else_its_newest(tmp_path: Path) -> None:
+    assert champion_or_newest("hih-synthetic") is None
+    first = candidate(tmp_path, "hih", 0.060, None)
+    registered = first.register()
+    version, role = champion_or_newest("hih-synthetic")
+    assert (version.version, role) == (registered.version, "newest")
+    assert steps.promote(registered, first.gated).promoted
+    candidate(tmp_path, "hih", 0.070, "1").register()  # newer, not promoted
+    version, role = champion_or_newest("hih-synthetic")
+    assert (version.version, role) == ("1", CHAMPION)
