@@ -38,10 +38,11 @@ KEY = "job-1/train-7"
 
 
 def _config(tmp_path: Path) -> Path:
-    """The tiny HIH config, narrower, with two faces a batch: an epoch takes about a second on one thread."""
+    """The tiny HIH config, narrower, with two faces a batch (an epoch takes about a second on one thread),
+    validating every other epoch so that the resumed run's val_nme curve has a point from before the kill."""
     raw = yaml.safe_load(Path("configs/hih_synthetic_tiny.yaml").read_text())
     raw["model"].update({key: DOTS_HIH[key] for key in ("channels", "hourglass_depth", "decimal_channels")})
-    raw["train"].update({"epochs": EPOCHS, "batch_size": 2, "milestones": [2, 3], "num_workers": 0})
+    raw["train"].update({"epochs": EPOCHS, "batch_size": 2, "milestones": [2, 3], "num_workers": 0, "val_every": 2})
     raw["eval"] = {"batch_size": 8}
     path = tmp_path / "hih_kill.yaml"
     path.write_text(yaml.safe_dump(raw))
