@@ -60,6 +60,10 @@ class AugmentConfig(_Section):
     blur_prob: float = Field(0.2, ge=0, le=1)
     occlusion_prob: float = Field(0.3, ge=0, le=1)
     color_jitter: float = Field(0.2, ge=0, le=1, description="per-channel gain range +-")
+    tone_prob: float = Field(0.0, ge=0, le=1, description="chance of a random gamma, contrast and brightness curve")
+    grayscale_prob: float = Field(0.0, ge=0, le=1, description="chance of a grey crop")
+    sharpen_prob: float = Field(0.0, ge=0, le=1, description="chance of an unsharp mask (photos' crisp detail)")
+    noise_prob: float = Field(0.0, ge=0, le=1, description="chance of Gaussian sensor noise (sigma 2-10 grey levels)")
 
 
 class TrainConfig(_Section):

@@ -59,6 +59,26 @@ def test_augmentation_is_reproducible_per_epoch_and_varies_between_epochs(tmp_pa
     assert not np.array_equal(dataset[0]["landmarks"], first)
 
 
+def test_camera_augmentations_change_only_the_pixels_and_only_when_asked(tmp_path: Path) -> None:
+    record = dot_face_record(tmp_path)
+    still = {"flip_prob": 0.0, "rotation_prob": 0.0, "scale_range": (1.0, 1.0), "shift_fraction": 0.0}
+    still |= {"blur_prob": 0.0, "occlusion_prob": 0.0, "color_jitter": 0.0}
+
+    def item(**chances: float) -> dict:
+        return FaceDataset([record], tmp_path, MODEL.codec, 96, 1.25, AugmentConfig(**still, **chances))[0]
+
+    plain = item()
+    unaugmented = FaceDataset([record], tmp_path, MODEL.codec, 96, 1.25)[0]
+    np.testing.assert_array_equal(plain["image"].numpy(), unaugmented["image"].numpy())
+    grey = item(grayscale_prob=1.0)["image"].numpy()
+    assert np.abs(np.diff(grey, axis=0)).max() < 1e-6 and grey.std() > 0.05
+    for chance in ("tone_prob", "sharpen_prob", "noise_prob"):
+        seen = item(**{chance: 1.0})
+        assert 0.001 < np.abs(seen["image"].numpy() - plain["image"].numpy()).mean() < 0.2, chance
+        np.testing.assert_array_equal(seen["landmarks"].numpy(), plain["landmarks"].numpy())
+        np.testing.assert_array_equal(seen["int_heatmap"].numpy(), plain["int_heatmap"].numpy())
+
+
 def _epoch_landmarks(dataset: FaceDataset, workers: int, epochs: int) -> list[np.ndarray]:
     sampler = EpochSampler(DistributedSampler(dataset, num_replicas=1, rank=0, shuffle=True, seed=3))
     loader = DataLoader(dataset, batch_size=2, sampler=sampler, num_workers=workers, persistent_workers=workers > 0)
