@@ -200,6 +200,26 @@ def test_training_draws_its_own_share_of_hard_faces_and_the_test_split_keeps_300
     assert sum(item.stream == "challenging" for item in items) == 20
 
 
+def test_a_share_of_ordinary_training_faces_turns_wide_and_the_test_faces_stay_as_they_were(tmp_path: Path) -> None:
+    items = plan(1000, 100, 0.2)
+    narrow = [item_spec(0, item, wide_yaw_train_fraction=0.0) for item in items]
+    wide = [item_spec(0, item, wide_yaw_train_fraction=0.25) for item in items]
+    train = [(a, b) for item, a, b in zip(items, narrow, wide, strict=True) if item.stream == "train"]
+    assert all(a.hard == b.hard for a, b in train)
+    assert all(a == b for a, b in train if a.hard)
+    ordinary = [(a, b) for a, b in train if not a.hard]
+    turned = [b for a, b in ordinary if a.pose.yaw != b.pose.yaw]
+    assert abs(len(turned) / len(train) - 0.25) < 0.04
+    assert max(abs(a.pose.yaw) for a, _ in ordinary) <= 45.0
+    assert 0.3 < np.mean([abs(b.pose.yaw) > 45.0 for b in turned]) < 0.4  # uniform up to 65 degrees
+    assert all(not b.hard and b.occluders == a.occluders and b.camera == a.camera for a, b in ordinary)
+    assert [s for item, s in zip(items, narrow, strict=True) if item.stream != "train"] == [
+        s for item, s in zip(items, wide, strict=True) if item.stream != "train"
+    ]
+    with pytest.raises(ValueError, match=r"wide_yaw_train_fraction must lie in \[0, 1\], got 1.5"):
+        synthesize(tmp_path, num_train=2, num_test=0, wide_yaw_train_fraction=1.5, progress=False)
+
+
 def test_template_is_the_ibug_68_markup() -> None:
     x, y = TEMPLATE_68[:, 0], TEMPLATE_68[:, 1]
     perm = list(IBUG_68.flip_permutation)

@@ -6,6 +6,7 @@ fine-grained clutter (background shapes, shape jitter, noise) comes from `detail
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -141,12 +142,14 @@ HAIR_COLOURS: list[Colour] = [
     (150, 150, 155),
 ]
 FRAME_COLOURS: list[Colour] = [(20, 20, 20), (30, 50, 80), (150, 150, 150), (60, 150, 190), (60, 40, 120)]
+WIDE_YAW = 65.0  # degrees: the turn of ordinary faces drawn wide (hard faces turn up to 70)
 GLASSES_SHARE = 0.2  # faces wearing clear eyeglasses
 IRIS_COLOURS: list[Colour] = [(30, 50, 80), (40, 70, 110), (130, 100, 60), (90, 110, 70), (100, 100, 100)]
 
 
-def sample_spec(rng: np.random.Generator, hard: bool) -> FaceSpec:
-    """A random face; `hard` widens pose, expression, occlusion and degradation (300W's 'challenging')."""
+def sample_spec(rng: np.random.Generator, hard: bool, wide_yaw: bool = False) -> FaceSpec:
+    """A random face; `hard` widens pose, expression, occlusion and degradation (300W's 'challenging');
+    `wide_yaw` turns an ordinary face up to WIDE_YAW degrees and leaves the rest of it ordinary."""
     u = rng.uniform
     identity = Identity(
         face_width=u(0.88, 1.12),
@@ -175,8 +178,9 @@ def sample_spec(rng: np.random.Generator, hard: bool) -> FaceSpec:
     if hard:
         pose = Pose(yaw=u(-70, 70), pitch=u(-30, 30), roll=u(-40, 40))
     else:
-        pose = Pose(yaw=rng.normal(0, 18), pitch=rng.normal(0, 9), roll=rng.normal(0, 9))
-        pose = Pose(*(float(np.clip(v, -45, 45)) for v in (pose.yaw, pose.pitch, pose.roll)))
+        turn = rng.normal()  # a wide turn maps the same draw to uniform, so the other draws stay the face's own
+        yaw = WIDE_YAW * math.erf(turn / math.sqrt(2.0)) if wide_yaw else float(np.clip(18.0 * turn, -45, 45))
+        pose = Pose(yaw, *(float(np.clip(rng.normal(0, 9), -45, 45)) for _ in range(2)))
     hair = Hair(
         kind=str(rng.choice(["none", "short", "long"], p=[0.12, 0.58, 0.3])),
         hairline=u(-1.3, -0.95),

@@ -20,6 +20,9 @@ HARD_TRAIN_FRACTION = 0.4
 """Training faces drawn hard (yaw up to 70 degrees, strong expressions, occluders): twice the test split's
 challenging share, which follows 300W. It taught RDFN the turned faces (synthetic test 9.63 -> 8.28%, challenging
 26.3 -> 20.3%) and left HIH as it was."""
+WIDE_YAW_TRAIN_FRACTION = 0.25
+"""Training faces that are ordinary in every way but their turn, drawn up to `params.WIDE_YAW`: hard faces are
+turned, but also blurred, dark and occluded, while real turned faces are mostly clean photographs."""
 
 
 @dataclass(frozen=True)
@@ -54,8 +57,17 @@ def plan(num_train: int, num_test: int, challenging_fraction: float = 0.2) -> li
     return [SynthItem(stream, k, folder_for(stream, k)) for stream, count in counts.items() for k in range(count)]
 
 
-def item_spec(seed: int, item: SynthItem, hard_train_fraction: float = HARD_TRAIN_FRACTION) -> FaceSpec:
-    """The face of one item: challenging test faces are hard, and so is that fraction of training faces."""
+def item_spec(
+    seed: int,
+    item: SynthItem,
+    hard_train_fraction: float = HARD_TRAIN_FRACTION,
+    wide_yaw_train_fraction: float = WIDE_YAW_TRAIN_FRACTION,
+) -> FaceSpec:
+    """The face of one item: challenging test faces are hard, and so is that fraction of training faces; the next
+    `wide_yaw_train_fraction` of training faces are ordinary faces turned wide. Test faces draw nothing for it."""
     rng = np.random.default_rng([seed, STREAMS[item.stream], item.index])
-    hard = item.stream == "challenging" or (item.stream == "train" and rng.uniform() < hard_train_fraction)
-    return sample_spec(rng, hard=hard)
+    if item.stream != "train":
+        return sample_spec(rng, hard=item.stream == "challenging")
+    draw = rng.uniform()
+    hard = draw < hard_train_fraction
+    return sample_spec(rng, hard=hard, wide_yaw=not hard and draw < hard_train_fraction + wide_yaw_train_fraction)

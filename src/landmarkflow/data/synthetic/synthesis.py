@@ -19,7 +19,13 @@ from landmarkflow.data.synthetic.benchmark_files import BENCHMARK_FILES
 from landmarkflow.data.synthetic.layout_files import LayoutFiles, Placement, Written
 from landmarkflow.data.synthetic.layout_map import LAYOUT_DATASETS
 from landmarkflow.data.synthetic.params import FaceSpec
-from landmarkflow.data.synthetic.plan import HARD_TRAIN_FRACTION, SynthItem, item_spec, plan
+from landmarkflow.data.synthetic.plan import (
+    HARD_TRAIN_FRACTION,
+    WIDE_YAW_TRAIN_FRACTION,
+    SynthItem,
+    item_spec,
+    plan,
+)
 from landmarkflow.data.synthetic.render import RenderedFace, render_face
 from landmarkflow.data.synthetic.w300_files import W300_FILES
 
@@ -73,6 +79,7 @@ def synthesize(
     layout: str = "68",
     workers: int | None = None,
     hard_train_fraction: float = HARD_TRAIN_FRACTION,
+    wide_yaw_train_fraction: float = WIDE_YAW_TRAIN_FRACTION,
 ) -> SynthReport:
     """Render `num_train` + `num_test` faces into a folder as the dataset of `layout`.
 
@@ -81,7 +88,8 @@ def synthesize(
     never mix. "98", "29" or "19" writes the same faces annotated in that layout as a WFLW, COFW or AFLW dataset
     into an empty folder (see `benchmark_files`); `layout_map.LAYOUT_DATASETS` names the dataset to ingest it as.
     `challenging_fraction` of the test faces are the challenging (ibug) subset, as in 300W; `hard_train_fraction`
-    of the training faces are drawn from the same hard distribution. Same arguments, same bytes, whatever
+    of the training faces are drawn from the same hard distribution, and `wide_yaw_train_fraction` more are
+    ordinary faces turned up to 65 degrees. Same arguments, same bytes, whatever
     `workers` (processes that render; default: one per CPU for 200 faces or more, else none): every face depends
     on its own spec only, and files are written in plan order.
     """
@@ -92,6 +100,7 @@ def synthesize(
     for name, fraction in (
         ("challenging_fraction", challenging_fraction),
         ("hard_train_fraction", hard_train_fraction),
+        ("wide_yaw_train_fraction", wide_yaw_train_fraction),
     ):
         if not 0.0 <= fraction <= 1.0:
             raise ValueError(f"{name} must lie in [0, 1], got {fraction}")
@@ -104,7 +113,7 @@ def synthesize(
     report = SynthReport(root=root, images=len(items), image_size=image_size, seed=seed)
     written: list[Written] = []
     start = time.perf_counter()
-    specs = [item_spec(seed, item, hard_train_fraction) for item in items]
+    specs = [item_spec(seed, item, hard_train_fraction, wide_yaw_train_fraction) for item in items]
     if workers is None:
         workers = len(os.sched_getaffinity(0)) if len(items) >= PARALLEL_FROM else 1
     with _progress_bar(progress, len(items)) as advance:
