@@ -89,7 +89,7 @@ def synthesize(
     into an empty folder (see `benchmark_files`); `layout_map.LAYOUT_DATASETS` names the dataset to ingest it as.
     `challenging_fraction` of the test faces are the challenging (ibug) subset, as in 300W; `hard_train_fraction`
     of the training faces are drawn from the same hard distribution, and `wide_yaw_train_fraction` more are
-    ordinary faces turned up to 65 degrees. Same arguments, same bytes, whatever
+    ordinary faces turned up to `params.WIDE_YAW` degrees. Same arguments, same bytes, whatever
     `workers` (processes that render; default: one per CPU for 200 faces or more, else none): every face depends
     on its own spec only, and files are written in plan order.
     """
