@@ -12,8 +12,9 @@ from landmarkflow.data.formats.w300 import read_box_file
 from landmarkflow.data.manifest import landmark_box
 from landmarkflow.data.synthetic import FaceSpec, Occluder, render_face, synthesize
 from landmarkflow.data.synthetic.face3d import TEMPLATE_68, Expression, Glasses, Hair, Identity, Pose, build_face
-from landmarkflow.data.synthetic.params import Camera, sample_spec
+from landmarkflow.data.synthetic.params import Appearance, Camera, sample_spec
 from landmarkflow.data.synthetic.plan import item_spec, plan
+from landmarkflow.data.synthetic.render import facial_hair_outlines, wrinkle_lines
 from landmarkflow.data.synthetic.w300_files import item_detector_box
 from landmarkflow.layouts import IBUG_68
 
@@ -191,6 +192,36 @@ def test_the_jaw_is_not_always_outlined_and_the_neck_not_always_in_shadow() -> N
     shades = np.array([look.neck_shade for look in looks])
     assert 0.5 < unlined < 0.7
     assert shades.min() < 0.6 and shades.max() > 0.9
+
+
+def test_a_mustache_hangs_from_the_upper_lips_edge_as_far_as_the_mouth_line() -> None:
+    """Real mustaches often cover the whole upper lip, and the annotators put its points on the mustache's lower
+    edge: a mustache that always showed two thirds of the lip taught the models to read its edge as the lip's."""
+    geo = build_face(Identity(), Expression(), Pose(), Hair()).transformed(60.0, np.array([64.0, 64.0]))
+    top, mouth_line = geo.landmarks[51], geo.landmarks[62]
+    for reach in (0.3, 1.0):
+        lower_edge = facial_hair_outlines(geo, "mustache", reach)[0]
+        assert np.linalg.norm(lower_edge - (top + reach * (mouth_line - top)), axis=1).min() < 1e-9
+    looks = [sample_spec(np.random.default_rng([5, k]), hard=False).appearance for k in range(200)]
+    reaches = np.array([look.mustache_reach for look in looks])
+    assert reaches.min() < 0.4 and reaches.max() > 0.9
+    with pytest.raises(ValueError, match=r"mustache_reach 1.5 is outside 0..1"):
+        Appearance(mustache_reach=1.5)
+
+
+def test_wrinkles_darken_the_skin_along_its_folds_and_nothing_else() -> None:
+    spec = _clean(sample_spec(np.random.default_rng(5), hard=False))
+    spec = replace(spec, pose=Pose(), face_size=0.7, position=(0.5, 0.5), occluders=(), hair=Hair(kind="none"))
+    smooth = render_face(replace(spec, appearance=replace(spec.appearance, wrinkles=0.0)), 256)
+    creased = render_face(replace(spec, appearance=replace(spec.appearance, wrinkles=1.0)), 256)
+    darker = smooth.image.astype(float).sum(axis=2) - creased.image.astype(float).sum(axis=2)
+    folds = np.concatenate(wrinkle_lines(smooth.geometry))
+    cols, rows = np.round(folds).astype(int).T
+    assert np.median(darker[rows, cols]) > 20  # the creases show
+    assert (darker >= -1).all() and (darker > 1).mean() < 0.1  # they only darken, and only a little of the image
+    np.testing.assert_array_equal(smooth.landmarks, creased.landmarks)
+    looks = [sample_spec(np.random.default_rng([5, k]), hard=False).appearance for k in range(200)]
+    assert 0.3 < np.mean([look.wrinkles > 0 for look in looks]) < 0.5
 
 
 def test_training_draws_its_own_share_of_hard_faces_and_the_test_split_keeps_300ws() -> None:

@@ -24,6 +24,7 @@ _ONE = 1 << SHIFT
 MARGIN = 2.0  # pixels kept between the landmark box and the image border
 PHOTO_SHARE = 0.7  # backgrounds that are photographs
 UNIFORM_BYTE_STD = 73.9  # standard deviation of uniform integers 0..255
+WRINKLE_DARKENING = 0.35  # how much the deepest crease darkens the skin
 
 
 @dataclass
@@ -125,6 +126,7 @@ def render_face(spec: FaceSpec, image_size: int = 256) -> RenderedFace:
     _fill(image, head, app.skin)
     for ear in geo.ears_on_head:
         _draw_ear(image, ear, app.skin, unit)
+    _draw_wrinkles(image, geo, head, app.wrinkles)  # before the hair, which covers the forehead's
     if geo.hair is not None:
         _fill_textured(image, spline(geo.hair, closed=True, steps=3), app.hair, strands)
     if app.jaw_line < 1.0:
@@ -337,15 +339,53 @@ def _draw_mouth(image: np.ndarray, geo: FaceGeometry, spec: FaceSpec, unit: floa
     _stroke(image, outer, _scaled(app.lips, 0.8), 1, closed=True)
 
 
-def facial_hair_outlines(geo: FaceGeometry, kind: str) -> list[np.ndarray]:
-    """The closed outlines of a mustache (between nose and upper lip, reaching over the lip's top edge), a goatee
-    (the mustache and the chin below the lower lip) or a beard (the mustache and the jaw from cheek to cheek)."""
+def _face_down(geo: FaceGeometry) -> np.ndarray:
+    """One face unit down the face (nose bridge to chin), in pixels."""
+    lm = geo.landmarks
+    return (lm[8] - lm[27]) / max(float(np.linalg.norm(lm[8] - lm[27])), 1e-6) * geo.units_per_face
+
+
+def wrinkle_lines(geo: FaceGeometry) -> list[np.ndarray]:
+    """Where skin folds: the nasolabial folds from the nose wings past the mouth corners, three forehead lines over
+    the brows, crow's feet at the outer eye corners and a line under each eye."""
+    lm, down = geo.landmarks, _face_down(geo)
+    across = (lm[45] - lm[36]) / max(float(np.linalg.norm(lm[45] - lm[36])), 1e-6) * geo.units_per_face
+    lines = []
+    for wing, corner, outward in ((lm[31], lm[48], -across), (lm[35], lm[54], across)):
+        start, end = wing + 0.07 * outward - 0.02 * down, corner + 0.08 * outward + 0.12 * down
+        lines.append(spline(np.array([start, (wing + corner) / 2 + 0.14 * outward, end])))
+    brows = lm[[18, 19, 20, 23, 24, 25]]
+    lines += [spline(brows - (0.16 + 0.11 * k) * down) for k in range(3)]
+    for corner, outward in ((lm[36], -across), (lm[45], across)):
+        start = corner + 0.06 * outward
+        lines += [np.array([start, corner + 0.2 * outward + tilt * down]) for tilt in (-0.07, 0.0, 0.07)]
+    lines += [spline(lm[[36, 41, 40, 39]] + 0.09 * down), spline(lm[[42, 47, 46, 45]] + 0.09 * down)]
+    return lines
+
+
+def _draw_wrinkles(image: np.ndarray, geo: FaceGeometry, head: np.ndarray, depth: float) -> None:
+    """Soft dark creases along `wrinkle_lines` inside the head's outline, `depth` 0..1: what an older face shows
+    at its features' edges."""
+    if depth <= 0.0:
+        return
+    unit = geo.units_per_face
+    crease, skin = np.zeros(image.shape[:2], np.float32), np.zeros(image.shape[:2], np.float32)
+    for line in wrinkle_lines(geo):
+        _stroke(crease, line, 1.0, round(unit * 0.015))
+    _fill(skin, head, 1.0)
+    crease = cv2.GaussianBlur(crease, (0, 0), max(0.5, unit * 0.01)) * skin
+    image[:] = np.clip(image * (1.0 - WRINKLE_DARKENING * depth * crease[..., None]) + 0.5, 0, 255).astype(np.uint8)
+
+
+def facial_hair_outlines(geo: FaceGeometry, kind: str, reach: float) -> list[np.ndarray]:
+    """The closed outlines of a mustache (between nose and upper lip, hanging `reach` of the way from the lip's top
+    edge to the mouth line), a goatee (the mustache and the chin below the lower lip) or a beard (the mustache and
+    the jaw from cheek to cheek)."""
     if kind == "none":
         return []
-    lm, unit = geo.landmarks, geo.units_per_face
-    down = (lm[8] - lm[27]) / max(float(np.linalg.norm(lm[8] - lm[27])), 1e-6) * unit  # one face unit down the face
+    lm, down = geo.landmarks, _face_down(geo)
     top = spline(lm[31:36], steps=3) + 0.05 * down
-    upper_lip = spline(lm[48:55], steps=3) + (lm[62] - lm[51]) * 0.35  # a third down the upper lip
+    upper_lip = spline(lm[48:55], steps=3) + (lm[62] - lm[51]) * reach
     ends = [lm[48] + 0.08 * down + (lm[48] - lm[54]) * 0.06, lm[54] + 0.08 * down + (lm[54] - lm[48]) * 0.06]
     outlines = [np.concatenate([[ends[0]], top, [ends[1]], upper_lip[::-1]])]
     lower_lip = spline(lm[[54, 55, 56, 57, 58, 59, 48]], steps=3) + 0.04 * down
@@ -361,7 +401,7 @@ def facial_hair_outlines(geo: FaceGeometry, kind: str) -> list[np.ndarray]:
 
 def _draw_facial_hair(image: np.ndarray, geo: FaceGeometry, app: Appearance, strands: np.ndarray) -> None:
     """Facial hair in the brows' colour (the hair's, darker) with the hair's strands, soft at its edges."""
-    outlines = facial_hair_outlines(geo, app.facial_hair)
+    outlines = facial_hair_outlines(geo, app.facial_hair, app.mustache_reach)
     if not outlines:
         return
     mask = np.zeros(image.shape[:2], np.float32)
