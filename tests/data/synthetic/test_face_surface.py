@@ -65,8 +65,8 @@ def test_highlights_follow_the_shininess() -> None:
 
 
 def test_a_sharp_highlight_on_a_turned_cheek_is_smooth_not_a_lattice_of_vertices() -> None:
-    """Taken per vertex and blurred, a shininess-40 highlight was a grid of dots (27 local maxima here, one per
-    vertex); per pixel from the blurred normals it is a few smooth blobs."""
+    """With a blur narrower than the cheek's vertex spacing (shading.SMOOTH 0.04), a shininess-40 highlight was a
+    grid of dots (27 local maxima here, one per vertex); now it is a few smooth blobs."""
     _, lit = _shading(170.0, yaw=40.0, specular=0.35, shininess=40.0)
     shine = lit.highlight
     peaks = (shine == cv2.dilate(shine, np.ones((3, 3), np.uint8))) & (shine > 0.1 * shine.max())

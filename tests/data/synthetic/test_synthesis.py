@@ -1,4 +1,5 @@
 from dataclasses import replace
+from functools import lru_cache
 from pathlib import Path
 
 import cv2
@@ -194,16 +195,20 @@ def test_the_jaw_is_not_always_outlined_and_the_neck_not_always_in_shadow() -> N
     assert shades.min() < 0.6 and shades.max() > 0.9
 
 
+@lru_cache(maxsize=1)
+def _ordinary_looks() -> list[Appearance]:
+    return [sample_spec(np.random.default_rng([5, k]), hard=False).appearance for k in range(200)]
+
+
 def test_a_mustache_hangs_from_the_upper_lips_edge_as_far_as_the_mouth_line() -> None:
     """Real mustaches often cover the whole upper lip, and the annotators put its points on the mustache's lower
     edge: a mustache that always showed two thirds of the lip taught the models to read its edge as the lip's."""
     geo = build_face(Identity(), Expression(), Pose(), Hair()).transformed(60.0, np.array([64.0, 64.0]))
     top, mouth_line = geo.landmarks[51], geo.landmarks[62]
     for reach in (0.3, 1.0):
-        lower_edge = facial_hair_outlines(geo, "mustache", reach)[0]
-        assert np.linalg.norm(lower_edge - (top + reach * (mouth_line - top)), axis=1).min() < 1e-9
-    looks = [sample_spec(np.random.default_rng([5, k]), hard=False).appearance for k in range(200)]
-    reaches = np.array([look.mustache_reach for look in looks])
+        mustache = facial_hair_outlines(geo, "mustache", reach)[0]
+        assert np.linalg.norm(mustache - (top + reach * (mouth_line - top)), axis=1).min() < 1e-9
+    reaches = np.array([look.mustache_reach for look in _ordinary_looks()])
     assert reaches.min() < 0.4 and reaches.max() > 0.9
     with pytest.raises(ValueError, match=r"mustache_reach 1.5 is outside 0..1"):
         Appearance(mustache_reach=1.5)
@@ -219,9 +224,13 @@ def test_wrinkles_darken_the_skin_along_its_folds_and_nothing_else() -> None:
     cols, rows = np.round(folds).astype(int).T
     assert np.median(darker[rows, cols]) > 20  # the creases show
     assert (darker >= -1).all() and (darker > 1).mean() < 0.1  # they only darken, and only a little of the image
+    head = np.zeros(darker.shape, np.uint8)
+    cv2.fillPoly(head, [np.round(smooth.geometry.head).astype(np.int32)], 1)
+    assert np.abs(darker[cv2.dilate(head, np.ones((7, 7), np.uint8)) == 0]).max() == 0  # the scene keeps its pixels
     np.testing.assert_array_equal(smooth.landmarks, creased.landmarks)
-    looks = [sample_spec(np.random.default_rng([5, k]), hard=False).appearance for k in range(200)]
-    assert 0.3 < np.mean([look.wrinkles > 0 for look in looks]) < 0.5
+    assert 0.3 < np.mean([look.wrinkles > 0 for look in _ordinary_looks()]) < 0.5
+    with pytest.raises(ValueError, match=r"wrinkles 2 is outside 0..1"):
+        Appearance(wrinkles=2)
 
 
 def test_training_draws_its_own_share_of_hard_faces_and_the_test_split_keeps_300ws() -> None:

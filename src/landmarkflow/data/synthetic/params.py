@@ -40,7 +40,7 @@ class Appearance:
     facial_hair: str = "none"  # one of FACIAL_HAIR, in the brows' colour (the hair's, darker)
     facial_hair_density: float = 0.8  # opacity of the facial hair, 0..1
     mustache_reach: float = 0.35  # how far down the upper lip a mustache hangs: 0 its top edge, 1 the mouth line
-    wrinkles: float = 0.0  # depth of the skin's creases (nasolabial folds, forehead, eye corners), 0..1
+    wrinkles: float = 0.0  # depth of the skin's creases (nasolabial folds, forehead, eye corners, under the eyes), 0..1
     neck_shade: float = 0.62  # the neck's brightness against the face's (the shadow under the jaw)
     jaw_line: float = 0.7  # brightness of a line drawn along the jaw (a crease); 1 draws none
 
@@ -49,6 +49,8 @@ class Appearance:
             raise ValueError(f"unknown facial hair {self.facial_hair!r}: expected one of {', '.join(FACIAL_HAIR)}")
         if not 0.0 <= self.mustache_reach <= 1.0:
             raise ValueError(f"mustache_reach {self.mustache_reach} is outside 0..1 (lip's top edge .. mouth line)")
+        if not 0.0 <= self.wrinkles <= 1.0:
+            raise ValueError(f"wrinkles {self.wrinkles} is outside 0..1 (none .. the deepest creases)")
 
 
 @dataclass(frozen=True)
@@ -254,8 +256,13 @@ def sample_spec(rng: np.random.Generator, hard: bool, wide_yaw: bool = False) ->
         hard=hard,
     )
     # drawn last, so that adding them kept every other parameter of a seed's faces
-    jaw = replace(appearance, neck_shade=u(0.55, 0.95), jaw_line=1.0 if u() < 0.6 else u(0.65, 0.9))
-    look = replace(jaw, mustache_reach=u(0.3, 1.0), wrinkles=u(0.2, 1.0) if u() < 0.4 else 0.0)
+    look = replace(
+        appearance,
+        neck_shade=u(0.55, 0.95),
+        jaw_line=1.0 if u() < 0.6 else u(0.65, 0.9),
+        mustache_reach=u(0.3, 1.0),
+        wrinkles=u(0.2, 1.0) if u() < 0.4 else 0.0,
+    )
     return replace(spec, appearance=look)
 
 

@@ -339,17 +339,17 @@ def _draw_mouth(image: np.ndarray, geo: FaceGeometry, spec: FaceSpec, unit: floa
     _stroke(image, outer, _scaled(app.lips, 0.8), 1, closed=True)
 
 
-def _face_down(geo: FaceGeometry) -> np.ndarray:
-    """One face unit down the face (nose bridge to chin), in pixels."""
-    lm = geo.landmarks
-    return (lm[8] - lm[27]) / max(float(np.linalg.norm(lm[8] - lm[27])), 1e-6) * geo.units_per_face
+def _face_unit(geo: FaceGeometry, start: int, end: int) -> np.ndarray:
+    """One face unit in the direction from landmark `start` to landmark `end`, in pixels (full length whatever the
+    pose: offsets along it do not shrink as the head turns)."""
+    direction = geo.landmarks[end] - geo.landmarks[start]
+    return direction / max(float(np.linalg.norm(direction)), 1e-6) * geo.units_per_face
 
 
 def wrinkle_lines(geo: FaceGeometry) -> list[np.ndarray]:
     """Where skin folds: the nasolabial folds from the nose wings past the mouth corners, three forehead lines over
     the brows, crow's feet at the outer eye corners and a line under each eye."""
-    lm, down = geo.landmarks, _face_down(geo)
-    across = (lm[45] - lm[36]) / max(float(np.linalg.norm(lm[45] - lm[36])), 1e-6) * geo.units_per_face
+    lm, down, across = geo.landmarks, _face_unit(geo, 27, 8), _face_unit(geo, 36, 45)  # nose bridge to chin, eye to eye
     lines = []
     for wing, corner, outward in ((lm[31], lm[48], -across), (lm[35], lm[54], across)):
         start, end = wing + 0.07 * outward - 0.02 * down, corner + 0.08 * outward + 0.12 * down
@@ -379,11 +379,11 @@ def _draw_wrinkles(image: np.ndarray, geo: FaceGeometry, head: np.ndarray, depth
 
 def facial_hair_outlines(geo: FaceGeometry, kind: str, reach: float) -> list[np.ndarray]:
     """The closed outlines of a mustache (between nose and upper lip, hanging `reach` of the way from the lip's top
-    edge to the mouth line), a goatee (the mustache and the chin below the lower lip) or a beard (the mustache and
-    the jaw from cheek to cheek)."""
+    edge to the mouth line at its centre, the same offset along the whole lip), a goatee (the mustache and the chin
+    below the lower lip) or a beard (the mustache and the jaw from cheek to cheek)."""
     if kind == "none":
         return []
-    lm, down = geo.landmarks, _face_down(geo)
+    lm, down = geo.landmarks, _face_unit(geo, 27, 8)
     top = spline(lm[31:36], steps=3) + 0.05 * down
     upper_lip = spline(lm[48:55], steps=3) + (lm[62] - lm[51]) * reach
     ends = [lm[48] + 0.08 * down + (lm[48] - lm[54]) * 0.06, lm[54] + 0.08 * down + (lm[54] - lm[48]) * 0.06]

@@ -3,8 +3,8 @@ vertex, turned into a per-pixel colour factor; the specular highlight per pixel 
 
 Points inside every triangle that faces the camera are splatted into the image and spread by a blur
 normalised by their density: smooth shading without rasterising 900 triangles one call at a time. The highlight
-is computed after the blur (Phong, not Gouraud): a sharp highlight taken per vertex and blurred shows the mesh as
-a dotted lattice on the cheeks, which photographs never have.
+is computed after the blur from the blurred normals (Phong, not Gouraud), so a blur wide enough to fill the cheeks'
+sparse vertices does not also flatten it.
 """
 
 from __future__ import annotations
@@ -19,7 +19,9 @@ import numpy as np
 from landmarkflow.data.synthetic.face_mesh import Surface, face_mesh
 from landmarkflow.data.synthetic.params import Appearance, Lighting
 
-SMOOTH = 0.06  # blur sigma that fills the shading between the splatted vertices, in face units
+# blur sigma that fills the shading between the splatted vertices, in face units: at 0.04 a sharp highlight on a
+# turned cheek was a grid of dots, one per vertex, which photographs never show
+SMOOTH = 0.06
 SPARSEST = 0.08  # the widest spacing of splats on the mesh (cheeks, forehead), in face units
 COARSE, COARSE_FROM = 0.5, 20.0  # faces with more than 40 pixels per face unit are shaded at half size
 # barycentric weights of the points splatted per triangle: its centre and a point toward each corner
@@ -104,7 +106,7 @@ def shade(surface: Surface, appearance: Appearance, lighting: Lighting, size: in
     spread = far + (spread - far) * np.clip(reach * full, 0.0, 1.0)[..., None]
     mixed = np.dstack([spread + (smooth[..., :3] - spread) * covered[..., None], covered])
     shine = _highlight(smooth[..., 3:], half, lighting) * covered
-    if scale != 1.0:
+    if scale != 1.0:  # one resize of all five channels would round differently from these (and change the data)
         mixed = cv2.resize(mixed, (int(width), int(height)), interpolation=cv2.INTER_LINEAR)
         shine = cv2.resize(shine, (int(width), int(height)), interpolation=cv2.INTER_LINEAR)
     factor[window] = mixed[..., :3]
@@ -115,10 +117,11 @@ def shade(surface: Surface, appearance: Appearance, lighting: Lighting, size: in
 
 def _highlight(normals: np.ndarray, half: np.ndarray, lighting: Lighting) -> np.ndarray:
     """Blinn-Phong per pixel from the blurred normals, each scaled by its vertex's ambient occlusion: the
-    normalised direction gives the highlight, the length dims it in creases."""
+    normalised direction gives the highlight, the length (at most 1) dims it in creases, and a little where the
+    blur averages normals that turn apart (ridges, the outline)."""
     length = np.linalg.norm(normals, axis=-1)
     facing = np.clip(normals @ half.astype(np.float32) / np.maximum(length, 1e-6), 0.0, None)
-    return (lighting.specular * facing**lighting.shininess * np.clip(length, 0.0, 1.0)).astype(np.float32)
+    return lighting.specular * facing**lighting.shininess * length
 
 
 def _splat(points: np.ndarray, values: np.ndarray, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
@@ -149,12 +152,15 @@ def _normalised_blur(sums: np.ndarray, weight: np.ndarray, sigma: float) -> tupl
     step = max(1, int(sigma / 2))
     small = (max(4, width // step), max(4, height // step))
 
+    def shrink(image: np.ndarray) -> np.ndarray:
+        if image.ndim == 3 and image.shape[2] > 4:  # INTER_AREA takes at most four channels
+            return np.dstack([shrink(part) for part in np.array_split(image, -(-image.shape[2] // 4), axis=2)])
+        return cv2.resize(image, small, interpolation=cv2.INTER_AREA)
+
     def blur(image: np.ndarray) -> np.ndarray:
-        if image.ndim == 3 and image.shape[2] > 4:  # resize takes at most four channels
-            return np.dstack([blur(part) for part in np.array_split(image, -(-image.shape[2] // 4), axis=2)])
         if step == 1:
             return cv2.GaussianBlur(image, (0, 0), sigma)
-        reduced = cv2.resize(image, small, interpolation=cv2.INTER_AREA)
+        reduced = shrink(image)
         blurred = cv2.GaussianBlur(reduced, (0, 0), sigma * small[0] / width)
         return cv2.resize(blurred, (width, height), interpolation=cv2.INTER_LINEAR)
 
