@@ -110,7 +110,8 @@ def test_codec_round_trip_within_contract(layout: str, geometry: tuple) -> None:
 
 
 def test_region_targets_decode_to_the_region() -> None:
-    """The detection targets, read back as head maps at the true cell, give the square region of the landmark box."""
+    """The detection targets, read back as head maps at the true cell, give the square region of the landmark box;
+    `detection_slack` widens the decoded region about its centre and leaves the training targets alone."""
     codec = RDFNCodec(19, 256, 64, 64, face_regions("19"), 1.25)
     points = np.random.default_rng(3).uniform([60, 150], [200, 250], size=(19, 2))
     targets = codec.encode(points, np.ones(19, bool))
@@ -125,6 +126,11 @@ def test_region_targets_decode_to_the_region() -> None:
     assert targets["centre_heatmap"].max() == 1.0
     region = codec.decode_region(centre, maps["region_offset"], maps["region_log_size"])
     np.testing.assert_allclose(region[0].numpy(), targets["region"], atol=1e-3)
+    slack = RDFNCodec(19, 256, 64, 64, face_regions("19"), 1.25, detection_slack=1.1)
+    wider = slack.decode_region(centre, maps["region_offset"], maps["region_log_size"])[0].numpy()
+    np.testing.assert_allclose((wider[:2] + wider[2:]) / 2, (low + high) / 2, atol=1e-3)
+    np.testing.assert_allclose(wider[2:] - wider[:2], [1.1 * side] * 2, atol=1e-3)
+    assert slack.encode(points, np.ones(19, bool))["region"].tolist() == targets["region"].tolist()
 
 
 def test_reweighting_is_exact_on_gaussians_and_falls_back_to_the_argmax() -> None:

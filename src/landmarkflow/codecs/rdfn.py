@@ -12,7 +12,9 @@ Detection targets (CenterNet-style, on the H x H stem grid, H = S / 4): the face
 - `region_offset` (2,): centre minus cell, in cells (outside [0, 1) only for a clipped centre);
 - `region_log_size` (2,): log(w / S), log(h / S) of the landmark box.
 The region the localisation subnetwork sees is the square of side `region_scale * max(w, h)` on that centre:
-the margin keeps every landmark several cells inside the region grid.
+the margin keeps every landmark several cells inside the region grid. The detector's region is widened by a
+further `detection_slack` (1 = none): the two ways to miss are not alike, a region too small loses the points
+beyond its edge for good, while one too large only coarsens the grid.
 
 Landmark targets: `score_maps` (K, R, R), Gaussians of sigma `score_sigma` on the ground-truth region's grid,
 and `points` (K, 2) with `weight` (K,) (1 inside the crop). Training renders the same Gaussians on the grid of
@@ -107,12 +109,15 @@ class RDFNCodec(Codec):
         score_sigma: float = 1.5,
         reweight_radius: int = 4,
         reweight_threshold: float = 0.05,
+        detection_slack: float = 1.0,
     ) -> None:
         covered = sorted(i for points in regions.values() for i in points)
         if covered != list(range(num_points)):
             raise ValueError(f"regions must partition the {num_points} points exactly once, got {dict(regions)}")
         if region_scale <= 1.0:
             raise ValueError(f"region_scale must be > 1 (a margin around the landmarks), got {region_scale}")
+        if detection_slack < 1.0:
+            raise ValueError(f"detection_slack must be >= 1 (it widens the detected region), got {detection_slack}")
         self.num_points = num_points
         self.input_size = input_size
         self.heatmap_size = heatmap_size
@@ -123,6 +128,7 @@ class RDFNCodec(Codec):
         self.score_sigma = score_sigma
         self.reweight_radius = reweight_radius
         self.reweight_threshold = reweight_threshold
+        self.detection_slack = detection_slack
 
     def encode(self, landmarks: np.ndarray, visible: np.ndarray) -> dict[str, np.ndarray]:
         """(K, 2) crop points -> detection targets, the ground-truth region, score maps, points and weights."""
@@ -166,7 +172,8 @@ class RDFNCodec(Codec):
     def decode_region(
         self, centre_logits: torch.Tensor, offsets: torch.Tensor, log_sizes: torch.Tensor
     ) -> torch.Tensor:
-        """Detection head maps (N, 1, H, H), (N, 2, H, H), (N, 2, H, H) -> (N, 4) square regions at the argmax."""
+        """Detection head maps (N, 1, H, H), (N, 2, H, H), (N, 2, H, H) -> (N, 4) square regions at the argmax, their
+        side widened by `detection_slack`."""
         col, row = argmax_2d(centre_logits)
         index = (row * self.heatmap_size + col)[:, None, :].expand(-1, 2, -1)
         offset = offsets.flatten(2).gather(2, index)[..., 0]
@@ -174,7 +181,7 @@ class RDFNCodec(Codec):
         cell = torch.cat([col, row], dim=-1).to(offset.dtype)
         centre = (cell + offset) * (self.input_size / self.heatmap_size)
         size = self.input_size * torch.exp(log_size.clamp(math.log(MIN_BOX_PX / self.input_size), math.log(4.0)))
-        return square_regions(centre, size, self.region_scale)
+        return square_regions(centre, size, self.region_scale * self.detection_slack)
 
     def decode(self, outputs: dict[str, torch.Tensor]) -> torch.Tensor:
         """Model outputs or batched targets (both carry `region` and `score_maps`) -> (N, K, 2) crop points."""

@@ -24,6 +24,8 @@ Choices where §5 is silent or where we depart from it, and why:
   region used. Points off that grid get weight 0.
 - The region is the landmark box (the codec sees only points), squared and enlarged by `region_scale` 1.25 so
   that every landmark sits at least the reweighting window inside the grid.
+- `detection_slack` (1 = none) widens the detector's region at decode: a region too small loses the points beyond
+  its edge for good, one too large only coarsens the grid, and the teacher-forced localisation reads both.
 - B is sampled directly at its 1/4 resolution (bilinear grid_sample) instead of being upsampled x4 first: the
   same bilinear values without materialising the upsampled map.
 - Dense skips "stack k receives the sum of the stem features and all earlier stack outputs" are written as that

@@ -29,6 +29,9 @@ class RDFNParams(ModelParams):
     head_channels: int = Field(64, ge=4, description="shared CBR width of the detection heads")
     roi_size: int = Field(64, ge=4, description="side of the region grid the localisation works on")
     region_scale: float = Field(1.25, gt=1.0, le=3.0, description="region side / max side of the landmark box")
+    detection_slack: float = Field(
+        1.0, ge=1.0, le=2.0, description="the detected region's side x this: a region too small loses points for good"
+    )
     attention_reduction: int = Field(16, ge=1, description="channel attention bottleneck: channels / reduction")
     spatial_kernel: int = Field(7, ge=1, description="spatial attention conv kernel (odd)")
     stacks: int = Field(2, ge=1, le=8, description="localisation hourglasses")
@@ -104,4 +107,5 @@ class RDFNParams(ModelParams):
             self.score_sigma,
             self.reweight_radius,
             self.reweight_threshold,
+            self.detection_slack,
         )
