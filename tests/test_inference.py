@@ -1,6 +1,7 @@
 """Predictor and detector end to end, with a tiny constant ONNX model whose answers are known in the crop."""
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from typer.testing import CliRunner
 from landmarkflow.cli import app
 from landmarkflow.detection import detect_faces
 from landmarkflow.inference import Predictor
+from landmarkflow.layouts import get_layout
 from landmarkflow.runtime import DeployInfo
 from landmarkflow.tracking import ensure_experiment, setup_tracking
 
@@ -225,3 +227,34 @@ def test_predict_from_the_project_folder_uses_its_local_store(tmp_path: Path, mo
     missing = _predict_in(elsewhere, photo)
     assert missing.returncode == 1 and not (elsewhere / "mlflow").exists()
     assert "no MLflow store here" in " ".join(missing.stderr.split())
+
+
+def _rolled_eyes(degrees: float) -> np.ndarray:
+    """PATTERN with AFLW's eyes (right 6-8, left 9-11) on a line rolled by `degrees` about the crop centre."""
+    pattern = PATTERN.copy()
+    turn = np.radians(degrees)
+    for point, along in zip(range(6, 12), (-12, -10, -8, 8, 10, 12), strict=True):
+        pattern[point] = CENTRE + along * np.array([np.cos(turn), np.sin(turn)])
+    return pattern
+
+
+@pytest.mark.parametrize("threshold,expected_roll", [(10.0, 40.0), (30.0, 20.0), (math.inf, 20.0)])
+def test_a_rolled_first_answer_is_read_again_on_an_upright_crop(
+    tmp_path: Path, threshold: float, expected_roll: float
+) -> None:
+    """The constant model always answers eyes rolled 20 degrees in its crop: past the model's threshold the second
+    crop is turned by those 20 degrees about the box centre, so the answer lands rolled 40 degrees in the image."""
+    info = DeployInfo(model="constant", layout="19", num_points=19, input_size=SIZE, box_scale=BOX_SCALE,
+                      upright_above_deg=threshold)  # fmt: skip
+    path = tmp_path / "model.onnx"
+    onnx.save(constant_model(_rolled_eyes(20.0), info), path)
+    predictor = Predictor.load(path)
+    assert predictor.info.upright_above_deg == threshold
+    box = np.array([40.0, 30.0, 140.0, 150.0])
+    [face] = predictor.predict_image(np.zeros((240, 320, 3), dtype=np.uint8), [box])
+    assert get_layout("19").eye_line_deg(face.landmarks[None])[0] == pytest.approx(expected_roll, abs=1e-3)
+    centre, scale = (box[:2] + box[2:]) / 2, SIZE / (BOX_SCALE * 120.0)
+    turn = np.radians(expected_roll - 20.0)
+    rotation = np.array([[np.cos(turn), -np.sin(turn)], [np.sin(turn), np.cos(turn)]])
+    expected = centre + (_rolled_eyes(20.0) - CENTRE) @ rotation.T / scale
+    np.testing.assert_allclose(face.landmarks, expected, atol=1e-3)

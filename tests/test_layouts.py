@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -45,3 +47,17 @@ def test_unknown_layout_names_the_choices() -> None:
     with pytest.raises(ValueError, match=r"unknown layout .21.*68, 98, 29, 19"):
         get_layout("21")
     assert set(LAYOUTS) == {"68", "98", "29", "19"}
+
+
+def test_eye_line_is_the_roll_clockwise_on_screen() -> None:
+    layout = get_layout("68")
+    pts = np.zeros((2, 68, 2))
+    pts[0, 36:42], pts[0, 42:48] = (10.0, 20.0), (30.0, 20.0)
+    pts[1, 36:42], pts[1, 42:48] = (10.0, 20.0), (20.0, 30.0)  # the left eye lower in the image: clockwise
+    np.testing.assert_allclose(layout.eye_line_deg(pts), [0.0, 45.0])
+
+
+def test_a_layout_whose_eyes_do_not_mirror_is_refused() -> None:
+    layout = get_layout("19")
+    with pytest.raises(ValueError, match="right eye's points to the left's"):
+        replace(layout, eyes=((6, 7, 8), (9, 10, 12)))

@@ -29,6 +29,13 @@ class DataConfig(_Section):
     layout: str = "68"
     root: str = "data/raw/synthetic"
     box_scale: float = Field(1.25, gt=0.5, le=4.0, description="crop side / max(box w, box h)")
+    upright_above_deg: float | None = Field(
+        None,
+        gt=0,
+        lt=90,
+        description="predict a face again on a crop turned upright when the first answer's eye line rolls more than "
+        "this many degrees (upright.py); None: one pass",
+    )
     val_fraction: float = Field(0.1, ge=0.0, lt=0.5, description="share of train held out for per-epoch NME")
     test_split: str = "test"
     normaliser: str | None = Field(None, description="NME normaliser; None = the layout's default")

@@ -44,6 +44,7 @@ from landmarkflow.runtime import (
     open_session,
 )
 from landmarkflow.tracking import setup_tracking
+from landmarkflow.upright import UprightCrops, UprightPass
 
 if TYPE_CHECKING:
     from landmarkflow.models.lgcn_shape import ShapeModel
@@ -69,18 +70,20 @@ class FaceResult:
 
 @dataclass(frozen=True)
 class FaceCrops:
-    """One image's face boxes, their crop affines and the (N, 3, S, S) model inputs cut with them."""
+    """One image, its face boxes, their crop affines and the (N, 3, S, S) model inputs cut with them."""
 
+    image: np.ndarray
     boxes: np.ndarray
     matrices: list[np.ndarray]
     crops: np.ndarray
 
-    def results(self, points: np.ndarray) -> list[FaceResult]:
+    def image_points(self, points: np.ndarray) -> np.ndarray:
         """The model's (N, K, 2) crop-pixel answers for these crops, mapped back to image pixels."""
-        return [
-            FaceResult(box, transform_points(p, invert_affine(m)))
-            for box, p, m in zip(self.boxes, points, self.matrices, strict=True)
-        ]
+        return np.stack([transform_points(p, invert_affine(m)) for p, m in zip(points, self.matrices, strict=True)])
+
+    def results(self, image_points: np.ndarray) -> list[FaceResult]:
+        """One result per face from (N, K, 2) image-pixel landmarks."""
+        return [FaceResult(box, points) for box, points in zip(self.boxes, image_points, strict=True)]
 
 
 def _find_onnx(folder: Path, source: str) -> tuple[Path, Path | None]:
@@ -169,6 +172,7 @@ class Predictor:
         self.engine = engine
         self.engine_note = engine_note
         self.shape_model = shape_model
+        self.upright = UprightPass.maybe(info.layout, info.upright_above_deg)
         inputs = [i.name for i in session.get_inputs()]
         outputs = [o.name for o in session.get_outputs()]
         wanted = [info.output_name, *([info.heatmap_name] if shape_model is not None else [])]
@@ -259,7 +263,16 @@ class Predictor:
         size, scale = self.info.input_size, self.info.box_scale
         matrices = [crop_matrix(box, size, scale) for box in boxes]
         crops = [crop_to_input(warp_image(image_rgb, m, size)) for m in matrices]
-        return FaceCrops(boxes, matrices, np.stack(crops) if crops else np.zeros((0, 3, size, size), np.float32))
+        empty = np.zeros((0, 3, size, size), np.float32)
+        return FaceCrops(image_rgb, boxes, matrices, np.stack(crops) if crops else empty)
+
+    def upright_crops(self, faces: FaceCrops, image_points: np.ndarray) -> UprightCrops | None:
+        """The second crops of the faces whose first answers roll past the model's upright threshold; None when
+        the model makes one pass."""
+        if self.upright is None:
+            return None
+        images = [faces.image] * len(faces.boxes)
+        return self.upright.plan(images, faces.boxes, image_points, self.info.input_size, self.info.box_scale)
 
     def predict_image(
         self, image_rgb: np.ndarray, boxes: np.ndarray | Sequence[Sequence[float]] | None = None
@@ -269,7 +282,13 @@ class Predictor:
         All faces of the image go to the model in one batch.
         """
         faces = self.crop_faces(image_rgb, boxes)
-        return faces.results(self.predict_crops(faces.crops)) if len(faces.boxes) else []
+        if not len(faces.boxes):
+            return []
+        points = faces.image_points(self.predict_crops(faces.crops))
+        upright = self.upright_crops(faces, points)
+        if upright is not None and len(upright.faces):
+            points = upright.merge(points, self.predict_crops(upright.crops))
+        return faces.results(points)
 
     def predict_files(
         self, paths: Sequence[str | Path], bbox: Sequence[float] | None = None

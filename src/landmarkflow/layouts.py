@@ -42,6 +42,8 @@ class Layout:
     groups: dict[str, tuple[int, ...]]
     normalisers: dict[str, Normaliser]
     default_normaliser: str
+    eyes: tuple[tuple[int, ...], tuple[int, ...]]
+    """The subject's right and left eye: points whose centroids draw the eye line (how far a face is tilted)."""
     datasets: tuple[str, ...] = field(default=())
     boundaries: dict[str, tuple[int, ...]] = field(default_factory=dict)
     """Facial boundary lines (LAB / DSAT boundary heatmaps): each an ordered chain of points drawn as a
@@ -55,6 +57,9 @@ class Layout:
             raise ValueError(f"layout {self.name}: flip permutation is not an involution")
         if self.default_normaliser not in self.normalisers:
             raise ValueError(f"layout {self.name}: unknown default normaliser {self.default_normaliser!r}")
+        right, left = self.eyes
+        if sorted(perm[i] for i in right) != sorted(left):
+            raise ValueError(f"layout {self.name}: the flip permutation must map the right eye's points to the left's")
         for line, chain in self.boundaries.items():
             if len(chain) < 2 or not all(0 <= i < self.num_points for i in chain):
                 raise ValueError(f"layout {self.name}: boundary {line!r} needs >= 2 points in 0..{self.num_points - 1}")
@@ -64,6 +69,13 @@ class Layout:
         flipped = np.asarray(points)[..., list(self.flip_permutation), :].copy()
         flipped[..., 0] = width - 1 - flipped[..., 0]
         return flipped
+
+    def eye_line_deg(self, landmarks: np.ndarray) -> np.ndarray:
+        """(N,) roll of (N, K, 2) faces in degrees: the angle of the line from the right eye's centre to the left's,
+        0 for level eyes, positive when the left eye sits lower in the image (a clockwise roll on screen)."""
+        pts = np.asarray(landmarks, dtype=np.float64)
+        line = pts[:, list(self.eyes[1])].mean(axis=1) - pts[:, list(self.eyes[0])].mean(axis=1)
+        return np.degrees(np.arctan2(line[:, 1], line[:, 0]))
 
     def normalising_distance(
         self, landmarks: np.ndarray, bbox: np.ndarray | None = None, normaliser: str | None = None
@@ -120,6 +132,7 @@ IBUG_68 = Layout(
         "inter_pupil": Normaliser("inter_pupil", NormaliserKind.GROUP_CENTRES, "right_eye", "left_eye"),
     },
     default_normaliser="inter_ocular",
+    eyes=(_span(36, 41), _span(42, 47)),
     datasets=("300w", "cofw68", "synthetic"),
     # The 13 boundaries of DSAT's code (docs/models.md §2.2), which are LAB's.
     boundaries={
@@ -165,6 +178,7 @@ WFLW_98 = Layout(
         "inter_pupil": Normaliser("inter_pupil", NormaliserKind.POINT_PAIR, 96, 97),
     },
     default_normaliser="inter_ocular",
+    eyes=(_span(60, 67), _span(68, 75)),
     datasets=("wflw", "synthetic"),
     # LAB's 13 WFLW boundaries: each brow is one closed loop (upper edge out, lower edge back).
     boundaries={
@@ -204,6 +218,7 @@ COFW_29 = Layout(
         "inter_pupil": Normaliser("inter_pupil", NormaliserKind.POINT_PAIR, 16, 17),
     },
     default_normaliser="inter_ocular",
+    eyes=((8, 10, 16), (9, 11, 17)),
     datasets=("cofw", "synthetic"),
     # Ours, from the point roles above (no published chains): 11 lines through the few points each feature has;
     # the nose bridge (tip only) and the chin (one point) give no line.
@@ -236,6 +251,7 @@ AFLW_19 = Layout(
     },
     normalisers={"box_size": Normaliser("box_size", NormaliserKind.BOX_SIZE)},
     default_normaliser="box_size",
+    eyes=(_span(6, 8), _span(9, 11)),
     datasets=("aflw", "synthetic"),
     # Ours: the six three-point lines AFLW's markup has (corner, centre, corner); the chin gives no line.
     boundaries={

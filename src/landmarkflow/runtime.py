@@ -8,6 +8,7 @@ the same float32 input everywhere and `landmarkflow predict` starts where only o
 
 from __future__ import annotations
 
+import math
 from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -60,6 +61,8 @@ class DeployInfo:
     input_size: int
     box_scale: float
     config_hash: str = ""
+    upright_above_deg: float = math.inf
+    """The upright second pass's roll threshold in degrees (upright.py); infinity: one pass."""
     input_name: str = "images"
     output_name: str = "landmarks"
     heatmap_name: str = ""

@@ -7,6 +7,7 @@ onnxruntime are compared on exactly the same crops and mapped back by exactly th
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,18 @@ from landmarkflow.imageio import read_rgb
 from landmarkflow.models.base import LandmarkModel
 from landmarkflow.models.crop_predictor import CropPredictor
 from landmarkflow.runtime import crop_to_input
+from landmarkflow.upright import UprightPass
+
+
+@dataclass(frozen=True)
+class CropBatch:
+    """A batch of faces: their RGB images, boxes, (N, 3, S, S) float32 [0, 1] crops and (N, 2, 3) image->crop
+    matrices (the images stay for the upright pass's second crops)."""
+
+    images: list[np.ndarray]
+    boxes: np.ndarray
+    crops: np.ndarray
+    matrices: np.ndarray
 
 
 def iterate_crops(
@@ -27,17 +40,15 @@ def iterate_crops(
     box_scale: float,
     batch_size: int,
     boxes: np.ndarray | None = None,
-) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Batches of (N,3,S,S) float32 [0,1] RGB crops and their (N,2,3) image->crop matrices."""
+) -> Iterator[CropBatch]:
+    """The records' faces in batches of `batch_size`, each photo read once."""
     boxes = np.stack([r.bbox for r in records]) if boxes is None else np.asarray(boxes)
     for start in range(0, len(records), batch_size):
-        crops, matrices = [], []
-        for offset, record in enumerate(records[start : start + batch_size]):
-            matrix = crop_matrix(boxes[start + offset], input_size, box_scale)
-            crop = warp_image(read_rgb(Path(root) / record.image_path), matrix, input_size)
-            crops.append(crop_to_input(crop))
-            matrices.append(matrix)
-        yield np.stack(crops), np.stack(matrices)
+        images = [read_rgb(Path(root) / record.image_path) for record in records[start : start + batch_size]]
+        batch_boxes = boxes[start : start + len(images)]
+        matrices = [crop_matrix(box, input_size, box_scale) for box in batch_boxes]
+        crops = [crop_to_input(warp_image(image, m, input_size)) for image, m in zip(images, matrices, strict=True)]
+        yield CropBatch(images, batch_boxes, np.stack(crops), np.stack(matrices))
 
 
 def predict_records(
@@ -48,9 +59,11 @@ def predict_records(
     box_scale: float,
     batch_size: int = 32,
     boxes: np.ndarray | None = None,
+    upright: UprightPass | None = None,
 ) -> np.ndarray:
-    """(N, K, 2) predictions in image pixels for every record (boxes default to the manifest's)."""
-    return predict_records_each([predict], records, root, input_size, box_scale, batch_size, boxes)[0]
+    """(N, K, 2) predictions in image pixels for every record (boxes default to the manifest's), with the upright
+    second pass where one is given."""
+    return predict_records_each([predict], records, root, input_size, box_scale, batch_size, boxes, upright)[0]
 
 
 def predict_records_each(
@@ -61,14 +74,19 @@ def predict_records_each(
     box_scale: float,
     batch_size: int = 32,
     boxes: np.ndarray | None = None,
+    upright: UprightPass | None = None,
 ) -> list[np.ndarray]:
-    """`predict_records` for each predictor, on the same crops read and warped once (the parity gate's case)."""
+    """`predict_records` for each predictor, on the same first crops read and warped once (the parity gate's case);
+    each predictor's upright crops follow its own first answers."""
     outputs: list[list[np.ndarray]] = [[] for _ in predictors]
-    for crops, matrices in iterate_crops(records, root, input_size, box_scale, batch_size, boxes):
-        to_image = [invert_affine(m) for m in matrices]
+    for batch in iterate_crops(records, root, input_size, box_scale, batch_size, boxes):
+        to_image = [invert_affine(m) for m in batch.matrices]
         for predict, output in zip(predictors, outputs, strict=True):
-            crop_points = np.asarray(predict(crops), dtype=np.float64)
-            output.extend(transform_points(p, m) for p, m in zip(crop_points, to_image, strict=True))
+            crop_points = np.asarray(predict(batch.crops), dtype=np.float64)
+            points = np.stack([transform_points(p, m) for p, m in zip(crop_points, to_image, strict=True)])
+            if upright is not None:
+                points = upright.run(predict, batch.images, batch.boxes, points, input_size, box_scale)
+            output.extend(points)
     return [np.stack(output) if output else np.zeros((0, 0, 2)) for output in outputs]
 
 

@@ -22,6 +22,7 @@ from landmarkflow.evaluation.plots import plot_model_on_faces
 from landmarkflow.evaluation.predictions import CropPredictor, predict_records
 from landmarkflow.fileio import atomic_write_text
 from landmarkflow.layouts import get_layout
+from landmarkflow.upright import UprightPass
 
 PREFIX = "real"
 """Metric names of the real faces: `real_nme`, `real_fr_10`, `real_auc_10`."""
@@ -74,7 +75,9 @@ def measure_real_faces(
     """NME/FR/AUC of the model on `records` (images under `root`), their CED beside the mean shape's, an overlay of
     the faces with the predicted (red) and true (green) landmarks, and each face's NME in `out_dir/PER_FACE`."""
     layout = get_layout(config.data.layout)
-    preds = predict_records(predict, records, root, input_size, config.data.box_scale, config.eval.batch_size)
+    upright = UprightPass.maybe(config.data.layout, config.data.upright_above_deg)
+    batch = config.eval.batch_size
+    preds = predict_records(predict, records, root, input_size, config.data.box_scale, batch, upright=upright)
     gts, boxes = np.stack([r.landmarks for r in records]), np.stack([r.bbox for r in records])
     nmes = per_image_nme(preds, gts, layout, boxes, config.data.normaliser)
     base_nmes = per_image_nme(baseline.predict(boxes), gts, layout, boxes, config.data.normaliser)

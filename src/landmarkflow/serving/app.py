@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -110,6 +111,7 @@ def create_app(settings: ServeSettings, served: ServedModel | None = None) -> Fa
             "num_points": info.num_points,
             "input_size": info.input_size,
             "box_scale": info.box_scale,
+            "upright_above_deg": info.upright_above_deg if math.isfinite(info.upright_above_deg) else None,
             "config_hash": info.config_hash,
             "backend": predictor.backend,
         }
@@ -131,7 +133,10 @@ def create_app(settings: ServeSettings, served: ServedModel | None = None) -> Fa
         faces = await run_in_threadpool(crop)
         found = []
         if len(faces.boxes):
-            points = await asyncio.wrap_future(batcher.submit(faces.crops))
+            points = faces.image_points(await asyncio.wrap_future(batcher.submit(faces.crops)))
+            upright = predictor.upright_crops(faces, points)
+            if upright is not None and len(upright.faces):
+                points = upright.merge(points, await asyncio.wrap_future(batcher.submit(upright.crops)))
             found = [face.to_json() for face in faces.results(points)]
         return {"image": name, "faces": found}
 

@@ -26,6 +26,7 @@ from landmarkflow.outages import tracking_step
 from landmarkflow.steps.results import EvalResult, TrainResult
 from landmarkflow.tracking import log_metrics
 from landmarkflow.train.checkpoint import load_model
+from landmarkflow.upright import UprightPass
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,7 @@ def evaluate(trained: TrainResult, out_dir: str | Path, real_faces: RealFaces | 
     train_landmarks = np.stack([r.landmarks for r in train_records])
     train_boxes = np.stack([r.bbox for r in train_records])
     predict = torch_predictor(model)
+    upright = UprightPass.maybe(config.data.layout, config.data.upright_above_deg)
     refined = model.refined_predictor(train_landmarks, train_boxes, config.data.box_scale)
     post_steps = dict([refined] if refined is not None else [])
     # A post-step (LGCN's shape fitting) predicts on the same crops: read and warped once for both.
@@ -60,6 +62,7 @@ def evaluate(trained: TrainResult, out_dir: str | Path, real_faces: RealFaces | 
         model.input_size,
         config.data.box_scale,
         config.eval.batch_size,
+        upright=upright,
     )
     nmes = per_image_nme(preds, gts, layout, boxes, config.data.normaliser)
     subsets = [r.subsets for r in test]
@@ -69,7 +72,7 @@ def evaluate(trained: TrainResult, out_dir: str | Path, real_faces: RealFaces | 
     baseline_metrics = summarize(base_nmes, config.eval.fr_threshold, config.eval.auc_threshold, subsets=subsets)
     moved = perturb_boxes(boxes, config.eval.perturb_shift, config.eval.perturb_scale, config.eval.perturb_seed)
     moved_preds = predict_records(
-        predict, test, root, model.input_size, config.data.box_scale, config.eval.batch_size, moved
+        predict, test, root, model.input_size, config.data.box_scale, config.eval.batch_size, moved, upright
     )
     perturbed = {
         "nme_perturbed": mean_nme(moved_preds, test, layout, config.data.normaliser),
@@ -153,7 +156,9 @@ def _split_metrics(
     layout: Layout,
 ) -> dict[str, float]:
     """NME/FR/AUC of the model on one split's faces, under the names `summarize` gives the test split."""
-    preds = predict_records(predict, records, root, input_size, config.data.box_scale, config.eval.batch_size)
+    upright = UprightPass.maybe(config.data.layout, config.data.upright_above_deg)
+    batch = config.eval.batch_size
+    preds = predict_records(predict, records, root, input_size, config.data.box_scale, batch, upright=upright)
     gts, boxes = np.stack([r.landmarks for r in records]), np.stack([r.bbox for r in records])
     nmes = per_image_nme(preds, gts, layout, boxes, config.data.normaliser)
     return summarize(nmes, config.eval.fr_threshold, config.eval.auc_threshold)

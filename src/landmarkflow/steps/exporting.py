@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import asdict
 from pathlib import Path
 
@@ -43,6 +44,7 @@ def deploy_info(config: ExperimentConfig, heatmaps: bool = False) -> DeployInfo:
         input_size=config.model.input_size,
         box_scale=config.data.box_scale,
         config_hash=config.config_hash(),
+        upright_above_deg=math.inf if config.data.upright_above_deg is None else config.data.upright_above_deg,
         heatmap_name=HEATMAP_OUTPUT if heatmaps else "",
     )
 

@@ -39,6 +39,7 @@ from landmarkflow.train.checkpoint import BEST, LAST, load_state, save_checkpoin
 from landmarkflow.train.distributed import DistEnv, barrier, mean_across_ranks, rank_batch_size
 from landmarkflow.train.durable import upload_checkpoint
 from landmarkflow.train.rng import capture_rng, restore_rng
+from landmarkflow.upright import UprightPass
 
 log = logging.getLogger(__name__)
 
@@ -304,6 +305,7 @@ class Trainer:
             self.model.input_size,
             self.config.data.box_scale,
             self.config.eval.batch_size,
+            upright=UprightPass.maybe(self.config.data.layout, self.config.data.upright_above_deg),
         )
         return mean_nme(preds, self.val_records, self.layout, self.config.data.normaliser)
 

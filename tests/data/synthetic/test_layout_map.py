@@ -99,6 +99,17 @@ def test_readers_give_back_the_rendered_faces_in_each_layout(
         assert (record.landmarks >= record.bbox[:2]).all() and (record.landmarks <= record.bbox[2:]).all()
 
 
+@pytest.mark.parametrize("layout", list(LAYOUT_DATASETS))
+def test_every_layouts_eye_line_reads_the_heads_roll(datasets: dict[str, tuple[Path, list[Face]]], layout: str) -> None:
+    """The upright pass turns a crop by the layout's eye line: on rendered faces (yaw up to ~60 degrees, which
+    tilts a perspective eye line a little) it reads the head's roll within 3.5 degrees, sign included."""
+    _, faces = datasets[layout]
+    rolls = np.array([face.spec.pose.roll for face in faces])
+    lines = get_layout(layout).eye_line_deg(np.stack([face.record.landmarks for face in faces]))
+    assert np.abs(rolls).max() > 10
+    np.testing.assert_allclose(lines, rolls, atol=3.5)
+
+
 def test_wflw_points_continue_the_68_markup(datasets: dict[str, tuple[Path, list[Face]]]) -> None:
     for face in datasets["98"][1]:
         lm68, lm98 = face.rendered.landmarks, face.record.landmarks
