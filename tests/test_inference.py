@@ -229,7 +229,7 @@ def test_predict_from_the_project_folder_uses_its_local_store(tmp_path: Path, mo
     assert "no MLflow store here" in " ".join(missing.stderr.split())
 
 
-def _rolled_eyes(degrees: float) -> np.ndarray:
+def rolled_eyes(degrees: float) -> np.ndarray:
     """PATTERN with AFLW's eyes (right 6-8, left 9-11) on a line rolled by `degrees` about the crop centre."""
     pattern = PATTERN.copy()
     turn = np.radians(degrees)
@@ -247,7 +247,7 @@ def test_a_rolled_first_answer_is_read_again_on_an_upright_crop(
     info = DeployInfo(model="constant", layout="19", num_points=19, input_size=SIZE, box_scale=BOX_SCALE,
                       upright_above_deg=threshold)  # fmt: skip
     path = tmp_path / "model.onnx"
-    onnx.save(constant_model(_rolled_eyes(20.0), info), path)
+    onnx.save(constant_model(rolled_eyes(20.0), info), path)
     predictor = Predictor.load(path)
     assert predictor.info.upright_above_deg == threshold
     box = np.array([40.0, 30.0, 140.0, 150.0])
@@ -256,5 +256,5 @@ def test_a_rolled_first_answer_is_read_again_on_an_upright_crop(
     centre, scale = (box[:2] + box[2:]) / 2, SIZE / (BOX_SCALE * 120.0)
     turn = np.radians(expected_roll - 20.0)
     rotation = np.array([[np.cos(turn), -np.sin(turn)], [np.sin(turn), np.cos(turn)]])
-    expected = centre + (_rolled_eyes(20.0) - CENTRE) @ rotation.T / scale
+    expected = centre + (rolled_eyes(20.0) - CENTRE) @ rotation.T / scale
     np.testing.assert_allclose(face.landmarks, expected, atol=1e-3)

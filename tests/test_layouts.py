@@ -61,3 +61,9 @@ def test_a_layout_whose_eyes_do_not_mirror_is_refused() -> None:
     layout = get_layout("19")
     with pytest.raises(ValueError, match="right eye's points to the left's"):
         replace(layout, eyes=((6, 7, 8), (9, 10, 12)))
+
+
+@pytest.mark.parametrize("eyes", [((), (9, 10, 11)), ((6, 7, 19), (9, 10, 11)), ((-1, 7, 8), (9, 10, 11))])
+def test_eyes_must_be_points_of_the_layout(eyes: tuple) -> None:
+    with pytest.raises(ValueError, match=r"each eye needs >= 1 point in 0\.\.18"):
+        replace(get_layout("19"), eyes=eyes)

@@ -79,7 +79,8 @@ class FaceCrops:
 
     def image_points(self, points: np.ndarray) -> np.ndarray:
         """The model's (N, K, 2) crop-pixel answers for these crops, mapped back to image pixels."""
-        return np.stack([transform_points(p, invert_affine(m)) for p, m in zip(points, self.matrices, strict=True)])
+        mapped = [transform_points(p, invert_affine(m)) for p, m in zip(points, self.matrices, strict=True)]
+        return np.stack(mapped) if mapped else np.zeros((0, *np.shape(points)[1:]))
 
     def results(self, image_points: np.ndarray) -> list[FaceResult]:
         """One result per face from (N, K, 2) image-pixel landmarks."""
@@ -279,7 +280,7 @@ class Predictor:
     ) -> list[FaceResult]:
         """Landmarks for each face box (x1, y1, x2, y2) in an HxWx3 uint8 RGB image; boxes None: detect faces.
 
-        All faces of the image go to the model in one batch.
+        All faces of the image go to the model in one batch; those the upright pass crops again, in a second.
         """
         faces = self.crop_faces(image_rgb, boxes)
         if not len(faces.boxes):

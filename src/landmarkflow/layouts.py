@@ -58,6 +58,10 @@ class Layout:
         if self.default_normaliser not in self.normalisers:
             raise ValueError(f"layout {self.name}: unknown default normaliser {self.default_normaliser!r}")
         right, left = self.eyes
+        if not right or not left or not all(0 <= i < self.num_points for i in (*right, *left)):
+            raise ValueError(
+                f"layout {self.name}: each eye needs >= 1 point in 0..{self.num_points - 1}, got {self.eyes}"
+            )
         if sorted(perm[i] for i in right) != sorted(left):
             raise ValueError(f"layout {self.name}: the flip permutation must map the right eye's points to the left's")
         for line, chain in self.boundaries.items():

@@ -1,7 +1,7 @@
 """The upright second pass: a face the first pass finds rolled is cropped again, turned so that its eyes are level,
 and predicted once more on that crop.
 
-Why: the models learn from crops rolled up to 30 degrees, yet read an upright face better than a rolled one, and
+Why: the models learn from crops rolled up to 15-30 degrees, yet read an upright face better than a rolled one, and
 real photos roll further (300W's challenging faces). The first pass's eye line is accurate enough to undo most of
 the roll: on the real dev faces rolled by +-30 degrees each of eight default trainings gained 2.4-5.5 points of NME
 (configs/hih_synthetic.md has the table). Faces rolled less than the threshold keep their first answer and cost

@@ -23,15 +23,16 @@ def answers_rolled(degrees: float) -> np.ndarray:
     return (SIZE - 1) / 2 + along[:, None] * np.array([np.cos(turn), np.sin(turn)])
 
 
-def constant(degrees: float):
-    """A crop predictor that answers `answers_rolled(degrees)` for every crop, and counts its crops."""
+class Constant:
+    """A crop predictor that answers `answers_rolled(degrees)` for every crop, and counts the crops it saw."""
 
-    def predict(crops: np.ndarray) -> np.ndarray:
-        predict.crops += len(crops)
-        return np.broadcast_to(answers_rolled(degrees), (len(crops), 68, 2)).copy()
+    def __init__(self, degrees: float) -> None:
+        self.answer = answers_rolled(degrees)
+        self.crops = 0
 
-    predict.crops = 0
-    return predict
+    def __call__(self, crops: np.ndarray) -> np.ndarray:
+        self.crops += len(crops)
+        return np.broadcast_to(self.answer, (len(crops), 68, 2)).copy()
 
 
 @pytest.fixture
@@ -46,11 +47,11 @@ def faces(tmp_path: Path) -> list[FaceRecord]:
 
 def test_only_faces_rolled_past_the_threshold_get_a_second_crop(faces: list[FaceRecord], tmp_path: Path) -> None:
     upright = UprightPass.maybe("68", 10.0)
-    predict = constant(20.0)
+    predict = Constant(20.0)
     points = predict_records(predict, faces, tmp_path, SIZE, BOX_SCALE, 2, upright=upright)
     assert predict.crops == 2 * len(faces)
     np.testing.assert_allclose(LAYOUT.eye_line_deg(points), 40.0, atol=1e-6)
-    level = constant(5.0)
+    level = Constant(5.0)
     points = predict_records(level, faces, tmp_path, SIZE, BOX_SCALE, 2, upright=upright)
     assert level.crops == len(faces)
     np.testing.assert_allclose(LAYOUT.eye_line_deg(points), 5.0, atol=1e-6)
@@ -58,14 +59,14 @@ def test_only_faces_rolled_past_the_threshold_get_a_second_crop(faces: list[Face
 
 def test_each_predictor_gets_its_own_second_crops(faces: list[FaceRecord], tmp_path: Path) -> None:
     """The parity case: two predictors share the first crops; the second crops follow each one's answer."""
-    rolled, level = constant(-25.0), constant(0.0)
+    rolled, level = Constant(-25.0), Constant(0.0)
     first, second = predict_records_each(
         [rolled, level], faces, tmp_path, SIZE, BOX_SCALE, 8, upright=UprightPass.maybe("68", 10.0)
     )
     assert (rolled.crops, level.crops) == (2 * len(faces), len(faces))
     np.testing.assert_allclose(LAYOUT.eye_line_deg(first), -50.0, atol=1e-6)
     np.testing.assert_allclose(LAYOUT.eye_line_deg(second), 0.0, atol=1e-6)
-    without = predict_records(constant(-25.0), faces, tmp_path, SIZE, BOX_SCALE, 8)
+    without = predict_records(Constant(-25.0), faces, tmp_path, SIZE, BOX_SCALE, 8)
     np.testing.assert_allclose(LAYOUT.eye_line_deg(without), -25.0, atol=1e-6)
 
 

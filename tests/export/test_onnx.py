@@ -12,11 +12,13 @@ import pytest
 import torch
 from torch import nn
 
+from landmarkflow.config import load_config
 from landmarkflow.export import tensorrt
 from landmarkflow.export.onnx import compare_outputs, export_onnx
 from landmarkflow.models.hih import HIH
 from landmarkflow.models.zoo import build_model
 from landmarkflow.runtime import DeployInfo, open_session, run_onnx
+from landmarkflow.steps.exporting import deploy_info
 from tests.models.small_configs import SMALL_HIH
 
 INFO = DeployInfo(model="hih", layout="68", num_points=5, input_size=64, box_scale=1.25, config_hash="0123abcd")
@@ -118,3 +120,14 @@ def test_fp16_names_missing_modelopt(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "modelopt" else real_find_spec(name))
     assert "nvidia-modelopt not installed" in tensorrt.precision_unavailable("fp16")
     assert tensorrt.precision_unavailable("fp32") == ""
+
+
+@pytest.mark.parametrize("threshold,written", [(10.0, "10.0"), (None, "inf")])
+def test_deploy_info_carries_the_upright_threshold(exported: Path, threshold: float | None, written: str) -> None:
+    """A config's upright threshold reaches the ONNX metadata; None (one pass) is written as infinity."""
+    config = load_config("configs/hih_synthetic_tiny.yaml", {"data.upright_above_deg": threshold})
+    info = deploy_info(config)
+    assert info.to_props()["landmarkflow.upright_above_deg"] == written
+    model = onnx.load(str(exported))
+    onnx.helper.set_model_props(model, info.to_props())
+    assert DeployInfo.from_proto(model).upright_above_deg == float(written)

@@ -76,8 +76,8 @@ def predict_records_each(
     boxes: np.ndarray | None = None,
     upright: UprightPass | None = None,
 ) -> list[np.ndarray]:
-    """`predict_records` for each predictor, on the same first crops read and warped once (the parity gate's case);
-    each predictor's upright crops follow its own first answers."""
+    """`predict_records` for each predictor, on the same first crops read and warped once (the parity gate's case,
+    one pass; evaluate's post-steps with the upright pass, each predictor's second crops from its own answers)."""
     outputs: list[list[np.ndarray]] = [[] for _ in predictors]
     for batch in iterate_crops(records, root, input_size, box_scale, batch_size, boxes):
         to_image = [invert_affine(m) for m in batch.matrices]

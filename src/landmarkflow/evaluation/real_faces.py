@@ -71,11 +71,12 @@ def measure_real_faces(
     config: ExperimentConfig,
     baseline: MeanShape,
     out_dir: Path,
+    upright: UprightPass | None,
 ) -> RealFacesReport:
     """NME/FR/AUC of the model on `records` (images under `root`), their CED beside the mean shape's, an overlay of
-    the faces with the predicted (red) and true (green) landmarks, and each face's NME in `out_dir/PER_FACE`."""
+    the faces with the predicted (red) and true (green) landmarks, and each face's NME in `out_dir/PER_FACE`; with
+    the upright second pass where evaluate makes it."""
     layout = get_layout(config.data.layout)
-    upright = UprightPass.maybe(config.data.layout, config.data.upright_above_deg)
     batch = config.eval.batch_size
     preds = predict_records(predict, records, root, input_size, config.data.box_scale, batch, upright=upright)
     gts, boxes = np.stack([r.landmarks for r in records]), np.stack([r.bbox for r in records])

@@ -11,7 +11,6 @@ from landmarkflow.evaluation.metrics import mean_nme
 from landmarkflow.evaluation.predictions import predict_records
 from landmarkflow.inference import Predictor
 from landmarkflow.layouts import get_layout
-from landmarkflow.upright import UprightPass
 
 
 def deployed_model_nme(model_ref: str, manifest: str | Path, root: str | Path, config: ExperimentConfig) -> float:
@@ -27,6 +26,6 @@ def deployed_model_nme(model_ref: str, manifest: str | Path, root: str | Path, c
         info.input_size,
         info.box_scale,
         config.eval.batch_size,
-        upright=UprightPass.maybe(info.layout, info.upright_above_deg),
+        upright=predictor.upright,
     )
     return mean_nme(preds, records, get_layout(config.data.layout), config.data.normaliser)

@@ -93,10 +93,14 @@ def evaluate(trained: TrainResult, out_dir: str | Path, real_faces: RealFaces | 
         metrics[f"nme_{step}"] = mean_nme(step_preds, test, layout, config.data.normaliser)
         log.info("test NME with %s: %.3f%% (without: %.3f%%)", step, 100 * metrics[f"nme_{step}"], 100 * nmes.mean())
     private = in_split(records, PRIVATE_SPLIT)
-    private_metrics = _split_metrics(predict, private, root, model.input_size, config, layout) if private else {}
+    private_metrics = (
+        _split_metrics(predict, private, root, model.input_size, config, layout, upright) if private else {}
+    )
     real = None
     if real_faces is not None:
-        real = measure_real_faces(predict, real_records, real_faces.root, model.input_size, config, baseline, out_dir)
+        real = measure_real_faces(
+            predict, real_records, real_faces.root, model.input_size, config, baseline, out_dir, upright
+        )
         log.info("real faces (%d, %s in %s): NME %.3f%% (face by face in %s)", real.faces, real_faces.dataset,
                  real_faces.root, 100 * real.metrics["nme"], real.per_face.name)  # fmt: skip
     real_metrics = real.metrics if real is not None else {}
@@ -154,9 +158,9 @@ def _split_metrics(
     input_size: int,
     config: ExperimentConfig,
     layout: Layout,
+    upright: UprightPass | None,
 ) -> dict[str, float]:
     """NME/FR/AUC of the model on one split's faces, under the names `summarize` gives the test split."""
-    upright = UprightPass.maybe(config.data.layout, config.data.upright_above_deg)
     batch = config.eval.batch_size
     preds = predict_records(predict, records, root, input_size, config.data.box_scale, batch, upright=upright)
     gts, boxes = np.stack([r.landmarks for r in records]), np.stack([r.bbox for r in records])

@@ -77,6 +77,8 @@ def export(trained: TrainResult, out_dir: str | Path) -> ExportResult:
     records = read_split(trained.manifest, config.data.test_split)[: config.export.parity_max_images]
     root, layout = Path(trained.root), get_layout(config.data.layout)
     crops = (root, model.input_size, config.data.box_scale, config.eval.batch_size)
+    # One pass on purpose: parity compares the two graphs on the same crops, and second crops would follow each
+    # graph's own first answer (a face near the upright threshold could be cropped twice by one and once by the other).
     torch_preds, onnx_preds = predict_records_each([torch_predictor(model), onnx_predictor(onnx_path)], records, *crops)
     torch_nme = mean_nme(torch_preds, records, layout, config.data.normaliser)
     onnx_nme = mean_nme(onnx_preds, records, layout, config.data.normaliser)
