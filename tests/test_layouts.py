@@ -60,10 +60,16 @@ def test_eye_line_is_the_roll_clockwise_on_screen() -> None:
 def test_a_layout_whose_eyes_do_not_mirror_is_refused() -> None:
     layout = get_layout("19")
     with pytest.raises(ValueError, match="right eye's points to the left's"):
-        replace(layout, eyes=((6, 7, 8), (9, 10, 12)))
+        replace(layout, groups={**layout.groups, "right_eye": (6, 7, 8), "left_eye": (9, 10, 12)})
 
 
 @pytest.mark.parametrize("eyes", [((), (9, 10, 11)), ((6, 7, 19), (9, 10, 11)), ((-1, 7, 8), (9, 10, 11))])
 def test_eyes_must_be_points_of_the_layout(eyes: tuple) -> None:
+    layout = get_layout("19")
     with pytest.raises(ValueError, match=r"each eye needs >= 1 point in 0\.\.18"):
-        replace(get_layout("19"), eyes=eyes)
+        replace(layout, groups={**layout.groups, "right_eye": eyes[0], "left_eye": eyes[1]})
+
+
+def test_eyes_must_name_groups_of_the_layout() -> None:
+    with pytest.raises(ValueError, match=r"eyes name groups it does not have: \['pupils_right'\]"):
+        replace(get_layout("29"), eyes=("pupils_right", "left_eye"))

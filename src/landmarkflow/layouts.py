@@ -42,12 +42,12 @@ class Layout:
     groups: dict[str, tuple[int, ...]]
     normalisers: dict[str, Normaliser]
     default_normaliser: str
-    eyes: tuple[tuple[int, ...], tuple[int, ...]]
-    """The subject's right and left eye: points whose centroids draw the eye line (how far a face is tilted)."""
     datasets: tuple[str, ...] = field(default=())
     boundaries: dict[str, tuple[int, ...]] = field(default_factory=dict)
     """Facial boundary lines (LAB / DSAT boundary heatmaps): each an ordered chain of points drawn as a
     polyline; a chain that ends on its first point is closed. Left and right as in `groups`."""
+    eyes: tuple[str, str] = ("right_eye", "left_eye")
+    """The groups of the subject's right and left eye, whose centroids draw the eye line (how far a face is tilted)."""
 
     def __post_init__(self) -> None:
         perm = self.flip_permutation
@@ -57,10 +57,13 @@ class Layout:
             raise ValueError(f"layout {self.name}: flip permutation is not an involution")
         if self.default_normaliser not in self.normalisers:
             raise ValueError(f"layout {self.name}: unknown default normaliser {self.default_normaliser!r}")
-        right, left = self.eyes
+        missing = [eye for eye in self.eyes if eye not in self.groups]
+        if missing:
+            raise ValueError(f"layout {self.name}: eyes name groups it does not have: {missing}")
+        right, left = (self.groups[eye] for eye in self.eyes)
         if not right or not left or not all(0 <= i < self.num_points for i in (*right, *left)):
             raise ValueError(
-                f"layout {self.name}: each eye needs >= 1 point in 0..{self.num_points - 1}, got {self.eyes}"
+                f"layout {self.name}: each eye needs >= 1 point in 0..{self.num_points - 1}, got {right} and {left}"
             )
         if sorted(perm[i] for i in right) != sorted(left):
             raise ValueError(f"layout {self.name}: the flip permutation must map the right eye's points to the left's")
@@ -77,9 +80,12 @@ class Layout:
     def eye_line_deg(self, landmarks: np.ndarray) -> np.ndarray:
         """(N,) roll of (N, K, 2) faces in degrees: the angle of the line from the right eye's centre to the left's,
         0 for level eyes, positive when the left eye sits lower in the image (a clockwise roll on screen)."""
-        pts = np.asarray(landmarks, dtype=np.float64)
-        line = pts[:, list(self.eyes[1])].mean(axis=1) - pts[:, list(self.eyes[0])].mean(axis=1)
+        line = self.group_centres(landmarks, self.eyes[1]) - self.group_centres(landmarks, self.eyes[0])
         return np.degrees(np.arctan2(line[:, 1], line[:, 0]))
+
+    def group_centres(self, landmarks: np.ndarray, group: str) -> np.ndarray:
+        """(N, 2) centroids of a point group in (N, K, 2) faces."""
+        return np.asarray(landmarks, dtype=np.float64)[:, list(self.groups[group])].mean(axis=1)
 
     def normalising_distance(
         self, landmarks: np.ndarray, bbox: np.ndarray | None = None, normaliser: str | None = None
@@ -90,9 +96,7 @@ class Layout:
         if norm.kind is NormaliserKind.POINT_PAIR:
             return np.linalg.norm(pts[:, int(norm.a)] - pts[:, int(norm.b)], axis=-1)
         if norm.kind is NormaliserKind.GROUP_CENTRES:
-            centre_a = pts[:, list(self.groups[str(norm.a)])].mean(axis=1)
-            centre_b = pts[:, list(self.groups[str(norm.b)])].mean(axis=1)
-            return np.linalg.norm(centre_a - centre_b, axis=-1)
+            return np.linalg.norm(self.group_centres(pts, str(norm.a)) - self.group_centres(pts, str(norm.b)), axis=-1)
         if bbox is None:
             raise ValueError(f"normaliser {norm.name!r} of layout {self.name} needs the face boxes")
         box = np.asarray(bbox, dtype=np.float64)
@@ -136,7 +140,6 @@ IBUG_68 = Layout(
         "inter_pupil": Normaliser("inter_pupil", NormaliserKind.GROUP_CENTRES, "right_eye", "left_eye"),
     },
     default_normaliser="inter_ocular",
-    eyes=(_span(36, 41), _span(42, 47)),
     datasets=("300w", "cofw68", "synthetic"),
     # The 13 boundaries of DSAT's code (docs/models.md §2.2), which are LAB's.
     boundaries={
@@ -182,7 +185,6 @@ WFLW_98 = Layout(
         "inter_pupil": Normaliser("inter_pupil", NormaliserKind.POINT_PAIR, 96, 97),
     },
     default_normaliser="inter_ocular",
-    eyes=(_span(60, 67), _span(68, 75)),
     datasets=("wflw", "synthetic"),
     # LAB's 13 WFLW boundaries: each brow is one closed loop (upper edge out, lower edge back).
     boundaries={
@@ -213,6 +215,8 @@ COFW_29 = Layout(
         "inner_eye_corners": (10, 11),
         "eyelids": _span(12, 15),
         "pupils": (16, 17),
+        "right_eye": (8, 10, 16),  # corners and pupil: the eye line
+        "left_eye": (9, 11, 17),
         "nose": _span(18, 21),
         "mouth": _span(22, 27),
         "chin": (28,),
@@ -222,7 +226,6 @@ COFW_29 = Layout(
         "inter_pupil": Normaliser("inter_pupil", NormaliserKind.POINT_PAIR, 16, 17),
     },
     default_normaliser="inter_ocular",
-    eyes=((8, 10, 16), (9, 11, 17)),
     datasets=("cofw", "synthetic"),
     # Ours, from the point roles above (no published chains): 11 lines through the few points each feature has;
     # the nose bridge (tip only) and the chin (one point) give no line.
@@ -249,13 +252,14 @@ AFLW_19 = Layout(
     groups={
         "brows": _span(0, 5),
         "eyes": _span(6, 11),
+        "right_eye": _span(6, 8),
+        "left_eye": _span(9, 11),
         "nose": _span(12, 14),
         "mouth": _span(15, 17),
         "chin": (18,),
     },
     normalisers={"box_size": Normaliser("box_size", NormaliserKind.BOX_SIZE)},
     default_normaliser="box_size",
-    eyes=(_span(6, 8), _span(9, 11)),
     datasets=("aflw", "synthetic"),
     # Ours: the six three-point lines AFLW's markup has (corner, centre, corner); the chin gives no line.
     boundaries={
