@@ -269,7 +269,7 @@ class Predictor:
 
     def upright_crops(self, faces: FaceCrops, image_points: np.ndarray) -> UprightCrops | None:
         """The second crops of the faces whose first answers roll past the model's upright threshold; None when
-        the model makes one pass."""
+        the model makes one pass or no face rolls that far."""
         if self.upright is None:
             return None
         images = [faces.image] * len(faces.boxes)
@@ -287,7 +287,7 @@ class Predictor:
             return []
         points = faces.image_points(self.predict_crops(faces.crops))
         upright = self.upright_crops(faces, points)
-        if upright is not None and len(upright.faces):
+        if upright is not None:
             points = upright.merge(points, self.predict_crops(upright.crops))
         return faces.results(points)
 

@@ -41,15 +41,17 @@ class UprightPass:
 
     def plan(
         self, images: Sequence[np.ndarray], boxes: np.ndarray, points: np.ndarray, input_size: int, box_scale: float
-    ) -> UprightCrops:
-        """The upright crops of the faces whose (N, K, 2) first-pass image points roll more than the threshold;
-        `images[i]` is face i's HxWx3 uint8 RGB image and `boxes[i]` the box its first crop was cut from."""
+    ) -> UprightCrops | None:
+        """The upright crops of the faces whose (N, K, 2) first-pass image points roll more than the threshold, None
+        when none does; `images[i]` is face i's HxWx3 uint8 RGB image and `boxes[i]` the box its first crop was cut
+        from."""
         roll = self.layout.eye_line_deg(points)
         rolled = np.flatnonzero(np.abs(roll) > self.above_deg)
+        if not len(rolled):
+            return None
         matrices = [crop_matrix(boxes[i], input_size, box_scale, rotation_deg=float(roll[i])) for i in rolled]
         crops = [crop_to_input(warp_image(images[i], m, input_size)) for i, m in zip(rolled, matrices, strict=True)]
-        stacked = np.stack(crops) if crops else np.zeros((0, 3, input_size, input_size), np.float32)
-        return UprightCrops(rolled, matrices, stacked)
+        return UprightCrops(rolled, matrices, np.stack(crops))
 
     def run(
         self,
@@ -62,9 +64,7 @@ class UprightPass:
     ) -> np.ndarray:
         """The (N, K, 2) image points after the second pass: `plan`, one `predict` call, `merge`."""
         upright = self.plan(images, boxes, points, input_size, box_scale)
-        if not len(upright.faces):
-            return points
-        return upright.merge(points, np.asarray(predict(upright.crops), dtype=np.float64))
+        return points if upright is None else upright.merge(points, np.asarray(predict(upright.crops), np.float64))
 
 
 @dataclass(frozen=True)

@@ -135,7 +135,7 @@ def create_app(settings: ServeSettings, served: ServedModel | None = None) -> Fa
         if len(faces.boxes):
             points = faces.image_points(await asyncio.wrap_future(batcher.submit(faces.crops)))
             upright = await run_in_threadpool(predictor.upright_crops, faces, points)
-            if upright is not None and len(upright.faces):
+            if upright is not None:
                 points = upright.merge(points, await asyncio.wrap_future(batcher.submit(upright.crops)))
             found = [face.to_json() for face in faces.results(points)]
         return {"image": name, "faces": found}
