@@ -1,4 +1,5 @@
-"""HIH codec: target shapes, the 0.05 px round-trip contract, peak placement, weights and decode key handling."""
+"""HIH codec: target shapes, the 0.05 px round-trip contract (decimal and fitted sub-cell positions), peak
+placement, weights and decode key handling."""
 
 from __future__ import annotations
 
@@ -28,11 +29,12 @@ def hard_points(size: int, heatmap: int, rng: np.random.Generator, count: int) -
     return np.concatenate([uniform, on_edges, border])
 
 
+@pytest.mark.parametrize("integer_fit", [False, True])
 @pytest.mark.parametrize(("size", "heatmap", "decimal", "dec_sigma"), GEOMETRIES)
-def test_round_trip_within_contract(size: int, heatmap: int, decimal: int, dec_sigma: float) -> None:
+def test_round_trip_within_contract(size: int, heatmap: int, decimal: int, dec_sigma: float, integer_fit: bool) -> None:
     rng = np.random.default_rng(7)
     points = hard_points(size, heatmap, rng, 1500)
-    codec = HIHCodec(len(points), size, heatmap, decimal, 1.5, dec_sigma)
+    codec = HIHCodec(len(points), size, heatmap, decimal, 1.5, dec_sigma, integer_fit)
     decoded = codec.decode(batched(codec.encode(points, np.ones(len(points), bool))))[0].numpy()
     assert decoded.shape == points.shape
     assert np.abs(decoded - points).max() < CONTRACT_PX
@@ -65,6 +67,23 @@ def test_integer_peak_sits_on_its_cell_near_the_origin() -> None:
     for heatmap, (kx, ky) in zip(maps, cells, strict=True):
         assert np.unravel_index(heatmap.argmax(), heatmap.shape) == (ky, kx)
         assert heatmap[ky, kx] == pytest.approx(1.0)
+
+
+def test_fit_draws_the_integer_peak_at_the_exact_position_and_reads_only_that_map() -> None:
+    """With the integer fit the integer Gaussian carries the fraction itself; the decimal map is still encoded (the
+    head is trained) but decode needs only the integer map, so a decimal head that learned nothing costs nothing."""
+    codec = HIHCodec(2, 96, 24, 6, 1.5, 1.0, integer_fit=True)
+    points = np.array([[(10 + 0.3) * 4 - 0.5, (20 + 0.95) * 4 - 0.5], [47.2, 3.9]])
+    targets = codec.encode(points, np.ones(2))
+    assert targets["dec_heatmap"].shape == (2, 6, 6)
+    int_map = torch.from_numpy(targets["int_heatmap"])[None]
+    np.testing.assert_allclose(refine_log_gaussian(int_map, 1.5)[0, 0].numpy(), [10.3 - 0.5, 20.95 - 0.5], atol=1e-4)
+    np.testing.assert_allclose(codec.decode({"int_heatmap": int_map})[0].numpy(), points, atol=CONTRACT_PX)
+
+
+def test_fit_needs_a_map_as_wide_as_its_window() -> None:
+    with pytest.raises(ValueError, match="heatmap_size >= 7"):
+        HIHCodec(1, 16, 4, 2, 1.5, 0.5, integer_fit=True)
 
 
 def test_decimal_centre_is_continuous() -> None:

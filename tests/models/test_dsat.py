@@ -10,8 +10,8 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from landmarkflow.codecs.dsat import BOUNDARY_FLOOR, DSATCodec, fit_log_gaussian
-from landmarkflow.codecs.heatmap import gaussian_maps
+from landmarkflow.codecs.dsat import BOUNDARY_FLOOR, DSATCodec
+from landmarkflow.codecs.heatmap import fit_log_gaussian, gaussian_maps
 from landmarkflow.config import load_config
 from landmarkflow.export.onnx import compare_outputs, export_onnx
 from landmarkflow.layouts import LAYOUTS, get_layout

@@ -83,6 +83,7 @@ def test_init_follows_the_paper() -> None:
         ({"dec_sigma": 2.0}, "too wide"),
         ({"channels": 30}, "multiple of 4"),
         ({"layers": 3}, "Extra inputs"),
+        ({"subpixel": "argmax"}, "'decimal' or 'fit'"),
     ],
 )
 def test_params_reject_inconsistent_sizes(change: dict, message: str) -> None:
@@ -108,11 +109,13 @@ def test_loss_parts_and_point_weights() -> None:
     assert float(model.loss(outputs, spoiled)[0]) == pytest.approx(float(model.loss(outputs, masked)[0]), rel=1e-6)
 
 
-def test_overfits_a_tiny_batch() -> None:
-    """60 Adam steps on 4 samples: the loss falls by far more than 5x and decoded points land on the targets."""
+@pytest.mark.parametrize("subpixel", ["decimal", "fit"])
+def test_overfits_a_tiny_batch(subpixel: str) -> None:
+    """60 Adam steps on 4 samples: the loss falls by far more than 5x and decoded points land on the targets,
+    whether the sub-cell position is read from the decimal map or fitted to the integer map."""
     torch.manual_seed(0)
     torch.set_num_threads(2)
-    model = build_model(SMALL_HIH)
+    model = build_model({**SMALL_HIH, "subpixel": subpixel})
     rng = np.random.default_rng(0)
     points = rng.uniform(4, 59, size=(4, 5, 2))
     images, targets = torch.rand(4, 3, 64, 64), collate(model, points)

@@ -15,6 +15,9 @@ import torch
 
 FRACTION_MAX = 1.0 - 1e-6
 """Fractions are clipped below 1 so that a point on a cell's far edge stays in that cell."""
+WINDOW = 7
+"""Side of the window `fit_log_gaussian` uses (DSAT's demo.py / hello.pyx)."""
+LOG_FLOOR = 1e-6
 
 
 def inside_crop(points: np.ndarray, input_size: int) -> np.ndarray:
@@ -95,3 +98,61 @@ def refine_log_gaussian(scores: torch.Tensor, sigma: float, floor: float = 1e-6)
     row_line = logs.gather(2, row[:, :, None, None].expand(-1, -1, 1, width)).squeeze(2)
     col_line = logs.gather(3, col[:, :, None, None].expand(-1, -1, height, 1)).squeeze(3)
     return torch.stack([_refine_line(row_line, col, sigma), _refine_line(col_line, row, sigma)], dim=-1)
+
+
+def _solve(matrix: list[list[torch.Tensor]], rhs: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Gaussian elimination without pivoting on a batch of small SPD systems given entry by entry.
+
+    Written out in elementwise ops (no linalg) so that it exports to ONNX; normal equations are SPD, so no
+    pivoting is needed.
+    """
+    n = len(rhs)
+    rows = [list(row) for row in matrix]
+    rhs = list(rhs)
+    for k in range(n):
+        for r in range(k + 1, n):
+            factor = rows[r][k] / rows[k][k]
+            rows[r] = [rows[r][c] - factor * rows[k][c] for c in range(n)]
+            rhs[r] = rhs[r] - factor * rhs[k]
+    solution: list[torch.Tensor] = [torch.zeros_like(rhs[0])] * n
+    for r in reversed(range(n)):
+        known = sum((rows[r][c] * solution[c] for c in range(r + 1, n)), torch.zeros_like(rhs[r]))
+        solution[r] = (rhs[r] - known) / rows[r][r]
+    return solution
+
+
+def _window_start(peak: torch.Tensor, length: int) -> torch.Tensor:
+    """First index of the WINDOW pixels centred on `peak`, shifted to stay inside a line of `length`."""
+    return (peak - WINDOW // 2).clamp(0, length - WINDOW)
+
+
+def fit_log_gaussian(maps: torch.Tensor) -> torch.Tensor:
+    """(N, K, 2) sub-pixel (x, y) peaks, in each map's pixel-centre frame, of (N, K, H, W) heatmaps (H, W >= 7).
+
+    Weighted least squares of ln h against a separable quadratic over the 7x7 window at the argmax, weights h^2
+    (docs/models.md §2.4). Window coordinates are centred on the window and values divided by their maximum, which
+    keeps the 5x5 normal equations well conditioned in float32 without changing the fit's centre.
+    """
+    height, width = maps.shape[-2:]
+    col, row = argmax_2d(maps)
+    left, top = _window_start(col, width), _window_start(row, height)
+    offsets = torch.arange(WINDOW, device=maps.device)
+    rows = (top.unsqueeze(-1) + offsets).unsqueeze(-1)
+    cols = (left.unsqueeze(-1) + offsets).unsqueeze(-2)
+    window = maps.flatten(2).gather(2, (rows * width + cols).flatten(2)).float().clamp(min=LOG_FLOOR)
+    window = window / window.max(dim=2, keepdim=True).values
+    weights, logs = window**2, window.log()
+    centred = offsets.to(window.dtype) - WINDOW // 2
+    i = centred.repeat_interleave(WINDOW)
+    j = centred.repeat(WINDOW)
+    basis = [torch.ones_like(i), i, j, i * i, j * j]
+    matrix = [[(weights * (a * b)).sum(-1) for b in basis] for a in basis]
+    rhs = [(weights * logs * a).sum(-1) for a in basis]
+    _, c1, c2, c3, c4 = _solve(matrix, rhs)
+    dx, dy = -c2 / (2.0 * c4), -c1 / (2.0 * c3)
+    fitted = (c3 < 0) & (c4 < 0) & torch.isfinite(dx) & torch.isfinite(dy)
+    mid_x, mid_y = (left + WINDOW // 2).to(window.dtype), (top + WINDOW // 2).to(window.dtype)
+    reach = WINDOW // 2 + 0.5
+    x = mid_x + torch.where(fitted, dx, col.to(window.dtype) - mid_x).clamp(-reach, reach)
+    y = mid_y + torch.where(fitted, dy, row.to(window.dtype) - mid_y).clamp(-reach, reach)
+    return torch.stack([x, y], dim=-1)

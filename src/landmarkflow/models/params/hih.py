@@ -12,6 +12,8 @@ from landmarkflow.models.params.base import ModelParams
 if TYPE_CHECKING:
     from landmarkflow.codecs.hih import HIHCodec
 
+Subpixel = Literal["decimal", "fit"]
+"""Where HIH's sub-cell position comes from: the decimal heatmap (the paper) or a fit to the integer map."""
 STEM_STRIDE = 4
 MAX_DECIMAL_FLOOR = 1e-2
 """Largest allowed decimal-target value in the far corner: decode subtracts the map minimum as the unknown
@@ -32,6 +34,11 @@ class HIHParams(ModelParams):
     dec_sigma: float = Field(1.0, gt=0)
     decimal_channels: int = Field(384, ge=8, description="width of the decimal head")
     dec_loss_weight: float = Field(0.05, ge=0)
+    subpixel: Subpixel = Field(
+        "decimal",
+        description="where the sub-cell position comes from: the decimal heatmap (the paper), or a log-Gaussian "
+        "fit to an integer heatmap drawn at the exact position (the decimal head is then trained but not read)",
+    )
 
     @model_validator(mode="after")
     def _consistent_sizes(self) -> HIHParams:
@@ -66,5 +73,11 @@ class HIHParams(ModelParams):
         from landmarkflow.codecs.hih import HIHCodec
 
         return HIHCodec(
-            self.num_points, self.input_size, self.heatmap_size, self.decimal_size, self.int_sigma, self.dec_sigma
+            self.num_points,
+            self.input_size,
+            self.heatmap_size,
+            self.decimal_size,
+            self.int_sigma,
+            self.dec_sigma,
+            integer_fit=self.subpixel == "fit",
         )
