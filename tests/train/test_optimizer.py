@@ -75,13 +75,16 @@ def test_model_pt_holds_the_last_or_the_best_validation_epoch(tmp_path: Path, ke
     torch.manual_seed(0)
     overrides = {
         "train.epochs": 3,
-        "train.lr": 0.5,
+        "train.lr": 2.0,
         "train.warmup_epochs": 3,
         "train.batch_size": 2,
         "train.num_workers": 0,
         "train.keep": keep,
         "train.val_every": 1,
         "eval.batch_size": 2,
+        # float32 on every CPU: with bfloat16 where the CPU has it, another trajectory (validation NME
+        # 1.45, 1.57, 1.69 in float32; at lr 0.5 bfloat16 and float32 ended on different best epochs).
+        "train.amp": False,
         # The augmentation this trajectory was found with, whatever the config's now: its draws decide the epochs.
         **{f"augment.{name}": value for name, value in FOUND_WITH_AUGMENT.items()},
     }
@@ -89,7 +92,7 @@ def test_model_pt_holds_the_last_or_the_best_validation_epoch(tmp_path: Path, ke
     records = [dot_face_record(tmp_path, i) for i in range(6)]
     trainer = Trainer(config, dots_hih(), records[:4], records[4:], tmp_path, tmp_path / "out", CPU)
     history = trainer.fit()
-    assert int(np.argmin(history.val_nme)) != 2  # the warm-up to a too-large lr makes the last epoch worse
+    assert int(np.argmin(history.val_nme)) != 2  # the warm-up to a too-large lr makes every epoch worse
     final = load_state(tmp_path / "out" / CHECKPOINT_FILE)
     expected = int(np.argmin(history.val_nme)) if keep == "best_val" else 2
     assert final["epoch"] == expected
