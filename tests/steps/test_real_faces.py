@@ -1,5 +1,6 @@
 """Real faces given to evaluate: measured on their own as `real_*` metrics with their CED and overlay, the test
-split's numbers unchanged, and a folder in another layout refused before anything is predicted."""
+split's numbers unchanged, through a model's post-step too, and a folder in another layout refused before anything
+is predicted."""
 
 from __future__ import annotations
 
@@ -13,12 +14,13 @@ import pytest
 import torch
 
 from landmarkflow import steps
-from landmarkflow.data.manifest import write_manifest
+from landmarkflow.data.manifest import read_split, write_manifest
 from landmarkflow.data.versioning import track_outside
 from landmarkflow.evaluation.metrics import per_image_nme
 from landmarkflow.evaluation.predictions import predict_records, torch_predictor
 from landmarkflow.evaluation.real_faces import PER_FACE, RealFaces, read_real_faces
 from landmarkflow.layouts import get_layout
+from landmarkflow.models.zoo import build_model
 from landmarkflow.tracking import ensure_experiment, experiment_name
 from landmarkflow.train.checkpoint import load_model, save_checkpoint
 from tests.fakes import DOTS_HIH, dots_hih, write_random_300w
@@ -95,3 +97,50 @@ def test_a_pod_fetches_the_real_faces_by_version_from_the_data_remote(
     here = steps.evaluate(trained, tmp_path / "here", RealFaces("300w", real_root))
     there = steps.evaluate(trained, tmp_path / "there", RealFaces("300w", fetched))
     assert there.real_metrics == here.real_metrics
+
+
+LGCN_SMALL = {
+    "name": "lgcn",
+    "num_points": 68,
+    "input_size": 24,
+    "filters": 8,
+    "local_5x5_layers": 1,
+    "local_3x3_layers": 2,
+    "global_layers": 2,
+    "global_dilation": 2,
+    "kernel_size": 11,
+    "dropout": 0.0,
+}
+
+
+def test_real_faces_are_also_measured_through_the_shape_fit_a_deployed_lgcn_answers_with(tmp_path: Path) -> None:
+    root = tmp_path / "300W"
+    manifest = write_manifest(write_random_300w(root, {"lfpw/trainset": 6, "lfpw/testset": 2}), tmp_path / "m.parquet")
+    torch.manual_seed(0)
+    config = {"name": "lgcn_300w_small", "model": LGCN_SMALL, "data": {"dataset": "300w", "root": str(root)}}
+    model = build_model(LGCN_SMALL)
+    checkpoint = save_checkpoint(tmp_path / "model.pt", {"config": config, "model": model.state_dict()})
+    run_id = mlflow.MlflowClient().create_run(ensure_experiment(experiment_name("300w"))).info.run_id
+    trained = steps.TrainResult(
+        run_id, str(checkpoint), "", "", "lgcn", "300w", "", str(manifest), str(root), 0.0, 0.0, config
+    )
+    real_root = tmp_path / "real"
+    real = write_random_300w(real_root, {"ibug": 3}, seed=5)
+
+    evaluated = steps.evaluate(trained, tmp_path / "eval", RealFaces("300w", real_root))
+
+    model, loaded = load_model(checkpoint)
+    train = read_split(str(manifest), "train")
+    _, fitted = model.refined_predictor(
+        np.stack([r.landmarks for r in train]), np.stack([r.bbox for r in train]), loaded.data.box_scale
+    )
+    preds = predict_records(fitted, real, real_root, model.input_size, loaded.data.box_scale, 8)
+    gts, boxes = np.stack([r.landmarks for r in real]), np.stack([r.bbox for r in real])
+    expected = per_image_nme(preds, gts, get_layout("68"), boxes, "inter_ocular")
+    assert evaluated.real_metrics["nme_shape_fitted"] == pytest.approx(expected.mean(), rel=1e-6)
+    assert evaluated.real_metrics["nme_shape_fitted"] != pytest.approx(evaluated.real_metrics["nme"])
+    logged = mlflow.MlflowClient().get_run(run_id).data.metrics
+    assert logged["real_nme_shape_fitted"] == pytest.approx(expected.mean())
+    per_face = {face["face"]: face for face in json.loads((tmp_path / "eval" / PER_FACE).read_text())}
+    for record, nme in zip(real, expected, strict=True):
+        assert per_face[record.sample_id]["nme_shape_fitted"] == pytest.approx(nme, rel=1e-6)

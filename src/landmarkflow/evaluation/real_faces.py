@@ -8,6 +8,7 @@ boxes that format gives; they are measured with the benchmark's normaliser (inte
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,15 +20,17 @@ from landmarkflow.data.manifest import FaceRecord
 from landmarkflow.evaluation.baseline import MeanShape
 from landmarkflow.evaluation.metrics import per_image_nme, summarize
 from landmarkflow.evaluation.plots import plot_model_on_faces
-from landmarkflow.evaluation.predictions import CropPredictor, predict_records
+from landmarkflow.evaluation.predictions import CropPredictor, predict_records_each
 from landmarkflow.fileio import atomic_write_text
 from landmarkflow.layouts import get_layout
 from landmarkflow.upright import UprightPass
 
 PREFIX = "real"
-"""Metric names of the real faces: `real_nme`, `real_fr_10`, `real_auc_10`."""
+"""Metric names of the real faces: `real_nme`, `real_fr_10`, `real_auc_10`, and `real_nme_<post-step>` (LGCN's
+`real_nme_shape_fitted`: what its deployed model answers)."""
 PER_FACE = f"{PREFIX}_faces.json"
-"""Each real face's NME and the mean shape's, worst first: which photos the model fails on."""
+"""Each real face's NME (and with each post-step) and the mean shape's, worst first: which photos the model fails
+on."""
 
 
 @dataclass(frozen=True)
@@ -72,15 +75,24 @@ def measure_real_faces(
     baseline: MeanShape,
     out_dir: Path,
     upright: UprightPass | None,
+    post_steps: Mapping[str, CropPredictor] | None = None,
 ) -> RealFacesReport:
     """NME/FR/AUC of the model on `records` (images under `root`), their CED beside the mean shape's, an overlay of
     the faces with the predicted (red) and true (green) landmarks, and each face's NME in `out_dir/PER_FACE`; with
-    the upright second pass where evaluate makes it."""
+    the upright second pass where evaluate makes it. Each post-step (LGCN's shape fit) adds `nme_<name>`, measured
+    on the same crops, as evaluate reports it for the test split."""
     layout = get_layout(config.data.layout)
+    post_steps = post_steps or {}
     batch = config.eval.batch_size
-    preds = predict_records(predict, records, root, input_size, config.data.box_scale, batch, upright=upright)
+    preds, *post_step_preds = predict_records_each(
+        [predict, *post_steps.values()], records, root, input_size, config.data.box_scale, batch, upright=upright
+    )
     gts, boxes = np.stack([r.landmarks for r in records]), np.stack([r.bbox for r in records])
     nmes = per_image_nme(preds, gts, layout, boxes, config.data.normaliser)
+    post_step_nmes = {
+        f"nme_{name}": per_image_nme(step_preds, gts, layout, boxes, config.data.normaliser)
+        for name, step_preds in zip(post_steps, post_step_preds, strict=True)
+    }
     base_nmes = per_image_nme(baseline.predict(boxes), gts, layout, boxes, config.data.normaliser)
     plots = plot_model_on_faces(
         f"{config.model.name} on real faces",
@@ -95,9 +107,16 @@ def measure_real_faces(
         titled=True,
     )
     metrics = summarize(nmes, config.eval.fr_threshold, config.eval.auc_threshold)
+    metrics.update({key: float(step_nmes.mean()) for key, step_nmes in post_step_nmes.items()})
     faces = [
-        {"face": r.sample_id, "image": r.image_path, "nme": float(nme), "mean_shape_nme": float(base)}
-        for r, nme, base in zip(records, nmes, base_nmes, strict=True)
+        {
+            "face": r.sample_id,
+            "image": r.image_path,
+            "nme": float(nmes[i]),
+            **{key: float(step_nmes[i]) for key, step_nmes in post_step_nmes.items()},
+            "mean_shape_nme": float(base_nmes[i]),
+        }
+        for i, r in enumerate(records)
     ]
     per_face = out_dir / PER_FACE
     atomic_write_text(per_face, json.dumps(sorted(faces, key=lambda face: -face["nme"]), indent=1) + "\n")

@@ -99,10 +99,11 @@ def evaluate(trained: TrainResult, out_dir: str | Path, real_faces: RealFaces | 
     real = None
     if real_faces is not None:
         real = measure_real_faces(
-            predict, real_records, real_faces.root, model.input_size, config, baseline, out_dir, upright
+            predict, real_records, real_faces.root, model.input_size, config, baseline, out_dir, upright, post_steps
         )
-        log.info("real faces (%d, %s in %s): NME %.3f%% (face by face in %s)", real.faces, real_faces.dataset,
-                 real_faces.root, 100 * real.metrics["nme"], real.per_face.name)  # fmt: skip
+        with_steps = "".join(f", with {step} {100 * real.metrics[f'nme_{step}']:.3f}%" for step in post_steps)
+        log.info("real faces (%d, %s in %s): NME %.3f%%%s (face by face in %s)", real.faces, real_faces.dataset,
+                 real_faces.root, 100 * real.metrics["nme"], with_steps, real.per_face.name)  # fmt: skip
     real_metrics = real.metrics if real is not None else {}
     client = MlflowClient()
     log_metrics(
