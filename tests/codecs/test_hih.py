@@ -7,12 +7,13 @@ import numpy as np
 import pytest
 import torch
 
-from landmarkflow.codecs.heatmap import gaussian_maps, heatmap_cells, refine_log_gaussian
+from landmarkflow.codecs.heatmap import fit_log_gaussian, gaussian_maps, heatmap_cells, refine_log_gaussian
 from landmarkflow.codecs.hih import HIHCodec
 
 CONTRACT_PX = 0.05
-# (input, heatmap, decimal, decimal sigma): the paper's geometry, the tiny config's, and a 4-wide decimal map.
-GEOMETRIES = [(256, 64, 8, 1.0), (128, 32, 8, 1.0), (128, 32, 4, 0.6)]
+# (input, heatmap, decimal, decimal sigma): the paper's geometry, a 128 px one, a 4-wide decimal map, and the small
+# synthetic config's.
+GEOMETRIES = [(256, 64, 8, 1.0), (128, 32, 8, 1.0), (128, 32, 4, 0.6), (96, 24, 6, 1.0)]
 
 
 def batched(targets: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
@@ -79,6 +80,25 @@ def test_fit_draws_the_integer_peak_at_the_exact_position_and_reads_only_that_ma
     int_map = torch.from_numpy(targets["int_heatmap"])[None]
     np.testing.assert_allclose(refine_log_gaussian(int_map, 1.5)[0, 0].numpy(), [10.3 - 0.5, 20.95 - 0.5], atol=1e-4)
     np.testing.assert_allclose(codec.decode({"int_heatmap": int_map})[0].numpy(), points, atol=CONTRACT_PX)
+
+
+@pytest.mark.parametrize("int_sigma", [1.0, 1.5])
+def test_fit_keeps_the_contract_down_to_its_narrowest_sigma(int_sigma: float) -> None:
+    """MIN_FIT_SIGMA: the narrowest integer Gaussian the fit reads within 0.05 px, the map's border included."""
+    points = hard_points(96, 24, np.random.default_rng(3), 1500)
+    codec = HIHCodec(len(points), 96, 24, 6, int_sigma, 1.0, integer_fit=True)
+    decoded = codec.decode(batched(codec.encode(points, np.ones(len(points), bool))))[0].numpy()
+    assert np.abs(decoded - points).max() < CONTRACT_PX
+
+
+def test_fit_answers_the_argmax_of_a_peak_with_data_on_too_few_lines() -> None:
+    """A peak on the map's first row, ~0 on every other row (and one on a single column): no curvature across the
+    rows to fit, so the point is its argmax (PyTorch and onnxruntime would round a fit of float noise differently)."""
+    maps = np.zeros((1, 2, 24, 24), np.float32)
+    maps[0, 0, 0] = gaussian_maps(np.array([[9.3, 0.0]]), 24, 1.5)[0, 0]
+    maps[0, 1, :, 4] = gaussian_maps(np.array([[0.0, 15.6]]), 24, 1.5)[0, :, 0]
+    fitted = fit_log_gaussian(torch.from_numpy(maps))[0].numpy()
+    np.testing.assert_allclose(fitted, [[9.0, 0.0], [4.0, 16.0]], atol=1e-6)
 
 
 def test_fit_needs_a_map_as_wide_as_its_window() -> None:

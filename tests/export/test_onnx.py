@@ -25,11 +25,12 @@ INFO = DeployInfo(model="hih", layout="68", num_points=5, input_size=64, box_sca
 PARITY_PX = 1e-3
 
 
-@pytest.fixture(scope="module")
-def model() -> HIH:
-    """A small 2-stack HIH with He-initialised convs, so its maps have clear, trained-like peaks to decode."""
+@pytest.fixture(scope="module", params=["decimal", "fit"])
+def model(request: pytest.FixtureRequest) -> HIH:
+    """A small 2-stack HIH with He-initialised convs, so its maps have clear, trained-like peaks to decode; read
+    through its decimal head and through the fit to its integer maps."""
     torch.manual_seed(0)
-    net = build_model({**SMALL_HIH, "stacks": 2})
+    net = build_model({**SMALL_HIH, "stacks": 2, "subpixel": request.param})
     for module in net.modules():
         if isinstance(module, nn.Conv2d):
             nn.init.kaiming_normal_(module.weight)

@@ -14,3 +14,16 @@ SMALL_HIH_SIZES = {
 }
 # The buildable small HIH: those sizes on a shallow, narrow hourglass.
 SMALL_HIH = {**SMALL_HIH_SIZES, "hourglass_depth": 2, "channels": 32, "decimal_channels": 32}
+# A narrow, shallow LGCN on 24 px crops: its heatmaps are the crop's size.
+SMALL_LGCN = {
+    "name": "lgcn",
+    "num_points": 5,
+    "input_size": 24,
+    "filters": 8,
+    "local_5x5_layers": 1,
+    "local_3x3_layers": 2,
+    "global_layers": 2,
+    "global_dilation": 2,
+    "kernel_size": 11,
+    "dropout": 0.0,
+}

@@ -24,24 +24,12 @@ from landmarkflow.models.params.lgcn import LGCNParams
 from landmarkflow.models.zoo import build_model, model_names
 from landmarkflow.runtime import DeployInfo
 from tests.models.overfit import fit_batch
-from tests.models.small_configs import SMALL_HIH
+from tests.models.small_configs import SMALL_HIH, SMALL_LGCN
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = ROOT / "configs"
 REFERENCE_KERNEL = ROOT.parent / "shared" / "data" / "lgcn_kernel45.txt"
 CONTRACT_PX = 0.05
-SMALL = {
-    "name": "lgcn",
-    "num_points": 5,
-    "input_size": 24,
-    "filters": 8,
-    "local_5x5_layers": 1,
-    "local_3x3_layers": 2,
-    "global_layers": 2,
-    "global_dilation": 2,
-    "kernel_size": 11,
-    "dropout": 0.0,
-}
 
 
 def collate(codec: LGCNCodec, points: np.ndarray) -> dict[str, torch.Tensor]:
@@ -76,7 +64,7 @@ def test_blur_equals_the_direct_depthwise_convolution(size: int, kernel: int) ->
 
 def test_registered_and_built_by_name() -> None:
     assert "lgcn" in model_names()
-    model = build_model(SMALL)
+    model = build_model(SMALL_LGCN)
     assert isinstance(model, LGCN)
     assert (model.input_size, model.num_points, model.codec.kernel_size) == (24, 5, 11)
 
@@ -84,7 +72,7 @@ def test_registered_and_built_by_name() -> None:
 @pytest.mark.parametrize("layout", ["68", "98", "29", "19"])
 def test_output_shapes_and_round_trip_per_layout(layout: str) -> None:
     points = LAYOUTS[layout].num_points
-    model = build_model({**SMALL, "num_points": points}).eval()
+    model = build_model({**SMALL_LGCN, "num_points": points}).eval()
     with torch.no_grad():
         outputs = model(torch.rand(2, 3, 24, 24))
         landmarks = model.predict(torch.rand(2, 3, 24, 24))
@@ -154,12 +142,12 @@ def test_decode_names_a_missing_heatmap() -> None:
 )
 def test_params_reject_inconsistent_values(change: dict, message: str) -> None:
     with pytest.raises(ValidationError, match=message):
-        LGCNParams.model_validate({**SMALL, **change})
+        LGCNParams.model_validate({**SMALL_LGCN, **change})
 
 
 def test_loss_weights_points_as_the_paper() -> None:
     """L = 0.05 sum_l (0.1 + 0.5 mean(n) + n_l) m_l (SSE(o1) + SSE(o2)), summed over the batch."""
-    model = build_model(SMALL)
+    model = build_model(SMALL_LGCN)
     codec = model.codec
     targets = collate(codec, np.random.default_rng(0).uniform(2, 21, size=(2, 5, 2)))
     targets["weight"][0, 1] = 0.0
@@ -190,7 +178,7 @@ def test_overfits_a_tiny_batch() -> None:
     keeps falling slowly after that, as the kernel's broad tails (sigma 7.9 px at 96) are fitted."""
     torch.manual_seed(0)
     torch.set_num_threads(2)
-    model = build_model(SMALL)
+    model = build_model(SMALL_LGCN)
     rng = np.random.default_rng(0)
     points = rng.uniform(3, 20, size=(4, 5, 2))
     images, targets = torch.rand(4, 3, 24, 24), collate(model.codec, points)
@@ -203,7 +191,7 @@ def test_overfits_a_tiny_batch() -> None:
 
 def test_onnx_export_matches_predict(tmp_path: Path) -> None:
     torch.manual_seed(0)
-    model = build_model(SMALL)
+    model = build_model(SMALL_LGCN)
     for module in model.modules():
         if isinstance(module, nn.Conv2d):
             nn.init.kaiming_normal_(module.weight)
@@ -304,7 +292,7 @@ def test_lsi_solver_projects_onto_an_active_constraint() -> None:
 
 def test_shape_fitted_predictor_runs_on_crops() -> None:
     """The evaluate hook: crops -> network heatmaps -> fitted points, any shape model of the model's crop side."""
-    model = build_model({**SMALL, "num_points": 68})
+    model = build_model({**SMALL_LGCN, "num_points": 68})
     rng = np.random.default_rng(3)
     shapes = template_shapes(40, rng, size=96) * 24 / 96
     predict = shape_fitted_predictor(model, ShapeModel.fit(shapes, 24))
@@ -315,7 +303,7 @@ def test_shape_fitted_predictor_runs_on_crops() -> None:
 def test_evaluation_gets_the_shape_fitting_as_a_named_post_step() -> None:
     """evaluate() reports NME with and without the post-step; HIH (no post-step) returns None."""
     rng = np.random.default_rng(0)
-    model = build_model({**SMALL, "num_points": 68}).eval()
+    model = build_model({**SMALL_LGCN, "num_points": 68}).eval()
     faces = rng.uniform(4, model.input_size - 5, size=(30, 68, 2))
     boxes = np.concatenate([faces.min(axis=1), faces.max(axis=1)], axis=1)
     name, predict = model.refined_predictor(faces, boxes, box_scale=1.2)

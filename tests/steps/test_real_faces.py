@@ -24,6 +24,7 @@ from landmarkflow.models.zoo import build_model
 from landmarkflow.tracking import ensure_experiment, experiment_name
 from landmarkflow.train.checkpoint import load_model, save_checkpoint
 from tests.fakes import DOTS_HIH, dots_hih, write_random_300w
+from tests.models.small_configs import SMALL_LGCN
 
 CONFIG = {"name": "hih_300w_dots", "model": {**DOTS_HIH, "num_points": 68}, "data": {"dataset": "300w"}}
 
@@ -99,26 +100,15 @@ def test_a_pod_fetches_the_real_faces_by_version_from_the_data_remote(
     assert there.real_metrics == here.real_metrics
 
 
-LGCN_SMALL = {
-    "name": "lgcn",
-    "num_points": 68,
-    "input_size": 24,
-    "filters": 8,
-    "local_5x5_layers": 1,
-    "local_3x3_layers": 2,
-    "global_layers": 2,
-    "global_dilation": 2,
-    "kernel_size": 11,
-    "dropout": 0.0,
-}
+LGCN_68 = {**SMALL_LGCN, "num_points": 68}
 
 
 def test_real_faces_are_also_measured_through_the_shape_fit_a_deployed_lgcn_answers_with(tmp_path: Path) -> None:
     root = tmp_path / "300W"
     manifest = write_manifest(write_random_300w(root, {"lfpw/trainset": 6, "lfpw/testset": 2}), tmp_path / "m.parquet")
     torch.manual_seed(0)
-    config = {"name": "lgcn_300w_small", "model": LGCN_SMALL, "data": {"dataset": "300w", "root": str(root)}}
-    model = build_model(LGCN_SMALL)
+    config = {"name": "lgcn_300w_small", "model": LGCN_68, "data": {"dataset": "300w", "root": str(root)}}
+    model = build_model(LGCN_68)
     checkpoint = save_checkpoint(tmp_path / "model.pt", {"config": config, "model": model.state_dict()})
     run_id = mlflow.MlflowClient().create_run(ensure_experiment(experiment_name("300w"))).info.run_id
     trained = steps.TrainResult(

@@ -18,6 +18,12 @@ FRACTION_MAX = 1.0 - 1e-6
 WINDOW = 7
 """Side of the window `fit_log_gaussian` uses (DSAT's demo.py / hello.pyx)."""
 LOG_FLOOR = 1e-6
+"""Values are clamped here before their log: a map may be 0 or negative far from its peak."""
+FIT_ALIVE = 1e-2
+"""A window pixel carries data for `fit_log_gaussian` above this fraction of the window's maximum."""
+FIT_MIN_LINES = 3
+"""Rows and columns with data a fit needs: a quadratic along an axis is fixed by three lines, with fewer its
+curvature comes from float noise, which PyTorch and onnxruntime round differently."""
 
 
 def inside_crop(points: np.ndarray, input_size: int) -> np.ndarray:
@@ -81,7 +87,7 @@ def _refine_line(logs: torch.Tensor, peak: torch.Tensor, sigma: float) -> torch.
     return peak.to(logs.dtype) + offset.clamp(-0.5, 0.5)
 
 
-def refine_log_gaussian(scores: torch.Tensor, sigma: float, floor: float = 1e-6) -> torch.Tensor:
+def refine_log_gaussian(scores: torch.Tensor, sigma: float, floor: float = LOG_FLOOR) -> torch.Tensor:
     """(N, K, 2) sub-pixel (x, y) centres, in each map's pixel-centre frame, of (N, K, M, M) Gaussian-like scores.
 
     `scores` may carry an unknown additive offset per map (a KL-trained logit map equals its target up to a
@@ -131,7 +137,9 @@ def fit_log_gaussian(maps: torch.Tensor) -> torch.Tensor:
 
     Weighted least squares of ln h against a separable quadratic over the 7x7 window at the argmax, weights h^2
     (docs/models.md §2.4). Window coordinates are centred on the window and values divided by their maximum, which
-    keeps the 5x5 normal equations well conditioned in float32 without changing the fit's centre.
+    keeps the 5x5 normal equations well conditioned in float32 without changing the fit's centre. A window with
+    data on fewer than FIT_MIN_LINES rows or columns (a peak on the border of a map that is ~0 elsewhere) answers
+    its argmax, as does a fit that is not a peak.
     """
     height, width = maps.shape[-2:]
     col, row = argmax_2d(maps)
@@ -141,6 +149,8 @@ def fit_log_gaussian(maps: torch.Tensor) -> torch.Tensor:
     cols = (left.unsqueeze(-1) + offsets).unsqueeze(-2)
     window = maps.flatten(2).gather(2, (rows * width + cols).flatten(2)).float().clamp(min=LOG_FLOOR)
     window = window / window.max(dim=2, keepdim=True).values
+    alive = (window > FIT_ALIVE).unflatten(2, (WINDOW, WINDOW))
+    enough = (alive.any(dim=3).sum(dim=2) >= FIT_MIN_LINES) & (alive.any(dim=2).sum(dim=2) >= FIT_MIN_LINES)
     weights, logs = window**2, window.log()
     centred = offsets.to(window.dtype) - WINDOW // 2
     i = centred.repeat_interleave(WINDOW)
@@ -150,7 +160,7 @@ def fit_log_gaussian(maps: torch.Tensor) -> torch.Tensor:
     rhs = [(weights * logs * a).sum(-1) for a in basis]
     _, c1, c2, c3, c4 = _solve(matrix, rhs)
     dx, dy = -c2 / (2.0 * c4), -c1 / (2.0 * c3)
-    fitted = (c3 < 0) & (c4 < 0) & torch.isfinite(dx) & torch.isfinite(dy)
+    fitted = enough & (c3 < 0) & (c4 < 0) & torch.isfinite(dx) & torch.isfinite(dy)
     mid_x, mid_y = (left + WINDOW // 2).to(window.dtype), (top + WINDOW // 2).to(window.dtype)
     reach = WINDOW // 2 + 0.5
     x = mid_x + torch.where(fitted, dx, col.to(window.dtype) - mid_x).clamp(-reach, reach)

@@ -12,9 +12,8 @@ with the known sigma (`heatmap.refine_log_gaussian`); f = (c + 0.5) / D; p = (k 
 `integer_fit` [ours; `subpixel: fit` in the config] takes the sub-cell position from the integer map instead:
 its Gaussian sits on the continuous position t - 0.5 (pixel-centre frame) rather than on cell k, and decode fits a
 log-Gaussian to the 7x7 window at its argmax (`heatmap.fit_log_gaussian`, DSAT's sub-pixel step). The decimal
-target and head stay as they are (trained, not read). At 96 px crops and 24x24 maps the decimal head learns
-nothing in a CPU budget (its fractions spread by 0.002 cells against the truth's 0.29, correlation 0.00, at loss
-weights 0.05-2.0): configs/hih_synthetic.md.
+target and head stay as they are (trained, not read): for a decimal head that learns nothing at a small budget
+(configs/hih_synthetic.md).
 
 Deviations from the released HIH code (starhiking/HeatmapInHeatmap), all to meet the codec contract
 decode(encode(p)) == p within 0.05 px:
@@ -88,11 +87,12 @@ class HIHCodec(Codec):
         }
 
     def decode(self, outputs: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Model outputs (int_heatmap + dec_logits) or batched targets (int_heatmap + dec_heatmap) -> (N, K, 2)."""
+        """Model outputs (int_heatmap + dec_logits) or batched targets (int_heatmap + dec_heatmap) -> (N, K, 2);
+        with `integer_fit`, int_heatmap alone."""
         if self.integer_fit:
             if "int_heatmap" not in outputs:
                 raise KeyError(f"HIH decode needs 'int_heatmap'; got {sorted(outputs)}")
-            centre = fit_log_gaussian(outputs["int_heatmap"].float())
+            centre = fit_log_gaussian(outputs["int_heatmap"])
             return cells_to_crop(centre + 0.5, self.input_size, self.heatmap_size)
         decimal_key = next((key for key in DECIMAL_KEYS if key in outputs), None)
         if "int_heatmap" not in outputs or decimal_key is None:

@@ -91,7 +91,8 @@ class EvalResult(StepResult):
     perturbed: dict[str, float] = field(default_factory=dict)
     private_metrics: dict[str, float] = field(default_factory=dict)  # the private split's; never gated
     real_metrics: dict[str, float] = field(default_factory=dict)
-    """NME/FR/AUC on real faces given beside the data (empty when none were); gated by `gate.max_real_nme`."""
+    """NME/FR/AUC on real faces given beside the data (empty when none were), and `nme_<post-step>` for a model with
+    one; `nme` is gated by `gate.max_real_nme`."""
 
     @property
     def nme(self) -> float:

@@ -15,6 +15,9 @@ if TYPE_CHECKING:
 Subpixel = Literal["decimal", "fit"]
 """Where HIH's sub-cell position comes from: the decimal heatmap (the paper) or a fit to the integer map."""
 STEM_STRIDE = 4
+MIN_FIT_SIGMA = 1.0
+"""Narrowest integer Gaussian `subpixel: fit` reads within the codec contract (at sigma 0.7 a point on the map's
+border decoded 0.6 cells off)."""
 MAX_DECIMAL_FLOOR = 1e-2
 """Largest allowed decimal-target value in the far corner: decode subtracts the map minimum as the unknown
 offset, which moves a decoded target by about 0.002 px at this value (0.03 px at 0.1, measured at 128/32/4)."""
@@ -59,6 +62,11 @@ class HIHParams(ModelParams):
             raise ValueError(
                 f"heatmap_size / decimal_size must be a power of two >= 4 (the decimal head is a 3x3/s2 max-pool "
                 f"to H/2 - 1, then log2(H/D) - 1 >= 1 stride-2 DownBlocks), got {self.heatmap_size}/{self.decimal_size}"
+            )
+        if self.subpixel == "fit" and self.int_sigma < MIN_FIT_SIGMA:
+            raise ValueError(
+                f"subpixel 'fit' needs int_sigma >= {MIN_FIT_SIGMA:g}: a narrower integer Gaussian at the map's "
+                f"border leaves the fit too few pixels to keep its 0.05 px contract, got {self.int_sigma}"
             )
         corner = math.exp(-(((self.decimal_size - 1) / 2) ** 2) / self.dec_sigma**2)
         if corner > MAX_DECIMAL_FLOOR:
