@@ -23,23 +23,29 @@ from landmarkflow.layouts import get_layout
 from landmarkflow.models.zoo import build_model
 from landmarkflow.tracking import ensure_experiment, experiment_name
 from landmarkflow.train.checkpoint import load_model, save_checkpoint
-from tests.fakes import DOTS_HIH, dots_hih, write_random_300w
+from tests.fakes import DOTS_HIH, write_random_300w
 from tests.models.small_configs import SMALL_LGCN
 
-CONFIG = {"name": "hih_300w_dots", "model": {**DOTS_HIH, "num_points": 68}, "data": {"dataset": "300w"}}
+
+def untrained(tmp_path: Path, name: str, model_params: dict, train_faces: int) -> steps.TrainResult:
+    """A freshly initialised model saved as if trained on random 300W faces (2 test faces), with its MLflow run."""
+    root = tmp_path / "300W"
+    faces = write_random_300w(root, {"lfpw/trainset": train_faces, "lfpw/testset": 2})
+    manifest = write_manifest(faces, tmp_path / "m.parquet")
+    torch.manual_seed(0)
+    config = {"name": name, "model": model_params, "data": {"dataset": "300w", "root": str(root)}}
+    checkpoint = save_checkpoint(
+        tmp_path / "model.pt", {"config": config, "model": build_model(model_params).state_dict()}
+    )
+    run_id = mlflow.MlflowClient().create_run(ensure_experiment(experiment_name("300w"))).info.run_id
+    return steps.TrainResult(
+        run_id, str(checkpoint), "", "", model_params["name"], "300w", "", str(manifest), str(root), 0.0, 0.0, config
+    )
 
 
 @pytest.fixture
 def trained(tmp_path: Path) -> steps.TrainResult:
-    root = tmp_path / "300W"
-    manifest = write_manifest(write_random_300w(root, {"lfpw/trainset": 3, "lfpw/testset": 2}), tmp_path / "m.parquet")
-    torch.manual_seed(0)
-    config = {**CONFIG, "data": {**CONFIG["data"], "root": str(root)}}
-    checkpoint = save_checkpoint(tmp_path / "model.pt", {"config": config, "model": dots_hih().state_dict()})
-    run_id = mlflow.MlflowClient().create_run(ensure_experiment(experiment_name("300w"))).info.run_id
-    return steps.TrainResult(
-        run_id, str(checkpoint), "", "", "hih", "300w", "", str(manifest), str(root), 0.0, 0.0, config
-    )
+    return untrained(tmp_path, "hih_300w_dots", {**DOTS_HIH, "num_points": 68}, train_faces=3)
 
 
 def test_real_faces_are_measured_on_their_own_beside_an_unchanged_test_split(
@@ -100,27 +106,15 @@ def test_a_pod_fetches_the_real_faces_by_version_from_the_data_remote(
     assert there.real_metrics == here.real_metrics
 
 
-LGCN_68 = {**SMALL_LGCN, "num_points": 68}
-
-
 def test_real_faces_are_also_measured_through_the_shape_fit_a_deployed_lgcn_answers_with(tmp_path: Path) -> None:
-    root = tmp_path / "300W"
-    manifest = write_manifest(write_random_300w(root, {"lfpw/trainset": 6, "lfpw/testset": 2}), tmp_path / "m.parquet")
-    torch.manual_seed(0)
-    config = {"name": "lgcn_300w_small", "model": LGCN_68, "data": {"dataset": "300w", "root": str(root)}}
-    model = build_model(LGCN_68)
-    checkpoint = save_checkpoint(tmp_path / "model.pt", {"config": config, "model": model.state_dict()})
-    run_id = mlflow.MlflowClient().create_run(ensure_experiment(experiment_name("300w"))).info.run_id
-    trained = steps.TrainResult(
-        run_id, str(checkpoint), "", "", "lgcn", "300w", "", str(manifest), str(root), 0.0, 0.0, config
-    )
+    trained = untrained(tmp_path, "lgcn_300w_small", {**SMALL_LGCN, "num_points": 68}, train_faces=6)
     real_root = tmp_path / "real"
     real = write_random_300w(real_root, {"ibug": 3}, seed=5)
 
     evaluated = steps.evaluate(trained, tmp_path / "eval", RealFaces("300w", real_root))
 
-    model, loaded = load_model(checkpoint)
-    train = read_split(str(manifest), "train")
+    model, loaded = load_model(Path(trained.checkpoint))
+    train = read_split(trained.manifest, "train")
     _, fitted = model.refined_predictor(
         np.stack([r.landmarks for r in train]), np.stack([r.bbox for r in train]), loaded.data.box_scale
     )
@@ -129,7 +123,7 @@ def test_real_faces_are_also_measured_through_the_shape_fit_a_deployed_lgcn_answ
     expected = per_image_nme(preds, gts, get_layout("68"), boxes, "inter_ocular")
     assert evaluated.real_metrics["nme_shape_fitted"] == pytest.approx(expected.mean(), rel=1e-6)
     assert evaluated.real_metrics["nme_shape_fitted"] != pytest.approx(evaluated.real_metrics["nme"])
-    logged = mlflow.MlflowClient().get_run(run_id).data.metrics
+    logged = mlflow.MlflowClient().get_run(trained.run_id).data.metrics
     assert logged["real_nme_shape_fitted"] == pytest.approx(expected.mean())
     per_face = {face["face"]: face for face in json.loads((tmp_path / "eval" / PER_FACE).read_text())}
     for record, nme in zip(real, expected, strict=True):
