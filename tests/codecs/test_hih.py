@@ -31,12 +31,15 @@ def hard_points(size: int, heatmap: int, rng: np.random.Generator, count: int) -
     return np.concatenate([uniform, on_edges, border])
 
 
+@pytest.mark.parametrize("int_sigma", [1.5, 2.0])  # the benchmark configs' and the synthetic config's
 @pytest.mark.parametrize("integer_fit", [False, True])
 @pytest.mark.parametrize(("size", "heatmap", "decimal", "dec_sigma"), GEOMETRIES)
-def test_round_trip_within_contract(size: int, heatmap: int, decimal: int, dec_sigma: float, integer_fit: bool) -> None:
+def test_round_trip_within_contract(
+    size: int, heatmap: int, decimal: int, dec_sigma: float, integer_fit: bool, int_sigma: float
+) -> None:
     rng = np.random.default_rng(7)
     points = hard_points(size, heatmap, rng, 1500)
-    codec = HIHCodec(len(points), size, heatmap, decimal, 1.5, dec_sigma, integer_fit)
+    codec = HIHCodec(len(points), size, heatmap, decimal, int_sigma, dec_sigma, integer_fit)
     decoded = codec.decode(batched(codec.encode(points, np.ones(len(points), bool))))[0].numpy()
     assert decoded.shape == points.shape
     assert np.abs(decoded - points).max() < CONTRACT_PX
@@ -85,7 +88,7 @@ def test_fit_draws_the_integer_peak_at_the_exact_position_and_reads_only_that_ma
 
 def test_fit_keeps_the_contract_down_to_its_narrowest_sigma() -> None:
     """MIN_FIT_SIGMA: the narrowest integer Gaussian the fit reads within 0.05 px, the map's border included (the
-    round trip above reads the configs' 1.5)."""
+    round trip above reads the configs' 1.5 and 2.0)."""
     points = hard_points(96, 24, np.random.default_rng(3), 1500)
     codec = HIHCodec(len(points), 96, 24, 6, MIN_FIT_SIGMA, 1.0, integer_fit=True)
     decoded = codec.decode(batched(codec.encode(points, np.ones(len(points), bool))))[0].numpy()
