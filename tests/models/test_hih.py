@@ -84,7 +84,7 @@ def test_init_follows_the_paper() -> None:
         ({"channels": 30}, "multiple of 4"),
         ({"layers": 3}, "Extra inputs"),
         ({"subpixel": "argmax"}, "'decimal' or 'fit'"),
-        ({"subpixel": "fit", "int_sigma": 0.7}, "needs int_sigma >= 1"),
+        ({"subpixel": "fit", "int_sigma": 1.0}, "needs int_sigma >= 1.2"),
     ],
 )
 def test_params_reject_inconsistent_sizes(change: dict, message: str) -> None:
