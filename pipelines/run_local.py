@@ -62,7 +62,7 @@ def main() -> int:
     from kfp import local
 
     from landmarkflow.data.versioning import default_remote, remote_url, track_outside
-    from landmarkflow.pipeline_summary import print_pipeline_report
+    from landmarkflow.pipeline_summary import float32_notice, print_pipeline_report
     from landmarkflow.registry import GIT_COMMIT_ENV, git_commit
     from landmarkflow.services import TRACKING_URI
     from landmarkflow.tracking import ARTIFACTS_ENV, artifact_root, disable_telemetry, setup_tracking
@@ -78,6 +78,9 @@ def main() -> int:
     # Evaluate fetches the real faces by version from the remote ingest pushes the data to (the repo's default).
     real_faces = track_outside(args.real_faces, remote_url(REPO, default_remote(REPO))) if args.real_faces else ""
     share_cores(min(args.parallel, len(configs)))
+    notice = float32_notice(configs)
+    if notice:
+        print(notice, flush=True)
     local.init(
         runner=local.SubprocessRunner(use_venv=False),
         pipeline_root=str((REPO / args.pipeline_root).resolve()),

@@ -100,6 +100,12 @@ def build_scheduler(
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step / steps, config.train))
 
 
+def cpu_computes_bfloat16() -> bool:
+    """Whether this CPU has bfloat16 arithmetic (AVX512-BF16 or AMX); elsewhere PyTorch emulates it, slower than
+    float32, so `train.amp` trains in float32 there."""
+    return torch.cpu._is_avx512_bf16_supported()
+
+
 def mixed_precision_dtype(amp: bool, device: torch.device) -> torch.dtype | None:
     """The autocast dtype of training, None for float32: on CUDA bfloat16 where the GPU computes it natively
     (Ampere and later: float32's range, so no loss scaling), else float16 with loss scaling; bfloat16 on a CPU
@@ -108,7 +114,7 @@ def mixed_precision_dtype(amp: bool, device: torch.device) -> torch.dtype | None
         return None
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported(including_emulation=False) else torch.float16
-    if device.type == "cpu" and torch.cpu._is_avx512_bf16_supported():
+    if device.type == "cpu" and cpu_computes_bfloat16():
         return torch.bfloat16
     log.info("train.amp: this CPU has no native bfloat16; training in float32")
     return None
