@@ -14,6 +14,9 @@ def test_a_cpu_without_bfloat16_names_the_models_it_slows(monkeypatch: pytest.Mo
     assert notice is not None
     assert notice.startswith("This CPU has no native bfloat16: RDFN, HIH, LGCN (train.amp) train in float32")
     assert "DSAT" not in notice  # its config trains in float32 everywhere: nothing changes for it
+    assert float32_notice(["configs/hih_synthetic_tiny.yaml"]).startswith(
+        "This CPU has no native bfloat16: HIH (train.amp) trains in float32"
+    )
 
 
 def test_no_notice_where_bfloat16_is_native_or_no_model_asks_for_it(monkeypatch: pytest.MonkeyPatch) -> None:

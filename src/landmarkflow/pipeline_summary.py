@@ -27,7 +27,8 @@ def float32_notice(configs: list[str]) -> str | None:
     if not slowed or cpu_computes_bfloat16():
         return None
     return (
-        f"This CPU has no native bfloat16: {', '.join(slowed)} (train.amp) train in float32, at about half the speed. "
+        f"This CPU has no native bfloat16: {', '.join(slowed)} (train.amp) train{'s' if len(slowed) == 1 else ''} in "
+        "float32, at about half the speed. "
         "The default run takes about 30 minutes on 2 such cores instead of 15 (README: What a run produced)."
     )
 
