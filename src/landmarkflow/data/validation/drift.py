@@ -112,15 +112,7 @@ def face_features(frame: pd.DataFrame) -> dict[str, np.ndarray]:
     positions = np.arange(n)
     for layout, rows in frame.groupby("layout", sort=False).indices.items():
         points = np.stack([np.stack(p).astype(np.float64) for p in frame["landmarks"].iloc[rows]])
-        right, left, nose = _eye_and_nose_points(str(layout))
-        right_eye, left_eye = points[:, right].mean(axis=1), points[:, left].mean(axis=1)
-        eye_line = left_eye - right_eye
-        distance = np.linalg.norm(eye_line, axis=1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            along = ((points[:, nose].mean(axis=1) - (right_eye + left_eye) / 2) * eye_line).sum(axis=1) / distance
-            yaw[positions[rows]] = along / distance
-        roll[positions[rows]] = np.degrees(np.arctan2(eye_line[:, 1], eye_line[:, 0]))
-        inter_ocular[positions[rows]] = distance
+        yaw[positions[rows]], roll[positions[rows]], inter_ocular[positions[rows]] = head_pose(points, str(layout))
     boxes = np.stack([np.asarray(b, dtype=np.float64) for b in frame["bbox"]]) if n else np.zeros((0, 4))
     sides = np.clip(boxes[:, 2:] - boxes[:, :2], 0, None)
     return {
@@ -131,6 +123,20 @@ def face_features(frame: pd.DataFrame) -> dict[str, np.ndarray]:
         "visible": np.array([np.asarray(v, dtype=bool).mean() for v in frame["visible"]], dtype=np.float64),
         "image_size": np.sqrt(frame["width"].to_numpy(np.float64) * frame["height"].to_numpy(np.float64)),
     }
+
+
+def head_pose(points: np.ndarray, layout: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per face of (N, K, 2) landmarks in `layout`: the yaw proxy (the nose's offset from the eyes' midpoint along
+    the eye line, in eye distances; NaN where the eyes coincide), the roll (the eye line's angle, degrees) and the
+    inter-ocular distance."""
+    right, left, nose = _eye_and_nose_points(layout)
+    right_eye, left_eye = points[:, right].mean(axis=1), points[:, left].mean(axis=1)
+    eye_line = left_eye - right_eye
+    distance = np.linalg.norm(eye_line, axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        along = ((points[:, nose].mean(axis=1) - (right_eye + left_eye) / 2) * eye_line).sum(axis=1) / distance
+        yaw = along / distance
+    return yaw, np.degrees(np.arctan2(eye_line[:, 1], eye_line[:, 0])), distance
 
 
 def _eye_and_nose_points(layout: str) -> tuple[list[int], list[int], list[int]]:
