@@ -24,10 +24,9 @@ from landmarkflow.data.manifest import FaceRecord
 from landmarkflow.evaluation.metrics import per_image_nme
 from landmarkflow.evaluation.real_faces import RealFaces, read_real_faces
 from landmarkflow.imageio import read_rgb
-from landmarkflow.inference import Predictor
+from landmarkflow.inference import Predictor, load_registered
 from landmarkflow.layouts import get_layout
-from landmarkflow.registry import champion_or_newest
-from landmarkflow.tracking import registered_model_name, setup_tracking
+from landmarkflow.tracking import registered_model_name
 
 
 def rolled(image: np.ndarray, points: np.ndarray, degrees: float) -> tuple[np.ndarray, np.ndarray]:
@@ -59,20 +58,15 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=["hih", "dsat", "lgcn", "rdfn"])
     parser.add_argument("--registered-dataset", default="synthetic", help="the registered models' dataset suffix")
     args = parser.parse_args()
-    setup_tracking(must_exist=True)
     angles = [0.0] + [sign * d for d in args.degrees for sign in (1.0, -1.0)]
     models: dict[str, dict[str, object]] = {}
     for model in args.models:
         name = registered_model_name(model, args.registered_dataset)
-        found = champion_or_newest(name)
-        if found is None:
-            raise SystemExit(f"{name}: no registered version (run `make pipeline-run` first)")
-        version = found[0]
-        predictor = Predictor.load(f"models:/{name}/{version.version}")
+        predictor, version, _ = load_registered(name)
         faces = read_real_faces(RealFaces(args.dataset, args.real_faces), predictor.info.layout)
         photos = [read_rgb(args.real_faces / face.image_path) for face in faces]
         per_angle = {angle: tilt_nmes(predictor, faces, photos, angle) for angle in angles}
-        models[f"{name} v{version.version}"] = {
+        models[f"{name} v{version}"] = {
             "faces": [face.image_path for face in faces],
             "nme": {f"{angle:+g}": float(np.mean(nmes)) for angle, nmes in per_angle.items()},
             "nme_by_face": {f"{angle:+g}": nmes for angle, nmes in per_angle.items()},
@@ -83,4 +77,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except LookupError as exc:
+        raise SystemExit(str(exc)) from None

@@ -26,10 +26,9 @@ from landmarkflow.data.manifest import TRAIN_SPLIT, FaceRecord
 from landmarkflow.data.validation.drift import head_pose
 from landmarkflow.evaluation.metrics import per_image_nme
 from landmarkflow.imageio import read_rgb
-from landmarkflow.inference import Predictor
+from landmarkflow.inference import Predictor, load_registered
 from landmarkflow.layouts import get_layout
-from landmarkflow.registry import champion_or_newest
-from landmarkflow.tracking import registered_model_name, setup_tracking
+from landmarkflow.tracking import registered_model_name
 
 BANDS = (0.0, 0.1, 0.2, 0.3, 0.45)
 """Lower edges of the bands of |turn|; the last band is open."""
@@ -79,7 +78,6 @@ def main() -> None:
     parser.add_argument("--split", default="test", help="the split to read (the configs' data.test_split)")
     parser.add_argument("--models", nargs="+", default=["hih", "dsat", "lgcn", "rdfn"])
     args = parser.parse_args()
-    setup_tracking(must_exist=True)
     records = read_dataset(args.dataset, args.root)
     test = [r for r in records if r.split == args.split]
     layout = test[0].layout
@@ -93,15 +91,14 @@ def main() -> None:
     }
     for model in args.models:
         name = registered_model_name(model, args.dataset)
-        found = champion_or_newest(name)
-        if found is None:
-            raise SystemExit(f"{name}: no registered version (run `make pipeline-run` first)")
-        version = found[0]
-        predictor = Predictor.load(f"models:/{name}/{version.version}")
+        predictor, version, _ = load_registered(name)
         true_turn, predicted_turn, nme = read_turns(predictor, test, args.root)
-        report["models"][f"{name} v{version.version}"] = turn_bands(true_turn, predicted_turn, nme)
+        report["models"][f"{name} v{version}"] = turn_bands(true_turn, predicted_turn, nme)
     print(json.dumps(report, indent=2))
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except LookupError as exc:
+        raise SystemExit(str(exc)) from None

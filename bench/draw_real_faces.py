@@ -20,9 +20,8 @@ import skimage.data
 from landmarkflow.data.draw import draw_landmarks
 from landmarkflow.detection import detect_faces
 from landmarkflow.imageio import write_image
-from landmarkflow.inference import Predictor
-from landmarkflow.registry import champion_or_newest
-from landmarkflow.tracking import registered_model_name, setup_tracking
+from landmarkflow.inference import load_registered
+from landmarkflow.tracking import registered_model_name
 
 VIEWS = {"upright": 0.0, "turned": 25.0}  # degrees the photo is turned by
 CELL = 320  # pixels per face in the sheet
@@ -64,15 +63,10 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=["hih", "dsat", "lgcn", "rdfn"])
     parser.add_argument("--dataset", default="synthetic", help="the registered models' dataset suffix")
     args = parser.parse_args()
-    setup_tracking(must_exist=True)
     predictors = {}
     for model in args.models:
-        name = registered_model_name(model, args.dataset)
-        found = champion_or_newest(name)
-        if found is None:
-            raise SystemExit(f"{name}: no registered version (run `make pipeline-run` first)")
-        version, role = found
-        predictors[f"{model.upper()} v{version.version} ({role})"] = Predictor.load(f"models:/{name}/{version.version}")
+        predictor, version, role = load_registered(registered_model_name(model, args.dataset))
+        predictors[f"{model.upper()} v{version} ({role})"] = predictor
     photo = skimage.data.astronaut()
     faces = detect_faces(photo)
     if not faces:
@@ -91,4 +85,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except LookupError as exc:
+        raise SystemExit(str(exc)) from None

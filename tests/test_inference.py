@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from landmarkflow.cli import app
 from landmarkflow.detection import detect_faces
-from landmarkflow.inference import Predictor
+from landmarkflow.inference import Predictor, load_registered
 from landmarkflow.layouts import get_layout
 from landmarkflow.runtime import DeployInfo
 from landmarkflow.tracking import ensure_experiment, setup_tracking
@@ -258,3 +258,9 @@ def test_a_rolled_first_answer_is_read_again_on_an_upright_crop(
     rotation = np.array([[np.cos(turn), -np.sin(turn)], [np.sin(turn), np.cos(turn)]])
     expected = centre + (rolled_eyes(20.0) - CENTRE) @ rotation.T / scale
     np.testing.assert_allclose(face.landmarks, expected, atol=1e-3)
+
+
+def test_a_model_with_no_registered_version_is_named_with_what_to_run() -> None:
+    setup_tracking()  # a store that exists, with nothing registered in it
+    with pytest.raises(LookupError, match=r"^hih-synthetic: no registered version \(run `make pipeline-run` first\)$"):
+        load_registered("hih-synthetic")

@@ -303,3 +303,17 @@ class Predictor:
             faces = self.predict_image(read_rgb(path), None if bbox is None else [bbox])
             results.append({"image": str(path), "faces": [face.to_json() for face in faces]})
         return results
+
+
+def load_registered(name: str) -> tuple[Predictor, str, str]:
+    """A registered model's champion, else its newest version (whose gate may have failed), loaded to predict, with
+    that version's number and which of the two it is: how the benches and drawings read the default models.
+    LookupError naming the model when nothing is registered under `name`."""
+    from landmarkflow.registry import champion_or_newest
+
+    setup_tracking(must_exist=True)
+    found = champion_or_newest(name)
+    if found is None:
+        raise LookupError(f"{name}: no registered version (run `make pipeline-run` first)")
+    version, role = found
+    return Predictor.load(f"models:/{name}/{version.version}"), version.version, role
