@@ -20,7 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from landmarkflow.data.manifest import FaceRecord
+from landmarkflow.data.manifest import FaceRecord, landmark_box
 from landmarkflow.evaluation.metrics import per_image_nme
 from landmarkflow.evaluation.real_faces import RealFaces, read_real_faces
 from landmarkflow.imageio import read_rgb
@@ -43,7 +43,7 @@ def tilt_nmes(predictor: Predictor, faces: list[FaceRecord], photos: list[np.nda
     truths, predictions, boxes = [], [], []
     for face, photo in zip(faces, photos, strict=True):
         image, truth = rolled(photo, face.landmarks, degrees)
-        box = np.r_[truth.min(axis=0), truth.max(axis=0)]
+        box = landmark_box(truth)
         predictions.append(predictor.predict_image(image, [box])[0].landmarks)
         truths.append(truth)
         boxes.append(box)

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from landmarkflow.data.formats.readers import read_dataset
-from landmarkflow.data.manifest import TRAIN_SPLIT, FaceRecord
+from landmarkflow.data.manifest import TRAIN_SPLIT, FaceRecord, landmark_box
 from landmarkflow.data.validation.drift import head_pose
 from landmarkflow.evaluation.metrics import per_image_nme
 from landmarkflow.imageio import read_rgb
@@ -60,7 +60,7 @@ def read_turns(predictor: Predictor, faces: list[FaceRecord], root: Path) -> tup
     """The true and predicted turn of every face, and its NME (the layout's default normaliser)."""
     layout = get_layout(predictor.info.layout)
     truths = np.stack([face.landmarks for face in faces]).astype(np.float64)
-    boxes = np.stack([np.r_[truth.min(axis=0), truth.max(axis=0)] for truth in truths])
+    boxes = np.stack([landmark_box(truth) for truth in truths])
     predictions = np.stack(
         [
             predictor.predict_image(read_rgb(root / face.image_path), [box])[0].landmarks

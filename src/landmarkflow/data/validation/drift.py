@@ -109,10 +109,9 @@ def face_features(frame: pd.DataFrame) -> dict[str, np.ndarray]:
     """Every feature of every face of a manifest frame, in row order (NaN where a face has no eyes apart)."""
     n = len(frame)
     yaw, roll, inter_ocular = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
-    positions = np.arange(n)
     for layout, rows in frame.groupby("layout", sort=False).indices.items():
         points = np.stack([np.stack(p).astype(np.float64) for p in frame["landmarks"].iloc[rows]])
-        yaw[positions[rows]], roll[positions[rows]], inter_ocular[positions[rows]] = head_pose(points, str(layout))
+        yaw[rows], roll[rows], inter_ocular[rows] = head_pose(points, str(layout))
     boxes = np.stack([np.asarray(b, dtype=np.float64) for b in frame["bbox"]]) if n else np.zeros((0, 4))
     sides = np.clip(boxes[:, 2:] - boxes[:, :2], 0, None)
     return {
