@@ -80,6 +80,8 @@ def main() -> None:
     args = parser.parse_args()
     records = read_dataset(args.dataset, args.root)
     test = [r for r in records if r.split == args.split]
+    if not test:
+        raise SystemExit(f"{args.root}: no {args.dataset} faces in split {args.split!r}")
     layout = test[0].layout
     train_turn = np.abs(head_pose(np.stack([r.landmarks for r in records if r.split == TRAIN_SPLIT]), layout)[0])
     report: dict[str, object] = {
