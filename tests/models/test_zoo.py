@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import onnxruntime as ort
 import pytest
 import torch
 
@@ -73,6 +74,31 @@ def test_flip_test_mirrors_predictions_exactly_and_exports(name: str, tmp_path: 
     info = DeployInfo(model=name, layout="19", num_points=19, input_size=size, box_scale=1.25, config_hash="0")
     path = export_onnx(model, tmp_path / f"{name}.onnx", info)
     assert compare_outputs(model, path, images.numpy())["max_abs_diff_px"] < 1e-3
+
+
+def test_flip_test_heatmaps_mirror_exactly_and_export(tmp_path: Path) -> None:
+    """The maps LGCN's shape fit reads are the flip test's too: a mirror crop's maps are the crop's, mirrored (W
+    flipped, pairs swapped), for any weights; the exported graph outputs those same maps beside the landmarks."""
+    torch.manual_seed(0)
+    model = build_model({**FLIP_SECTIONS["lgcn"], "flip_test": True}).eval()
+    size = model.input_size
+    images = torch.rand(3, 3, size, size, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        points, maps = model.predict_with_heatmaps(images)
+        mirrored = model.predict_with_heatmaps(images.flip(-1))[1]
+        single = model(images)["heatmap"]
+        torch.testing.assert_close(points, model.predict(images))
+    scale = float(maps.abs().max())  # the source's init keeps this small net's maps near 1e-6
+    pairs = list(get_layout("19").flip_permutation)
+    np.testing.assert_allclose(mirrored.flip(-1)[:, pairs].numpy(), maps.numpy(), rtol=0, atol=1e-5 * scale)
+    assert (single - maps).abs().max() > 1e-2 * scale  # the mirror's view is in the average
+    info = DeployInfo(
+        model="lgcn", layout="19", num_points=19, input_size=size, box_scale=1.25, config_hash="0", heatmap_name="maps"
+    )
+    path = export_onnx(model, tmp_path / "lgcn.onnx", info)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    exported = session.run(["maps"], {info.input_name: images.numpy()})[0]
+    np.testing.assert_allclose(exported, maps.numpy(), rtol=0, atol=1e-4 * scale)
 
 
 def test_flip_test_needs_a_layouts_point_count() -> None:

@@ -47,13 +47,14 @@ def test_predict_applies_the_shape_fit_evaluate_measured(tmp_path: Path, monkeyp
     )
     for saved, fitted in zip(astuple(predictor.shape_model), astuple(evaluated_shape), strict=True):
         np.testing.assert_array_equal(saved, fitted)
-    # evaluate fits the same shape model to PyTorch's heatmaps; onnxruntime's agree to float rounding. A one-epoch
-    # LGCN's maps are nearly flat, so that rounding may move its argmax peaks: compare on the same maps instead.
+    # evaluate fits the same shape model to PyTorch's heatmaps (the flip test's average); onnxruntime's agree to
+    # float rounding. A one-epoch LGCN's maps are nearly flat, so that rounding may move its argmax peaks: compare on
+    # the same maps instead.
     root = Path(run.train.root)
     batch = np.concatenate([predictor.crop_faces(read_rgb(root / r.image_path), [r.bbox]).crops for r in test[:4]])
     ort_maps = predictor.session.run(["heatmaps"], {"images": batch})[0]
     with torch.inference_mode():
-        torch_maps = model.eval()(torch.from_numpy(batch))["heatmap"].numpy()
+        torch_maps = model.eval().predict_with_heatmaps(torch.from_numpy(batch))[1].numpy()
     np.testing.assert_allclose(ort_maps, torch_maps, atol=1e-6)
     np.testing.assert_array_equal(predictor.predict_crops(batch), fit_shapes(ort_maps, evaluated_shape))
     unfitted = predict_records(lambda c: predictor.predict_crops(c, fit_shape=False), test, *crops)

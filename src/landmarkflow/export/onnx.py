@@ -33,22 +33,20 @@ class _Predict(nn.Module):
 
 
 class _PredictWithHeatmaps(_Predict):
-    """`model.predict` and the final `heatmap` it decodes, for a post-step outside the graph (LGCN's shape fit)."""
+    """`model.predict_with_heatmaps`: the landmarks and the heatmaps behind them, for a post-step outside the graph
+    (LGCN's shape fit)."""
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # type: ignore[override]
-        if not self.model.params.flip_test:
-            outputs = self.model(images)
-            return self.model.codec.decode(outputs), outputs["heatmap"]
-        both = self.model(self.model.with_mirrors(images))  # one forward for the flip test and the heatmap
-        return self.model.mirror_averaged(self.model.codec.decode(both)), both["heatmap"][: images.shape[0]]
+        return self.model.predict_with_heatmaps(images)
 
 
 def export_onnx(model: LandmarkModel, path: str | Path, info: DeployInfo, opset: int = 18) -> Path:
     """Write `model.predict` as ONNX to `path` (atomically), with `info` as metadata; returns the path.
 
     Input `info.input_name` (N, 3, S, S) float32 RGB in [0, 1], output `info.output_name` (N, K, 2) float32 crop
-    pixels, N dynamic; when `info.heatmap_name` is set, the model's final `heatmap` (N, K, H, W) as that second
-    output. The model is exported in eval mode and its previous mode is restored afterwards.
+    pixels, N dynamic; when `info.heatmap_name` is set, the final heatmaps (N, K, H, W) that `predict_with_heatmaps`
+    gives (the flip test's average) as that second output. The model is exported in eval mode and its previous mode
+    is restored afterwards.
     """
     path = Path(path)
     was_training = model.training

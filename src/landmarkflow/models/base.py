@@ -91,9 +91,26 @@ class LandmarkModel(nn.Module):
 
     @staticmethod
     def with_mirrors(images: torch.Tensor) -> torch.Tensor:
-        """The flip test's batch: the N crops, then their N mirror images, the order in which `mirror_averaged` (and
-        DSAT's heatmap average) pair them."""
+        """The flip test's batch: the N crops, then their N mirror images, the order in which `mirror_averaged` and
+        `mirror_averaged_maps` pair them."""
         return torch.cat([images, images.flip(-1)])
+
+    def predict_with_heatmaps(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """`predict`'s landmarks and the final `heatmap` (N, K, H, W) behind them, from one forward, for a post-step
+        outside the graph (LGCN's shape fit). With `flip_test` the heatmaps are the flip test's too
+        (`mirror_averaged_maps`), so that the fit, like the landmarks, uses both views."""
+        if not self.params.flip_test:
+            outputs = self(images)
+            return self.codec.decode(outputs), outputs["heatmap"]
+        both = self(self.with_mirrors(images))
+        return self.mirror_averaged(self.codec.decode(both)), self.mirror_averaged_maps(both["heatmap"])
+
+    def mirror_averaged_maps(self, both: torch.Tensor) -> torch.Tensor:
+        """(2N, K, H, W) point maps of N crops then of their mirrors -> (N, K, H, W): the mirror's maps, mirrored
+        back (W flipped, left and right channels swapped), averaged in. Exact for maps whose pixel grid is
+        symmetric about the crop's centre, as every codec's is."""
+        count = both.shape[0] // 2  # slicing, unlike chunk(2), keeps the exported batch dimension dynamic
+        return (both[:count] + both[count:].flip(-1).index_select(1, self.flip_permutation)) / 2
 
     def mirror_averaged(self, both: torch.Tensor) -> torch.Tensor:
         """(2N, K, 2) landmarks of N crops then of their mirrors -> (N, K, 2): the mirror's, mirrored back, averaged

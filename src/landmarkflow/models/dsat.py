@@ -287,7 +287,4 @@ class DSAT(LandmarkModel):
         if not self.params.flip_test:
             return self.codec.decode(self(images))
         both = self(self.with_mirrors(images))["heatmap"]
-        count = images.shape[0]  # slicing, unlike chunk(2), keeps the exported batch dimension dynamic
-        direct, mirrored = both[:count], both[count:]
-        unflipped = mirrored.flip(-1).index_select(1, self.flip_permutation)
-        return self.codec.decode({"heatmap": (direct + unflipped) / 2})
+        return self.codec.decode({"heatmap": self.mirror_averaged_maps(both)})

@@ -165,13 +165,13 @@ def shape_fitted_predictor(
     shape_model: ShapeModel,
     device: torch.device | str = "cpu",
 ) -> CropPredictor:
-    """A crops -> crop points function for `predict_records`: the final `heatmap` of `model`'s forward (LGCN's
-    o2), then `fit_shapes`."""
+    """A crops -> crop points function for `predict_records`: the final `heatmap` (LGCN's o2, the flip test's
+    average with `flip_test`), as the exported graph outputs it, then `fit_shapes`."""
     model.eval()
 
     def run(crops: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
-            maps = model(torch.from_numpy(crops).to(device))["heatmap"].float().cpu().numpy()
+            maps = model.predict_with_heatmaps(torch.from_numpy(crops).to(device))[1].float().cpu().numpy()
         return fit_shapes(maps, shape_model)
 
     return run

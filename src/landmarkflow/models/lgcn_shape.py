@@ -1,9 +1,10 @@
 """LGCN post-processing: constrained PCA shape fitting on the heatmaps (docs/models.md §4.4), outside the ONNX graph.
 
 The deployed graph outputs the network's own landmarks (argmax + sub-pixel step); this module is the paper's
-post-step, run in numpy on the final heatmaps o2 (`lgcn.shape_fitted_predictor` plugs it into `predict_records`; a
-deployed LGCN's ONNX outputs o2 as well and `inference.Predictor` fits its own saved shape model). Free of torch, so
-that `predict` and `serve` run it where only onnxruntime is installed:
+post-step, run in numpy on the final heatmaps o2, averaged with the mirror crop's as the flip test averages the
+points (`lgcn.shape_fitted_predictor` plugs it into `predict_records`; a deployed LGCN's ONNX outputs those maps as
+well and `inference.Predictor` fits its own saved shape model). Free of torch, so that `predict` and `serve` run it
+where only onnxruntime is installed:
 
 1. `ShapeModel.fit`: training shapes (crop frame) rotated to the mean face about the crop centre; mean, the first
    12 principal directions scaled by their singular values, and every per-axis point ordering that holds in 100%
