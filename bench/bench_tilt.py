@@ -20,9 +20,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from landmarkflow.data.manifest import FaceRecord, landmark_box
+from landmarkflow.data.manifest import FaceRecord
 from landmarkflow.evaluation.metrics import per_image_nme
 from landmarkflow.evaluation.real_faces import RealFaces, read_real_faces
+from landmarkflow.geometry import landmark_box
 from landmarkflow.imageio import read_rgb
 from landmarkflow.inference import Predictor, load_registered
 from landmarkflow.layouts import get_layout

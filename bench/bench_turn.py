@@ -22,9 +22,10 @@ from pathlib import Path
 import numpy as np
 
 from landmarkflow.data.formats.readers import read_dataset
-from landmarkflow.data.manifest import TRAIN_SPLIT, FaceRecord, landmark_box
+from landmarkflow.data.manifest import TRAIN_SPLIT, FaceRecord
 from landmarkflow.data.validation.drift import head_pose
 from landmarkflow.evaluation.metrics import per_image_nme
+from landmarkflow.geometry import landmark_box
 from landmarkflow.imageio import read_rgb
 from landmarkflow.inference import Predictor, load_registered
 from landmarkflow.layouts import get_layout

@@ -16,7 +16,8 @@ from onnx import TensorProto, helper
 from landmarkflow import steps
 from landmarkflow.config import GateConfig
 from landmarkflow.data.formats.w300 import FOLDERS_BY_PATH, read_300w, write_300w
-from landmarkflow.data.manifest import FaceRecord, landmark_box
+from landmarkflow.data.manifest import FaceRecord
+from landmarkflow.geometry import landmark_box
 from landmarkflow.models.base import LandmarkModel
 from landmarkflow.models.zoo import build_model
 from landmarkflow.runtime import DeployInfo

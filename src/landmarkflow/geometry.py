@@ -13,6 +13,12 @@ import cv2
 import numpy as np
 
 
+def landmark_box(landmarks: np.ndarray) -> np.ndarray:
+    """Tight box x1 y1 x2 y2 of (K, 2) points: 300W's ground-truth box convention, and what the models crop around."""
+    pts = np.asarray(landmarks, dtype=np.float64)
+    return np.concatenate([pts.min(axis=0), pts.max(axis=0)])
+
+
 def crop_matrix(
     bbox: np.ndarray,
     size: int,

@@ -29,8 +29,9 @@ from landmarkflow.data.formats import aflw, cofw, w300, wflw
 from landmarkflow.data.formats.errors import FormatError
 from landmarkflow.data.formats.matlab import read_mat, save_mat_v5, write_mat
 from landmarkflow.data.formats.readers import READERS, read_dataset, read_dataset_leniently
-from landmarkflow.data.manifest import FaceRecord, ManifestError, landmark_box, read_manifest, write_manifest
+from landmarkflow.data.manifest import FaceRecord, ManifestError, read_manifest, write_manifest
 from landmarkflow.data.validation.run import validate_manifest
+from landmarkflow.geometry import landmark_box
 
 SIZE = (48, 40)  # width, height of every fixture image
 AFLW_TRAIN = 2  # the real split takes 20000 train faces; the tiny fixture has 3 faces

@@ -4,14 +4,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from landmarkflow.data.manifest import (
-    FaceRecord,
-    ManifestError,
-    landmark_box,
-    read_manifest,
-    to_records,
-    write_manifest,
-)
+from landmarkflow.data.manifest import FaceRecord, ManifestError, read_manifest, to_records, write_manifest
+from landmarkflow.geometry import landmark_box
 
 
 def _record(sample_id: str = "a/b", path: str = "a/b.jpg", points: int = 68) -> FaceRecord:

@@ -99,12 +99,6 @@ def check_relative_path(path: str, where: str) -> None:
         raise ManifestError(f"{where}: image_path {path!r} must be relative to the dataset root and stay inside it")
 
 
-def landmark_box(landmarks: np.ndarray) -> np.ndarray:
-    """Tight box x1 y1 x2 y2 of (K, 2) points: 300W's ground-truth box convention."""
-    pts = np.asarray(landmarks, dtype=np.float64)
-    return np.concatenate([pts.min(axis=0), pts.max(axis=0)])
-
-
 def to_frame(records: Iterable[FaceRecord]) -> pd.DataFrame:
     """Records -> manifest DataFrame (nested lists in the array columns, as Parquet stores them)."""
     rows = [

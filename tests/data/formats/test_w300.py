@@ -21,7 +21,8 @@ from landmarkflow.data.formats.w300 import (
     write_hrnet_csv,
     write_pts,
 )
-from landmarkflow.data.manifest import FaceRecord, landmark_box
+from landmarkflow.data.manifest import FaceRecord
+from landmarkflow.geometry import landmark_box
 
 
 def _face(folder: str, name: str, seed: int, suffix: str = ".jpg") -> tuple[FaceRecord, np.ndarray]:

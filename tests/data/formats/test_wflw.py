@@ -16,7 +16,8 @@ from landmarkflow.data.formats.wflw import (
     read_wflw_with_report,
     write_wflw,
 )
-from landmarkflow.data.manifest import FaceRecord, landmark_box
+from landmarkflow.data.manifest import FaceRecord
+from landmarkflow.geometry import landmark_box
 
 
 def _face(image: str, index: int, split: str, seed: int, size: tuple[int, int]) -> FaceRecord:

@@ -10,13 +10,13 @@ from landmarkflow.data.draw import HIDDEN_COLOUR, VISIBLE_COLOUR, draw_landmarks
 from landmarkflow.data.formats.errors import FormatError
 from landmarkflow.data.formats.synthetic import META_FILE, read_synthetic
 from landmarkflow.data.formats.w300 import read_box_file
-from landmarkflow.data.manifest import landmark_box
 from landmarkflow.data.synthetic import FaceSpec, Occluder, render_face, synthesize
 from landmarkflow.data.synthetic.face3d import TEMPLATE_68, Expression, Glasses, Hair, Identity, Pose, build_face
 from landmarkflow.data.synthetic.params import Appearance, Camera, sample_spec
 from landmarkflow.data.synthetic.plan import item_spec, plan
 from landmarkflow.data.synthetic.render import facial_hair_outlines, wrinkle_lines
 from landmarkflow.data.synthetic.w300_files import item_detector_box
+from landmarkflow.geometry import landmark_box
 from landmarkflow.layouts import IBUG_68
 
 SIZE = 128

@@ -12,10 +12,11 @@ import pandas as pd
 import pytest
 from rich.console import Console
 
-from landmarkflow.data.manifest import COLUMNS, FaceRecord, landmark_box, to_frame
+from landmarkflow.data.manifest import COLUMNS, FaceRecord, to_frame
 from landmarkflow.data.validation.rendering import print_summary
 from landmarkflow.data.validation.result import MANIFEST_CHECKS, DataValidationError, ValidationResult
 from landmarkflow.data.validation.run import require_valid, validate_manifest
+from landmarkflow.geometry import landmark_box
 
 WIDTH, HEIGHT = 64, 48
 SPLITS = ("train", "train", "train", "train", "test", "test")

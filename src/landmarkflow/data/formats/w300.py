@@ -25,8 +25,9 @@ from landmarkflow.data.formats.common import IMAGE_SUFFIXES, encode_image, image
 from landmarkflow.data.formats.errors import FormatError
 from landmarkflow.data.formats.matlab import save_mat_v5
 from landmarkflow.data.formats.read_report import FormatReport
-from landmarkflow.data.manifest import PRIVATE_SPLIT, FaceRecord, landmark_box
+from landmarkflow.data.manifest import PRIVATE_SPLIT, FaceRecord
 from landmarkflow.fileio import atomic_path, atomic_write_bytes, atomic_write_text
+from landmarkflow.geometry import landmark_box
 from landmarkflow.layouts import get_layout
 
 log = logging.getLogger(__name__)

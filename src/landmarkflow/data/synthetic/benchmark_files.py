@@ -23,13 +23,14 @@ import numpy as np
 
 from landmarkflow.data.formats import aflw, cofw, wflw
 from landmarkflow.data.formats.common import encode_image
-from landmarkflow.data.manifest import FaceRecord, landmark_box
+from landmarkflow.data.manifest import FaceRecord
 from landmarkflow.data.synthetic.layout_files import LayoutFiles, Placement, Written
 from landmarkflow.data.synthetic.layout_map import LAYOUT_DATASETS, annotate
 from landmarkflow.data.synthetic.params import FaceSpec
 from landmarkflow.data.synthetic.plan import STREAMS, SynthItem
 from landmarkflow.data.synthetic.render import RenderedFace
 from landmarkflow.fileio import atomic_write_bytes
+from landmarkflow.geometry import landmark_box
 
 # WFLW attribute flags from the rendering parameters. WFLW's own are annotators' judgements; these thresholds
 # flag roughly the hard tail of each parameter. The renderer has no make-up, so that flag is always 0.

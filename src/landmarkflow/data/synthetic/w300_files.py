@@ -12,12 +12,13 @@ import numpy as np
 
 from landmarkflow.data.formats.synthetic import write_meta
 from landmarkflow.data.formats.w300 import write_box_files, write_sample
-from landmarkflow.data.manifest import FaceRecord, landmark_box
+from landmarkflow.data.manifest import FaceRecord
 from landmarkflow.data.synthetic.layout_files import LayoutFiles, Placement, Written
 from landmarkflow.data.synthetic.layout_map import LAYOUT_DATASETS
 from landmarkflow.data.synthetic.params import FaceSpec
 from landmarkflow.data.synthetic.plan import STREAMS, SynthItem
 from landmarkflow.data.synthetic.render import RenderedFace
+from landmarkflow.geometry import landmark_box
 
 
 def detector_box(landmarks: np.ndarray, rng: np.random.Generator) -> np.ndarray:
