@@ -77,7 +77,7 @@ def main() -> None:
         image, box = _view(photo, upright, degrees)
         cells = []
         for label, predictor in predictors.items():
-            (face,) = predictor.predict_image(image, [box])
+            (face,) = predictor.predict_image(image, [box], loose=True)  # as predict reads a detected face
             cells.append(_cell(image, box, np.asarray(face.landmarks), label))
         rows.append(np.hstack(cells))
     write_image(args.out, np.vstack(rows))

@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 
 from landmarkflow.cli import app
 from landmarkflow.detection import detect_faces
+from landmarkflow.geometry import landmark_box
 from landmarkflow.inference import Predictor, load_registered
 from landmarkflow.layouts import get_layout
 from landmarkflow.runtime import DeployInfo
@@ -93,6 +94,19 @@ def test_crop_answers_map_back_to_the_box(model_path: Path) -> None:
         predictor.predict_image(image[..., 0], boxes)
 
 
+def test_a_loose_box_is_read_again_from_its_first_answers_box(model_path: Path) -> None:
+    """The second look: the first answer's landmark box is cropped and read again, and the result says so."""
+    predictor = Predictor.load(model_path)
+    image = np.zeros((240, 320, 3), dtype=np.uint8)
+    box = np.array([40.0, 30.0, 140.0, 150.0])
+    (tight,) = predictor.predict_image(image, [box])
+    (loose,) = predictor.predict_image(image, [box], loose=True)
+    second = landmark_box(_expected(box))
+    np.testing.assert_array_equal(tight.bbox, box)
+    np.testing.assert_allclose(loose.bbox, second, atol=1e-4)
+    np.testing.assert_allclose(loose.landmarks[:3], _expected(second), atol=1e-4)
+
+
 def test_predict_files_json_for_given_and_detected_boxes(model_path: Path, tmp_path: Path) -> None:
     blank, astronaut = tmp_path / "blank.png", tmp_path / "astronaut.jpg"
     cv2.imwrite(str(blank), np.full((120, 160, 3), 127, dtype=np.uint8))
@@ -110,9 +124,13 @@ def test_predict_files_json_for_given_and_detected_boxes(model_path: Path, tmp_p
     detected = predictor.predict_files([blank, astronaut])
     assert detected[0]["faces"] == []
     (face,) = detected[1]["faces"]
-    x1, y1, x2, y2 = face["bbox"]
-    assert x1 < ASTRONAUT_FACE[0] + 20 < x2 and y1 < ASTRONAUT_FACE[1] + 20 < y2
-    np.testing.assert_allclose(face["landmarks"][0], [(x1 + x2) / 2, (y1 + y2) / 2], atol=0.01)
+    # A detected face is read twice: first from the detector's box, then from that answer's landmark box.
+    (found,) = detect_faces(data.astronaut())
+    first = np.asarray(found.bbox)
+    assert first[0] < ASTRONAUT_FACE[0] + 20 < first[2] and first[1] < ASTRONAUT_FACE[1] + 20 < first[3]
+    second = landmark_box(_expected(first))
+    np.testing.assert_allclose(face["bbox"], second, atol=0.01)
+    np.testing.assert_allclose(face["landmarks"][:3], _expected(second), atol=0.01)
 
     with pytest.raises(FileNotFoundError, match=r"nope\.jpg: no such image file"):
         predictor.predict_files([tmp_path / "nope.jpg"])

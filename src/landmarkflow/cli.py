@@ -430,7 +430,11 @@ def predict(
     images: Annotated[list[Path], typer.Argument(help="Image files.")],
     model: Annotated[str, typer.Option(help="An .onnx file, a model folder, or models:/<name>@<alias>.")],
     bbox: Annotated[
-        str | None, typer.Option(help="Face box x1,y1,x2,y2 in pixels (loose face box); default: detect faces.")
+        str | None,
+        typer.Option(
+            help="Face box x1,y1,x2,y2 in pixels, read once (a tight landmark box reads best); default: detect faces "
+            "and read each twice, the second time from its first answer's box."
+        ),
     ] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print one JSON object per image (bbox and landmarks) on stdout.")

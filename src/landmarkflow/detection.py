@@ -1,9 +1,10 @@
 """Offline face detection with scikit-image's bundled LBP frontal-face cascade (no download, no network).
 
 Box convention: a detection is a loose, square face box (roughly brows to chin, cheek to cheek), in
-0-based pixels of the input image. It is NOT the tight landmark box of 300W ground truth. The Predictor
-crops `box_scale * max(w, h)` around whichever box it is given, and models are trained with box scale and
-shift jitter, so both kinds of box work. Detection is frontal-only: profile faces are often missed.
+0-based pixels of the input image. It is NOT the tight landmark box of 300W ground truth that the models learn
+from (with scale and shift jitter), so the Predictor reads a detected face twice: the second time from the
+tight box of its first answer (`Predictor.own_box_crops`). Detection is frontal-only: profile faces are often
+missed.
 """
 
 from __future__ import annotations

@@ -18,13 +18,14 @@ from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
-from landmarkflow.inference import Predictor
+from landmarkflow.inference import FaceCrops, Predictor
 from landmarkflow.serving.batcher import BatcherBusy, CropBatcher
 from landmarkflow.serving.model_ref import ServedModel, pin_model
 from landmarkflow.serving.uploads import BBOX_FIELD, IMAGE_FIELD, Limits, UploadError, decode_image, parse_bbox
@@ -116,6 +117,14 @@ def create_app(settings: ServeSettings, served: ServedModel | None = None) -> Fa
             "backend": predictor.backend,
         }
 
+    async def read(faces: FaceCrops) -> np.ndarray:
+        """`Predictor.predict_image`'s reading of the faces, each model call through the batcher."""
+        points = faces.image_points(await asyncio.wrap_future(batcher.submit(faces.crops)))
+        upright = await run_in_threadpool(predictor.upright_crops, faces, points)
+        if upright is not None:
+            points = upright.merge(points, await asyncio.wrap_future(batcher.submit(upright.crops)))
+        return points
+
     @app.post("/v1/landmarks")
     async def landmarks(request: Request) -> dict[str, Any]:
         """An image (multipart field `image`, or the raw body with an image/* content type) and an optional
@@ -133,10 +142,10 @@ def create_app(settings: ServeSettings, served: ServedModel | None = None) -> Fa
         faces = await run_in_threadpool(crop)
         found = []
         if len(faces.boxes):
-            points = faces.image_points(await asyncio.wrap_future(batcher.submit(faces.crops)))
-            upright = await run_in_threadpool(predictor.upright_crops, faces, points)
-            if upright is not None:
-                points = upright.merge(points, await asyncio.wrap_future(batcher.submit(upright.crops)))
+            points = await read(faces)
+            again = await run_in_threadpool(predictor.own_box_crops, faces, points)
+            if again is not None:
+                faces, points = again, await read(again)
             found = [face.to_json() for face in faces.results(points)]
         return {"image": name, "faces": found}
 
