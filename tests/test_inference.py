@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 from landmarkflow.cli import app
 from landmarkflow.detection import detect_faces
 from landmarkflow.geometry import landmark_box
+from landmarkflow.imageio import read_rgb
 from landmarkflow.inference import Predictor, load_registered
 from landmarkflow.layouts import get_layout
 from landmarkflow.runtime import DeployInfo
@@ -94,9 +95,20 @@ def test_crop_answers_map_back_to_the_box(model_path: Path) -> None:
         predictor.predict_image(image[..., 0], boxes)
 
 
-def test_a_loose_box_is_read_again_from_its_first_answers_box(model_path: Path) -> None:
-    """The second look: the first answer's landmark box is cropped and read again, and the result says so."""
-    predictor = Predictor.load(model_path)
+def _landmark_box_model(tmp_path: Path) -> Path:
+    """The constant model in the 68-point layout, whose training boxes are landmark boxes."""
+    pattern = np.full((68, 2), CENTRE, dtype=np.float32)
+    pattern[:3] = PATTERN[:3]
+    info = DeployInfo(model="constant", layout="68", num_points=68, input_size=SIZE, box_scale=BOX_SCALE)
+    path = tmp_path / "model68.onnx"
+    onnx.save(constant_model(pattern, info), path)
+    return path
+
+
+def test_a_loose_box_is_read_again_from_its_first_answers_box(model_path: Path, tmp_path: Path) -> None:
+    """The second look: a 68-point model crops the first answer's landmark box and reads it again, and the result
+    says so; a detected face gets it too; a model of another layout (trained on its dataset's boxes) reads once."""
+    predictor = Predictor.load(_landmark_box_model(tmp_path))
     image = np.zeros((240, 320, 3), dtype=np.uint8)
     box = np.array([40.0, 30.0, 140.0, 150.0])
     (tight,) = predictor.predict_image(image, [box])
@@ -105,6 +117,27 @@ def test_a_loose_box_is_read_again_from_its_first_answers_box(model_path: Path) 
     np.testing.assert_array_equal(tight.bbox, box)
     np.testing.assert_allclose(loose.bbox, second, atol=1e-4)
     np.testing.assert_allclose(loose.landmarks[:3], _expected(second), atol=1e-4)
+
+    astronaut = tmp_path / "astronaut.jpg"
+    cv2.imwrite(str(astronaut), cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR))
+    (found,) = detect_faces(read_rgb(astronaut))
+    ((face,),) = [result["faces"] for result in predictor.predict_files([astronaut])]
+    np.testing.assert_allclose(face["bbox"], landmark_box(_expected(np.asarray(found.bbox))), atol=0.01)
+
+    (once,) = Predictor.load(model_path).predict_image(image, [box], loose=True)
+    np.testing.assert_array_equal(once.bbox, box)
+
+
+def test_a_first_answer_with_no_extent_keeps_its_box(tmp_path: Path) -> None:
+    """Every point in one place has a box of no area: the second look crops the first box again, not an error."""
+    pattern = np.full((68, 2), CENTRE, dtype=np.float32)
+    info = DeployInfo(model="constant", layout="68", num_points=68, input_size=SIZE, box_scale=BOX_SCALE)
+    onnx.save(constant_model(pattern, info), tmp_path / "point.onnx")
+    box = np.array([40.0, 30.0, 140.0, 150.0])
+    (face,) = Predictor.load(tmp_path / "point.onnx").predict_image(
+        np.zeros((240, 320, 3), np.uint8), [box], loose=True
+    )
+    np.testing.assert_array_equal(face.bbox, box)
 
 
 def test_predict_files_json_for_given_and_detected_boxes(model_path: Path, tmp_path: Path) -> None:
@@ -124,13 +157,9 @@ def test_predict_files_json_for_given_and_detected_boxes(model_path: Path, tmp_p
     detected = predictor.predict_files([blank, astronaut])
     assert detected[0]["faces"] == []
     (face,) = detected[1]["faces"]
-    # A detected face is read twice: first from the detector's box, then from that answer's landmark box.
-    (found,) = detect_faces(data.astronaut())
-    first = np.asarray(found.bbox)
-    assert first[0] < ASTRONAUT_FACE[0] + 20 < first[2] and first[1] < ASTRONAUT_FACE[1] + 20 < first[3]
-    second = landmark_box(_expected(first))
-    np.testing.assert_allclose(face["bbox"], second, atol=0.01)
-    np.testing.assert_allclose(face["landmarks"][:3], _expected(second), atol=0.01)
+    x1, y1, x2, y2 = face["bbox"]
+    assert x1 < ASTRONAUT_FACE[0] + 20 < x2 and y1 < ASTRONAUT_FACE[1] + 20 < y2
+    np.testing.assert_allclose(face["landmarks"][0], [(x1 + x2) / 2, (y1 + y2) / 2], atol=0.01)
 
     with pytest.raises(FileNotFoundError, match=r"nope\.jpg: no such image file"):
         predictor.predict_files([tmp_path / "nope.jpg"])

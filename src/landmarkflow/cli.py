@@ -432,8 +432,8 @@ def predict(
     bbox: Annotated[
         str | None,
         typer.Option(
-            help="Face box x1,y1,x2,y2 in pixels, read once (a tight landmark box reads best); default: detect faces "
-            "and read each twice, the second time from its first answer's box."
+            help="Face box x1,y1,x2,y2 in pixels, taken as it is (a tight landmark box reads best); default: detect "
+            "faces and read each again from the tight box of its first answer."
         ),
     ] = None,
     as_json: Annotated[

@@ -51,6 +51,10 @@ if TYPE_CHECKING:
     from landmarkflow.models.lgcn_shape import ShapeModel
 
 MLFLOW_SCHEMES = ("models:/", "runs:/", "mlflow-artifacts:/")
+LANDMARK_BOX_LAYOUT = "68"
+"""The layout whose training faces are boxed by their own landmarks: 300W's ground-truth boxes and the synthetic 300W
+files. WFLW, COFW and AFLW keep their datasets' boxes, and their synthetic files box 68 points besides the layout's,
+so a box of their own points is narrower than any they learnt from."""
 JSON_DECIMALS = 2
 
 
@@ -273,16 +277,21 @@ class Predictor:
         return FaceCrops(image_rgb, boxes, matrices, np.stack(crops) if crops else empty, loose)
 
     def own_box_crops(self, faces: FaceCrops, image_points: np.ndarray) -> FaceCrops | None:
-        """Faces on loose boxes cropped again around their first answers' landmark boxes; None for tight boxes.
+        """Faces on loose boxes cropped again around their first answers' landmark boxes; None for tight boxes, and
+        for a model whose training boxes were not the landmark boxes of its own points.
 
-        The models learnt to read a face from its tight landmark box (jittered), and a detector's box follows
+        A 68-point model learnt to read a face from its tight landmark box (jittered), and a detector's box follows
         another convention (detection.py): read again from the box the first answer implies, the default models'
-        NME on loose boxes drops by a third (README: Predict). On a tight box a second look costs a little, so a
-        given box is read once.
+        NME on loose boxes drops by 8-35% (README: Predict). On a tight box this costs a little, so a given box is
+        cropped from once. A face whose first answer spans no area keeps its first box.
         """
-        if not faces.loose or not len(faces.boxes):
+        if not faces.loose or self.info.layout != LANDMARK_BOX_LAYOUT:
             return None
-        return self.crop_faces(faces.image, [landmark_box(points) for points in image_points])
+        boxes = []
+        for points, first in zip(image_points, faces.boxes, strict=True):
+            box = landmark_box(points)
+            boxes.append(box if np.isfinite(box).all() and (box[2:] > box[:2]).all() else first)
+        return self.crop_faces(faces.image, boxes)
 
     def upright_crops(self, faces: FaceCrops, image_points: np.ndarray) -> UprightCrops | None:
         """The second crops of the faces whose first answers roll past the model's upright threshold; None when

@@ -1,7 +1,8 @@
 """Torch dataset: crop each face from its box, augment, and encode targets with the model's codec.
 
 The crop is the same square-around-the-box map that inference uses (geometry.crop_matrix); training
-jitters the box (scale, shift) so that a tight landmark box and a detector's looser box both work.
+jitters the box (scale, shift) so that a box near the dataset's own reads well. A detector's box is further off:
+the Predictor reads such a face again from its first answer's box (`Predictor.own_box_crops`).
 """
 
 from __future__ import annotations

@@ -108,7 +108,7 @@ class LandmarkModel(nn.Module):
     def mirror_averaged_maps(self, both: torch.Tensor) -> torch.Tensor:
         """(2N, K, H, W) point maps of N crops then of their mirrors -> (N, K, H, W): the mirror's maps, mirrored
         back (W flipped, left and right channels swapped), averaged in. Exact for maps whose pixel grid is
-        symmetric about the crop's centre, as every codec's is."""
+        symmetric about the crop's centre, as LGCN's and DSAT's are."""
         count = both.shape[0] // 2  # slicing, unlike chunk(2), keeps the exported batch dimension dynamic
         return (both[:count] + both[count:].flip(-1).index_select(1, self.flip_permutation)) / 2
 

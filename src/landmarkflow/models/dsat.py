@@ -284,7 +284,11 @@ class DSAT(LandmarkModel):
         """(N, K, 2) crop pixels. With `flip_test` (docs/models.md §2.4): run the image and its mirror in one batch,
         mirror the second result's landmark maps back (flip W, swap pairs), average, then decode (the paper averages
         heatmaps, not the base's landmarks)."""
+        return self.predict_with_heatmaps(images)[0]
+
+    def predict_with_heatmaps(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """`predict`'s landmarks and the landmark heatmaps they are decoded from (averaged with the mirror's)."""
         if not self.params.flip_test:
-            return self.codec.decode(self(images))
-        both = self(self.with_mirrors(images))["heatmap"]
-        return self.codec.decode({"heatmap": self.mirror_averaged_maps(both)})
+            return super().predict_with_heatmaps(images)
+        maps = self.mirror_averaged_maps(self(self.with_mirrors(images))["heatmap"])
+        return self.codec.decode({"heatmap": maps}), maps

@@ -236,7 +236,8 @@ def fit_face(heatmaps: np.ndarray, model: ShapeModel, settings: FitSettings = Fi
 
 
 def fit_shapes(heatmaps: np.ndarray, model: ShapeModel, settings: FitSettings = FitSettings()) -> np.ndarray:
-    """(N, K, S, S) final heatmaps o2 -> (N, K, 2) shape-fitted landmarks in crop pixels."""
+    """(N, K, S, S) final heatmaps o2 (with the flip test, averaged with the mirror crop's) -> (N, K, 2) shape-fitted
+    landmarks in crop pixels."""
     return np.stack([fit_face(maps, model, settings).points for maps in np.asarray(heatmaps)])
 
 
