@@ -9,7 +9,8 @@ the box is loose, and what the first read alone would cost. Prints one JSON obje
 
 Needs the models in the MLflow store (`make pipeline-run` first): each model's champion, or its newest version. The
 perturbation is evaluate's defaults (`EvalConfig`: centre moved by up to 20% of the box, size 0.8-1.5x, seed 0), so
-`perturbed_once` is a run's `test_nme_perturbed` for the deployed model (LGCN's shape-fitted points).
+`perturbed_once` is a run's `test_nme_perturbed` for HIH, DSAT and RDFN; for LGCN it is the deployed model's
+shape-fitted points, where evaluate logs the graph's own.
 """
 
 from __future__ import annotations

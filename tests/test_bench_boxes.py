@@ -10,9 +10,13 @@ import onnx
 import pytest
 
 from bench.bench_boxes import box_reads
+from landmarkflow.config import EvalConfig
 from landmarkflow.data.manifest import FaceRecord
-from landmarkflow.geometry import crop_matrix, invert_affine, transform_points
+from landmarkflow.evaluation.metrics import per_image_nme
+from landmarkflow.evaluation.perturb import perturb_boxes
+from landmarkflow.geometry import crop_matrix, invert_affine, landmark_box, transform_points
 from landmarkflow.inference import Predictor
+from landmarkflow.layouts import get_layout
 from landmarkflow.runtime import DeployInfo
 from tests.test_inference import BOX_SCALE, SIZE, constant_model
 
@@ -42,12 +46,24 @@ def _faces(tmp_path: Path, points: int) -> list[FaceRecord]:
     return faces
 
 
+def _answers(points: int, boxes: np.ndarray) -> np.ndarray:
+    """The constant model's image points read from each of `boxes`."""
+    return np.stack([transform_points(_pattern(points), invert_affine(crop_matrix(b, SIZE, BOX_SCALE))) for b in boxes])
+
+
 @pytest.mark.parametrize("points", [68, 19])
 def test_given_boxes_score_zero_and_only_the_landmark_box_layout_reads_again(tmp_path: Path, points: int) -> None:
-    reads = box_reads(_predictor(tmp_path, points), _faces(tmp_path, points), tmp_path)
+    """From the dataset's boxes the answer is the truth; from evaluate's perturbed boxes it is the pattern read from
+    those boxes, and a 68-point model's second read is the pattern read from the first answer's landmark box."""
+    faces = _faces(tmp_path, points)
+    reads = box_reads(_predictor(tmp_path, points), faces, tmp_path)
+    boxes, truths = np.asarray(BOXES), np.stack([face.landmarks for face in faces])
+    defaults = EvalConfig()
+    moved = perturb_boxes(boxes, defaults.perturb_shift, defaults.perturb_scale, defaults.perturb_seed)
+    once = _answers(points, moved)
+    again = _answers(points, np.stack([landmark_box(answer) for answer in once])) if points == 68 else once
+    layout = get_layout(str(points))
     assert reads["given"] == pytest.approx(0.0, abs=1e-6)
+    assert reads["perturbed_once"] == pytest.approx(per_image_nme(once, truths, layout, boxes).mean(), rel=1e-4)
+    assert reads["perturbed_read_again"] == pytest.approx(per_image_nme(again, truths, layout, boxes).mean(), rel=1e-4)
     assert reads["perturbed_once"] > 0.05
-    if points == 68:
-        assert reads["perturbed_read_again"] != pytest.approx(reads["perturbed_once"])
-    else:
-        assert reads["perturbed_read_again"] == pytest.approx(reads["perturbed_once"])

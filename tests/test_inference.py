@@ -106,8 +106,9 @@ def _landmark_box_model(tmp_path: Path) -> Path:
 
 
 def test_a_loose_box_is_read_again_from_its_first_answers_box(model_path: Path, tmp_path: Path) -> None:
-    """The second look: a 68-point model crops the first answer's landmark box and reads it again, and the result
-    says so; a detected face gets it too; a model of another layout (trained on its dataset's boxes) reads once."""
+    """The read from its own box: a 68-point model crops the first answer's landmark box and reads it again, and
+    the result says so; a detected face gets it too; a model of another layout (trained on its dataset's boxes)
+    reads once."""
     predictor = Predictor.load(_landmark_box_model(tmp_path))
     image = np.zeros((240, 320, 3), dtype=np.uint8)
     box = np.array([40.0, 30.0, 140.0, 150.0])
@@ -129,7 +130,7 @@ def test_a_loose_box_is_read_again_from_its_first_answers_box(model_path: Path, 
 
 
 def test_a_first_answer_with_no_extent_keeps_its_box(tmp_path: Path) -> None:
-    """Every point in one place has a box of no area: the second look crops the first box again, not an error."""
+    """Every point in one place has a box of no area: its own-box read crops the first box again, not an error."""
     pattern = np.full((68, 2), CENTRE, dtype=np.float32)
     info = DeployInfo(model="constant", layout="68", num_points=68, input_size=SIZE, box_scale=BOX_SCALE)
     onnx.save(constant_model(pattern, info), tmp_path / "point.onnx")

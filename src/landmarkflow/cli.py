@@ -432,8 +432,8 @@ def predict(
     bbox: Annotated[
         str | None,
         typer.Option(
-            help="Face box x1,y1,x2,y2 in pixels, taken as it is (a tight landmark box reads best); default: detect "
-            "faces and read each again from the tight box of its first answer."
+            help="Face box x1,y1,x2,y2 in pixels, taken as it is (for a 68-point model a tight landmark box reads "
+            "best); default: detect faces (a 68-point model reads each again from its first answer's tight box)."
         ),
     ] = None,
     as_json: Annotated[

@@ -1,8 +1,8 @@
 """Offline face detection with scikit-image's bundled LBP frontal-face cascade (no download, no network).
 
 Box convention: a detection is a loose, square face box (roughly brows to chin, cheek to cheek), in
-0-based pixels of the input image. It is NOT the tight landmark box of 300W ground truth that the models learn
-from (with scale and shift jitter), so the Predictor reads a detected face twice: the second time from the
+0-based pixels of the input image. It is NOT the tight landmark box of 300W ground truth that the 68-point
+models learn from (with scale and shift jitter), so for them the Predictor reads a detected face again from the
 tight box of its first answer (`Predictor.own_box_crops`). Detection is frontal-only: profile faces are often
 missed.
 """

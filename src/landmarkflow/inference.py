@@ -17,8 +17,8 @@ the engine was built for another GPU or TensorRT version, onnxruntime does, and 
 
 This module needs neither torch nor mlflow (imported only for `models:/` URIs, and torch only where an engine lies
 beside the model), so `landmarkflow predict` starts fast and runs where only onnxruntime is installed.
-Boxes: a tight landmark box is read once; a detected (loose) box twice, the second time from the first answer's
-tight box (detection.py).
+Boxes: a given box is read as it is; a 68-point model reads a detected (loose) face again from its own box, the
+tight box of its first answer (`LANDMARK_BOX_LAYOUT`, detection.py).
 """
 
 from __future__ import annotations
@@ -307,8 +307,8 @@ class Predictor:
         """Landmarks for each face box (x1, y1, x2, y2) in an HxWx3 uint8 RGB image; boxes None: detect faces.
 
         All faces of the image go to the model in one batch; those the upright pass crops again, in a second.
-        Detected faces, and given boxes that are `loose` (a detector's), are then read once more from their first
-        answers' boxes (`own_box_crops`); each result's box is the one its landmarks were read from.
+        A 68-point model then reads detected faces, and given boxes that are `loose` (a detector's), once more from
+        their own boxes (`own_box_crops`); each result's box is the one its landmarks were read from.
         """
         faces = self.crop_faces(image_rgb, boxes, loose)
         if not len(faces.boxes):

@@ -1,8 +1,9 @@
 """Torch dataset: crop each face from its box, augment, and encode targets with the model's codec.
 
 The crop is the same square-around-the-box map that inference uses (geometry.crop_matrix); training
-jitters the box (scale, shift) so that a box near the dataset's own reads well. A detector's box is further off:
-the Predictor reads such a face again from its first answer's box (`Predictor.own_box_crops`).
+jitters the box (scale, shift) so that a box near the dataset's own reads well. A detector's box is further off
+from 300W's landmark boxes: a 68-point model's Predictor reads such a face again from its first answer's box
+(`Predictor.own_box_crops`).
 """
 
 from __future__ import annotations

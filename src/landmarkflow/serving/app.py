@@ -2,8 +2,8 @@
 
 Each request is decoded, its faces detected (or its box taken) and cropped in the threadpool, exactly as
 `Predictor.predict_image` does; the crops of concurrent requests then share one model call (`CropBatcher`), and
-each face is mapped back to its image. The upright pass's crops and a detected face's read from its own box go
-through the batcher too. A refused request (UploadError) or a failed one answers JSON
+each face is mapped back to its image. The upright pass's crops, and a 68-point model's read of a detected face
+from its own box, go through the batcher too. A refused request (UploadError) or a failed one answers JSON
 `{"error": ...}` and the server goes on.
 """
 
