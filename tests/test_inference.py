@@ -308,6 +308,28 @@ def test_a_rolled_first_answer_is_read_again_on_an_upright_crop(
     np.testing.assert_allclose(face.landmarks, expected, atol=1e-3)
 
 
+def test_a_detected_face_read_again_from_its_own_box_is_turned_upright_both_times(tmp_path: Path) -> None:
+    """A 68-point model whose eyes always roll 20 degrees in its crop: the read from the detector's box and the read
+    from its own box each take the upright pass, so the answer is the tight read of the first answer's box."""
+    pattern = np.full((68, 2), CENTRE, dtype=np.float32)
+    pattern[:3] = PATTERN[:3]
+    turn = np.radians(20.0)
+    pattern[36:42] = CENTRE - 10 * np.array([np.cos(turn), np.sin(turn)])
+    pattern[42:48] = CENTRE + 10 * np.array([np.cos(turn), np.sin(turn)])
+    info = DeployInfo(model="constant", layout="68", num_points=68, input_size=SIZE, box_scale=BOX_SCALE,
+                      upright_above_deg=10.0)  # fmt: skip
+    onnx.save(constant_model(pattern, info), tmp_path / "model.onnx")
+    predictor = Predictor.load(tmp_path / "model.onnx")
+    image, box = np.zeros((240, 320, 3), dtype=np.uint8), np.array([40.0, 30.0, 140.0, 150.0])
+    (first,) = predictor.predict_image(image, [box])
+    (again,) = predictor.predict_image(image, [box], loose=True)
+    own = landmark_box(first.landmarks)
+    (tight,) = predictor.predict_image(image, [own])
+    np.testing.assert_allclose(again.bbox, own, atol=1e-9)
+    np.testing.assert_allclose(again.landmarks, tight.landmarks, atol=1e-6)
+    assert get_layout("68").eye_line_deg(again.landmarks[None])[0] == pytest.approx(40.0, abs=1e-3)
+
+
 def test_a_model_with_no_registered_version_is_named_with_what_to_run() -> None:
     setup_tracking()  # a store that exists, with nothing registered in it
     with pytest.raises(LookupError, match=r"^hih-synthetic: no registered version \(run `make pipeline-run` first\)$"):
