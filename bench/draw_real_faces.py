@@ -1,6 +1,7 @@
 """The default champions on a real photo, for the docs: every model's landmarks on the public-domain photo of the
 astronaut Eileen Collins (NASA) that scikit-image ships, as it is and turned by 25 degrees (a tilted head), one row
-per view, one column per model, each cropped around the detected face.
+per view, one column per model: each view read as `landmarkflow predict` reads a photo (the face detected, then read
+again from its own box), and drawn around the detector's box.
 
     .venv/bin/python bench/draw_real_faces.py [--out docs/real_faces.jpg] [--models hih dsat lgcn rdfn]
 
@@ -18,7 +19,7 @@ import numpy as np
 import skimage.data
 
 from landmarkflow.data.draw import draw_landmarks
-from landmarkflow.detection import detect_faces
+from landmarkflow.detection import DETECTOR, detect_faces
 from landmarkflow.imageio import write_image
 from landmarkflow.inference import load_registered
 from landmarkflow.tracking import registered_model_name
@@ -29,16 +30,11 @@ MARGIN = 0.35  # crop margin around the detected box, as a fraction of its longe
 LABEL_BAND = 30  # pixels of the dark band the label is written on
 
 
-def _view(image: np.ndarray, box: np.ndarray, degrees: float) -> tuple[np.ndarray, np.ndarray]:
-    """The photo turned by `degrees` about its centre, and the detector's box moved with the face: same size, centre
-    turned (a face detector finds the upright face only; the bounding box of the turned box would be a third
-    larger than any detector's box of a tilted face)."""
+def _view(image: np.ndarray, degrees: float) -> np.ndarray:
+    """The photo turned by `degrees` about its centre."""
     h, w = image.shape[:2]
     turn = cv2.getRotationMatrix2D((w / 2, h / 2), degrees, 1.0)
-    turned = cv2.warpAffine(image, turn, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
-    centre = turn[:, :2] @ ((box[:2] + box[2:]) / 2) + turn[:, 2]
-    half = (box[2:] - box[:2]) / 2
-    return turned, np.r_[centre - half, centre + half]
+    return cv2.warpAffine(image, turn, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
 
 
 def _cell(image_rgb: np.ndarray, box: np.ndarray, points: np.ndarray, label: str) -> np.ndarray:
@@ -67,18 +63,16 @@ def main() -> None:
     for model in args.models:
         predictor, version, role = load_registered(registered_model_name(model, args.dataset))
         predictors[f"{model.upper()} v{version} ({role})"] = predictor
-    photo = skimage.data.astronaut()
-    faces = detect_faces(photo)
-    if not faces:
-        raise SystemExit("no face detected in the astronaut photo")
-    upright = np.asarray(faces[0].bbox, float)
     rows = []
-    for degrees in VIEWS.values():
-        image, box = _view(photo, upright, degrees)
+    for view, degrees in VIEWS.items():
+        image = _view(skimage.data.astronaut(), degrees)
+        found = detect_faces(image)
+        if not found:
+            raise SystemExit(f"the {DETECTOR} detector finds no face in the {view} astronaut photo")
         cells = []
         for label, predictor in predictors.items():
-            (face,) = predictor.predict_image(image, [box], loose=True)  # as predict reads a detected face
-            cells.append(_cell(image, box, np.asarray(face.landmarks), label))
+            face = predictor.predict_image(image)[0]  # the largest face, as `predict` reads it
+            cells.append(_cell(image, found[0].bbox, np.asarray(face.landmarks), label))
         rows.append(np.hstack(cells))
     write_image(args.out, np.vstack(rows))
     print(f"wrote {args.out} ({len(rows)} views x {len(predictors)} models)")

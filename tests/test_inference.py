@@ -229,21 +229,6 @@ def test_load_from_mlflow_registry(tmp_path: Path) -> None:
         Predictor.load("models:/tiny-test@staging")
 
 
-def test_detector_finds_the_astronaut_once_at_any_resolution() -> None:
-    photo = data.astronaut()
-    (face,) = detect_faces(photo)
-    box = face.bbox
-    inter = np.clip(np.minimum(box[2:], ASTRONAUT_FACE[2:]) - np.maximum(box[:2], ASTRONAUT_FACE[:2]), 0, None)
-    union = face.area + np.prod(ASTRONAUT_FACE[2:] - ASTRONAUT_FACE[:2]) - np.prod(inter)
-    assert np.prod(inter) / union > 0.6
-    assert face.score >= 4
-    (large,) = detect_faces(cv2.resize(photo, (1280, 1280), interpolation=cv2.INTER_LINEAR))  # scanned at 640
-    np.testing.assert_allclose(large.bbox / 2.5, box, atol=12)
-    assert detect_faces(np.zeros((300, 400, 3), np.uint8)) == []
-    with pytest.raises(ValueError, match="HxWx3 image"):
-        detect_faces(np.zeros((10, 10, 5)))
-
-
 def _predict_in(folder: Path, photo: Path) -> subprocess.CompletedProcess:
     """`landmarkflow predict` from a model URI in a fresh process run in `folder`, with no MLFLOW_TRACKING_URI."""
     env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "LANDMARKFLOW_ARTIFACTS")}
