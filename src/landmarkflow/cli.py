@@ -433,7 +433,8 @@ def predict(
         str | None,
         typer.Option(
             help="Face box x1,y1,x2,y2 in pixels, taken as it is (for a 68-point model a tight landmark box reads "
-            "best); default: detect faces (a 68-point model reads each again from its first answer's tight box)."
+            "best); default: detect faces (YuNet, or the LBP cascade where its wheel does not install; a 68-point "
+            "model reads each face again from its first answer's tight box)."
         ),
     ] = None,
     as_json: Annotated[

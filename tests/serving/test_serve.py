@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 import pytest
 
+from landmarkflow.detection import DETECTOR
 from tests.servers import ServerProcess
 from tests.serving.champions import Champion
 
@@ -73,6 +74,7 @@ def test_answers_as_predict_does(hih_champion: Champion, hih_server: tuple[Serve
     model = get(f"{url}/v1/model")
     assert model["name"] == "hih-synthetic" and model["version"] == "1"
     assert model["layout"] == "68" and model["input_size"] == 96 and model["source"] == "models:/hih-synthetic/1"
+    assert model["detector"] == DETECTOR
     assert get(f"{url}/healthz") == {"status": "ok"}
 
     detected = predict_cli(hih_champion, str(hih_champion.photo))

@@ -26,6 +26,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
+from landmarkflow.detection import DETECTOR
 from landmarkflow.inference import FaceCrops, Predictor
 from landmarkflow.serving.batcher import BatcherBusy, CropBatcher
 from landmarkflow.serving.model_ref import ServedModel, pin_model
@@ -102,7 +103,8 @@ def create_app(settings: ServeSettings, served: ServedModel | None = None) -> Fa
 
     @app.get("/v1/model")
     def model() -> dict[str, Any]:
-        """The registered name and version, and the deploy metadata that says how faces are cropped."""
+        """The registered name and version, the deploy metadata that says how faces are cropped, and the detector
+        that finds faces in a request without a box."""
         info = predictor.info
         return {
             "name": served.name,
@@ -116,6 +118,7 @@ def create_app(settings: ServeSettings, served: ServedModel | None = None) -> Fa
             "upright_above_deg": info.upright_above_deg if math.isfinite(info.upright_above_deg) else None,
             "config_hash": info.config_hash,
             "backend": predictor.backend,
+            "detector": DETECTOR,
         }
 
     async def read(faces: FaceCrops) -> np.ndarray:
