@@ -1,5 +1,6 @@
 """Face detection: both detectors on a photo, and YuNet on rendered faces turned far beyond the cascade's reach."""
 
+from concurrent.futures import ThreadPoolExecutor
 from importlib.util import find_spec
 from pathlib import Path
 
@@ -74,3 +75,17 @@ def test_yunet_finds_turned_faces_that_the_cascade_misses(tmp_path: Path) -> Non
     yunet, lbp = found("yunet"), found("lbp")
     assert yunet.mean() >= 0.9 and yunet[turned].sum() >= turned.sum() - 2
     assert lbp.mean() < 0.3 and lbp[turned].sum() < yunet[turned].sum()
+
+
+@pytest.mark.parametrize("detector", DETECTORS)
+def test_detection_from_many_threads_at_once_matches_one_at_a_time(detector: str) -> None:
+    """The server detects in a thread pool: concurrent calls into the detector must not share state."""
+    photo = data.astronaut()
+    images = [photo, photo[::-1].copy(), cv2.resize(photo, (300, 300)), photo[:, 100:].copy()] * 4
+
+    def boxes(image: np.ndarray) -> list[list[float]]:
+        return [[*face.bbox, face.score] for face in detect_faces(image, detector=detector)]
+
+    alone = [boxes(image) for image in images]
+    with ThreadPoolExecutor(8) as pool:
+        assert list(pool.map(boxes, images)) == alone
