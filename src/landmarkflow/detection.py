@@ -2,22 +2,24 @@
 compiled in, BSD-3) where its wheel installs, else scikit-image's bundled LBP frontal-face cascade.
 
 YuNet finds faces turned to profile, grey, tilted and small: 281 of the 300 synthetic test faces and all four real
-dev faces, against the cascade's 75 and two (README: Predict), in ~9 ms instead of ~75 ms on a 256 px image. Its
-wheel exists for CPython 3.11 and older on x86-64 Linux and Windows only (pyproject's marker); elsewhere the cascade,
-frontal-only, takes its place, and `DETECTOR` says which one runs.
+dev faces, against the cascade's 76 and two (README: Predict), in 31 ms instead of 85 ms on a 512 px photo. Its
+wheel exists for CPython 3.11 and older on x86-64 Linux and Windows only (pyproject's marker), and needs AVX2;
+elsewhere the cascade, frontal-only, takes its place. `DETECTOR` says which one runs, and the environment variable
+LANDMARKFLOW_DETECTOR (yunet or lbp) chooses.
 
-Box convention: a detection is a loose face box (YuNet: forehead to chin, about 1.06 x the tight landmark box's
-side; the cascade: roughly brows to chin, square), in 0-based pixels of the input image. It is NOT the tight landmark
-box of 300W ground truth that the 68-point models learn from (with scale and shift jitter), so for them the
-Predictor reads a detected face again from the tight box of its first answer (`Predictor.own_box_crops`).
+Box convention: a detection is a loose face box (YuNet: forehead to chin, about 1.1x (0.9-1.3x) the tight landmark
+box's side, and it may reach past the image's edge; the cascade: roughly brows to chin, square, inside the image), in
+0-based pixels of the input image. It is NOT the tight landmark box of 300W ground truth that the 68-point models
+learn from (with scale and shift jitter), so for them the Predictor reads a detected face again from the tight box of
+its first answer (`Predictor.own_box_crops`).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib.util import find_spec
 
 import cv2
 import numpy as np
@@ -103,18 +105,32 @@ def _lbp_windows(gray: np.ndarray, min_side: int) -> np.ndarray:
 def _yunet_windows(gray_or_rgb: np.ndarray, min_side: int) -> np.ndarray:
     """(M, 5) x1 y1 x2 y2 score in pixel edges: YuNet's faces (after its own non-maximum suppression) at least
     `min_side` on their longer side."""
-    import yuface  # optional: its wheel exists for some platforms only
+    try:
+        import yuface  # optional: its wheel exists for some platforms only
+    except (ImportError, OSError) as exc:
+        raise RuntimeError(
+            f"the yunet face detector needs the yuface wheel (CPython <= 3.11 on x86-64 Linux or Windows): {exc}; "
+            "use detector='lbp' or LANDMARKFLOW_DETECTOR=lbp"
+        ) from exc
 
-    image = gray_or_rgb if gray_or_rgb.ndim == 3 else cv2.cvtColor(gray_or_rgb, cv2.COLOR_GRAY2RGB)
-    scores, boxes, _ = yuface.detect(np.ascontiguousarray(image[..., ::-1]), conf=YUNET_MIN_SCORE)
+    bgr = cv2.cvtColor(gray_or_rgb, cv2.COLOR_GRAY2BGR if gray_or_rgb.ndim == 2 else cv2.COLOR_RGB2BGR)
+    scores, boxes, _ = yuface.detect(bgr, conf=YUNET_MIN_SCORE)  # int16 XYWH, confidence in percent
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     faces = np.column_stack([boxes[:, :2], boxes[:, :2] + boxes[:, 2:], np.asarray(scores, np.float64) / 100])
     return faces[np.maximum(boxes[:, 2], boxes[:, 3]) >= min_side]
 
 
+def _yunet_loads() -> bool:
+    try:
+        import yuface  # noqa: F401
+    except (ImportError, OSError):  # not installed, or its shared library does not load here
+        return False
+    return True
+
+
 _DETECTORS: dict[str, Callable[[np.ndarray, int], np.ndarray]] = {"yunet": _yunet_windows, "lbp": _lbp_windows}
-DETECTOR = "yunet" if find_spec("yuface") is not None else "lbp"
-"""The detector `detect_faces` runs by default: YuNet where the `yuface` wheel is installed."""
+DETECTOR = os.environ.get("LANDMARKFLOW_DETECTOR") or ("yunet" if _yunet_loads() else "lbp")
+"""The detector `detect_faces` runs by default: LANDMARKFLOW_DETECTOR's, else YuNet where the `yuface` wheel loads."""
 
 
 def detect_faces(image_rgb: np.ndarray, min_size_fraction: float = 0.1, detector: str = DETECTOR) -> list[FaceBox]:
@@ -122,10 +138,15 @@ def detect_faces(image_rgb: np.ndarray, min_size_fraction: float = 0.1, detector
     or "lbp"). The scan runs on a copy whose longest side is at most WORKING_SIDE, and boxes are mapped back to the
     input's pixels."""
     if detector not in _DETECTORS:
-        raise ValueError(f"unknown face detector {detector!r}; expected one of {sorted(_DETECTORS)}")
+        raise ValueError(
+            f"unknown face detector {detector!r} (detector= or LANDMARKFLOW_DETECTOR); expected one of "
+            f"{sorted(_DETECTORS)}"
+        )
     image = np.asarray(image_rgb)
     if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (3, 4)) or min(image.shape[:2]) < 8:
         raise ValueError(f"expected an HxW or HxWx3 image, got shape {image.shape}")
+    if image.dtype != np.uint8:
+        raise ValueError(f"expected a uint8 image (0-255), got {image.dtype}")
     if image.ndim == 3:
         image = np.ascontiguousarray(image[..., :3])
         if detector == "lbp":
