@@ -16,7 +16,7 @@ from skimage import data
 from landmarkflow.data.synthetic import synthesize
 from landmarkflow.tracking import TELEMETRY_OFF
 from landmarkflow.workflow import WorkflowResult, run_workflow
-from pipelines.local_services import HOST, free_ports
+from pipelines.local_services import HOST, ServiceError, free_ports
 from tests.servers import ServerProcess, start_server
 
 TINY_TRAINING = {
@@ -69,10 +69,35 @@ def answers(url: str) -> bool:
         return False
 
 
+def serve_on_free_port(
+    arguments: list[str], log_path: Path, env: dict[str, str], tries: int = 3
+) -> tuple[ServerProcess, str]:
+    """`landmarkflow serve ARGUMENTS` on a free loopback port, started and answering /healthz.
+
+    The port is free when chosen, but the server binds it only after loading its model, seconds later: another test's
+    process may take it meanwhile. Then the server exits with "address already in use" and starts again on another
+    port. It counts as ready once its own log says it bound the port, so that a stranger on the port is never taken
+    for it."""
+
+    def start() -> tuple[ServerProcess, str]:
+        (port,) = free_ports(1)
+        url = f"http://{HOST}:{port}"
+        command = [sys.executable, "-m", "landmarkflow.cli", "serve", *arguments, "--port", str(port)]
+
+        def ready() -> bool:
+            return f"Uvicorn running on {url}" in log_path.read_text(errors="replace") and answers(url)
+
+        return start_server("landmarkflow serve", command, log_path, ready, 120, env), url
+
+    for _ in range(tries - 1):
+        try:
+            return start()
+        except ServiceError as exc:
+            if "address already in use" not in str(exc):
+                raise
+    return start()
+
+
 def serve_process(champion: Champion, log_path: Path, *args: str) -> tuple[ServerProcess, str]:
-    """`landmarkflow serve --model <champion>` on a free loopback port, started and answering /healthz."""
-    (port,) = free_ports(1)
-    url = f"http://{HOST}:{port}"
-    command = [sys.executable, "-m", "landmarkflow.cli", "serve", "--model", champion.uri, "--port", str(port), *args]
-    env = {**os.environ, **champion.env}
-    return start_server("landmarkflow serve", command, log_path, lambda: answers(url), 120, env), url
+    """`landmarkflow serve --model <champion>` on a free loopback port (`serve_on_free_port`)."""
+    return serve_on_free_port(["--model", champion.uri, *args], log_path, {**os.environ, **champion.env})

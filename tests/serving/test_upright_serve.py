@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import sys
 import urllib.request
 from pathlib import Path
 
@@ -19,9 +18,7 @@ from landmarkflow.inference import Predictor
 from landmarkflow.layouts import get_layout
 from landmarkflow.runtime import DeployInfo
 from landmarkflow.tracking import TELEMETRY_OFF
-from pipelines.local_services import HOST, free_ports
-from tests.servers import start_server
-from tests.serving.champions import answers
+from tests.serving.champions import serve_on_free_port
 from tests.test_inference import BOX_SCALE, SIZE, constant_model, rolled_eyes
 
 pytestmark = [pytest.mark.integration]
@@ -37,11 +34,8 @@ def test_the_server_reads_a_rolled_face_again_upright(tmp_path: Path, threshold:
     image = np.zeros((240, 320, 3), dtype=np.uint8)
     ok, png = cv2.imencode(".png", image)
     assert ok
-    (port,) = free_ports(1)
-    url = f"http://{HOST}:{port}"
-    command = [sys.executable, "-m", "landmarkflow.cli", "serve", "--model", str(model), "--port", str(port)]
-    env = {**os.environ, **TELEMETRY_OFF}
-    with start_server("landmarkflow serve", command, tmp_path / "serve.log", lambda: answers(url), 120, env):
+    server, url = serve_on_free_port(["--model", str(model)], tmp_path / "serve.log", {**os.environ, **TELEMETRY_OFF})
+    with server:
         with urllib.request.urlopen(f"{url}/v1/model", timeout=10) as response:
             reported = json.loads(response.read())["upright_above_deg"]
         assert reported == (threshold if math.isfinite(threshold) else None)
