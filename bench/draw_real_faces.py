@@ -64,9 +64,10 @@ def main() -> None:
     for model in args.models:
         predictor, version, role = load_registered(registered_model_name(model, args.dataset))
         predictors[f"{model.upper()} v{version} ({role})"] = predictor
+    photo = skimage.data.astronaut()
     rows = []
     for view, degrees in VIEWS.items():
-        image = _view(skimage.data.astronaut(), degrees)
+        image = _view(photo, degrees)
         found = detect_faces(image)
         if not found:
             raise SystemExit(f"the {DETECTOR} detector finds no face in the {view} astronaut photo")

@@ -18,8 +18,8 @@ from landmarkflow.data.synthetic import synthesize
 from landmarkflow.data.validation.drift import head_pose
 from landmarkflow.detection import DETECTOR, FaceBox, detect_faces
 from landmarkflow.imageio import read_rgb
+from tests.test_inference import ASTRONAUT_FACE
 
-ASTRONAUT_FACE = np.array([175.0, 70.0, 268.0, 163.0])  # x1 y1 x2 y2 around the face in data.astronaut()
 HAS_YUNET = find_spec("yuface") is not None
 WHEEL_EXISTS = (
     sys.version_info < (3, 12)

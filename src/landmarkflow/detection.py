@@ -20,6 +20,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
+from types import ModuleType
 
 import cv2
 import numpy as np
@@ -105,25 +106,30 @@ def _lbp_windows(gray: np.ndarray, min_side: int) -> np.ndarray:
 def _yunet_windows(gray_or_rgb: np.ndarray, min_side: int) -> np.ndarray:
     """(M, 5) x1 y1 x2 y2 score in pixel edges: YuNet's faces (after its own non-maximum suppression) at least
     `min_side` on their longer side."""
-    try:
-        import yuface  # optional: its wheel exists for some platforms only
-    except (ImportError, OSError) as exc:
-        raise RuntimeError(
-            f"the yunet face detector needs the yuface wheel (CPython <= 3.11 on x86-64 Linux or Windows): {exc}; "
-            "use detector='lbp' or LANDMARKFLOW_DETECTOR=lbp"
-        ) from exc
-
     bgr = cv2.cvtColor(gray_or_rgb, cv2.COLOR_GRAY2BGR if gray_or_rgb.ndim == 2 else cv2.COLOR_RGB2BGR)
-    scores, boxes, _ = yuface.detect(bgr, conf=YUNET_MIN_SCORE)  # int16 XYWH, confidence in percent
+    scores, boxes, _ = _yuface().detect(bgr, conf=YUNET_MIN_SCORE)  # int16 XYWH, confidence in percent
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     faces = np.column_stack([boxes[:, :2], boxes[:, :2] + boxes[:, 2:], np.asarray(scores, np.float64) / 100])
     return faces[np.maximum(boxes[:, 2], boxes[:, 3]) >= min_side]
 
 
+def _yuface() -> ModuleType:
+    """The optional `yuface` module; RuntimeError saying what it needs when it is not installed, or its shared
+    library does not load here."""
+    try:
+        import yuface
+    except (ImportError, OSError) as exc:
+        raise RuntimeError(
+            f"the yunet face detector needs the yuface wheel (CPython <= 3.11 on x86-64 Linux or Windows): {exc}; "
+            "use detector='lbp' or LANDMARKFLOW_DETECTOR=lbp"
+        ) from exc
+    return yuface
+
+
 def _yunet_loads() -> bool:
     try:
-        import yuface  # noqa: F401
-    except (ImportError, OSError):  # not installed, or its shared library does not load here
+        _yuface()
+    except RuntimeError:
         return False
     return True
 
