@@ -13,6 +13,7 @@ from landmarkflow.codecs.base import Codec
 from landmarkflow.layouts import get_layout
 from landmarkflow.models.crop_predictor import CropPredictor
 from landmarkflow.models.params.base import ModelParams
+from landmarkflow.models.shape_calibration import ShapeCalibration
 
 if TYPE_CHECKING:
     from landmarkflow.models.lgcn_shape import ShapeModel
@@ -43,6 +44,11 @@ class LandmarkModel(nn.Module):
         if params.flip_test:  # the layouts are named by their point counts; a mirror swaps left and right points
             flip = torch.tensor(get_layout(str(params.num_points)).flip_permutation)
             self.register_buffer("flip_permutation", flip, persistent=False)
+        self.shape_calibration = (
+            ShapeCalibration(get_layout(str(params.num_points)), params.shape_calibration_modes)
+            if params.shape_calibration_modes
+            else None
+        )
 
     def memory_format(self) -> torch.memory_format:
         """What `module.to(memory_format=...)` should get for this model's fastest convolutions."""
@@ -84,10 +90,15 @@ class LandmarkModel(nn.Module):
 
         With `flip_test` the crops and their mirror images run as one batch and the mirror's landmarks, mirrored
         back (x -> S - 1 - x, left and right points swapped), are averaged in: the two views' errors partly cancel.
+        A fitted `shape_calibration` corrects the answer last.
         """
         if not self.params.flip_test:
-            return self.codec.decode(self(images))
-        return self.mirror_averaged(self.codec.decode(self(self.with_mirrors(images))))
+            return self.calibrated(self.codec.decode(self(images)))
+        return self.calibrated(self.mirror_averaged(self.codec.decode(self(self.with_mirrors(images)))))
+
+    def calibrated(self, points: torch.Tensor) -> torch.Tensor:
+        """`points` through the shape calibration, where the model has one."""
+        return points if self.shape_calibration is None else self.shape_calibration(points)
 
     @staticmethod
     def with_mirrors(images: torch.Tensor) -> torch.Tensor:
@@ -101,9 +112,10 @@ class LandmarkModel(nn.Module):
         (`mirror_averaged_maps`), so that the fit, like the landmarks, uses both views."""
         if not self.params.flip_test:
             outputs = self(images)
-            return self.codec.decode(outputs), outputs["heatmap"]
+            return self.calibrated(self.codec.decode(outputs)), outputs["heatmap"]
         both = self(self.with_mirrors(images))
-        return self.mirror_averaged(self.codec.decode(both)), self.mirror_averaged_maps(both["heatmap"])
+        points = self.calibrated(self.mirror_averaged(self.codec.decode(both)))
+        return points, self.mirror_averaged_maps(both["heatmap"])
 
     def mirror_averaged_maps(self, both: torch.Tensor) -> torch.Tensor:
         """(2N, K, H, W) point maps of N crops then of their mirrors -> (N, K, H, W): the mirror's maps, mirrored

@@ -291,4 +291,4 @@ class DSAT(LandmarkModel):
         if not self.params.flip_test:
             return super().predict_with_heatmaps(images)
         maps = self.mirror_averaged_maps(self(self.with_mirrors(images))["heatmap"])
-        return self.codec.decode({"heatmap": maps}), maps
+        return self.calibrated(self.codec.decode({"heatmap": maps})), maps

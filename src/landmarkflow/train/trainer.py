@@ -35,6 +35,7 @@ from landmarkflow.layouts import get_layout
 from landmarkflow.models.base import LandmarkModel
 from landmarkflow.runtime import CHECKPOINT_FILE
 from landmarkflow.tracking import log_metrics
+from landmarkflow.train.calibrate import calibrate_shapes
 from landmarkflow.train.checkpoint import BEST, LAST, load_state, save_checkpoint
 from landmarkflow.train.distributed import DistEnv, barrier, mean_across_ranks, rank_batch_size
 from landmarkflow.train.durable import upload_checkpoint
@@ -141,6 +142,7 @@ class Trainer:
     ) -> None:
         self.config = config
         self.model = model.to(env.device, memory_format=model.memory_format())
+        self.train_records = train_records
         self.val_records = val_records
         self.root = Path(root)
         self.out_dir = Path(out_dir)
@@ -235,6 +237,7 @@ class Trainer:
             barrier(self.env)
         if self.env.is_main:
             self._save_final(epochs - 1)
+            self._calibrate_final()
         return self.history
 
     def _save_final(self, last_epoch: int) -> None:
@@ -252,6 +255,43 @@ class Trainer:
             last_epoch + 1,
             100 * self.history.val_nme[state["epoch"]],
         )
+
+    def _calibrate_final(self) -> None:
+        """Fit model.pt's shape calibration, where its model has one, on its answers for the train faces; log the
+        train and validation NME before and after (the history's keep the uncorrected model's)."""
+        calibration = self.model.shape_calibration
+        if calibration is None:
+            return
+        if len(self.train_records) < calibration.min_faces:
+            log.warning(
+                "shape calibration skipped: %d modes need at least %d train faces, this run has %d",
+                calibration.gain.numel(),
+                calibration.min_faces,
+                len(self.train_records),
+            )
+            return
+        path = self.out_dir / CHECKPOINT_FILE
+        state = load_state(path)
+        self.model.load_state_dict(state["model"])
+        before = self.validate()
+        fit = calibrate_shapes(self.model, self.train_records, self.root, self.config, self.env.device)
+        after = self.validate()
+        state["model"] = self.model.state_dict()
+        save_checkpoint(path, state)
+        log.info(
+            "shape calibration of %d modes on %d train faces: train NME %.2f%% -> %.2f%%, validation %.2f%% -> %.2f%%",
+            calibration.gain.numel(),
+            fit.faces,
+            100 * fit.nme_before,
+            100 * fit.nme_after,
+            100 * before,
+            100 * after,
+        )
+        if self.run_id:
+            metrics = {"calibration_train_nme_before": fit.nme_before, "calibration_train_nme": fit.nme_after}
+            if math.isfinite(after):
+                metrics |= {"calibration_val_nme_before": before, "calibration_val_nme": after}
+            log_metrics(MlflowClient(), self.run_id, metrics)
 
     def _validates(self, epoch: int) -> bool:
         """Every `train.val_every`-th epoch and the last, whose NME the run reports."""

@@ -24,13 +24,29 @@ class ModelParams(BaseModel, ABC):
     flip_test: bool = Field(
         False, description="predict averages the landmarks of the crop and of its mirror image (mirrored back)"
     )
+    shape_calibration_modes: int = Field(
+        0,
+        ge=0,
+        description="predict corrects its answer in this many shape modes, by a linear map fitted on the train "
+        "faces after training (models/shape_calibration.py); 0: none",
+    )
 
     @model_validator(mode="after")
-    def _flip_pairs_known(self) -> ModelParams:
+    def _post_steps_possible(self) -> ModelParams:
         if self.flip_test and str(self.num_points) not in LAYOUTS:
             raise ValueError(
                 f"flip_test needs a layout's left/right point pairs, but num_points {self.num_points} is none of the "
                 f"layouts ({', '.join(LAYOUTS)} points)"
+            )
+        if self.shape_calibration_modes and str(self.num_points) not in LAYOUTS:
+            raise ValueError(
+                f"shape_calibration_modes needs a layout's eyes, but num_points {self.num_points} is none of the "
+                f"layouts ({', '.join(LAYOUTS)} points)"
+            )
+        if self.shape_calibration_modes > 2 * self.num_points - 4:
+            raise ValueError(
+                f"shape_calibration_modes must be at most {2 * self.num_points - 4} for {self.num_points} points "
+                f"(aligned shapes vary in 2 x points - 4 directions), got {self.shape_calibration_modes}"
             )
         return self
 
