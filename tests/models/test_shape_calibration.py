@@ -21,7 +21,7 @@ from landmarkflow.train.checkpoint import load_state
 from landmarkflow.train.distributed import DistEnv
 from landmarkflow.train.trainer import Trainer, seed_everything
 from tests.fakes import dot_face_record
-from tests.models.small_configs import SMALL_HIH
+from tests.models.small_configs import SMALL_HIH, SMALL_LGCN
 
 LAYOUT = get_layout("68")
 
@@ -108,6 +108,7 @@ def test_a_fit_needs_ten_faces_a_mode() -> None:
     [
         ({**SMALL_HIH, "shape_calibration_modes": 2}, "needs a layout's eyes, but num_points 5"),
         ({**SMALL_HIH, "num_points": 19, "shape_calibration_modes": 35}, "at most 34 for 19 points"),
+        ({**SMALL_LGCN, "num_points": 19, "shape_calibration_modes": 2}, "must be 0 for LGCN: a deployed LGCN"),
     ],
 )
 def test_params_reject_modes_a_layout_cannot_have(section: dict, message: str) -> None:

@@ -7,9 +7,9 @@ truth's, fitted by least squares on the model's own answers for the train faces:
 of a mode the network reads (the turn), a gain below 1 damps a mode it reads mostly as noise. The correction is mapped
 back through the inverse alignment, so it turns and scales with the face. The eye points keep the answer: the
 upright pass reads the face's roll from their line, and on faces turned far a correction that tilted it sent the
-second look the wrong way (a DSAT's test faces turned 0.45 or more 19.2 -> 24.4% with the eyes corrected, 18.7%
-without). Everything is buffers and tensor algebra, so the checkpoint, the ONNX graph and a TensorRT engine carry it
-as part of `predict`.
+second look the wrong way (configs/hih_synthetic.md has the measurements). Everything is buffers and tensor algebra,
+so the checkpoint, the ONNX graph and a TensorRT engine carry it as part of `predict`; the alignment works with means
+over the points and a mean shape of unit RMS, so that no intermediate leaves float16's range.
 """
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ class ShapeCalibration(nn.Module):
 
 
 def procrustes_mean(shapes: np.ndarray) -> np.ndarray:
-    """The (K, 2) mean of `shapes` after each is similarity-aligned to it, centred and of unit norm."""
+    """The (K, 2) mean of `shapes` after each is similarity-aligned to it, centred and of unit RMS."""
     mean = _normalised(shapes.mean(axis=0))
     for _ in range(PROCRUSTES_ROUNDS):
         mean = _normalised(align_pairs(shapes, shapes, mean)[0].reshape(len(shapes), -1, 2).mean(axis=0))
@@ -122,17 +122,18 @@ def align_pairs(answers: np.ndarray, truths: np.ndarray, mean: np.ndarray) -> tu
 
 
 def _normalised(shape: np.ndarray) -> np.ndarray:
+    """Centred, with a root-mean-square distance of 1 from its centre."""
     centred = shape - shape.mean(axis=0)
-    return centred / np.sqrt((centred**2).sum())
+    return centred / np.sqrt((centred**2).sum(axis=1).mean())
 
 
 def _similarity_to(centred: torch.Tensor, mean: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per shape, the least-squares similarity [[a, -b], [b, a]] taking the centred (N, K, 2) points onto `mean`
     (centred), as (N, 1, 1) tensors a and b."""
     x, y = centred[..., 0], centred[..., 1]
-    norm = (x * x + y * y).sum(dim=1, keepdim=True).clamp_min(TINY)
-    a = (x * mean[:, 0] + y * mean[:, 1]).sum(dim=1, keepdim=True) / norm
-    b = (x * mean[:, 1] - y * mean[:, 0]).sum(dim=1, keepdim=True) / norm
+    norm = (x * x + y * y).mean(dim=1, keepdim=True).clamp_min(TINY)
+    a = (x * mean[:, 0] + y * mean[:, 1]).mean(dim=1, keepdim=True) / norm
+    b = (x * mean[:, 1] - y * mean[:, 0]).mean(dim=1, keepdim=True) / norm
     return a.unsqueeze(-1), b.unsqueeze(-1)
 
 

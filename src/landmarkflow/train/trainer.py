@@ -258,7 +258,7 @@ class Trainer:
 
     def _calibrate_final(self) -> None:
         """Fit model.pt's shape calibration, where its model has one, on its answers for the train faces; log the
-        train and validation NME before and after (the history's keep the uncorrected model's)."""
+        train and validation NME before and after (the history keeps the uncorrected model's)."""
         calibration = self.model.shape_calibration
         if calibration is None:
             return
@@ -273,7 +273,7 @@ class Trainer:
         path = self.out_dir / CHECKPOINT_FILE
         state = load_state(path)
         self.model.load_state_dict(state["model"])
-        before = self.validate()
+        before = self.history.val_nme[state["epoch"]]  # the kept epoch validates: it is the last or the best
         fit = calibrate_shapes(self.model, self.train_records, self.root, self.config, self.env.device)
         after = self.validate()
         state["model"] = self.model.state_dict()

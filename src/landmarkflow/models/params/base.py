@@ -46,7 +46,8 @@ class ModelParams(BaseModel, ABC):
         if self.shape_calibration_modes > 2 * self.num_points - 4:
             raise ValueError(
                 f"shape_calibration_modes must be at most {2 * self.num_points - 4} for {self.num_points} points "
-                f"(aligned shapes vary in 2 x points - 4 directions), got {self.shape_calibration_modes}"
+                f"(shapes aligned by a similarity vary in at most 2 x points - 4 directions), "
+                f"got {self.shape_calibration_modes}"
             )
         return self
 
