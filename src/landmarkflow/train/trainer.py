@@ -273,7 +273,7 @@ class Trainer:
         path = self.out_dir / CHECKPOINT_FILE
         state = load_state(path)
         self.model.load_state_dict(state["model"])
-        before = self.history.val_nme[state["epoch"]]  # the kept epoch validates: it is the last or the best
+        before = self.validate()
         fit = calibrate_shapes(self.model, self.train_records, self.root, self.config, self.env.device)
         after = self.validate()
         state["model"] = self.model.state_dict()
