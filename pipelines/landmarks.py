@@ -48,14 +48,15 @@ TRAIN_DEADLINE = "7d"
 DEFAULT_CONFIGS = [
     "configs/dsat_synthetic_tiny.yaml",
     "configs/rdfn_synthetic_tiny.yaml",
-    "configs/hih_synthetic_tiny.yaml",
     "configs/lgcn_synthetic_tiny.yaml",
+    "configs/hih_synthetic_tiny.yaml",
 ]
-"""The embedded default's models, in the order they start. On one machine two train at once and the next starts
-when one finishes, so the order decides when the last ends. On 2 cores with native bfloat16, where DSAT (float32)
-and RDFN take longest (5.7 and 6.1 min beside HIH's 5.2 and LGCN's 5.3), the pipeline took 13.8 min with them first
-against 14.2 with HIH and DSAT first (an hour apart); without bfloat16 (LGCN 23 min, the others 11-14) this order is
-within 0.1 min of the best split."""
+"""The embedded default's models, in the order they start. On one machine two model branches (train, evaluate,
+export, gate, register, promote) run at once and the next starts when one ends, so the order decides when the last
+ends. LGCN's branch is the longest on either kind of 2-core CPU (its evaluate and export fit shapes too), DSAT's the
+shortest of the first two: LGCN starts third, in the slot DSAT frees. By the branch times of fresh-clone runs, with
+HIH third instead the last branch would end 0.3 min later with native bfloat16 (DSAT 6.5, RDFN 6.8, HIH 6.4, LGCN
+7.1 min) and 1 min later without (7.3, 8.3, 9.3, 15.6)."""
 
 
 @dsl.pipeline(name="landmark-model", description="Train, evaluate, export, gate, register and promote one model.")
