@@ -4,6 +4,7 @@ scales with the face and leaves its eyes alone, and a model that carries it thro
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ from landmarkflow.layouts import get_layout
 from landmarkflow.models.shape_calibration import ShapeCalibration
 from landmarkflow.models.zoo import build_model, parse_params
 from landmarkflow.runtime import DeployInfo
-from landmarkflow.train.checkpoint import load_state
+from landmarkflow.train.checkpoint import CALIBRATED_VAL_NME, held_val_nme, load_state
 from landmarkflow.train.distributed import DistEnv
 from landmarkflow.train.trainer import Trainer, seed_everything
 from tests.fakes import dot_face_record
@@ -180,9 +181,14 @@ def test_training_fits_the_calibration_into_model_pt(
     trainer = Trainer(config, build_model(config.model), records[:10], records[10:], tmp_path, tmp_path / "out", env)
     with caplog.at_level(logging.INFO, logger="landmarkflow"):
         trainer.fit()
-    gain = load_state(tmp_path / "out" / "model.pt")["model"]["shape_calibration.gain"]
+    state = load_state(tmp_path / "out" / "model.pt")
+    gain = state["model"]["shape_calibration.gain"]
     assert gain.shape == (modes,) and torch.equal(gain, torch.ones(modes)) != fitted
     if fitted:
         assert f"shape calibration of {modes} modes on 10 train faces: train NME" in caplog.text
+        # what `landmarkflow train` reports is the calibrated model's validation, the one the log line ends with
+        assert re.search(r"validation [\d.]+% -> ([\d.]+)%", caplog.text)[1] == f"{100 * held_val_nme(state):.2f}"
+        assert held_val_nme(state) == state[CALIBRATED_VAL_NME] != state["history"]["val_nme"][-1]
     else:
+        assert held_val_nme(state) == state["history"]["val_nme"][-1]
         assert "shape calibration skipped: 2 modes need at least 20 train faces, this run has 10" in caplog.text

@@ -22,7 +22,7 @@ from landmarkflow.runtime import CHECKPOINT_FILE
 from landmarkflow.services import secret_name
 from landmarkflow.steps.results import IngestResult, TrainResult
 from landmarkflow.tracking import ensure_experiment, experiment_name
-from landmarkflow.train.checkpoint import load_state
+from landmarkflow.train.checkpoint import held_val_nme, load_state
 from landmarkflow.train.durable import CONFIG_HASH_TAG, RESUME_KEY_TAG, check_resume_key, fetch_checkpoints, find_run
 from landmarkflow.train.finish import MODEL_DIR, TRAIN_SECONDS, finish_run
 from landmarkflow.train.launch import NodeGroup, torchrun_command, train_args
@@ -104,8 +104,8 @@ def train(
         client.set_terminated(run_id, "FAILED")
         raise
     seconds = time.perf_counter() - started
-    history = finish_run(client, run_id, out_dir, seconds)
-    return _result(run_id, config, config_path, ingested, out_dir, seconds, history)
+    state = finish_run(client, run_id, out_dir, seconds)
+    return _result(run_id, config, config_path, ingested, out_dir, seconds, held_val_nme(state))
 
 
 def trainjob(
@@ -199,9 +199,9 @@ def _finished(
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".fetch-") as folder:
         fetched = client.download_artifacts(run_id, f"{MODEL_DIR}/{CHECKPOINT_FILE}", folder)
         os.replace(fetched, out_dir / CHECKPOINT_FILE)
-    history = load_state(out_dir / CHECKPOINT_FILE)["history"]
+    val_nme = held_val_nme(load_state(out_dir / CHECKPOINT_FILE))
     seconds = client.get_run(run_id).data.metrics[TRAIN_SECONDS]
-    return _result(run_id, config, config_path, ingested, out_dir, seconds, history)
+    return _result(run_id, config, config_path, ingested, out_dir, seconds, val_nme)
 
 
 def _result(
@@ -211,9 +211,8 @@ def _result(
     ingested: IngestResult,
     out_dir: Path,
     seconds: float,
-    history: dict[str, list[float]],
+    val_nme: float,
 ) -> TrainResult:
-    val = history["val_nme"][-1] if history["val_nme"] else float("nan")
     return TrainResult(
         run_id=run_id,
         checkpoint=str(out_dir / CHECKPOINT_FILE),
@@ -225,7 +224,7 @@ def _result(
         manifest=ingested.manifest,
         root=ingested.root,
         seconds=seconds,
-        final_val_nme=float(val),
+        final_val_nme=val_nme,
         config=config.to_dict(),
         data_remote=ingested.data_remote,
         root_in_version=ingested.root_in_version,

@@ -25,6 +25,8 @@ BEST = "best.pt"
 PLAIN_SCALARS = (str, int, float, bool, type(None))
 """Exact types: subclasses such as numpy.float64 pickle as their own class, which weights_only refuses."""
 WHAT_A_CHECKPOINT_HOLDS = "tensors and plain dicts, lists, tuples, str, int, float, bool and None"
+CALIBRATED_VAL_NME = "calibrated_val_nme"
+"""model.pt's key for the validation NME after the shape calibration's fit (absent where none was fitted)."""
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> Path:
@@ -59,6 +61,15 @@ def load_model(path: Path) -> tuple[LandmarkModel, ExperimentConfig]:
     model = build_model(config.model)
     model.load_state_dict(state["model"])
     return model.eval(), config
+
+
+def held_val_nme(state: dict[str, Any]) -> float:
+    """The validation NME of the weights a model.pt holds: after its shape calibration where one was fitted, else
+    the kept epoch's (the last, or the best with `keep: best_val`); NaN where that epoch did not validate."""
+    if CALIBRATED_VAL_NME in state:
+        return float(state[CALIBRATED_VAL_NME])
+    val_nme, epoch = state["history"]["val_nme"], state["epoch"]
+    return float(val_nme[epoch]) if 0 <= epoch < len(val_nme) else float("nan")
 
 
 def _require_plain(value: Any, where: str) -> None:

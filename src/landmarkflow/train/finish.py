@@ -4,6 +4,7 @@ train_seconds. A step on one machine finishes its run itself; on several nodes, 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from mlflow.tracking import MlflowClient
 
@@ -17,11 +18,11 @@ TRAIN_SECONDS = "train_seconds"
 """Logged last, once model.pt is in the run: a run that has it has finished training."""
 
 
-def finish_run(client: MlflowClient, run_id: str, out_dir: Path, seconds: float) -> dict[str, list[float]]:
-    """Log `out_dir`'s model.pt and its loss curves into the run, then the training time; the history."""
-    history = load_state(out_dir / CHECKPOINT_FILE)["history"]
-    plot = plot_loss_curves(history, out_dir / "loss_curves.png")
+def finish_run(client: MlflowClient, run_id: str, out_dir: Path, seconds: float) -> dict[str, Any]:
+    """Log `out_dir`'s model.pt and its loss curves into the run, then the training time; model.pt's state."""
+    state = load_state(out_dir / CHECKPOINT_FILE)
+    plot = plot_loss_curves(state["history"], out_dir / "loss_curves.png")
     client.log_artifact(run_id, str(plot), "plots")
     client.log_artifact(run_id, str(out_dir / CHECKPOINT_FILE), MODEL_DIR)
     client.log_metric(run_id, TRAIN_SECONDS, seconds)
-    return history
+    return state

@@ -36,7 +36,7 @@ from landmarkflow.models.base import LandmarkModel
 from landmarkflow.runtime import CHECKPOINT_FILE
 from landmarkflow.tracking import log_metrics
 from landmarkflow.train.calibrate import calibrate_shapes
-from landmarkflow.train.checkpoint import BEST, LAST, load_state, save_checkpoint
+from landmarkflow.train.checkpoint import BEST, CALIBRATED_VAL_NME, LAST, load_state, save_checkpoint
 from landmarkflow.train.distributed import DistEnv, barrier, mean_across_ranks, rank_batch_size
 from landmarkflow.train.durable import upload_checkpoint
 from landmarkflow.train.rng import capture_rng, restore_rng
@@ -277,6 +277,7 @@ class Trainer:
         fit = calibrate_shapes(self.model, self.train_records, self.root, self.config, self.env.device)
         after = self.validate()
         state["model"] = self.model.state_dict()
+        state[CALIBRATED_VAL_NME] = after
         save_checkpoint(path, state)
         log.info(
             "shape calibration of %d modes on %d train faces: train NME %.2f%% -> %.2f%%, validation %.2f%% -> %.2f%%",
