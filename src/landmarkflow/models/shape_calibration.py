@@ -86,7 +86,7 @@ class ShapeCalibration(nn.Module):
             for shapes in (np.asarray(answers), np.asarray(truths))
         )
         mean = procrustes_mean(truths)
-        aligned_answers, aligned_truths = align_pairs(answers, truths, mean)
+        aligned_answers, aligned_truths = align_to(mean, answers, truths)
         centre = aligned_truths.mean(axis=0)
         basis = np.linalg.svd(aligned_truths - centre, full_matrices=False)[2][:modes]
         said, true = (aligned_answers - centre) @ basis.T, (aligned_truths - centre) @ basis.T
@@ -107,18 +107,18 @@ def procrustes_mean(shapes: np.ndarray) -> np.ndarray:
     """The (K, 2) mean of `shapes` after each is similarity-aligned to it, centred and of unit RMS."""
     mean = _normalised(shapes.mean(axis=0))
     for _ in range(PROCRUSTES_ROUNDS):
-        mean = _normalised(align_pairs(shapes, shapes, mean)[0].reshape(len(shapes), -1, 2).mean(axis=0))
+        mean = _normalised(align_to(mean, shapes)[0].reshape(len(shapes), -1, 2).mean(axis=0))
     return mean
 
 
-def align_pairs(answers: np.ndarray, truths: np.ndarray, mean: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Each answer and its truth, flattened, moved by the similarity that aligns the answer to `mean` (the frame
-    `ShapeCalibration.forward` works in, where only the answer is known)."""
+def align_to(mean: np.ndarray, answers: np.ndarray, *followers: np.ndarray) -> list[np.ndarray]:
+    """Each answer, flattened, moved by the similarity that aligns it to `mean`, and each of `followers` (other
+    shapes of the same faces: their truths) moved with it, the frame `ShapeCalibration.forward` works in, where only
+    the answer is known."""
     origin = answers.mean(axis=1, keepdims=True)
-    centred = torch.from_numpy(answers - origin)
-    scale, turn = _similarity_to(centred, torch.from_numpy(mean))
-    moved = [_rotate(torch.from_numpy(shapes - origin), scale, turn).flatten(1).numpy() for shapes in (answers, truths)]
-    return moved[0], moved[1]
+    scale, turn = _similarity_to(torch.from_numpy(answers - origin), torch.from_numpy(mean))
+    moved = (_rotate(torch.from_numpy(shapes - origin), scale, turn) for shapes in (answers, *followers))
+    return [shapes.flatten(1).numpy() for shapes in moved]
 
 
 def _normalised(shape: np.ndarray) -> np.ndarray:
