@@ -13,7 +13,7 @@ from mlflow.tracking import MlflowClient
 from landmarkflow.config import load_config
 from landmarkflow.runtime import CHECKPOINT_FILE
 from landmarkflow.tracking import ensure_experiment
-from landmarkflow.train.checkpoint import BEST, LAST, load_state, save_checkpoint
+from landmarkflow.train.checkpoint import BEST, LAST, held_val_nme, load_state, save_checkpoint
 from landmarkflow.train.distributed import DistEnv
 from landmarkflow.train.trainer import Trainer, build_optimizer, mixed_precision_dtype
 from tests.fakes import dot_face_record, dots_hih
@@ -58,48 +58,39 @@ def test_gradient_clipping_bounds_every_element_of_the_step(tmp_path: Path) -> N
     assert _largest_update(tmp_path, 1e-4) == pytest.approx(1e-4, rel=1e-3)
 
 
-FOUND_WITH_AUGMENT = {
-    "flip_prob": 0.5,
-    "rotation_deg": 15.0,
-    "rotation_prob": 0.5,
-    "scale_range": [0.95, 1.1],
-    "shift_fraction": 0.04,
-    "blur_prob": 0.1,
-    "occlusion_prob": 0.1,
-    "color_jitter": 0.1,
-}
+VALIDATIONS = [0.30, 0.20, 0.40]
+"""Validation NMEs the three epochs report: the middle one best. Scripted, because which epoch a real trajectory of
+three epochs on four faces validates best depends on the CPU's float32 arithmetic (AVX2 and AVX512 disagreed)."""
 
 
 @pytest.mark.parametrize("keep", ["last", "best_val"])
-def test_model_pt_holds_the_last_or_the_best_validation_epoch(tmp_path: Path, keep: str) -> None:
+def test_model_pt_holds_the_last_or_the_best_validation_epoch(
+    tmp_path: Path, keep: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     torch.manual_seed(0)
     overrides = {
         "train.epochs": 3,
-        "train.lr": 2.0,
-        "train.warmup_epochs": 3,
         "train.batch_size": 2,
         "train.num_workers": 0,
         "train.keep": keep,
         "train.val_every": 1,
         "eval.batch_size": 2,
-        # float32 on every CPU: with bfloat16 where the CPU has it, another trajectory (validation NME
-        # 1.45, 1.57, 1.69 in float32; at lr 0.5 bfloat16 and float32 ended on different best epochs).
-        "train.amp": False,
-        # The augmentation this trajectory was found with, whatever the config's now: its draws decide the epochs.
-        **{f"augment.{name}": value for name, value in FOUND_WITH_AUGMENT.items()},
     }
     config = load_config("configs/hih_synthetic_tiny.yaml", overrides)
     records = [dot_face_record(tmp_path, i) for i in range(6)]
     trainer = Trainer(config, dots_hih(), records[:4], records[4:], tmp_path, tmp_path / "out", CPU)
+    validations = iter(VALIDATIONS)
+    monkeypatch.setattr(trainer, "validate", lambda: next(validations))
     history = trainer.fit()
-    assert int(np.argmin(history.val_nme)) != 2  # the warm-up to a too-large lr makes every epoch worse
+    assert history.val_nme == VALIDATIONS
     final = load_state(tmp_path / "out" / CHECKPOINT_FILE)
-    expected = int(np.argmin(history.val_nme)) if keep == "best_val" else 2
+    expected = 1 if keep == "best_val" else 2
     assert final["epoch"] == expected
-    assert final["history"]["val_nme"] == history.val_nme
+    assert final["history"]["val_nme"] == VALIDATIONS
+    assert held_val_nme(final) == VALIDATIONS[expected]  # what the training step reports
     last = load_state(tmp_path / "out" / LAST)["model"]
     same_as_last = all(torch.equal(value, last[name]) for name, value in final["model"].items())
-    assert same_as_last == (expected == 2)
+    assert same_as_last == (keep == "last")
 
 
 def test_validating_every_second_epoch_skips_the_others_and_trains_the_same_weights(tmp_path: Path) -> None:
