@@ -285,7 +285,7 @@ def train(
 
     trained = _step(lambda: train_step(workdir, config, ingest_result, _epochs(epochs), nproc, resume_key))
     console.print(
-        f"trained {trained.model} in {trained.seconds / 60:.1f} min, final validation NME "
+        f"trained {trained.model} in {trained.seconds / 60:.1f} min, validation NME "
         f"{100 * trained.final_val_nme:.2f}% (MLflow run {trained.run_id}) -> {trained.checkpoint}"
     )
 

@@ -18,7 +18,7 @@ from landmarkflow.layouts import get_layout
 from landmarkflow.models.shape_calibration import ShapeCalibration
 from landmarkflow.models.zoo import build_model, parse_params
 from landmarkflow.runtime import DeployInfo
-from landmarkflow.train.checkpoint import CALIBRATED_VAL_NME, held_val_nme, load_state
+from landmarkflow.train.checkpoint import CALIBRATED_VAL_NME, kept_val_nme, load_state
 from landmarkflow.train.distributed import DistEnv
 from landmarkflow.train.trainer import Trainer, seed_everything
 from tests.fakes import dot_face_record
@@ -187,8 +187,8 @@ def test_training_fits_the_calibration_into_model_pt(
     if fitted:
         assert f"shape calibration of {modes} modes on 10 train faces: train NME" in caplog.text
         # what `landmarkflow train` reports is the calibrated model's validation, the one the log line ends with
-        assert re.search(r"validation [\d.]+% -> ([\d.]+)%", caplog.text)[1] == f"{100 * held_val_nme(state):.2f}"
-        assert held_val_nme(state) == state[CALIBRATED_VAL_NME] != state["history"]["val_nme"][-1]
+        assert re.search(r"validation [\d.]+% -> ([\d.]+)%", caplog.text)[1] == f"{100 * kept_val_nme(state):.2f}"
+        assert kept_val_nme(state) == state[CALIBRATED_VAL_NME] != state["history"]["val_nme"][-1]
     else:
-        assert held_val_nme(state) == state["history"]["val_nme"][-1]
+        assert kept_val_nme(state) == state["history"]["val_nme"][-1]
         assert "shape calibration skipped: 2 modes need at least 20 train faces, this run has 10" in caplog.text

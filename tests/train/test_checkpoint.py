@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from landmarkflow.train.checkpoint import CALIBRATED_VAL_NME, held_val_nme, load_state, save_checkpoint
+from landmarkflow.train.checkpoint import CALIBRATED_VAL_NME, kept_val_nme, load_state, save_checkpoint
 
 
 class _OpensAFile:
@@ -52,10 +52,11 @@ def test_saving_a_value_that_would_not_load_back_names_the_field(tmp_path: Path)
     "state,expected",
     [
         ({"epoch": 2, "history": {"val_nme": [0.3, float("nan"), 0.2]}}, 0.2),  # the last epoch, kept
-        ({"epoch": 0, "history": {"val_nme": [0.3, float("nan"), 0.2]}}, 0.3),  # `keep: best_val` kept the first
+        ({"epoch": 0, "history": {"val_nme": [0.2, float("nan"), 0.3]}}, 0.2),  # `keep: best_val` kept the first
+        ({"epoch": 1, "history": {"val_nme": [0.3, float("nan"), 0.2]}}, float("nan")),  # kept, not validated
         ({"epoch": 2, "history": {"val_nme": [0.3, 0.25, 0.2]}, CALIBRATED_VAL_NME: 0.18}, 0.18),
         ({"epoch": -1, "history": {"val_nme": []}}, float("nan")),  # nothing trained
     ],
 )
 def test_the_held_validation_nme_is_that_of_the_weights_model_pt_holds(state: dict, expected: float) -> None:
-    np.testing.assert_equal(held_val_nme(state), expected)
+    np.testing.assert_equal(kept_val_nme(state), expected)

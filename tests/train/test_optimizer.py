@@ -13,7 +13,7 @@ from mlflow.tracking import MlflowClient
 from landmarkflow.config import load_config
 from landmarkflow.runtime import CHECKPOINT_FILE
 from landmarkflow.tracking import ensure_experiment
-from landmarkflow.train.checkpoint import BEST, LAST, held_val_nme, load_state, save_checkpoint
+from landmarkflow.train.checkpoint import BEST, LAST, kept_val_nme, load_state, save_checkpoint
 from landmarkflow.train.distributed import DistEnv
 from landmarkflow.train.trainer import Trainer, build_optimizer, mixed_precision_dtype
 from tests.fakes import dot_face_record, dots_hih
@@ -87,7 +87,7 @@ def test_model_pt_holds_the_last_or_the_best_validation_epoch(
     expected = 1 if keep == "best_val" else 2
     assert final["epoch"] == expected
     assert final["history"]["val_nme"] == VALIDATIONS
-    assert held_val_nme(final) == VALIDATIONS[expected]  # what the training step reports
+    assert kept_val_nme(final) == VALIDATIONS[expected]  # what the training step reports
     last = load_state(tmp_path / "out" / LAST)["model"]
     same_as_last = all(torch.equal(value, last[name]) for name, value in final["model"].items())
     assert same_as_last == (keep == "last")

@@ -73,6 +73,7 @@ class TrainResult(StepResult):
     root: str
     seconds: float
     final_val_nme: float
+    """The validation NME of the weights model.pt holds (`train.checkpoint.kept_val_nme`)."""
     config: dict[str, Any] = field(default_factory=dict)
     data_remote: str = ""
     root_in_version: str = ""

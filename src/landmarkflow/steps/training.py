@@ -22,7 +22,7 @@ from landmarkflow.runtime import CHECKPOINT_FILE
 from landmarkflow.services import secret_name
 from landmarkflow.steps.results import IngestResult, TrainResult
 from landmarkflow.tracking import ensure_experiment, experiment_name
-from landmarkflow.train.checkpoint import held_val_nme, load_state
+from landmarkflow.train.checkpoint import kept_val_nme, load_state
 from landmarkflow.train.durable import CONFIG_HASH_TAG, RESUME_KEY_TAG, check_resume_key, fetch_checkpoints, find_run
 from landmarkflow.train.finish import MODEL_DIR, TRAIN_SECONDS, finish_run
 from landmarkflow.train.launch import NodeGroup, torchrun_command, train_args
@@ -105,7 +105,7 @@ def train(
         raise
     seconds = time.perf_counter() - started
     state = finish_run(client, run_id, out_dir, seconds)
-    return _result(run_id, config, config_path, ingested, out_dir, seconds, held_val_nme(state))
+    return _result(run_id, config, config_path, ingested, out_dir, seconds, kept_val_nme(state))
 
 
 def trainjob(
@@ -199,7 +199,7 @@ def _finished(
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".fetch-") as folder:
         fetched = client.download_artifacts(run_id, f"{MODEL_DIR}/{CHECKPOINT_FILE}", folder)
         os.replace(fetched, out_dir / CHECKPOINT_FILE)
-    val_nme = held_val_nme(load_state(out_dir / CHECKPOINT_FILE))
+    val_nme = kept_val_nme(load_state(out_dir / CHECKPOINT_FILE))
     seconds = client.get_run(run_id).data.metrics[TRAIN_SECONDS]
     return _result(run_id, config, config_path, ingested, out_dir, seconds, val_nme)
 

@@ -63,9 +63,10 @@ def load_model(path: Path) -> tuple[LandmarkModel, ExperimentConfig]:
     return model.eval(), config
 
 
-def held_val_nme(state: dict[str, Any]) -> float:
+def kept_val_nme(state: dict[str, Any]) -> float:
     """The validation NME of the weights a model.pt holds: after its shape calibration where one was fitted, else
-    the kept epoch's (the last, or the best with `keep: best_val`); NaN where that epoch did not validate."""
+    the kept epoch's (the last, or the best with `keep: best_val`); NaN where that epoch did not validate. A
+    model.pt written before trainings stored the calibrated number gives its kept epoch's, uncalibrated."""
     if CALIBRATED_VAL_NME in state:
         return float(state[CALIBRATED_VAL_NME])
     val_nme, epoch = state["history"]["val_nme"], state["epoch"]

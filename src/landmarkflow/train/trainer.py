@@ -258,7 +258,8 @@ class Trainer:
 
     def _calibrate_final(self) -> None:
         """Fit model.pt's shape calibration, where its model has one, on its answers for the train faces; log the
-        train and validation NME before and after (the history keeps the uncorrected model's)."""
+        train and validation NME before and after (the history keeps the uncorrected model's, model.pt's
+        `calibrated_val_nme` the corrected one's)."""
         calibration = self.model.shape_calibration
         if calibration is None:
             return
