@@ -58,5 +58,5 @@ def test_saving_a_value_that_would_not_load_back_names_the_field(tmp_path: Path)
         ({"epoch": -1, "history": {"val_nme": []}}, float("nan")),  # nothing trained
     ],
 )
-def test_the_held_validation_nme_is_that_of_the_weights_model_pt_holds(state: dict, expected: float) -> None:
+def test_the_kept_validation_nme_is_that_of_the_weights_model_pt_holds(state: dict, expected: float) -> None:
     np.testing.assert_equal(kept_val_nme(state), expected)
