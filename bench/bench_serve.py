@@ -37,24 +37,47 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+class PortTaken(RuntimeError):
+    """Another process took the port between `free_port` and the server's bind (it binds after loading its model)."""
+
+
 def start_server(model: str, port: int, cores: str, log: Path) -> subprocess.Popen[bytes]:
+    """`serve` on `port`, ready once its own log says it bound the port and /healthz answers: a stranger that took
+    the port meanwhile is never measured in its place."""
     command = [sys.executable, "-m", "landmarkflow.cli", "serve", "--model", model, "--port", str(port)]
     if cores and shutil.which("taskset"):
         command = ["taskset", "-c", cores, *command]
     server = subprocess.Popen(command, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    bound = f"Uvicorn running on http://127.0.0.1:{port}"
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            raise RuntimeError(f"serve exited ({server.returncode}):\n{log.read_text()[-3000:]}")
+            text = log.read_text(errors="replace")
+            error = PortTaken if "address already in use" in text else RuntimeError
+            raise error(f"serve exited ({server.returncode}):\n{text[-3000:]}")
         try:
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            connection.request("GET", "/healthz")
-            if connection.getresponse().status == 200:
-                return server
+            if bound in log.read_text(errors="replace"):
+                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+                connection.request("GET", "/healthz")
+                if connection.getresponse().status == 200:
+                    return server
         except OSError:
-            time.sleep(0.5)
+            pass
+        time.sleep(0.5)
     server.terminate()
     raise RuntimeError(f"serve did not answer within 180 s:\n{log.read_text()[-3000:]}")
+
+
+def start_on_free_port(model: str, cores: str, log: Path, tries: int = 3) -> tuple[subprocess.Popen[bytes], int]:
+    """`start_server` on a port free when chosen, on another one where it was taken before the server bound it."""
+    for _ in range(tries - 1):
+        port = free_port()
+        try:
+            return start_server(model, port, cores, log), port
+        except PortTaken:
+            continue
+    port = free_port()
+    return start_server(model, port, cores, log), port
 
 
 def load(port: int, body: bytes, path: str, clients: int, per_client: int) -> dict[str, float]:
@@ -104,9 +127,8 @@ def main() -> None:
     parser.add_argument("--cores", default="0,1", help="CPUs the server is pinned to (taskset -c); '' = no pinning")
     args = parser.parse_args()
     body = cv2.imencode(".png", cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR))[1].tobytes()
-    port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
-        server = start_server(args.model, port, args.cores, Path(tmp) / "serve.log")
+        server, port = start_on_free_port(args.model, args.cores, Path(tmp) / "serve.log")
         try:
             connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
             connection.request("GET", "/v1/model")
