@@ -14,7 +14,7 @@ from landmarkflow.data.synthetic import FaceSpec, Occluder, render_face, synthes
 from landmarkflow.data.synthetic.face3d import TEMPLATE_68, Expression, Glasses, Hair, Identity, Pose, build_face
 from landmarkflow.data.synthetic.params import Appearance, Camera, sample_spec
 from landmarkflow.data.synthetic.plan import item_spec, plan
-from landmarkflow.data.synthetic.render import cheek_contour_line, facial_hair_outlines, wrinkle_lines
+from landmarkflow.data.synthetic.render import facial_hair_outlines, wrinkle_lines
 from landmarkflow.data.synthetic.w300_files import item_detector_box
 from landmarkflow.geometry import landmark_box
 from landmarkflow.layouts import IBUG_68
@@ -172,8 +172,7 @@ def test_landmarks_sit_on_drawn_structure() -> None:
     ratios, jaw_ratios = [], []
     for index in range(10):
         spec = _clean(sample_spec(np.random.default_rng([21, index]), hard=False))
-        plain = replace(spec.appearance, cheek_contour=0.0)  # which draws an edge inside the jaw on purpose
-        face = render_face(replace(spec, occluders=(), appearance=plain), 256)
+        face = render_face(replace(spec, occluders=()), 256)
         grey = cv2.cvtColor(face.image, cv2.COLOR_BGR2GRAY).astype(np.float32)
         magnitude = cv2.magnitude(cv2.Sobel(grey, cv2.CV_32F, 1, 0), cv2.Sobel(grey, cv2.CV_32F, 0, 1))
         magnitude = cv2.dilate(magnitude, np.ones((3, 3), np.uint8))  # a point may sit a pixel off its edge
@@ -232,26 +231,6 @@ def test_wrinkles_darken_the_skin_along_its_folds_and_nothing_else() -> None:
     assert 0.3 < np.mean([look.wrinkles > 0 for look in _ordinary_looks()]) < 0.5
     with pytest.raises(ValueError, match=r"wrinkles 2 is outside 0..1"):
         Appearance(wrinkles=2)
-
-
-def test_a_cheek_contour_darkens_a_soft_line_inside_the_jaw_and_moves_no_landmark() -> None:
-    """Photos' cheeks carry edges as strong as the jaw outline; the line gives rendered cheeks one, off the
-    landmarks, so the first strong edge out from the nose is not always the jaw."""
-    spec = _clean(sample_spec(np.random.default_rng(5), hard=False))
-    spec = replace(spec, pose=Pose(), face_size=0.7, position=(0.5, 0.5), hair=Hair(kind="none"))
-    plain = render_face(replace(spec, appearance=replace(spec.appearance, cheek_contour=0.0)), 256)
-    look = replace(spec.appearance, cheek_contour=0.4, cheek_contour_reach=0.8, cheek_contour_blur=0.015)
-    contoured = render_face(replace(spec, appearance=look), 256)
-    darker = plain.image.astype(float).sum(axis=2) - contoured.image.astype(float).sum(axis=2)
-    cols, rows = np.round(cheek_contour_line(plain.geometry, 0.8)).astype(int).T
-    assert np.median(darker[rows, cols] / plain.image[rows, cols].astype(float).sum(axis=1)) > 0.25
-    assert (darker >= -1).all() and (darker > 1).mean() < 0.15
-    np.testing.assert_array_equal(plain.landmarks, contoured.landmarks)
-    np.testing.assert_array_equal(plain.visible, contoured.visible)
-    shares = np.array([look.cheek_contour > 0 for look in _ordinary_looks()])
-    assert 0.6 < shares.mean() < 0.8
-    with pytest.raises(ValueError, match=r"cheek_contour_reach 1.2 is outside 0..1"):
-        Appearance(cheek_contour_reach=1.2)
 
 
 def test_training_draws_its_own_share_of_hard_faces_and_the_test_split_keeps_300ws() -> None:

@@ -43,9 +43,6 @@ class Appearance:
     wrinkles: float = 0.0  # depth of the skin's creases (nasolabial folds, forehead, eye corners, under the eyes), 0..1
     neck_shade: float = 0.62  # the neck's brightness against the face's (the shadow under the jaw)
     jaw_line: float = 0.7  # brightness of a line drawn along the jaw (a crease); 1 draws none
-    cheek_contour: float = 0.0  # darkening of a soft line inside the jaw, parallel to it, 0..1; 0 draws none
-    cheek_contour_reach: float = 0.82  # where that line runs: share of the way from the nose tip to the jaw, 0..1
-    cheek_contour_blur: float = 0.02  # its softness: Gaussian sigma, face units
 
     def __post_init__(self) -> None:
         if self.facial_hair not in FACIAL_HAIR:
@@ -54,12 +51,6 @@ class Appearance:
             raise ValueError(f"mustache_reach {self.mustache_reach} is outside 0..1 (lip's top edge .. mouth line)")
         if not 0.0 <= self.wrinkles <= 1.0:
             raise ValueError(f"wrinkles {self.wrinkles} is outside 0..1 (none .. the deepest creases)")
-        if not 0.0 <= self.cheek_contour <= 1.0:
-            raise ValueError(f"cheek_contour {self.cheek_contour} is outside 0..1 (none .. black)")
-        if not 0.0 <= self.cheek_contour_reach <= 1.0:
-            raise ValueError(
-                f"cheek_contour_reach {self.cheek_contour_reach} is outside 0..1 (the nose tip .. the jaw)"
-            )
 
 
 @dataclass(frozen=True)
@@ -159,7 +150,6 @@ HAIR_COLOURS: list[Colour] = [
 FRAME_COLOURS: list[Colour] = [(20, 20, 20), (30, 50, 80), (150, 150, 150), (60, 150, 190), (60, 40, 120)]
 WIDE_YAW = 65.0  # degrees: the turn of ordinary faces drawn wide (hard faces turn up to 70)
 GLASSES_SHARE = 0.2  # faces wearing clear eyeglasses
-CHEEK_CONTOUR_SHARE = 0.7  # faces with a soft dark line inside the jaw: photos' cheeks carry edges as strong as it
 IRIS_COLOURS: list[Colour] = [(30, 50, 80), (40, 70, 110), (130, 100, 60), (90, 110, 70), (100, 100, 100)]
 
 
@@ -272,9 +262,6 @@ def sample_spec(rng: np.random.Generator, hard: bool, wide_yaw: bool = False) ->
         jaw_line=1.0 if u() < 0.6 else u(0.65, 0.9),
         mustache_reach=u(0.3, 1.0),
         wrinkles=u(0.2, 1.0) if u() < 0.4 else 0.0,
-        cheek_contour=u(0.15, 0.4) if u() < CHEEK_CONTOUR_SHARE else 0.0,
-        cheek_contour_reach=u(0.75, 0.9),
-        cheek_contour_blur=u(0.01, 0.03),
     )
     return replace(spec, appearance=look)
 

@@ -139,7 +139,6 @@ def render_face(spec: FaceSpec, image_size: int = 256) -> RenderedFace:
     _draw_facial_hair(image, geo, app, strands)
     _draw_glasses(image, geo, app, rng)
     image = _light(image, geo, head, spec)
-    image = _cheek_contour(image, geo, app)
     mask = np.zeros(image.shape[:2], np.uint8)
     for occluder in spec.occluders:
         _draw_occluder(image, mask, geo, occluder, rng)
@@ -469,27 +468,6 @@ def _light(image: np.ndarray, geo: FaceGeometry, head: np.ndarray, spec: FaceSpe
     lit = image.astype(np.float32) * gains + (255.0 * shading.highlight * skin)[..., None]
     lit = np.clip(lit * spec.camera.contrast + spec.camera.brightness, 0, 255)
     return (lit + 0.5).astype(np.uint8)
-
-
-def cheek_contour_line(geo: FaceGeometry, reach: float) -> np.ndarray:
-    """The jaw (points 1-15) pulled toward the nose tip (point 30), to `reach` of the way out from it."""
-    nose = geo.landmarks[30]
-    return nose + reach * (geo.landmarks[1:16] - nose)
-
-
-def _cheek_contour(image: np.ndarray, geo: FaceGeometry, app: Appearance) -> np.ndarray:
-    """A soft dark line inside the jaw, parallel to it. Photos' cheeks hold edges (shadow under the cheekbone,
-    the jaw's turn, beard shade) as strong as the outline; flat rendered cheeks taught the models that the
-    first strong edge out from the nose is the jaw, so they read real jaws too narrow."""
-    if app.cheek_contour <= 0.0:
-        return image
-    unit = geo.units_per_face
-    line = np.zeros(image.shape[:2], np.float32)
-    _stroke(line, spline(cheek_contour_line(geo, app.cheek_contour_reach), steps=4), 1.0, round(unit * 0.02))
-    line = cv2.GaussianBlur(line, (0, 0), max(0.5, app.cheek_contour_blur * unit))
-    line /= max(float(line.max()), 1e-6)
-    darkened = image.astype(np.float32) * (1.0 - app.cheek_contour * line)[..., None]
-    return np.clip(darkened + 0.5, 0, 255).astype(np.uint8)
 
 
 def _draw_occluder(
