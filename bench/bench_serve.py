@@ -15,69 +15,24 @@ import json
 import os
 import platform
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import cv2
 import numpy as np
 from skimage import data
 
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tests.servers import serve_on_free_port  # noqa: E402
+
 ASTRONAUT_BOX = "175,70,268,163"
 CONCURRENCY = (1, 8)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class PortTaken(RuntimeError):
-    """Another process took the port between `free_port` and the server's bind (it binds after loading its model)."""
-
-
-def start_server(model: str, port: int, cores: str, log: Path) -> subprocess.Popen[bytes]:
-    """`serve` on `port`, ready once its own log says it bound the port and /healthz answers: a stranger that took
-    the port meanwhile is never measured in its place."""
-    command = [sys.executable, "-m", "landmarkflow.cli", "serve", "--model", model, "--port", str(port)]
-    if cores and shutil.which("taskset"):
-        command = ["taskset", "-c", cores, *command]
-    server = subprocess.Popen(command, stdout=log.open("wb"), stderr=subprocess.STDOUT)
-    bound = f"Uvicorn running on http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            text = log.read_text(errors="replace")
-            error = PortTaken if "address already in use" in text else RuntimeError
-            raise error(f"serve exited ({server.returncode}):\n{text[-3000:]}")
-        try:
-            if bound in log.read_text(errors="replace"):
-                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-                connection.request("GET", "/healthz")
-                if connection.getresponse().status == 200:
-                    return server
-        except OSError:
-            pass
-        time.sleep(0.5)
-    server.terminate()
-    raise RuntimeError(f"serve did not answer within 180 s:\n{log.read_text()[-3000:]}")
-
-
-def start_on_free_port(model: str, cores: str, log: Path, tries: int = 3) -> tuple[subprocess.Popen[bytes], int]:
-    """`start_server` on a port free when chosen, on another one where it was taken before the server bound it."""
-    for _ in range(tries - 1):
-        port = free_port()
-        try:
-            return start_server(model, port, cores, log), port
-        except PortTaken:
-            continue
-    port = free_port()
-    return start_server(model, port, cores, log), port
 
 
 def load(port: int, body: bytes, path: str, clients: int, per_client: int) -> dict[str, float]:
@@ -128,8 +83,12 @@ def main() -> None:
     args = parser.parse_args()
     body = cv2.imencode(".png", cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR))[1].tobytes()
     with tempfile.TemporaryDirectory() as tmp:
-        server, port = start_on_free_port(args.model, args.cores, Path(tmp) / "serve.log")
-        try:
+        prefix = ["taskset", "-c", args.cores] if args.cores and shutil.which("taskset") else []
+        server, url = serve_on_free_port(
+            ["--model", args.model], Path(tmp) / "serve.log", {}, prefix=prefix, timeout_s=180
+        )
+        port = urlsplit(url).port
+        with server:
             connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
             connection.request("GET", "/v1/model")
             model = json.loads(connection.getresponse().read())
@@ -148,9 +107,6 @@ def main() -> None:
                 load(port, body, path, 1, args.warmup)
                 for clients in CONCURRENCY:
                     result[f"{label}_clients{clients}"] = load(port, body, path, clients, args.requests // clients)
-        finally:
-            server.terminate()
-            server.wait(30)
     print(json.dumps(result))
 
 

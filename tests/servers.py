@@ -7,6 +7,8 @@ tail goes into any error), and is stopped by process group so no child outlives 
 from __future__ import annotations
 
 import subprocess
+import sys
+import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -181,3 +183,49 @@ def mlflow_server(data_dir: Path, artifacts_destination: str, env: dict[str, str
     """The URL of an `mlflow_tracking_server`, for tests that only talk to it."""
     with mlflow_tracking_server(data_dir, artifacts_destination, env) as tracking:
         yield tracking.url
+
+
+# ---------------------------------------------------------------- landmarkflow serve
+
+
+def answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/healthz", timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def serve_on_free_port(
+    arguments: Sequence[str],
+    log_path: Path,
+    env: dict[str, str],
+    tries: int = 3,
+    prefix: Sequence[str] = (),
+    timeout_s: float = 120.0,
+) -> tuple[ServerProcess, str]:
+    """`landmarkflow serve ARGUMENTS` on a free loopback port, started and answering /healthz; `prefix` goes before
+    the interpreter (`taskset -c 0,1`).
+
+    The port is free when chosen, but the server binds it only after loading its model, seconds later: another
+    process may take it meanwhile. Then the server exits with "address already in use" and starts again on another
+    port. It counts as ready once its own log says it bound the port, so that a stranger on the port is never taken
+    for it."""
+
+    def start() -> tuple[ServerProcess, str]:
+        (port,) = free_ports(1)
+        url = f"http://{HOST}:{port}"
+        command = [*prefix, sys.executable, "-m", "landmarkflow.cli", "serve", *arguments, "--port", str(port)]
+
+        def ready() -> bool:
+            return f"Uvicorn running on {url}" in log_path.read_text(errors="replace") and answers(url)
+
+        return start_server("landmarkflow serve", command, log_path, ready, timeout_s, env), url
+
+    for _ in range(tries - 1):
+        try:
+            return start()
+        except ServiceError as exc:
+            if "address already in use" not in str(exc):
+                raise
+    return start()

@@ -4,8 +4,6 @@ answering with it."""
 from __future__ import annotations
 
 import os
-import sys
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,8 +14,7 @@ from skimage import data
 from landmarkflow.data.synthetic import synthesize
 from landmarkflow.tracking import TELEMETRY_OFF
 from landmarkflow.workflow import WorkflowResult, run_workflow
-from pipelines.local_services import HOST, ServiceError, free_ports
-from tests.servers import ServerProcess, start_server
+from tests.servers import ServerProcess, serve_on_free_port
 
 TINY_TRAINING = {
     "train.epochs": 1,
@@ -59,43 +56,6 @@ def train_champion(folder: Path, config: str, model_overrides: dict | None = Non
     photo = folder / "astronaut.png"
     cv2.imwrite(str(photo), cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR))
     return Champion(f"models:/{workflow.gate.registered_name}@champion", workflow, env, photo)
-
-
-def answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/healthz", timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
-
-
-def serve_on_free_port(
-    arguments: list[str], log_path: Path, env: dict[str, str], tries: int = 3
-) -> tuple[ServerProcess, str]:
-    """`landmarkflow serve ARGUMENTS` on a free loopback port, started and answering /healthz.
-
-    The port is free when chosen, but the server binds it only after loading its model, seconds later: another test's
-    process may take it meanwhile. Then the server exits with "address already in use" and starts again on another
-    port. It counts as ready once its own log says it bound the port, so that a stranger on the port is never taken
-    for it."""
-
-    def start() -> tuple[ServerProcess, str]:
-        (port,) = free_ports(1)
-        url = f"http://{HOST}:{port}"
-        command = [sys.executable, "-m", "landmarkflow.cli", "serve", *arguments, "--port", str(port)]
-
-        def ready() -> bool:
-            return f"Uvicorn running on {url}" in log_path.read_text(errors="replace") and answers(url)
-
-        return start_server("landmarkflow serve", command, log_path, ready, 120, env), url
-
-    for _ in range(tries - 1):
-        try:
-            return start()
-        except ServiceError as exc:
-            if "address already in use" not in str(exc):
-                raise
-    return start()
 
 
 def serve_process(champion: Champion, log_path: Path, *args: str) -> tuple[ServerProcess, str]:

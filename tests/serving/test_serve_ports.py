@@ -11,8 +11,8 @@ import pytest
 
 from landmarkflow.tracking import TELEMETRY_OFF
 from pipelines.local_services import HOST, free_ports
-from tests.serving import champions
-from tests.serving.champions import answers, serve_on_free_port
+from tests import servers
+from tests.servers import answers, serve_on_free_port
 from tests.test_inference import constant_model
 
 pytestmark = [pytest.mark.integration]
@@ -26,7 +26,7 @@ def test_a_server_whose_port_was_taken_starts_again_on_another(tmp_path: Path, m
         stranger.listen()
         taken = stranger.getsockname()[1]
         chosen = iter([[taken], free_ports(1)])
-        monkeypatch.setattr(champions, "free_ports", lambda count: next(chosen))
+        monkeypatch.setattr(servers, "free_ports", lambda count: next(chosen))
         log = tmp_path / "serve.log"
         server, url = serve_on_free_port(["--model", str(model)], log, {**os.environ, **TELEMETRY_OFF})
         with server:

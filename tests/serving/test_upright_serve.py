@@ -18,7 +18,7 @@ from landmarkflow.inference import Predictor
 from landmarkflow.layouts import get_layout
 from landmarkflow.runtime import DeployInfo
 from landmarkflow.tracking import TELEMETRY_OFF
-from tests.serving.champions import serve_on_free_port
+from tests.servers import serve_on_free_port
 from tests.test_inference import BOX_SCALE, SIZE, constant_model, rolled_eyes
 
 pytestmark = [pytest.mark.integration]

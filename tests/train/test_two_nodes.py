@@ -11,7 +11,6 @@ with two processes, so the two must end with the same weights.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -26,6 +25,7 @@ from landmarkflow.runtime import CHECKPOINT_FILE
 from landmarkflow.train.checkpoint import load_state
 from landmarkflow.train.finish import MODEL_DIR, TRAIN_SECONDS
 from landmarkflow.trainjob.spec import RUN_LABEL
+from pipelines.local_services import free_ports
 from tests.fakes import DOTS_HIH
 
 REPO = Path(__file__).resolve().parents[2]
@@ -41,12 +41,6 @@ TINY = {
 NODE_TIMEOUT_S = 300
 WEIGHT_TOLERANCE = 1e-6
 """Both runs reduce the same two gradients with gloo in the same order: they agree to float32 rounding."""
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def trainer_env(node_rank: int, port: int) -> dict[str, str]:
@@ -80,7 +74,7 @@ def test_two_nodes_on_loopback_train_as_one_node_of_two_processes(
         CONFIG, ingested, nodes=2, gpus_per_node=0, image="landmarkflow:test", secret="s", overrides=TINY
     )
     command, run_id = job.spec.trainer.command, job.metadata.labels[RUN_LABEL]
-    port = free_port()
+    (port,) = free_ports(1)
     nodes = [
         subprocess.Popen(
             command, cwd=REPO, env=trainer_env(rank, port), stdout=subprocess.PIPE, stderr=subprocess.STDOUT
