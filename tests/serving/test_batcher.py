@@ -65,3 +65,22 @@ def test_a_full_queue_refuses_at_once() -> None:
     release.set()
     assert all(f.result(timeout=10).shape == (1, 1, 2) for f in [running, *waiting])
     batcher.close()
+
+
+def test_a_request_cancelled_while_it_waits_is_dropped_and_the_worker_goes_on() -> None:
+    release = threading.Event()
+
+    def predict(crops: np.ndarray) -> np.ndarray:
+        release.wait(10)
+        return np.full((len(crops), 1, 2), crops[0, 0, 0, 0], np.float32)
+
+    batcher = CropBatcher(predict, max_batch=1, max_wait_s=0.0)
+    running = batcher.submit(crops_of(1, 1))
+    while not batcher.jobs.empty():  # the worker took the first job and waits in predict
+        threading.Event().wait(0.01)
+    cancelled, kept = batcher.submit(crops_of(2, 1)), batcher.submit(crops_of(3, 1))
+    assert cancelled.cancel()
+    release.set()
+    assert running.result(timeout=10)[0, 0, 0] == 1 and kept.result(timeout=10)[0, 0, 0] == 3
+    assert batcher.alive and batcher.submit(crops_of(4, 1)).result(timeout=10)[0, 0, 0] == 4
+    batcher.close()

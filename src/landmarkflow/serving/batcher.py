@@ -97,6 +97,11 @@ class CropBatcher:
             self._run_batch(batch)
 
     def _run_batch(self, batch: list[_Job]) -> None:
+        """One model call for the batch's jobs that still have a waiter; a request cancelled while it waited (a
+        shutdown, a client's timeout) is dropped, not answered: answering it would raise in this worker and stop it."""
+        batch = [job for job in batch if job.done.set_running_or_notify_cancel()]
+        if not batch:
+            return
         try:
             points = self.predict(np.concatenate([job.crops for job in batch]))
         except Exception as exc:  # every waiting request gets the error; the worker lives on
