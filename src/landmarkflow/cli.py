@@ -494,6 +494,7 @@ def serve(
 
     import uvicorn
 
+    from landmarkflow.inference import Predictor
     from landmarkflow.serving.app import SETTINGS_ENV, ServeSettings, create_app
     from landmarkflow.serving.model_ref import pin_model
     from landmarkflow.serving.uploads import Limits
@@ -505,6 +506,7 @@ def serve(
         if workers == 1:
             uvicorn.run(create_app(settings, served), host=host, port=port)
             return
+        Predictor.load(served.uri)  # here once: uvicorn restarts a worker that fails to load it, forever
     except (OSError, ValueError) as exc:
         _fail(str(exc))
     os.environ[SETTINGS_ENV] = ServeSettings(served.uri, limits, max_batch, batch_wait_ms).to_json()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import onnx
@@ -32,3 +34,19 @@ def test_a_server_whose_port_was_taken_starts_again_on_another(tmp_path: Path, m
         with server:
             assert not url.endswith(f":{taken}") and answers(url)
             assert "address already in use" in log.read_text()
+
+
+@pytest.mark.parametrize("name", ["missing.onnx", "garbage.onnx"])
+def test_several_workers_with_a_model_that_cannot_load_stop_at_once_naming_it(tmp_path: Path, name: str) -> None:
+    """uvicorn restarts a worker that dies while it builds its app, for ever; the model is checked before."""
+    (tmp_path / "garbage.onnx").write_bytes(b"not a model")
+    (port,) = free_ports(1)
+    command = [sys.executable, "-m", "landmarkflow.cli", "serve", "--model", str(tmp_path / name), "--workers", "2"]
+    done = subprocess.run(
+        [*command, "--port", str(port)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **TELEMETRY_OFF},
+    )
+    assert done.returncode != 0 and name in done.stderr and "Traceback" not in done.stderr
