@@ -76,7 +76,7 @@ def test_yunet_boxes_are_in_pixel_centres_and_may_leave_the_image() -> None:
 
 
 def test_bad_images_and_unknown_detectors_are_named() -> None:
-    with pytest.raises(ValueError, match="HxWx3 image"):
+    with pytest.raises(ValueError, match=r"HxW, HxWx3 or HxWx4 image, got shape \(10, 10, 5\)"):
         detect_faces(np.zeros((10, 10, 5)))
     with pytest.raises(ValueError, match="expected a uint8 image"):
         detect_faces(data.astronaut() / 255.0)
@@ -125,5 +125,12 @@ def test_detection_from_many_threads_at_once_matches_one_at_a_time(detector: str
 def test_without_the_wheel_yunet_says_what_it_needs(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "yuface", None)  # what importing a missing module raises: ImportError
     assert not detection._yunet_loads()
-    with pytest.raises(RuntimeError, match=r"needs the yuface wheel .*LANDMARKFLOW_DETECTOR=lbp"):
+    with pytest.raises(ValueError, match=r"needs the yuface wheel .*LANDMARKFLOW_DETECTOR=lbp"):
         detect_faces(data.astronaut(), detector="yunet")
+    with pytest.raises(ValueError, match=r"needs the yuface wheel"):
+        detection.check_detector("yunet")  # what predict and serve ask before their first image
+
+
+@pytest.mark.parametrize("detector", DETECTORS)
+def test_an_image_too_small_for_a_face_has_none(detector: str) -> None:
+    assert detect_faces(np.zeros((5, 5, 3), np.uint8), detector=detector) == []

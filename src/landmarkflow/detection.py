@@ -31,6 +31,7 @@ WORKING_SIDE = 640  # longest side a detector scans; larger photos are downscale
 YUNET_MIN_SCORE = 0.5  # libfacedetection's own threshold
 MIN_WINDOWS = 4  # raw windows a face needs; lone windows are mostly texture false positives
 MERGE_OVERLAP = 0.5  # intersection / smaller window area above which two windows are the same face
+MIN_IMAGE_SIDE = 8  # a shorter side below this holds no face either detector finds
 
 
 @dataclass(frozen=True)
@@ -114,12 +115,12 @@ def _yunet_windows(gray_or_rgb: np.ndarray, min_side: int) -> np.ndarray:
 
 
 def _yuface() -> ModuleType:
-    """The optional `yuface` module; RuntimeError saying what it needs when it is not installed, or its shared
-    library does not load here."""
+    """The optional `yuface` module; ValueError saying what it needs when it is not installed, or its shared
+    library does not load here (the detector chosen cannot run on this machine)."""
     try:
         import yuface
     except (ImportError, OSError) as exc:
-        raise RuntimeError(
+        raise ValueError(
             f"the yunet face detector needs the yuface wheel (CPython <= 3.11 on x86-64 Linux or Windows): {exc}; "
             "use detector='lbp' or LANDMARKFLOW_DETECTOR=lbp"
         ) from exc
@@ -129,7 +130,7 @@ def _yuface() -> ModuleType:
 def _yunet_loads() -> bool:
     try:
         _yuface()
-    except RuntimeError:
+    except ValueError:
         return False
     return True
 
@@ -139,20 +140,30 @@ DETECTOR = os.environ.get("LANDMARKFLOW_DETECTOR") or ("yunet" if _yunet_loads()
 """The detector `detect_faces` runs by default: LANDMARKFLOW_DETECTOR's, else YuNet where the `yuface` wheel loads."""
 
 
-def detect_faces(image_rgb: np.ndarray, min_size_fraction: float = 0.1, detector: str = DETECTOR) -> list[FaceBox]:
-    """Faces at least `min_size_fraction` of the image's shorter side, largest first, found by `detector` ("yunet"
-    or "lbp"). The scan runs on a copy whose longest side is at most WORKING_SIDE, and boxes are mapped back to the
-    input's pixels."""
+def check_detector(detector: str = DETECTOR) -> None:
+    """ValueError saying what is wrong when `detector` is unknown or cannot run here, so that a command or server
+    refuses at start rather than on its first image without a box."""
     if detector not in _DETECTORS:
         raise ValueError(
             f"unknown face detector {detector!r} (detector= or LANDMARKFLOW_DETECTOR); expected one of "
             f"{sorted(_DETECTORS)}"
         )
+    if detector == "yunet":
+        _yuface()
+
+
+def detect_faces(image_rgb: np.ndarray, min_size_fraction: float = 0.1, detector: str = DETECTOR) -> list[FaceBox]:
+    """Faces at least `min_size_fraction` of the image's shorter side, largest first, found by `detector` ("yunet"
+    or "lbp"). The scan runs on a copy whose longest side is at most WORKING_SIDE, and boxes are mapped back to the
+    input's pixels."""
+    check_detector(detector)
     image = np.asarray(image_rgb)
-    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (3, 4)) or min(image.shape[:2]) < 8:
-        raise ValueError(f"expected an HxW or HxWx3 image, got shape {image.shape}")
+    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (3, 4)):
+        raise ValueError(f"expected an HxW, HxWx3 or HxWx4 image, got shape {image.shape}")
     if image.dtype != np.uint8:
         raise ValueError(f"expected a uint8 image (0-255), got {image.dtype}")
+    if min(image.shape[:2]) < MIN_IMAGE_SIDE:
+        return []
     if image.ndim == 3:
         image = np.ascontiguousarray(image[..., :3])
         if detector == "lbp":
