@@ -190,6 +190,36 @@ def test_cli_predict_prints_text_or_json_and_draws(model_path: Path, tmp_path: P
     assert bad.exit_code == 1 and "expected x1,y1,x2,y2 with x2 > x1" in bad.output
 
 
+def test_cli_predict_draws_two_images_of_one_name_into_two_files(model_path: Path, tmp_path: Path) -> None:
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        cv2.imwrite(str(tmp_path / folder / "face.png"), np.full((64, 64, 3), 127, np.uint8))
+    images = [str(tmp_path / folder / "face.png") for folder in ("a", "b")]
+    args = ["predict", "--model", str(model_path), *images, "--bbox", "10,10,50,50", "--draw", str(tmp_path / "out")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["face_2_landmarks.png", "face_landmarks.png"]
+
+
+def test_a_given_box_must_be_a_finite_box_on_the_image_and_the_error_names_the_file(
+    model_path: Path, tmp_path: Path
+) -> None:
+    predictor = Predictor.load(model_path)
+    image = np.zeros((40, 100, 3), np.uint8)
+    with pytest.raises(
+        ValueError, match=r"face box \[5000.0, 5000.0, 5100.0, 5100.0\] lies outside the 100 x 40 image"
+    ):
+        predictor.predict_image(image, [[5000, 5000, 5100, 5100]])
+    with pytest.raises(ValueError, match=r"face box \[0.0, 0.0, inf, 10.0\]: expected x1, y1, x2, y2"):
+        predictor.predict_image(image, [[0, 0, np.inf, 10]])
+    with pytest.raises(ValueError, match=r"list of x1, y1, x2, y2 boxes, got an array of shape \(8,\)"):
+        predictor.predict_image(image, [0, 0, 10, 10, 20, 20, 30, 30])
+    path = tmp_path / "small.png"
+    cv2.imwrite(str(path), image)
+    with pytest.raises(ValueError, match=r"small\.png: face box .* lies outside the 100 x 40 image"):
+        predictor.predict_files([path], bbox=[5000, 5000, 5100, 5100])
+
+
 def test_load_errors_name_the_problem(tmp_path: Path, model_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match=r"missing\.onnx: no such model"):
         Predictor.load(tmp_path / "missing.onnx")

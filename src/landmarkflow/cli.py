@@ -449,15 +449,19 @@ def predict(
     import numpy as np
 
     from landmarkflow.data.draw import draw_landmarks
+    from landmarkflow.detection import check_detector
     from landmarkflow.fileio import atomic_write_bytes
     from landmarkflow.inference import Predictor
 
     box = None if bbox is None else _parse_bbox(bbox)
     try:
+        if box is None:
+            check_detector()
         predictor = Predictor.load(model)
         results = predictor.predict_files(images, bbox=box)
     except (OSError, ValueError) as exc:
         _fail(str(exc))
+    drawn: set[Path] = set()
     for result in results:
         if as_json:
             typer.echo(json.dumps(result))
@@ -467,9 +471,21 @@ def predict(
             canvas = cv2.imread(result["image"], cv2.IMREAD_COLOR)
             for face in result["faces"]:
                 canvas = draw_landmarks(canvas, np.asarray(face["landmarks"]))
-            target = draw / f"{Path(result['image']).stem}_landmarks.png"
-            atomic_write_bytes(target, cv2.imencode(".png", canvas)[1].tobytes())
+            target = _drawing_path(draw, Path(result["image"]), drawn)
+            try:
+                atomic_write_bytes(target, cv2.imencode(".png", canvas)[1].tobytes())
+            except OSError as exc:
+                _fail(f"--draw {draw}: cannot write {target.name}: {exc}")
+            drawn.add(target)
             typer.echo(f"drawn -> {target}", err=as_json)
+
+
+def _drawing_path(folder: Path, image: Path, taken: set[Path]) -> Path:
+    """`<stem>_landmarks.png` in `folder`, numbered when an earlier image of this run had the same stem."""
+    target, number = folder / f"{image.stem}_landmarks.png", 2
+    while target in taken:
+        target, number = folder / f"{image.stem}_{number}_landmarks.png", number + 1
+    return target
 
 
 @app.command("serve")
@@ -494,6 +510,7 @@ def serve(
 
     import uvicorn
 
+    from landmarkflow.detection import check_detector
     from landmarkflow.inference import Predictor
     from landmarkflow.serving.app import SETTINGS_ENV, ServeSettings, create_app
     from landmarkflow.serving.model_ref import pin_model
@@ -506,6 +523,7 @@ def serve(
         if workers == 1:
             uvicorn.run(create_app(settings, served), host=host, port=port)
             return
+        check_detector()
         Predictor.load(served.uri)  # here once: uvicorn restarts a worker that fails to load it, forever
     except (OSError, ValueError) as exc:
         _fail(str(exc))

@@ -153,9 +153,21 @@ def parse_box(text: str) -> list[float]:
     return box
 
 
+def box_outside(box: Sequence[float], image_shape: tuple[int, ...]) -> bool:
+    """Whether a face box (x1, y1, x2, y2) misses the image; one that reaches past its edges still overlaps it."""
+    height, width = image_shape[:2]
+    return box[2] <= 0 or box[3] <= 0 or box[0] >= width - 1 or box[1] >= height - 1
+
+
 def _as_boxes(boxes: np.ndarray | Sequence[Sequence[float]]) -> np.ndarray:
-    array = np.asarray(boxes, dtype=np.float64).reshape(-1, 4) if len(boxes) else np.zeros((0, 4))
-    bad = np.flatnonzero(~((array[:, 2] > array[:, 0]) & (array[:, 3] > array[:, 1])))
+    """(N, 4) face boxes, each finite with x2 > x1 and y2 > y1; ValueError naming the first that is not."""
+    array = np.asarray(boxes, dtype=np.float64)
+    if array.size == 0:
+        return np.zeros((0, 4))
+    if array.ndim != 2 or array.shape[1] != 4:
+        raise ValueError(f"face boxes: expected a list of x1, y1, x2, y2 boxes, got an array of shape {array.shape}")
+    ordered = np.isfinite(array).all(axis=1) & (array[:, 2] > array[:, 0]) & (array[:, 3] > array[:, 1])
+    bad = np.flatnonzero(~ordered)
     if bad.size:
         raise ValueError(f"face box {array[bad[0]].tolist()}: expected x1, y1, x2, y2 with x2 > x1 and y2 > y1")
     return array
@@ -310,6 +322,11 @@ class Predictor:
         A 68-point model then reads detected faces, and given boxes that are `loose` (a detector's), once more from
         their own boxes (`own_box_crops`); each result's box is the one its landmarks were read from.
         """
+        if boxes is not None:
+            outside = [box for box in _as_boxes(boxes) if box_outside(box, image_rgb.shape)]
+            if outside:
+                height, width = image_rgb.shape[:2]
+                raise ValueError(f"face box {outside[0].tolist()} lies outside the {width} x {height} image")
         faces = self.crop_faces(image_rgb, boxes, loose)
         if not len(faces.boxes):
             return []
@@ -334,7 +351,11 @@ class Predictor:
         """
         results = []
         for path in paths:
-            faces = self.predict_image(read_rgb(path), None if bbox is None else [bbox])
+            image = read_rgb(path)  # whose errors name the file
+            try:
+                faces = self.predict_image(image, None if bbox is None else [bbox])
+            except ValueError as exc:
+                raise ValueError(f"{path}: {exc}") from exc
             results.append({"image": str(path), "faces": [face.to_json() for face in faces]})
         return results
 

@@ -26,7 +26,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
-from landmarkflow.detection import DETECTOR
+from landmarkflow.detection import DETECTOR, check_detector
 from landmarkflow.inference import FaceCrops, Predictor
 from landmarkflow.serving.batcher import BatcherBusy, CropBatcher
 from landmarkflow.serving.model_ref import ServedModel, pin_model
@@ -62,6 +62,7 @@ class ServeSettings:
 
 def create_app(settings: ServeSettings, served: ServedModel | None = None) -> FastAPI:
     """The app for `settings.model` (pinned first unless `served` says which version it is)."""
+    check_detector()  # a request without a box would meet it first, as a 500
     served = served or pin_model(settings.model)
     predictor = Predictor.load(served.uri)
     batcher = CropBatcher(

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from landmarkflow.inference import parse_box
+from landmarkflow.inference import box_outside, parse_box
 
 BBOX_FIELD = "bbox"
 """The optional face box: a query parameter or a multipart field `x1,y1,x2,y2`, as `predict --bbox`."""
@@ -61,15 +61,16 @@ def decode_image(data: bytes, limits: Limits) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
-def parse_bbox(text: str | None, image_shape: tuple[int, ...]) -> list[float] | None:
-    """The box `x1,y1,x2,y2` (None: detect faces); it may reach past the image's edges but must overlap it."""
+def parse_bbox(text: str | None, image_shape: tuple[int, ...]) -> list[list[float]] | None:
+    """The one face box `x1,y1,x2,y2` as a list of boxes (None: detect faces); it may reach past the image's edges
+    but must overlap it."""
     if text is None:
         return None
     try:
         box = parse_box(text)
     except ValueError as exc:
         raise UploadError(422, f"{BBOX_FIELD}={text!r}: {exc}") from None
-    height, width = image_shape[:2]
-    if box[2] <= 0 or box[3] <= 0 or box[0] >= width - 1 or box[1] >= height - 1:
+    if box_outside(box, image_shape):
+        height, width = image_shape[:2]
         raise UploadError(422, f"{BBOX_FIELD}={text!r} lies outside the {width} x {height} image")
-    return box
+    return [box]
