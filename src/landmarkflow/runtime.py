@@ -82,7 +82,16 @@ class DeployInfo:
             raise ValueError(f"{source}: not a landmarkflow model (missing metadata {keys})")
         kinds = {f.name: f.type for f in fields(cls)}
         cast = {"int": int, "float": float, "str": str}
-        return cls(**{k: cast[str(kinds[k])](v) for k, v in values.items() if k in kinds})
+        parsed = {}
+        for key, value in values.items():
+            if key in kinds:
+                try:
+                    parsed[key] = cast[str(kinds[key])](value)
+                except ValueError:
+                    raise ValueError(
+                        f"{source}: metadata {METADATA_PREFIX + key} is {value!r}, expected a(n) {kinds[key]}"
+                    ) from None
+        return cls(**parsed)
 
     @classmethod
     def from_proto(cls, proto: onnx.ModelProto, source: str | Path = "<onnx>") -> DeployInfo:

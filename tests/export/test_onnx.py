@@ -17,7 +17,7 @@ from landmarkflow.export import tensorrt
 from landmarkflow.export.onnx import compare_outputs, export_onnx
 from landmarkflow.models.hih import HIH
 from landmarkflow.models.zoo import build_model
-from landmarkflow.runtime import DeployInfo, open_session, run_onnx
+from landmarkflow.runtime import METADATA_PREFIX, DeployInfo, open_session, run_onnx
 from landmarkflow.steps.exporting import deploy_info
 from tests.models.small_configs import SMALL_HIH
 
@@ -90,6 +90,14 @@ def test_deploy_info_rejects_a_foreign_onnx(exported: Path, tmp_path: Path) -> N
     onnx.save_model(proto, str(foreign))
     with pytest.raises(ValueError, match="not a landmarkflow model"):
         DeployInfo.from_file(foreign)
+
+
+def test_deploy_info_names_a_metadata_value_of_the_wrong_kind() -> None:
+    props = {**INFO.to_props(), METADATA_PREFIX + "num_points": "nineteen"}
+    with pytest.raises(
+        ValueError, match=r"odd\.onnx: metadata landmarkflow\.num_points is 'nineteen', expected a\(n\) int"
+    ):
+        DeployInfo.from_props(props, "odd.onnx")
 
 
 def test_tensorrt_is_skipped_without_cuda(
