@@ -24,7 +24,7 @@ tight box of its first answer (`LANDMARK_BOX_LAYOUT`, detection.py).
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -171,6 +171,19 @@ def _as_boxes(boxes: np.ndarray | Sequence[Sequence[float]]) -> np.ndarray:
     if bad.size:
         raise ValueError(f"face box {array[bad[0]].tolist()}: expected x1, y1, x2, y2 with x2 > x1 and y2 > y1")
     return array
+
+
+Reading = Generator[np.ndarray, np.ndarray, list[FaceResult]]
+"""`Predictor.reading`: yields crops (N, 3, S, S), is sent the model's (N, K, 2) answers, returns the faces."""
+
+
+def advance(reading: Reading, answer: np.ndarray | None = None) -> np.ndarray | list[FaceResult]:
+    """A reading's next crops, or its faces once it is done: its first step without an `answer`, then each with the
+    model's answer to the crops it last gave."""
+    try:
+        return next(reading) if answer is None else reading.send(answer)
+    except StopIteration as done:
+        return done.value
 
 
 class Predictor:
@@ -330,17 +343,27 @@ class Predictor:
         faces = self.crop_faces(image_rgb, boxes, loose)
         if not len(faces.boxes):
             return []
-        points = self._read(faces)
+        step = advance(reading := self.reading(faces))
+        while isinstance(step, np.ndarray):
+            step = advance(reading, self.predict_crops(step))
+        return step
+
+    def reading(self, faces: FaceCrops) -> Reading:
+        """How `predict_image` reads faces, as a generator that yields each batch of crops and is sent the model's
+        answer to it (`advance` drives it): the first pass and the upright pass's second crops, then for loose boxes
+        the same again from the faces' own boxes. `predict_image` sends the crops straight to the model, the server
+        through its batcher."""
+        points = yield from self._two_passes(faces)
         again = self.own_box_crops(faces, points)
         if again is not None:
-            faces, points = again, self._read(again)
+            faces, points = again, (yield from self._two_passes(again))
         return faces.results(points)
 
-    def _read(self, faces: FaceCrops) -> np.ndarray:
+    def _two_passes(self, faces: FaceCrops) -> Generator[np.ndarray, np.ndarray, np.ndarray]:
         """(N, K, 2) image points of the faces: one batch, then the upright pass's second crops."""
-        points = faces.image_points(self.predict_crops(faces.crops))
+        points = faces.image_points((yield faces.crops))
         upright = self.upright_crops(faces, points)
-        return points if upright is None else upright.merge(points, self.predict_crops(upright.crops))
+        return points if upright is None else upright.merge(points, (yield upright.crops))
 
     def predict_files(
         self, paths: Sequence[str | Path], bbox: Sequence[float] | None = None

@@ -27,7 +27,7 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
 from landmarkflow.detection import DETECTOR, check_detector
-from landmarkflow.inference import FaceCrops, Predictor
+from landmarkflow.inference import FaceCrops, FaceResult, Predictor, advance
 from landmarkflow.serving.batcher import BatcherBusy, CropBatcher
 from landmarkflow.serving.model_ref import ServedModel, pin_model
 from landmarkflow.serving.uploads import BBOX_FIELD, IMAGE_FIELD, Limits, UploadError, decode_image, parse_bbox
@@ -122,13 +122,15 @@ def create_app(settings: ServeSettings, served: ServedModel | None = None) -> Fa
             "detector": DETECTOR,
         }
 
-    async def read(faces: FaceCrops) -> np.ndarray:
-        """`Predictor.predict_image`'s reading of the faces, each model call through the batcher."""
-        points = faces.image_points(await asyncio.wrap_future(batcher.submit(faces.crops)))
-        upright = await run_in_threadpool(predictor.upright_crops, faces, points)
-        if upright is not None:
-            points = upright.merge(points, await asyncio.wrap_future(batcher.submit(upright.crops)))
-        return points
+    async def read(faces: FaceCrops) -> list[FaceResult]:
+        """`Predictor.predict_image`'s reading of the faces, each model call through the batcher and the cropping
+        between them in the thread pool."""
+        reading = predictor.reading(faces)
+        step = advance(reading)
+        while isinstance(step, np.ndarray):
+            answer = await asyncio.wrap_future(batcher.submit(step))
+            step = await run_in_threadpool(advance, reading, answer)
+        return step
 
     @app.post("/v1/landmarks")
     async def landmarks(request: Request) -> dict[str, Any]:
@@ -145,14 +147,8 @@ def create_app(settings: ServeSettings, served: ServedModel | None = None) -> Fa
                 raise UploadError(422, str(exc)) from exc
 
         faces = await run_in_threadpool(crop)
-        found = []
-        if len(faces.boxes):
-            points = await read(faces)
-            again = await run_in_threadpool(predictor.own_box_crops, faces, points)
-            if again is not None:
-                faces, points = again, await read(again)
-            found = [face.to_json() for face in faces.results(points)]
-        return {"image": name, "faces": found}
+        found = await read(faces) if len(faces.boxes) else []
+        return {"image": name, "faces": [face.to_json() for face in found]}
 
     return app
 
