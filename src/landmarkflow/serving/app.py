@@ -23,7 +23,7 @@ import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile
+from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException
 
 from landmarkflow.detection import DETECTOR, check_detector
@@ -193,6 +193,13 @@ async def _read_request(request: Request, limits: Limits) -> tuple[str, bytes, s
         form = await Request(request.scope, replay).form(max_files=1, max_fields=4)
     except HTTPException as exc:
         raise UploadError(400, f"malformed {MULTIPART} body: {exc.detail}") from exc
+    try:
+        return await _form_fields(form, query_bbox)
+    finally:
+        await form.close()  # its spooled upload files
+
+
+async def _form_fields(form: FormData, query_bbox: str | None) -> tuple[str, bytes, str | None]:
     upload, form_bbox = form.get(IMAGE_FIELD), form.get(BBOX_FIELD)
     if not isinstance(upload, UploadFile):
         raise UploadError(400, f"no image: the {MULTIPART} body needs a file field {IMAGE_FIELD!r}")
