@@ -60,36 +60,13 @@ def transform_points(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     return pts @ matrix[:, :2].T + matrix[:, 2]
 
 
-AREA_BELOW_SCALE = 0.5
-"""A crop that shrinks the image more than 2x is first reduced by pixel-area averaging: bilinear sampling alone would
-skip pixels and alias (a 370 px face read at 96 px sees one pixel in five)."""
-
-
 def warp_image(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
     """Resample `image` into a `size` x `size` crop; outside the image is black (zero padding)."""
-    matrix = np.asarray(matrix, dtype=np.float64)
-    scale = math.sqrt(abs(float(np.linalg.det(matrix[:, :2]))))
-    if scale < AREA_BELOW_SCALE:
-        image, matrix = _area_reduced(image, matrix, size, scale)
-    return cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-
-
-def _area_reduced(image: np.ndarray, matrix: np.ndarray, size: int, scale: float) -> tuple[np.ndarray, np.ndarray]:
-    """The part of `image` the crop sees, area-averaged down to the crop's own scale, and the crop's map from it."""
-    corners = transform_points(
-        np.array([[0.0, 0.0], [size, 0.0], [0.0, size], [size, size]]) - 0.5, invert_affine(matrix)
+    return cv2.warpAffine(
+        image,
+        np.asarray(matrix, dtype=np.float64),
+        (size, size),
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=0,
     )
-    margin = math.ceil(2.0 / scale) + 1  # two reduced pixels, so that bilinear sampling never meets the cut edge
-    height, width = image.shape[:2]
-    x0, y0 = (max(int(v), 0) for v in np.floor(corners.min(axis=0)) - margin)
-    x1, y1 = (
-        min(int(v), limit) for v, limit in zip(np.ceil(corners.max(axis=0)) + margin, (width, height), strict=True)
-    )
-    if x1 - x0 < 2 or y1 - y0 < 2:
-        return image, matrix  # the crop lies (almost) wholly outside the image: nothing worth reducing
-    out_w, out_h = max(1, round((x1 - x0) * scale)), max(1, round((y1 - y0) * scale))
-    reduced = cv2.resize(image[y0:y1, x0:x1], (out_w, out_h), interpolation=cv2.INTER_AREA)
-    fx, fy = out_w / (x1 - x0), out_h / (y1 - y0)
-    # a reduced pixel's centre u sits at image x = (u + 0.5) / fx - 0.5 + x0 (cv2.resize's convention)
-    from_reduced = np.array([[1.0 / fx, 0.0, 0.5 / fx - 0.5 + x0], [0.0, 1.0 / fy, 0.5 / fy - 0.5 + y0], [0, 0, 1]])
-    return reduced, matrix @ from_reduced
