@@ -61,6 +61,20 @@ def test_a_model_that_failed_its_gates_on_this_data_waits_for_new_data_unless_fo
     assert steps.check_freshness(_ingested("data-3"), [HIH]).retrain == [HIH]
 
 
+def test_a_model_that_passed_its_gates_but_was_never_promoted_is_retrained(tmp_path: Path) -> None:
+    """A promotion cut short (a lost lease, a crash) must not leave the model waiting for new data for ever."""
+    first = candidate(tmp_path, "hih", 0.05, None, data_hash="data-1")
+    assert steps.promote(first.register(), first.gated).promoted
+    passed = candidate(tmp_path, "hih", 0.04, "1", data_hash="data-2")
+    passed.register()  # and no promote
+
+    again = steps.check_freshness(_ingested("data-2"), [HIH])
+    assert again.retrain == [HIH]
+    assert again.decisions[0]["reason"] == (
+        "v2 passed its gates on this data but was never promoted (champion v1 stays): retraining"
+    )
+
+
 def test_the_cli_writes_the_decision_beside_the_ingest_result(tmp_path: Path) -> None:
     _ingested("data-1").save(tmp_path / "ingest.json")
     result = CliRunner().invoke(app, ["data", "freshness", "--config", HIH, "--workdir", str(tmp_path)])

@@ -19,7 +19,7 @@ from mlflow.tracking import MlflowClient
 
 from landmarkflow.config import load_config
 from landmarkflow.outages import tracking_step
-from landmarkflow.registry import CHAMPION, VersionInfo, latest_version, version_by_alias
+from landmarkflow.registry import CHAMPION, GATE_TAG, VersionInfo, latest_version, version_by_alias
 from landmarkflow.steps.results import FreshnessResult, IngestResult
 from landmarkflow.tracking import data_experiment_name, ensure_experiment, log_metrics, registered_model_name
 
@@ -66,6 +66,8 @@ def decide(data_hash: str, champion: VersionInfo | None, newest: VersionInfo | N
         return False, f"no new data since v{champion.version}"
     if newest is not None and newest.data_hash == data_hash:
         stays = f"champion v{champion.version} stays" if champion else "no champion"
+        if newest.tags.get(GATE_TAG) == "passed":  # its promotion was cut short (a lost lease, a crash)
+            return True, f"v{newest.version} passed its gates on this data but was never promoted ({stays}): retraining"
         return False, f"no new data since v{newest.version}, which failed its gates on it ({stays}; force to retrain)"
     if champion is not None:
         return True, f"new data: champion v{champion.version} was trained on {champion.data_hash}"
