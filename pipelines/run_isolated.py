@@ -55,6 +55,7 @@ def step_environment(step_env: dict[str, str], home: Path) -> dict[str, str]:
 
 def main() -> int:
     args = parse_args()
+    args.state = args.state.resolve()  # before the run moves into the checkout
     from pipelines.local_services import start_services, stop_services
 
     if args.stop:
@@ -68,7 +69,10 @@ def main() -> int:
     from pipelines.landmarks import DEFAULT_CONFIGS, make_pipeline
     from pipelines.run_local import share_cores
 
-    configs = [str((REPO / c).resolve()) for c in (args.config or DEFAULT_CONFIGS)]
+    # The default configs go by their paths in the checkout, as a cluster's steps find them inside the image's
+    # working directory (components/Dockerfile's WORKDIR): steps start here, as a pod starts there.
+    configs = [str(Path(c).resolve()) for c in args.config] if args.config else list(DEFAULT_CONFIGS)
+    os.chdir(REPO)
     share_cores(min(args.parallel, len(configs)))
     services = start_services(args.state)
     home = Path(tempfile.mkdtemp(prefix="home-", dir=args.state))

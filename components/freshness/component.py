@@ -19,10 +19,14 @@ def freshness(ingest_result: Input[Artifact], configs: list, force: bool, result
     Returns:
         True when any model is to be retrained.
     """
+    from pathlib import Path
+
     from landmarkflow import steps
     from landmarkflow.services import start_step
 
+    image_dir = Path.cwd()  # a relative config path is inside the image's working directory, which the step leaves
     start_step()
+    configs = [str(image_dir / config) for config in configs]  # as validate and train receive them
     checked = steps.check_freshness(steps.IngestResult.load(ingest_result.path), configs, force=force)
     print(checked.message)
     checked.save(result.path)
