@@ -25,6 +25,18 @@ def check_cron(expression: str) -> str:
     return expression
 
 
+def check_params(params: dict[str, object]) -> dict[str, object]:
+    """A cluster's steps share their data only through a DVC remote, so ingest needs one to push to: refused here,
+    before a run renders data its next step cannot fetch."""
+    if not params.get("dvc_remote_url") and not params.get("repo_root"):
+        raise ValueError(
+            'the pipeline needs "dvc_remote_url" in --params (s3://bucket/prefix as the pods reach it, e.g. '
+            '{"dvc_remote_url": "s3://my-bucket/landmarks"}), or a "repo_root" inside the image whose DVC config '
+            "names a remote: each step runs in a pod of its own and fetches the data from there"
+        )
+    return params
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("action", choices=["submit", "schedule"])
@@ -34,10 +46,13 @@ def main() -> None:
     parser.add_argument("--params", default="{}", help='JSON pipeline parameters, e.g. {"gpus": 4}')
     parser.add_argument("--cron", default="0 0 3 * * 0", help="6-field cron (default: Sundays 03:00)")
     args = parser.parse_args()
+    try:
+        params = check_params(json.loads(args.params))
+    except ValueError as exc:  # a JSONDecodeError is one too
+        parser.error(f"--params {args.params}: {exc}")
     import kfp
 
     client = kfp.Client(host=args.host)
-    params = json.loads(args.params)
     if args.action == "submit":
         run = client.create_run_from_pipeline_package(
             str(args.package), arguments=params, experiment_name=args.experiment, enable_caching=False

@@ -58,6 +58,7 @@ def ingest(
         revision=revision,
         remote=dvc_remote_url or None,
     )
+    steps.require_remote(ingested, "the later steps, each in a pod of its own,")  # before any of them starts
     ingested.save(result.path)
     manifest.metadata.update(
         {"data_hash": ingested.data_hash, "data_remote": ingested.data_remote, "faces": sum(ingested.counts.values())}

@@ -205,3 +205,12 @@ def test_schedules_need_six_cron_fields() -> None:
     assert check_cron("0 0 3 * * *") == "0 0 3 * * *"
     with pytest.raises(ValueError, match="has 5 fields; KFP needs 6"):
         check_cron("0 3 * * *")
+
+
+def test_a_cluster_run_needs_a_data_remote_for_its_steps_to_share_the_data() -> None:
+    from pipelines.cluster import check_params
+
+    with pytest.raises(ValueError, match=r'needs "dvc_remote_url" in --params'):
+        check_params({"gpus": 4})
+    assert check_params({"dvc_remote_url": "s3://b/p"}) == {"dvc_remote_url": "s3://b/p"}
+    assert check_params({"repo_root": "/app"}) == {"repo_root": "/app"}

@@ -27,6 +27,7 @@ _NAMES_BY_MODULE: dict[str, tuple[str, ...]] = {
         "GateResult",
         "RegisterResult",
         "PromoteResult",
+        "require_remote",
     ),
     "ingesting": ("ingest", "SynthOptions", "DataRevision"),
     "checking_freshness": ("check_freshness",),

@@ -15,19 +15,14 @@ from typing import TypeVar
 
 from landmarkflow.data.manifest import read_manifest
 from landmarkflow.data.materialise import materialise
-from landmarkflow.steps.results import IngestResult, TrainResult
+from landmarkflow.steps.results import IngestResult, TrainResult, require_remote
 
 Located = TypeVar("Located", IngestResult, TrainResult)
 
 
 def materialise_data(located: Located, splits: Collection[str] | None, dest: str | Path) -> Located:
     """A copy of `located` whose root is in `dest`, holding the manifest's images of `splits` (None: all)."""
-    if not located.data_remote:
-        raise ValueError(
-            f"{located.manifest}: ingest pushed the data to no DVC remote (data hash {located.data_hash}), so a "
-            "step elsewhere cannot fetch it; give ingest a remote (the pipeline's dvc_remote_url, or a repo_root "
-            "whose data/ holds the data)"
-        )
+    require_remote(located, "a step elsewhere")
     frame = read_manifest(located.manifest)
     if splits is not None:
         frame = frame[frame["split"].isin(list(splits))]

@@ -47,6 +47,17 @@ class IngestResult(StepResult):
     root_in_version: str = ""
 
 
+def require_remote(located: IngestResult | TrainResult, reader: str) -> None:
+    """ValueError when ingest pushed the data to no DVC remote, the one place `reader`, elsewhere, could fetch it
+    from."""
+    if not located.data_remote:
+        raise ValueError(
+            f"{located.manifest}: ingest pushed the data to no DVC remote (data hash {located.data_hash}), so "
+            f"{reader} cannot fetch it; give ingest a remote (the pipeline's dvc_remote_url, or a repo_root whose "
+            "data/ holds the data and whose DVC config names a remote)"
+        )
+
+
 @dataclass
 class FreshnessResult(StepResult):
     """Which models to retrain on the ingested data: `retrain` lists their config paths, in the order given;

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
-from landmarkflow.steps.results import IngestResult
+from landmarkflow.steps.results import IngestResult, require_remote
 
 INPUTS_DIR = "inputs"
 """The run's artifact folder for the ingest record and the manifest."""
@@ -23,11 +23,7 @@ MANIFEST_FILE = "manifest.parquet"
 def log_training_inputs(client: MlflowClient, run_id: str, ingested: IngestResult) -> None:
     """Put the ingest record and its manifest into the run; ValueError when the data was pushed to no remote, as a
     node elsewhere could not fetch it."""
-    if not ingested.data_remote:
-        raise ValueError(
-            f"{ingested.manifest}: ingest pushed the data to no DVC remote (data hash {ingested.data_hash}), so "
-            "training nodes elsewhere cannot fetch it; give ingest a remote (the pipeline's dvc_remote_url)"
-        )
+    require_remote(ingested, "training nodes elsewhere")
     with tempfile.TemporaryDirectory(prefix="landmarkflow-inputs-") as folder:
         replace(ingested, manifest=MANIFEST_FILE).save(Path(folder) / INGEST_FILE)
         shutil.copyfile(ingested.manifest, Path(folder) / MANIFEST_FILE)
