@@ -49,13 +49,15 @@ def validate(
     reader_failures = [CheckFailure(check, len(examples), examples) for check, examples in by_check.items()]
     frame = read_manifest(ingested.manifest)
     report_dir = Path(report_dir)
+    for stale in (PROFILE_FILE, DRIFT_FILE, DRIFT_PLOT):  # an earlier run's, in a reused folder: not this data's
+        (report_dir / stale).unlink(missing_ok=True)
     result = validate_manifest(frame, Path(ingested.root), report_dir, reader_failures=reader_failures)
     if result.success:  # invalid data stops the run: its profile would never be a champion's reference
         profile = profile_faces(frame, ingested.data_hash)
         profile.save(report_dir / PROFILE_FILE)
         if freshness is not None:
             _measure_drift(profile, freshness, report_dir, result)
-    _log_validation(result, ingested, profiled=(report_dir / PROFILE_FILE).is_file())
+    _log_validation(result, ingested, profiled=result.success)
     return result
 
 

@@ -16,7 +16,7 @@ from landmarkflow import steps
 from landmarkflow.config import ConfigError, load_config
 from landmarkflow.data.manifest import read_manifest, write_manifest
 from landmarkflow.data.synthetic import synthesize
-from landmarkflow.data.validation.drift import DRIFT_PLOT, compare, profile_faces
+from landmarkflow.data.validation.drift import DRIFT_PLOT, PROFILE_FILE, compare, profile_faces
 from landmarkflow.data.validation.result import DRIFT_CHECK
 from landmarkflow.steps.validating import PROFILE_PATH, fetch_profile
 from landmarkflow.tracking import setup_tracking
@@ -95,6 +95,20 @@ def test_a_config_threshold_stops_the_run_naming_what_moved(tmp_path: Path, inge
     )
     assert run.data.tags["drift"] == "box_size,inter_ocular,roll" and run.data.tags["failed_checks"] == DRIFT_CHECK
     assert run.data.metrics["drift_max_ks"] > 0.3
+
+
+def test_a_failed_run_in_a_reused_folder_is_not_tagged_with_the_earlier_runs_profile(
+    tmp_path: Path, ingested: steps.IngestResult
+) -> None:
+    """The CLI validates into the same folder each time: an earlier run's profile there must not pass for this
+    data's, or a later drift check would compare with the wrong data."""
+    assert steps.validate(ingested, tmp_path / "validation").success
+    broken = steps.IngestResult(
+        **{**vars(ingested), "data_hash": "broken", "problems": [{"check": "readable", "message": "a.png: unreadable"}]}
+    )
+    assert not steps.validate(broken, tmp_path / "validation").success
+    assert not (tmp_path / "validation" / PROFILE_FILE).exists()
+    assert fetch_profile("synthetic", "broken") is None
 
 
 def test_the_threshold_is_a_ks_statistic() -> None:
