@@ -61,8 +61,9 @@ def _epochs(epochs: int | None) -> dict[str, Any] | None:
 
 
 def _fail(message: str) -> NoReturn:
-    # Messages quote formats such as "[x1 x2 y1 y2]", which rich would otherwise swallow as markup.
-    console.print(f"[red]error:[/red] {escape(message)}")
+    # Messages quote formats such as "[x1 x2 y1 y2]", which rich would otherwise swallow as markup; soft_wrap keeps
+    # a long path in one piece when stderr is no terminal (rich would break it at 80 columns).
+    console.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
     raise typer.Exit(code=1)
 
 
@@ -381,7 +382,7 @@ def register(workdir: WorkdirOption = DEFAULT_WORKDIR) -> None:
     from landmarkflow.workflow import register_step
 
     registered = _step(lambda: register_step(workdir))
-    role = "challenger" if registered.challenger else "not a challenger: its gates failed"
+    role = "challenger" if registered.challenger else "not a challenger: its gates failed, or a newer version is"
     console.print(f"{registered.registered_name} v{registered.version} ({role})")
 
 

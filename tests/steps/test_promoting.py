@@ -5,13 +5,14 @@ the two promotions at once."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
 from landmarkflow import steps
 from landmarkflow.alias_lock import lock_name
-from landmarkflow.registry import CHALLENGER, CHAMPION, champion_or_newest, version_by_alias
+from landmarkflow.registry import CHALLENGER, CHAMPION, champion_or_newest, get_version, version_by_alias
 from tests.fakes import candidate
 
 
@@ -33,7 +34,8 @@ def test_a_candidate_worse_than_the_champion_promoted_after_its_gate_stays_out(t
 
     again = steps.promote(registered_better, better.gated)
     assert again.promoted and again.champion_version == "3"
-    assert worse.register() == registered_worse  # a retry registers nothing new and moves no alias back
+    # a retry registers nothing new and moves no alias back: v2 is no longer challenger
+    assert worse.register() == replace(registered_worse, challenger=False)
     assert version_by_alias("hih-synthetic", CHALLENGER).version == "3"
     assert sorted(int(v.version) for v in MlflowClient().search_model_versions("name='hih-synthetic'")) == [1, 2, 3]
     assert MlflowClient().search_model_versions(f"name='{lock_name('hih-synthetic')}'") == []
@@ -49,3 +51,11 @@ def test_the_version_shown_of_a_model_is_its_champion_else_its_newest(tmp_path: 
     candidate(tmp_path, "hih", 0.070, "1").register()  # newer, not promoted
     version, role = champion_or_newest("hih-synthetic")
     assert (version.version, role) == ("1", CHAMPION)
+
+
+def test_a_version_carries_the_commit_its_model_was_trained_at(tmp_path: Path) -> None:
+    """Not the commit of the moment it is registered: a CLI user may commit or edit between train and register."""
+    trained = candidate(tmp_path, "hih", 0.05, None)
+    MlflowClient().set_tag(trained.trained.run_id, "git_commit", "0123abc")
+    registered = trained.register()
+    assert get_version("hih-synthetic", registered.version).tags["git_commit"] == "0123abc"

@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from mlflow.tracking import MlflowClient
+
 from landmarkflow.alias_lock import alias_lock
 from landmarkflow.outages import tracking_step
 from landmarkflow.registry import (
@@ -35,7 +37,8 @@ def register(trained: TrainResult, evaluated: EvalResult, exported: ExportResult
     """Register the ONNX model as the version of this training run with lineage tags (once, however often the step
     runs); alias `challenger` if it passed the gates and no newer version holds it."""
     name = gated.registered_name
-    lineage = Lineage(data_hash=trained.data_hash, git_commit=git_commit(), config_hash=trained.config_hash)
+    trained_at = MlflowClient().get_run(trained.run_id).data.tags.get("git_commit") or git_commit()  # the training's
+    lineage = Lineage(data_hash=trained.data_hash, git_commit=trained_at, config_hash=trained.config_hash)
     tags = {
         **lineage.tags(),
         NME_TAG: f"{evaluated.nme:.6f}",
@@ -58,11 +61,14 @@ def register(trained: TrainResult, evaluated: EvalResult, exported: ExportResult
     if earlier:
         log.info("%s v%s of run %s was registered by an earlier try; completing it", name, version, trained.run_id)
         tag_version(name, version, {key: value for key, value in tags.items() if kept.tags.get(key) != value})
+    challenger = False
     if gated.passed:
         holder = f"register {name} v{version} (run {trained.run_id})"
         with alias_lock(name, holder, trained.run_id) as lock:
             current = version_by_alias(name, CHALLENGER)
             if current is None or int(current.version) <= int(version):
                 lock.move_alias(CHALLENGER, version)
-    log.info("registered %s v%s%s", name, version, " as challenger" if gated.passed else " (gate failed)")
-    return RegisterResult(name, version, gated.passed)
+                challenger = True
+    outcome = "as challenger" if challenger else "(a newer version is challenger)" if gated.passed else "(gate failed)"
+    log.info("registered %s v%s %s", name, version, outcome)
+    return RegisterResult(name, version, challenger)
