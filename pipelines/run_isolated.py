@@ -27,7 +27,12 @@ KEPT_ENV = ("PATH", "LANG", "LC_ALL", "TERM", "OMP_NUM_THREADS", "TMPDIR")
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", action="append", help="Experiment config (repeatable); default: all small ones")
+    parser.add_argument(
+        "--config",
+        action="append",
+        help="Experiment config, a path in the checkout as a pod finds it in the image (repeatable); default: all "
+        "small ones",
+    )
     parser.add_argument("--epochs", type=int, default=-1, help="Override train.epochs (negative: the config's)")
     parser.add_argument("--parallel", type=int, default=2, choices=(1, 2), help="Model branches at once")
     parser.add_argument("--synth-train", type=int, default=2000, help="Synthetic training faces ingest renders")
@@ -69,9 +74,9 @@ def main() -> int:
     from pipelines.landmarks import DEFAULT_CONFIGS, make_pipeline
     from pipelines.run_local import share_cores
 
-    # The default configs go by their paths in the checkout, as a cluster's steps find them inside the image's
-    # working directory (components/Dockerfile's WORKDIR): steps start here, as a pod starts there.
-    configs = [str(Path(c).resolve()) for c in args.config] if args.config else list(DEFAULT_CONFIGS)
+    # Configs go by their paths in the checkout, as a cluster's steps find them inside the image's working directory
+    # (components/Dockerfile's WORKDIR): the steps start here, as a pod starts there.
+    configs = list(args.config or DEFAULT_CONFIGS)
     os.chdir(REPO)
     share_cores(min(args.parallel, len(configs)))
     services = start_services(args.state)
