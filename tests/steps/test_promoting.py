@@ -59,3 +59,14 @@ def test_a_version_carries_the_commit_its_model_was_trained_at(tmp_path: Path) -
     MlflowClient().set_tag(trained.trained.run_id, "git_commit", "0123abc")
     registered = trained.register()
     assert get_version("hih-synthetic", registered.version).tags["git_commit"] == "0123abc"
+
+
+def test_a_failed_candidate_names_the_champion_of_the_moment(tmp_path: Path) -> None:
+    """Its gate saw no champion, but another run has promoted one since: that one stays."""
+    failed = candidate(tmp_path, "hih", 0.09, None)
+    failed.gated = replace(failed.gated, passed=False, reasons="test NME 9.000% >= 8.000%")
+    first = candidate(tmp_path, "hih", 0.05, None)
+    assert steps.promote(first.register(), first.gated).promoted
+    outcome = steps.promote(failed.register(), failed.gated)
+    assert not outcome.promoted and outcome.champion_version == "1"
+    assert outcome.message == "hih-synthetic@champion stays at v1: v2 failed its gates (test NME 9.000% >= 8.000%)"

@@ -28,7 +28,8 @@ def promote(registered: RegisterResult, gated: GateResult, rollout: Rollout | No
     if asked; otherwise say why it stays."""
     name, version = registered.registered_name, registered.version
     if not gated.passed:
-        champion = gated.champion_version
+        current = version_by_alias(name, CHAMPION)  # now: another run may have promoted since this gate
+        champion = current.version if current else None
         where = f"stays at v{champion}" if champion else "is not set"
         message = f"{name}@{CHAMPION} {where}: v{version} failed its gates ({gated.reasons})"
         log.info(message)
