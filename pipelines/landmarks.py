@@ -104,9 +104,10 @@ def model_branch(
     exported = export(
         manifest=manifest, checkpoint=trained.outputs["checkpoint"], train_result=trained.outputs["result"]
     ).set_caching_options(False)
-    # With GPUs, export builds and compares the TensorRT engines on the GPU type training ran on (an engine only
-    # runs on the architecture it was built for). The limit is the branch's `gpus` because KFP takes no arithmetic
-    # on a parameter: export uses one of them, and 0 asks for none.
+    # With GPUs, export builds and compares the TensorRT engines on a GPU node (`nvidia.com/gpu`; an engine only
+    # runs on the architecture it was built for, so the serving nodes should be of that GPU model: pin one with the
+    # cluster's node selectors). The limit is the branch's `gpus` because KFP takes no arithmetic on a parameter:
+    # export uses one of them, and 0 asks for none.
     exported.set_accelerator_type("nvidia.com/gpu").set_accelerator_limit(gpus)
     gated = gate(
         manifest=manifest,

@@ -37,7 +37,8 @@ def validate(
     checked = steps.FreshnessResult.load(freshness_result.path)
     outcome = steps.validate(steps.materialise_data(ingested, None, scratch / "data"), report_dir, checked)
     print_summary(outcome)
-    # The HTML artifact is the page itself; its Data Docs link resolves inside report_dir beside it.
+    # The HTML artifact is the page itself. Its Data Docs link resolves in report_dir beside it under kfp.local; on a
+    # cluster only the page is uploaded, and the whole folder is in the validate run's MLflow artifacts.
     shutil.copyfile(outcome.report_path, report.path)
     require_valid(outcome)
     return checked.retrain
