@@ -25,14 +25,22 @@ def check_cron(expression: str) -> str:
     return expression
 
 
-def check_params(params: dict[str, object]) -> dict[str, object]:
-    """A cluster's steps share their data only through a DVC remote, so ingest needs one to push to: refused here,
-    before a run renders data its next step cannot fetch."""
-    if not params.get("dvc_remote_url") and not params.get("repo_root"):
+DATA_SOURCES = ("dvc_remote_url", "repo_root", "data_git_rev")
+"""The pipeline parameters that give ingest a DVC remote to version the data in (a git revision pulls through its own
+repo's remote): a cluster's steps share the data only through one."""
+
+
+def check_params(params: object) -> dict[str, object]:
+    """The pipeline parameters: a JSON object naming one of DATA_SOURCES, refused here rather than after a run renders
+    data its next step cannot fetch (ingest's own check, `steps.require_remote`, is the rule's source)."""
+    if not isinstance(params, dict):
+        raise ValueError(f"expected a JSON object of pipeline parameters, got {type(params).__name__}")
+    if not any(params.get(name) for name in DATA_SOURCES):
         raise ValueError(
-            'the pipeline needs "dvc_remote_url" in --params (s3://bucket/prefix as the pods reach it, e.g. '
-            '{"dvc_remote_url": "s3://my-bucket/landmarks"}), or a "repo_root" inside the image whose DVC config '
-            "names a remote: each step runs in a pod of its own and fetches the data from there"
+            'the pipeline needs "dvc_remote_url" (s3://bucket/prefix as the pods reach it, e.g. '
+            '{"dvc_remote_url": "s3://my-bucket/landmarks"}), a "data_git_rev" of a repo whose DVC config names a '
+            'remote, or a "repo_root" inside the image with one: each step runs in a pod of its own and fetches the '
+            "data from there"
         )
     return params
 

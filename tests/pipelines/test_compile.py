@@ -210,7 +210,9 @@ def test_schedules_need_six_cron_fields() -> None:
 def test_a_cluster_run_needs_a_data_remote_for_its_steps_to_share_the_data() -> None:
     from pipelines.cluster import check_params
 
-    with pytest.raises(ValueError, match=r'needs "dvc_remote_url" in --params'):
+    with pytest.raises(ValueError, match=r'needs "dvc_remote_url" \(s3://bucket/prefix'):
         check_params({"gpus": 4})
-    assert check_params({"dvc_remote_url": "s3://b/p"}) == {"dvc_remote_url": "s3://b/p"}
-    assert check_params({"repo_root": "/app"}) == {"repo_root": "/app"}
+    with pytest.raises(ValueError, match=r"a JSON object of pipeline parameters, got list"):
+        check_params([1])
+    for given in ({"dvc_remote_url": "s3://b/p"}, {"repo_root": "/app"}, {"data_git_rev": "v1"}):
+        assert check_params(given) == given
