@@ -85,7 +85,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         prefix = ["taskset", "-c", args.cores] if args.cores and shutil.which("taskset") else []
         server, url = serve_on_free_port(
-            ["--model", args.model], Path(tmp) / "serve.log", {}, prefix=prefix, timeout_s=180
+            ["--model", args.model], Path(tmp) / "serve.log", {}, prefix=prefix, timeout_s=180, cwd=Path.cwd()
         )
         port = urlsplit(url).port
         with server:

@@ -1,5 +1,6 @@
-"""Real servers for integration tests: start a process, wait until it answers, stop it; SeaweedFS S3 and an
-MLflow tracking server on top, built from the same commands and probes as `make pipeline-run-isolated`'s services.
+"""Real servers for integration tests and the benches: start a process, wait until it answers, stop it; SeaweedFS S3
+and an MLflow tracking server on top, built from the same commands and probes as `make pipeline-run-isolated`'s
+services, and `landmarkflow serve` on a free port.
 Every server binds to 127.0.0.1 on ports the OS reports free, logs to a file in the test's folder (the
 tail goes into any error), and is stopped by process group so no child outlives the test.
 """
@@ -203,9 +204,11 @@ def serve_on_free_port(
     tries: int = 3,
     prefix: Sequence[str] = (),
     timeout_s: float = 120.0,
+    cwd: Path | None = None,
 ) -> tuple[ServerProcess, str]:
     """`landmarkflow serve ARGUMENTS` on a free loopback port, started and answering /healthz; `prefix` goes before
-    the interpreter (`taskset -c 0,1`).
+    the interpreter (`taskset -c 0,1`), and `cwd` is where a relative model path or the local MLflow store is found
+    (default: the log's folder).
 
     The port is free when chosen, but the server binds it only after loading its model, seconds later: another
     process may take it meanwhile. Then the server exits with "address already in use" and starts again on another
@@ -220,7 +223,7 @@ def serve_on_free_port(
         def ready() -> bool:
             return f"Uvicorn running on {url}" in log_path.read_text(errors="replace") and answers(url)
 
-        return start_server("landmarkflow serve", command, log_path, ready, timeout_s, env), url
+        return start_server("landmarkflow serve", command, log_path, ready, timeout_s, env, cwd), url
 
     for _ in range(tries - 1):
         try:
