@@ -35,11 +35,15 @@ class Lineage:
     config_hash: str
 
     def tags(self) -> dict[str, str]:
-        return {"data_hash": self.data_hash, "git_commit": self.git_commit, "config_hash": self.config_hash}
+        return {"data_hash": self.data_hash, GIT_COMMIT_TAG: self.git_commit, "config_hash": self.config_hash}
 
 
 GATE_TAG = "gate"
 """The gate outcome a version carries: `passed` or `failed`."""
+PROMOTED_TAG = "promoted"
+"""`true` on a version once it has been champion (it stays when the alias moves on)."""
+GIT_COMMIT_TAG = "git_commit"
+"""The commit a training run (and so its version, `Lineage.git_commit`) was made from."""
 NME_TAG = "test_nme"
 REQUIRED_TAGS = (*(field.name for field in fields(Lineage)), NME_TAG, GATE_TAG)
 """What a registered version always carries; no alias points at a version without them."""

@@ -73,6 +73,12 @@ def test_a_model_that_passed_its_gates_but_was_never_promoted_is_retrained(tmp_p
     assert again.decisions[0]["reason"] == (
         "v2 passed its gates on this data but was never promoted (champion v1 stays): retraining"
     )
+    assert steps.promote(steps.RegisterResult("hih-synthetic", "2", True), passed.gated).promoted
+    MlflowClient().set_registered_model_alias("hih-synthetic", "champion", "1")  # rolled back by hand
+    rolled_back = steps.check_freshness(_ingested("data-2"), [HIH])
+    assert rolled_back.retrain == [] and rolled_back.decisions[0]["reason"] == (
+        "no new data since v2, champion once and rolled back (champion v1 stays; force to retrain)"
+    )
 
 
 def test_the_cli_writes_the_decision_beside_the_ingest_result(tmp_path: Path) -> None:

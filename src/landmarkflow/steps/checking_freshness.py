@@ -4,7 +4,9 @@ A scheduled run ingests the data it would train on (which gives its DVC hash) an
 what the newest version and the champion were trained on. A model is retrained when neither was trained on this
 data: new data, or no version at all. A model whose champion was trained on it has nothing new to learn; one whose
 newest version was trained on it and failed its gates would fail them again (training is deterministic), so it
-waits for new data too instead of spending a training on every tick. `force` retrains every model regardless (a
+waits for new data too instead of spending a training on every tick; one whose newest version passed them but was
+never champion (its promotion cut short) is retrained. A version once champion and rolled back by hand is left
+alone. `force` retrains every model regardless (a
 new recipe on the same data). The outcome is an MLflow run in the dataset's data experiment, so a run that trained
 nothing says why where the user looks.
 """
@@ -19,7 +21,7 @@ from mlflow.tracking import MlflowClient
 
 from landmarkflow.config import load_config
 from landmarkflow.outages import tracking_step
-from landmarkflow.registry import CHAMPION, GATE_TAG, VersionInfo, latest_version, version_by_alias
+from landmarkflow.registry import CHAMPION, GATE_TAG, PROMOTED_TAG, VersionInfo, latest_version, version_by_alias
 from landmarkflow.steps.results import FreshnessResult, IngestResult
 from landmarkflow.tracking import data_experiment_name, ensure_experiment, log_metrics, registered_model_name
 
@@ -66,9 +68,12 @@ def decide(data_hash: str, champion: VersionInfo | None, newest: VersionInfo | N
         return False, f"no new data since v{champion.version}"
     if newest is not None and newest.data_hash == data_hash:
         stays = f"champion v{champion.version} stays" if champion else "no champion"
-        if newest.tags.get(GATE_TAG) == "passed":  # its promotion was cut short (a lost lease, a crash)
-            return True, f"v{newest.version} passed its gates on this data but was never promoted ({stays}): retraining"
-        return False, f"no new data since v{newest.version}, which failed its gates on it ({stays}; force to retrain)"
+        since = f"no new data since v{newest.version}"
+        if newest.tags.get(GATE_TAG) != "passed":
+            return False, f"{since}, which failed its gates on it ({stays}; force to retrain)"
+        if newest.tags.get(PROMOTED_TAG) == "true":
+            return False, f"{since}, champion once and rolled back ({stays}; force to retrain)"
+        return True, f"v{newest.version} passed its gates on this data but was never promoted ({stays}): retraining"
     if champion is not None:
         return True, f"new data: champion v{champion.version} was trained on {champion.data_hash}"
     if newest is not None:

@@ -15,7 +15,15 @@ import logging
 from landmarkflow.alias_lock import alias_lock
 from landmarkflow.evaluation.gates import champion_check
 from landmarkflow.outages import tracking_step
-from landmarkflow.registry import CHAMPION, GATE_TAG, VersionInfo, get_version, tag_version, version_by_alias
+from landmarkflow.registry import (
+    CHAMPION,
+    GATE_TAG,
+    PROMOTED_TAG,
+    VersionInfo,
+    get_version,
+    tag_version,
+    version_by_alias,
+)
 from landmarkflow.serving.kserve import Rollout
 from landmarkflow.steps.results import GateResult, PromoteResult, RegisterResult
 
@@ -52,7 +60,7 @@ def promote(registered: RegisterResult, gated: GateResult, rollout: Rollout | No
         message = f"{name}@{CHAMPION} stays at v{champion.version}: {blocker}"
         log.info(message)
         return PromoteResult(name, champion.version, False, message)
-    tag_version(name, version, {"promoted": "true"})
+    tag_version(name, version, {PROMOTED_TAG: "true"})
     message = f"{name}@{CHAMPION} -> v{version} ({gated.reasons})"
     if champion is not None and champion.version not in (gated.champion_version, version):
         message += f"; still not worse than v{champion.version}, promoted after the gate"

@@ -17,6 +17,7 @@ from landmarkflow.outages import tracking_step
 from landmarkflow.registry import (
     CHALLENGER,
     GATE_TAG,
+    GIT_COMMIT_TAG,
     NME_TAG,
     Lineage,
     delete_version,
@@ -37,7 +38,7 @@ def register(trained: TrainResult, evaluated: EvalResult, exported: ExportResult
     """Register the ONNX model as the version of this training run with lineage tags (once, however often the step
     runs); alias `challenger` if it passed the gates and no newer version holds it."""
     name = gated.registered_name
-    trained_at = MlflowClient().get_run(trained.run_id).data.tags.get("git_commit") or git_commit()  # the training's
+    trained_at = MlflowClient().get_run(trained.run_id).data.tags.get(GIT_COMMIT_TAG) or git_commit()  # training's
     lineage = Lineage(data_hash=trained.data_hash, git_commit=trained_at, config_hash=trained.config_hash)
     tags = {
         **lineage.tags(),

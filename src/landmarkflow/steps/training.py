@@ -17,7 +17,7 @@ from mlflow.tracking import MlflowClient
 from landmarkflow.config import ExperimentConfig, load_config
 from landmarkflow.fileio import atomic_write_text
 from landmarkflow.outages import tracking_step
-from landmarkflow.registry import git_commit
+from landmarkflow.registry import GIT_COMMIT_TAG, git_commit
 from landmarkflow.runtime import CHECKPOINT_FILE
 from landmarkflow.services import secret_name
 from landmarkflow.steps.results import IngestResult, TrainResult
@@ -174,7 +174,7 @@ def _start_run(
         "dataset": ingested.dataset,
         CONFIG_HASH_TAG: config.config_hash(),
         "data_hash": ingested.data_hash,
-        "git_commit": git_commit(),
+        GIT_COMMIT_TAG: git_commit(),
     }
     if resume_key:
         tags[RESUME_KEY_TAG] = check_resume_key(resume_key)
