@@ -153,10 +153,15 @@ def parse_box(text: str) -> list[float]:
     return box
 
 
-def box_outside(box: Sequence[float], image_shape: tuple[int, ...]) -> bool:
-    """Whether a face box (x1, y1, x2, y2) misses the image; one that reaches past its edges still overlaps it."""
+def check_on_image(boxes: np.ndarray | Sequence[Sequence[float]], image_shape: tuple[int, ...]) -> np.ndarray:
+    """`_as_boxes(boxes)`, each overlapping the image (it may reach past its edges); ValueError naming the first box
+    that misses it."""
+    array = _as_boxes(boxes)
     height, width = image_shape[:2]
-    return box[2] <= 0 or box[3] <= 0 or box[0] >= width - 1 or box[1] >= height - 1
+    for box in array:
+        if box[2] <= 0 or box[3] <= 0 or box[0] >= width - 1 or box[1] >= height - 1:
+            raise ValueError(f"face box {box.tolist()} lies outside the {width} x {height} image")
+    return array
 
 
 def _as_boxes(boxes: np.ndarray | Sequence[Sequence[float]]) -> np.ndarray:
@@ -335,11 +340,7 @@ class Predictor:
         A 68-point model then reads detected faces, and given boxes that are `loose` (a detector's), once more from
         their own boxes (`own_box_crops`); each result's box is the one its landmarks were read from.
         """
-        if boxes is not None:
-            outside = [box for box in _as_boxes(boxes) if box_outside(box, image_rgb.shape)]
-            if outside:
-                height, width = image_rgb.shape[:2]
-                raise ValueError(f"face box {outside[0].tolist()} lies outside the {width} x {height} image")
+        boxes = None if boxes is None else check_on_image(boxes, image_rgb.shape)
         faces = self.crop_faces(image_rgb, boxes, loose)
         if not len(faces.boxes):
             return []

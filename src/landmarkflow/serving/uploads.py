@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from landmarkflow.inference import box_outside, parse_box
+from landmarkflow.inference import check_on_image, parse_box
 
 BBOX_FIELD = "bbox"
 """The optional face box: a query parameter or a multipart field `x1,y1,x2,y2`, as `predict --bbox`."""
@@ -67,10 +67,6 @@ def parse_bbox(text: str | None, image_shape: tuple[int, ...]) -> list[list[floa
     if text is None:
         return None
     try:
-        box = parse_box(text)
+        return check_on_image([parse_box(text)], image_shape).tolist()
     except ValueError as exc:
         raise UploadError(422, f"{BBOX_FIELD}={text!r}: {exc}") from None
-    if box_outside(box, image_shape):
-        height, width = image_shape[:2]
-        raise UploadError(422, f"{BBOX_FIELD}={text!r} lies outside the {width} x {height} image")
-    return [box]
