@@ -1,4 +1,5 @@
-"""Register: a new registry version with lineage tags; `challenger` when it passed the gates."""
+"""Register: a new registry version with lineage tags; `challenger` when it passed the gates and no newer version
+holds that alias."""
 
 from kfp import dsl
 from kfp.dsl import Artifact, Input, Model, Output

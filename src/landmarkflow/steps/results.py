@@ -142,6 +142,8 @@ class GateResult(StepResult):
 
 @dataclass
 class RegisterResult(StepResult):
+    """`challenger`: whether this version holds that alias now (it passed the gates, and no newer version had it)."""
+
     registered_name: str
     version: str
     challenger: bool

@@ -57,6 +57,8 @@ def validate(
         profile.save(report_dir / PROFILE_FILE)
         if freshness is not None:
             _measure_drift(profile, freshness, report_dir, result)
+    # Tagged only when the data passed, drift included: data refused here is never trained on, so its profile is
+    # never a champion's reference (it stays among the run's reports).
     _log_validation(result, ingested, profiled=result.success)
     return result
 
