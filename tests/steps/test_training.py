@@ -68,3 +68,16 @@ def test_a_malformed_key_is_refused_before_any_run_opens(tmp_path: Path, ingeste
     assert (
         MlflowClient().search_runs([MlflowClient().get_experiment_by_name("landmarks/synthetic").experiment_id]) == []
     )
+
+
+def test_a_second_training_in_the_same_folder_trains_anew(tmp_path: Path, ingested: steps.IngestResult) -> None:
+    """`landmarkflow train` twice in one workdir, on other data: the first run's last.pt is not resumed into the
+    second, which would train no epoch and hand back the first run's weights as its own."""
+    first = steps.train(CONFIG, ingested, tmp_path / "train", SMALL)
+    want = load_state(Path(first.checkpoint))["model"]
+    synthesize(tmp_path / "other", num_train=8, num_test=2, seed=2, image_size=128, progress=False)
+    other = ingest_step(tmp_path / "ingest-other", "synthetic", tmp_path / "other", synth=None)
+    second = steps.train(CONFIG, other, tmp_path / "train", SMALL)
+    got = load_state(Path(second.checkpoint))["model"]
+    assert second.run_id != first.run_id
+    assert not all(torch.equal(want[name], got[name]) for name in want)

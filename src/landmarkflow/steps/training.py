@@ -22,7 +22,7 @@ from landmarkflow.runtime import CHECKPOINT_FILE
 from landmarkflow.services import secret_name
 from landmarkflow.steps.results import IngestResult, TrainResult
 from landmarkflow.tracking import ensure_experiment, experiment_name
-from landmarkflow.train.checkpoint import kept_val_nme, load_state
+from landmarkflow.train.checkpoint import BEST, LAST, kept_val_nme, load_state
 from landmarkflow.train.durable import CONFIG_HASH_TAG, RESUME_KEY_TAG, check_resume_key, fetch_checkpoints, find_run
 from landmarkflow.train.finish import MODEL_DIR, TRAIN_SECONDS, finish_run
 from landmarkflow.train.launch import NodeGroup, torchrun_command, train_args
@@ -74,6 +74,8 @@ def train(
     config = load_config(config_path, overrides)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    for stale in (LAST, BEST):  # an earlier run's, in a reused folder; this run's own come back from MLflow
+        (out_dir / stale).unlink(missing_ok=True)
     experiment_id = ensure_experiment(experiment_name(ingested.dataset))
     client = MlflowClient()
     earlier = find_run(client, experiment_id, resume_key, config.config_hash()) if resume_key else None
