@@ -24,7 +24,7 @@ def train(
     from its last checkpoint on the tracking server.
 
     Args:
-        config: Experiment config YAML (path inside the image or workspace).
+        config: Experiment config YAML, its absolute path inside the image (freshness resolved it).
         epochs: Override of train.epochs; negative keeps the config's value.
         nproc: Processes per node for DDP (torchrun); 1 trains in this process.
         nodes: Training nodes; more than 1 trains in a Kubeflow Trainer TrainJob of `nproc` GPUs per node, which this
@@ -39,13 +39,11 @@ def train(
         checkpoint: Folder with model.pt (weights + config) and the loss curves.
         result: The step's result (JSON).
     """
-    from pathlib import Path
 
     from landmarkflow import steps
     from landmarkflow.data.manifest import TRAIN_SPLIT
     from landmarkflow.services import start_step
 
-    image_dir = Path.cwd()  # a relative config path is inside the image's working directory, which the step leaves
     scratch = start_step()
     ingested = steps.IngestResult.load(ingest_result.path)
     ingested.manifest = manifest.path
@@ -53,7 +51,7 @@ def train(
     resume_key = f"{pipeline_job_id}/{pipeline_task_id}"
     local = steps.materialise_data(ingested, [TRAIN_SPLIT], scratch / "data")
     trained = steps.train(
-        image_dir / config,
+        config,
         local,
         checkpoint.path,
         overrides,

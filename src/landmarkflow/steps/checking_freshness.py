@@ -6,9 +6,8 @@ data: new data, or no version at all. A model whose champion was trained on it h
 newest version was trained on it and failed its gates would fail them again (training is deterministic), so it
 waits for new data too instead of spending a training on every tick; one whose newest version passed them but was
 never champion (its promotion cut short) is retrained. A version once champion and rolled back by hand is left
-alone. `force` retrains every model regardless (a
-new recipe on the same data). The outcome is an MLflow run in the dataset's data experiment, so a run that trained
-nothing says why where the user looks.
+alone. `force` retrains every model regardless (a new recipe on the same data). The outcome is an MLflow run in the
+dataset's data experiment, so a run that trained nothing says why where the user looks.
 """
 
 from __future__ import annotations
