@@ -192,8 +192,10 @@ def data_remote(
 
 @data_app.command("push")
 def data_push(target: TargetOption = "data", repo: RepoOption = Path("."), remote: RemoteOption = None) -> None:
-    """Track the folder (`dvc add`) and upload it to the remote; prints the version to commit (its .dvc file)."""
-    typer.echo(_version_line(_step(lambda: track(repo / target.removesuffix(".dvc"), repo, remote=remote))))
+    """Track the folder (`dvc add`) and upload it to the remote; prints the version to commit (its .dvc file).
+
+    The target is relative to the repo, as pull and status take it (`track` resolves it there)."""
+    typer.echo(_version_line(_step(lambda: track(Path(target.removesuffix(".dvc")), repo, remote=remote))))
 
 
 @data_app.command("pull")

@@ -254,3 +254,12 @@ def test_s3_round_trip(repo: Path, s3_server: S3Server, monkeypatch: pytest.Monk
         pull("data.dvc", repo)
     refused = CliRunner().invoke(app, ["data", "pull", "--repo", str(repo)])
     assert refused.exit_code == 1 and "dvc pull" in refused.output and "Traceback" not in refused.output
+
+
+def test_cli_push_takes_the_target_relative_to_a_relative_repo(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`data push --repo <relative>` tracks <repo>/data, as pull and status read targets; not <repo>/<repo>/data."""
+    monkeypatch.chdir(repo.parent)
+    pushed = CliRunner().invoke(app, ["data", "push", "--repo", repo.name])
+    assert pushed.exit_code == 0, pushed.output
+    assert read_version(repo / "data.dvc").nfiles == len(FILES)
+    assert status("data.dvc", repo, cloud=True)["in_sync"]
