@@ -89,6 +89,15 @@ def test_files_lie_where_the_download_puts_them_with_207_fields(tmp_path: Path) 
     assert first[200:206] == ["1" if name in records[3].subsets else "0" for name in ATTRIBUTES]
 
 
+def test_records_of_one_split_read_back_and_replace_an_earlier_write(tmp_path: Path) -> None:
+    """A train-only dataset wrote an empty test file, which the reader refuses as a broken download."""
+    records = _dataset(tmp_path)
+    train = [r for r in records if r.split == "train"]
+    write_wflw(train, tmp_path)
+    assert not (tmp_path / annotation_file("test")).exists()
+    assert [r.sample_id for r in read_wflw(tmp_path)] == [r.sample_id for r in train]
+
+
 def test_a_download_written_by_hand_reads(tmp_path: Path) -> None:
     """Lines as the public files have them: 6-decimal coordinates, integer boxes, trailing spaces."""
     import cv2

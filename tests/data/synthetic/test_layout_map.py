@@ -182,6 +182,11 @@ def test_a_native_layout_needs_an_empty_folder_and_its_splits(tmp_path: Path) ->
         synthesize(tmp_path / "b", 2, 2, image_size=64, progress=False, layout="30")
 
 
+def test_a_wflw_layout_without_test_faces_reads_back(tmp_path: Path) -> None:
+    synthesize(tmp_path / "w", 2, 0, image_size=64, progress=False, layout="98")
+    assert [r.split for r in read_dataset("wflw", tmp_path / "w")] == ["train", "train"]
+
+
 def test_cli_synth_names_the_dataset_to_ingest(tmp_path: Path) -> None:
     root = tmp_path / "cofw"
     result = CliRunner().invoke(

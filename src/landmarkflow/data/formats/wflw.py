@@ -264,7 +264,8 @@ def write_wflw(records: Sequence[FaceRecord], root: str | Path, images: Mapping[
 
     Images come from `images[sample_id]` (uint8, as OpenCV holds them) where given, else must already be on
     disk. Each split's file keeps the records' order; ids must be what reading back assigns (image path without
-    suffix, '#', the face's index among that image's lines). Every file is written atomically, images first.
+    suffix, '#', the face's index among that image's lines). Every file is written atomically, images first; a
+    split without records gets no annotation file (an earlier one is removed).
     """
     root = Path(root)
     lines: dict[str, list[str]] = {split: [] for split in SPLITS}
@@ -291,7 +292,11 @@ def write_wflw(records: Sequence[FaceRecord], root: str | Path, images: Mapping[
             atomic_write_bytes(image_file, encode_image(image_file, image))
             written.add(record.image_path)
     for split, split_lines in lines.items():
-        atomic_write_text(root / annotation_file(split), "".join(f"{line}\n" for line in split_lines))
+        path = root / annotation_file(split)
+        if split_lines:
+            atomic_write_text(path, "".join(f"{line}\n" for line in split_lines))
+        else:  # an empty file is a broken download to the reader; no file is a split the dataset lacks
+            path.unlink(missing_ok=True)
     return root
 
 

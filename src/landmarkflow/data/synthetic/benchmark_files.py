@@ -157,8 +157,7 @@ def _benchmark_files(
 
 
 BENCHMARK_FILES: dict[str, LayoutFiles] = {
-    # WFLW writes both annotation files, and its reader refuses an empty one
-    "98": _benchmark_files("98", _wflw_place, _wflw_subsets, wflw.write_wflw, ("train", "test")),
+    "98": _benchmark_files("98", _wflw_place, _wflw_subsets, wflw.write_wflw, ()),
     "29": _benchmark_files("29", _cofw_place, _no_subsets, cofw.write_cofw, ()),
     # AFLW's split takes the train faces first and needs more
     "19": _benchmark_files("19", _aflw_place, _aflw_subsets, _write_aflw, ("test",)),
