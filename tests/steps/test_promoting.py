@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
 from mlflow.tracking import MlflowClient
 
 from landmarkflow import steps
@@ -70,3 +71,20 @@ def test_a_failed_candidate_names_the_champion_of_the_moment(tmp_path: Path) -> 
     outcome = steps.promote(failed.register(), failed.gated)
     assert not outcome.promoted and outcome.champion_version == "1"
     assert outcome.message == "hih-synthetic@champion stays at v1: v2 failed its gates (test NME 9.000% >= 8.000%)"
+
+
+def test_results_of_an_earlier_training_in_the_workdir_are_refused(tmp_path: Path) -> None:
+    """`train` again in a workdir leaves the earlier training's evaluate, export, gate and register results there: a
+    step given them must not gate, register or promote this run with another model's NME or ONNX."""
+    earlier, retrained = candidate(tmp_path, "hih", 0.05, None), candidate(tmp_path, "hih", 0.30, None)
+    registered = earlier.register()
+    with pytest.raises(
+        ValueError, match=f"evaluate of run {earlier.trained.run_id}.*not of run {retrained.trained.run_id}"
+    ):
+        steps.gate(retrained.trained, earlier.evaluated, retrained.exported)
+    with pytest.raises(ValueError, match="run evaluate and export again"):
+        steps.register(retrained.trained, earlier.evaluated, earlier.exported, retrained.gated)
+    with pytest.raises(ValueError, match=f"v1 was registered from run {earlier.trained.run_id}, but the gate"):
+        steps.promote(registered, retrained.gated)
+    assert version_by_alias("hih-synthetic", CHAMPION) is None
+    assert [int(v.version) for v in MlflowClient().search_model_versions("name='hih-synthetic'")] == [1]

@@ -10,7 +10,7 @@ from mlflow.tracking import MlflowClient
 from landmarkflow.evaluation.gates import GateDecision, decide
 from landmarkflow.outages import tracking_step
 from landmarkflow.registry import CHAMPION, version_by_alias
-from landmarkflow.steps.results import EvalResult, ExportResult, GateResult, TrainResult
+from landmarkflow.steps.results import EvalResult, ExportResult, GateResult, TrainResult, require_results_of
 from landmarkflow.tracking import registered_model_name
 
 log = logging.getLogger(__name__)
@@ -28,6 +28,7 @@ def gate(
     A champion trained on other data is re-measured on this test split, read from `test_data()`'s root
     (default: `trained.root`): a pod fetches those images only when that happens.
     """
+    require_results_of(trained.run_id, evaluate=evaluated, export=exported)
     name = registered_model_name(trained.model, trained.dataset)
     config = trained.experiment_config()
     champion = version_by_alias(name, CHAMPION)

@@ -44,6 +44,11 @@ def promote(registered: RegisterResult, gated: GateResult, rollout: Rollout | No
         return PromoteResult(name, champion, False, message)
     with alias_lock(name, f"promote {name} v{version} (run {gated.run_id})", gated.run_id) as lock:
         candidate = get_version(name, version)
+        if candidate.run_id != gated.run_id:  # a workdir's register.json of an earlier training, gated again since
+            raise ValueError(
+                f"{name} v{version} was registered from run {candidate.run_id}, but the gate decided on run "
+                f"{gated.run_id}: run register again for it first"
+            )
         missing = candidate.missing_tags()
         if missing or candidate.tags[GATE_TAG] != "passed":
             raise ValueError(

@@ -28,7 +28,14 @@ from landmarkflow.registry import (
     version_by_alias,
     versions_of_run,
 )
-from landmarkflow.steps.results import EvalResult, ExportResult, GateResult, RegisterResult, TrainResult
+from landmarkflow.steps.results import (
+    EvalResult,
+    ExportResult,
+    GateResult,
+    RegisterResult,
+    TrainResult,
+    require_results_of,
+)
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +44,7 @@ log = logging.getLogger(__name__)
 def register(trained: TrainResult, evaluated: EvalResult, exported: ExportResult, gated: GateResult) -> RegisterResult:
     """Register the ONNX model as the version of this training run with lineage tags (once, however often the step
     runs); alias `challenger` if it passed the gates and no newer version holds it."""
+    require_results_of(trained.run_id, evaluate=evaluated, export=exported, gate=gated)
     name = gated.registered_name
     trained_at = MlflowClient().get_run(trained.run_id).data.tags.get(GIT_COMMIT_TAG) or git_commit()  # training's
     lineage = Lineage(data_hash=trained.data_hash, git_commit=trained_at, config_hash=trained.config_hash)

@@ -140,6 +140,19 @@ class GateResult(StepResult):
     """The NME excess over the champion the gate allowed (its config's), for that second comparison."""
 
 
+def require_results_of(run_id: str, **results: EvalResult | ExportResult | GateResult) -> None:
+    """ValueError naming the steps to run again when a result (by its step's name) is another training run's: a
+    workdir keeps an earlier training's evaluate.json and export.json when `train` runs again, and gating or
+    registering with them would give this run another model's NME, parity or ONNX."""
+    stale = {step: result.run_id for step, result in results.items() if result.run_id != run_id}
+    if stale:
+        found = ", ".join(f"{step} of run {other}" for step, other in stale.items())
+        raise ValueError(
+            f"the results given are of another training run ({found}), not of run {run_id}: run "
+            f"{' and '.join(stale)} again for it first"
+        )
+
+
 @dataclass
 class RegisterResult(StepResult):
     """`challenger`: whether this version holds that alias now (it passed the gates, and no newer version had it)."""
