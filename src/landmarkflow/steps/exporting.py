@@ -21,7 +21,15 @@ from landmarkflow.fileio import atomic_path
 from landmarkflow.layouts import get_layout
 from landmarkflow.models.crop_predictor import CropPredictor
 from landmarkflow.outages import tracking_step
-from landmarkflow.runtime import ONNX_FILE, SHAPE_MODEL_FILE, DeployInfo, open_session, run_onnx
+from landmarkflow.runtime import (
+    ENGINE_PRECISIONS,
+    ONNX_FILE,
+    SHAPE_MODEL_FILE,
+    DeployInfo,
+    engine_file,
+    open_session,
+    run_onnx,
+)
 from landmarkflow.steps.results import ExportResult, TrainResult
 from landmarkflow.tracking import log_metrics
 from landmarkflow.train.checkpoint import load_model
@@ -63,6 +71,7 @@ def export(trained: TrainResult, out_dir: str | Path) -> ExportResult:
     evaluate measured `nme_shape_fitted` with, and the ONNX outputs the heatmaps it is fitted to."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    _remove_earlier_export(out_dir)
     model, config = load_model(Path(trained.checkpoint))
     train = read_split(trained.manifest, "train")
     shapes = None
@@ -112,6 +121,14 @@ def export(trained: TrainResult, out_dir: str | Path) -> ExportResult:
         engines,
         latency,
     )
+
+
+def _remove_earlier_export(out_dir: Path) -> None:
+    """Delete the shape model and engines an earlier export left in a reused folder: register logs a shape model
+    beside the ONNX with it, and predict runs an engine beside it, as this model's (an LGCN's shape model made every
+    other model's bundle unloadable; a GPU export's engine kept answering for a model exported after it)."""
+    for name in (SHAPE_MODEL_FILE, *(engine_file(precision) for precision in ENGINE_PRECISIONS)):
+        (out_dir / name).unlink(missing_ok=True)
 
 
 def log_gpu_checks(client: MlflowClient, run_id: str, checks: GpuChecks) -> None:
