@@ -311,8 +311,7 @@ def _credentials(state_dir: Path) -> tuple[str, str]:
     path = state_dir / "credentials.json"
     if not path.is_file():
         made = {"access_key_id": f"landmarkflow-{secrets.token_hex(4)}", "secret_access_key": secrets.token_hex(20)}
-        atomic_write_text(path, json.dumps(made))
-        path.chmod(0o600)
+        atomic_write_text(path, json.dumps(made), mode=0o600)
     stored = json.loads(path.read_text())
     return stored["access_key_id"], stored["secret_access_key"]
 

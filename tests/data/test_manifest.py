@@ -75,3 +75,13 @@ def test_failed_write_keeps_the_previous_file(tmp_path: Path) -> None:
         write_manifest(read_manifest(target).drop(columns=["bbox"]), target)
     assert target.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["m.parquet"]
+
+
+def test_written_files_get_the_mode_open_gives_not_mkstemps_0600(tmp_path: Path) -> None:
+    """Atomic writes went through mkstemp, so a manifest or a dataset file was readable by its owner alone."""
+    from landmarkflow.data.formats.w300 import write_pts
+
+    (tmp_path / "plain").write_text("")
+    expected = (tmp_path / "plain").stat().st_mode & 0o777
+    written = [write_manifest([_record()], tmp_path / "m.parquet"), write_pts(tmp_path / "a.pts", np.zeros((68, 2)))]
+    assert [oct(path.stat().st_mode & 0o777) for path in written] == [oct(expected)] * 2
