@@ -63,6 +63,20 @@ def test_an_experiment_another_step_created_meanwhile_is_taken(monkeypatch: pyte
     assert client.get_experiment(experiment_id).tags[EXPERIMENT_KIND_TAG] == MODEL_TRAINING_KIND
 
 
+def test_an_experiment_deleted_in_the_ui_is_refused_with_how_to_restore_it() -> None:
+    """MLflow answered a run in it with "The experiment 1 must be in the 'active' state", as a traceback."""
+    client = MlflowClient()
+    experiment_id = ensure_experiment("landmarks/synthetic")
+    client.delete_experiment(experiment_id)
+    with pytest.raises(
+        ValueError, match=f"'landmarks/synthetic' \\(id {experiment_id}\\) in sqlite:///.* is deleted"
+    ) as caught:
+        ensure_experiment("landmarks/synthetic")
+    assert f"mlflow experiments restore --experiment-id {experiment_id}" in str(caught.value)
+    client.restore_experiment(experiment_id)
+    assert ensure_experiment("landmarks/synthetic") == experiment_id
+
+
 def test_processes_that_open_one_new_local_store_at_once_all_start(tmp_path: Path) -> None:
     """Four processes set up tracking on the same new sqlite store at once and then use it. Opened with MlflowClient
     alone, 3 or 4 of 4 died here on a duplicate column (each ran MLflow's migrations); setup_tracking creates the

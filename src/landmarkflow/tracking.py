@@ -173,8 +173,10 @@ GenAI overview (traces, evaluations) that it shows for an experiment of unknown 
 
 def ensure_experiment(name: str) -> str:
     """Experiment id for `name`, creating it (with a local artifact location for sqlite stores); either way it is
-    marked as a model-training experiment for the UI. Two steps may create it at the same moment (two branches of a
-    first run): the one that loses the race takes the winner's."""
+        marked as a model-training experiment for the UI. Two steps may create it at the same moment (two branches of a
+        first run): the one that loses the race takes the winner's. A deleted experiment of that name is refused, saying
+    how to restore it: runs cannot go into it, and MLflow's own error named neither the experiment nor a way out."""
+    from mlflow.entities import LifecycleStage
     from mlflow.exceptions import MlflowException
     from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, ErrorCode
     from mlflow.tracking import MlflowClient
@@ -182,6 +184,13 @@ def ensure_experiment(name: str) -> str:
     client = MlflowClient()
     existing = client.get_experiment_by_name(name)
     if existing is not None:
+        if existing.lifecycle_stage == LifecycleStage.DELETED:
+            raise ValueError(
+                f"MLflow experiment {name!r} (id {existing.experiment_id}) in {tracking_uri()} is deleted (in the "
+                "UI?), and a deleted experiment takes no runs while its name stays taken: restore it (`mlflow "
+                f"experiments restore --experiment-id {existing.experiment_id}` with MLFLOW_TRACKING_URI set to that "
+                "store); its runs hold the checkpoints and plots of the versions registered from them"
+            )
         if existing.tags.get(EXPERIMENT_KIND_TAG) != MODEL_TRAINING_KIND:
             client.set_experiment_tag(existing.experiment_id, EXPERIMENT_KIND_TAG, MODEL_TRAINING_KIND)
         return existing.experiment_id
