@@ -59,3 +59,9 @@ def test_parsing_a_config_imports_no_torch() -> None:
     """A fresh process: the test session itself has long imported torch."""
     code = "import landmarkflow.config\nlandmarkflow.config.load_config('configs/hih_synthetic_tiny.yaml')"
     assert imported_after(code, ["torch"]) == []
+
+
+def test_a_normaliser_the_layout_lacks_is_refused_before_training(tmp_path: Path) -> None:
+    path = _write(tmp_path, "name: x\nmodel: {name: hih}\ndata: {layout: '68', normaliser: box_size}\n")
+    with pytest.raises(ConfigError, match=r"data\.normaliser 'box_size' is not a normaliser of layout 68: expected"):
+        load_config(path)

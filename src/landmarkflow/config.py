@@ -55,6 +55,18 @@ class DataConfig(_Section):
             raise ValueError(f"unknown layout {value!r}; expected one of {', '.join(LAYOUTS)}")
         return value
 
+    @model_validator(mode="after")
+    def _layout_has_normaliser(self) -> DataConfig:
+        """A normaliser the layout lacks would otherwise surface as a KeyError at the first validation, after an
+        epoch of training."""
+        known = LAYOUTS[self.layout].normalisers
+        if self.normaliser is not None and self.normaliser not in known:
+            raise ValueError(
+                f"data.normaliser {self.normaliser!r} is not a normaliser of layout {self.layout}: expected one of "
+                f"{', '.join(known)}, or none for {LAYOUTS[self.layout].default_normaliser}"
+            )
+        return self
+
 
 class AugmentConfig(_Section):
     """Online augmentation, applied to training crops only."""
