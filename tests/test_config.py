@@ -65,3 +65,11 @@ def test_a_normaliser_the_layout_lacks_is_refused_before_training(tmp_path: Path
     path = _write(tmp_path, "name: x\nmodel: {name: hih}\ndata: {layout: '68', normaliser: box_size}\n")
     with pytest.raises(ConfigError, match=r"data\.normaliser 'box_size' is not a normaliser of layout 68: expected"):
         load_config(path)
+
+
+@pytest.mark.parametrize("section", ["train:\n", "train: 5\n"])
+def test_an_override_into_a_section_that_is_no_mapping_names_it(tmp_path: Path, section: str) -> None:
+    """`train --epochs 1` on a config whose `train:` had all its keys commented out."""
+    path = _write(tmp_path, f"name: x\nmodel: {{name: hih}}\n{section}")
+    with pytest.raises(ConfigError, match=r"bad\.yaml: train must be a mapping to set train\.epochs, got (None|5)"):
+        load_config(path, {"train.epochs": 1})

@@ -280,7 +280,10 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Ex
     for dotted, value in (overrides or {}).items():
         node = raw
         *parents, leaf = dotted.split(".")
-        for key in parents:
+        for depth, key in enumerate(parents, 1):
             node = node.setdefault(key, {})
+            if not isinstance(node, dict):
+                section = ".".join(parents[:depth])
+                raise ConfigError(f"{path}: {section} must be a mapping to set {dotted}, got {node!r}")
         node[leaf] = value
     return parse_config(raw, path)
