@@ -95,10 +95,7 @@ def data_synth(
 
     if layout not in LAYOUT_DATASETS:
         _fail(f"--layout {layout!r}: expected one of {', '.join(LAYOUT_DATASETS)}")
-    try:
-        report = synthesize(out, train, test, seed=seed, image_size=size, layout=layout)
-    except (ValueError, FileExistsError) as exc:
-        _fail(str(exc))
+    report = _step(lambda: synthesize(out, train, test, seed=seed, image_size=size, layout=layout))
     console.print(
         f"{report.images} faces {report.per_split} at {report.image_size} px -> {report.root} "
         f"({report.seconds:.1f} s, {report.images_per_s:.0f} images/s); "

@@ -197,6 +197,16 @@ def test_cli_synth_names_the_dataset_to_ingest(tmp_path: Path) -> None:
     assert len(read_dataset("cofw", root)) == 3
 
 
+@pytest.mark.parametrize("layout", ["68", "98"])
+def test_cli_synth_into_a_file_or_a_folder_it_cannot_write_says_so(tmp_path: Path, layout: str) -> None:
+    (tmp_path / "taken").write_text("x")
+    for out, said in ((tmp_path / "taken", "is a file"), (tmp_path / "taken" / "sub", "Not a directory")):
+        args = ["data", "synth", "--out", str(out), "--train", "1", "--test", "1", "--size", "64", "--layout", layout]
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+        assert said in result.output
+
+
 def _inside(eye: np.ndarray, point: np.ndarray) -> bool:
     """Whether `point` lies inside the polygon of an eye's points."""
     polygon = eye.astype(np.float32).reshape(-1, 1, 2)

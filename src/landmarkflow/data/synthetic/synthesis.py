@@ -107,6 +107,8 @@ def synthesize(
     if layout not in LAYOUT_DATASETS:
         raise ValueError(f"unknown layout {layout!r}: expected one of {', '.join(LAYOUT_DATASETS)}")
     root = Path(out_root)
+    if root.exists() and not root.is_dir():
+        raise NotADirectoryError(f"{root} is a file; render into a folder (empty or new)")
     files = LAYOUT_FILES[layout]
     items = plan(num_train, num_test, challenging_fraction)
     files.check(root, items)
