@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -52,3 +53,13 @@ def test_table_names_each_config() -> None:
     result = CliRunner().invoke(app, ["models", "list"])
     assert result.exit_code == 0, result.output
     assert "hih_t_wflw" in result.output and "as authors count" in result.output
+
+
+def test_a_missing_folder_or_an_invalid_config_is_named_not_a_traceback_or_an_empty_table(tmp_path: Path) -> None:
+    missing = CliRunner().invoke(app, ["models", "list", "--configs", str(tmp_path / "nope")])
+    assert missing.exit_code == 1 and isinstance(missing.exception, SystemExit)
+    assert "no such folder" in missing.output
+    (tmp_path / "hih_synthetic_tiny.yaml").write_text("name: x\nmodel: {name: hih}\nbogus: 1\n")
+    invalid = CliRunner().invoke(app, ["models", "list", "--configs", str(tmp_path)])
+    assert invalid.exit_code == 1 and isinstance(invalid.exception, SystemExit)
+    assert "bogus: Extra inputs are not permitted" in invalid.output

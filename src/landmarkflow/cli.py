@@ -223,7 +223,10 @@ def models_list(
 
     from landmarkflow.model_catalog import describe, listed_configs
 
-    cards = sorted((describe(path) for path in listed_configs(configs, include_all)), key=lambda c: (c.name, c.params))
+    if not configs.is_dir():
+        _fail(f"--configs {configs}: no such folder")
+    described = _step(lambda: [describe(path) for path in listed_configs(configs, include_all)])
+    cards = sorted(described, key=lambda c: (c.name, c.params))
     if as_json:
         typer.echo(json.dumps([card.to_dict() for card in cards], indent=2))
         return
