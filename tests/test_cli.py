@@ -57,3 +57,10 @@ def test_a_step_run_too_early_names_the_step_to_run_first(tmp_path: Path, step: 
     result = CliRunner().invoke(app, [step, "--workdir", str(tmp_path)])
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert f"no {missing} result here; run `landmarkflow {missing}`" in " ".join(result.output.split())
+
+
+@pytest.mark.parametrize("command", ["train", "run"])
+def test_nproc_below_one_is_refused_not_trained_as_one_process(tmp_path: Path, command: str) -> None:
+    result = CliRunner().invoke(app, [command, "--workdir", str(tmp_path), "--nproc", "0"])
+    assert result.exit_code == 2 and "Invalid value for '--nproc'" in " ".join(result.output.split())
+    assert not any(tmp_path.iterdir())

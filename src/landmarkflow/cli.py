@@ -27,7 +27,7 @@ DEFAULT_WORKDIR = Path("runs/latest")
 DEFAULT_CONFIG = Path("configs/hih_synthetic_tiny.yaml")
 ConfigOption = Annotated[Path, typer.Option(help="Experiment config YAML.")]
 EpochsOption = Annotated[int | None, typer.Option(help="Override train.epochs.")]
-NprocOption = Annotated[int, typer.Option(help="Processes for DDP training (torchrun); 1 = plain process.")]
+NprocOption = Annotated[int, typer.Option(min=1, help="Processes for DDP training (torchrun); 1 = plain process.")]
 ImageOption = Annotated[
     str | None, typer.Option(help="The project's image the pods run (default: LANDMARKFLOW_IMAGE, else ours).")
 ]
