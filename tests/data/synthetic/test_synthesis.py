@@ -1,3 +1,4 @@
+import os
 from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
@@ -15,6 +16,7 @@ from landmarkflow.data.synthetic.face3d import TEMPLATE_68, Expression, Glasses,
 from landmarkflow.data.synthetic.params import Appearance, Camera, sample_spec
 from landmarkflow.data.synthetic.plan import item_spec, plan
 from landmarkflow.data.synthetic.render import facial_hair_outlines, wrinkle_lines
+from landmarkflow.data.synthetic.synthesis import PARALLEL_FROM, default_workers
 from landmarkflow.data.synthetic.w300_files import item_detector_box
 from landmarkflow.geometry import landmark_box
 from landmarkflow.layouts import IBUG_68
@@ -101,6 +103,13 @@ def test_worker_processes_render_the_same_bytes(tmp_path: Path) -> None:
     for workers in (1, 2):
         synthesize(tmp_path / str(workers), 10, 4, seed=6, image_size=64, progress=False, workers=workers)
     assert _files(tmp_path / "2") == _files(tmp_path / "1")
+
+
+def test_default_workers_where_the_os_cannot_say_which_cpus_are_usable(monkeypatch: pytest.MonkeyPatch) -> None:
+    """macOS and Windows have no os.sched_getaffinity: rendering the default 2300 faces there must not crash."""
+    monkeypatch.delattr(os, "sched_getaffinity", raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 3)
+    assert (default_workers(PARALLEL_FROM - 1), default_workers(PARALLEL_FROM)) == (1, 3)
 
 
 def test_landmarks_stay_inside_the_image_for_any_pose() -> None:

@@ -117,7 +117,7 @@ def synthesize(
     start = time.perf_counter()
     specs = [item_spec(seed, item, hard_train_fraction, wide_yaw_train_fraction) for item in items]
     if workers is None:
-        workers = len(os.sched_getaffinity(0)) if len(items) >= PARALLEL_FROM else 1
+        workers = default_workers(len(items))
     with _progress_bar(progress, len(items)) as advance:
         faces = _render_all(specs, image_size, workers)
         for item, place, spec, face in zip(items, placements(items, layout), specs, faces, strict=True):
@@ -130,6 +130,16 @@ def synthesize(
     report.seconds = time.perf_counter() - start
     report.images_per_s = len(items) / report.seconds if report.seconds > 0 else 0.0
     return report
+
+
+def default_workers(faces: int) -> int:
+    """Processes to render `faces` in: one per CPU this process may run on from `PARALLEL_FROM` faces, else none.
+    Only Linux can say which CPUs those are (`os.sched_getaffinity`); elsewhere (macOS, Windows) every CPU counts."""
+    if faces < PARALLEL_FROM:
+        return 1
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def _render_all(specs: Sequence[FaceSpec], image_size: int, workers: int) -> Iterable[RenderedFace]:
