@@ -339,6 +339,13 @@ def test_synthesize_refuses_a_folder_with_a_dataset(rendered: Path) -> None:
         synthesize(rendered, 1, 0, progress=False)
 
 
+def test_synthesize_names_a_negative_seed(tmp_path: Path) -> None:
+    """Not numpy's bare "expected non-negative integer", which `data synth --seed -1` printed."""
+    with pytest.raises(ValueError, match="seed must not be negative"):
+        synthesize(tmp_path / "s", 1, 1, seed=-1, image_size=64, progress=False)
+    assert not (tmp_path / "s").exists()
+
+
 def test_read_synthetic_needs_a_matching_meta_file(tmp_path: Path) -> None:
     root = tmp_path / "s"
     synthesize(root, 3, 0, seed=1, image_size=64, progress=False)

@@ -95,6 +95,8 @@ def synthesize(
     """
     if num_train < 0 or num_test < 0:
         raise ValueError(f"image counts must not be negative, got train={num_train} test={num_test}")
+    if seed < 0:
+        raise ValueError(f"seed must not be negative (it seeds numpy's generators), got {seed}")
     if image_size < 64:
         raise ValueError(f"image_size must be at least 64 pixels, got {image_size}")
     for name, fraction in (
