@@ -84,7 +84,8 @@ def test_results_of_an_earlier_training_in_the_workdir_are_refused(tmp_path: Pat
         steps.gate(retrained.trained, earlier.evaluated, retrained.exported)
     with pytest.raises(ValueError, match="run evaluate and export again"):
         steps.register(retrained.trained, earlier.evaluated, earlier.exported, retrained.gated)
-    with pytest.raises(ValueError, match=f"v1 was registered from run {earlier.trained.run_id}, but the gate"):
-        steps.promote(registered, retrained.gated)
+    for gated in (retrained.gated, replace(retrained.gated, passed=False)):  # failed: "v1 failed its gates" was said
+        with pytest.raises(ValueError, match=f"v1 was registered from run {earlier.trained.run_id}, but the gate"):
+            steps.promote(registered, gated)
     assert version_by_alias("hih-synthetic", CHAMPION) is None
     assert [int(v.version) for v in MlflowClient().search_model_versions("name='hih-synthetic'")] == [1]

@@ -35,6 +35,12 @@ def promote(registered: RegisterResult, gated: GateResult, rollout: Rollout | No
     """Move `champion` to the new version when every gate passed and it still beats the champion, then roll it out
     if asked; otherwise say why it stays."""
     name, version = registered.registered_name, registered.version
+    candidate = get_version(name, version)
+    if candidate.run_id != gated.run_id:  # a workdir's register.json of an earlier training, gated again since
+        raise ValueError(
+            f"{name} v{version} was registered from run {candidate.run_id}, but the gate decided on run "
+            f"{gated.run_id}: run register again for it first"
+        )
     if not gated.passed:
         current = version_by_alias(name, CHAMPION)  # now: another run may have promoted since this gate
         champion = current.version if current else None
@@ -43,12 +49,6 @@ def promote(registered: RegisterResult, gated: GateResult, rollout: Rollout | No
         log.info(message)
         return PromoteResult(name, champion, False, message)
     with alias_lock(name, f"promote {name} v{version} (run {gated.run_id})", gated.run_id) as lock:
-        candidate = get_version(name, version)
-        if candidate.run_id != gated.run_id:  # a workdir's register.json of an earlier training, gated again since
-            raise ValueError(
-                f"{name} v{version} was registered from run {candidate.run_id}, but the gate decided on run "
-                f"{gated.run_id}: run register again for it first"
-            )
         missing = candidate.missing_tags()
         if missing or candidate.tags[GATE_TAG] != "passed":
             raise ValueError(
