@@ -173,8 +173,8 @@ GenAI overview (traces, evaluations) that it shows for an experiment of unknown 
 
 def ensure_experiment(name: str) -> str:
     """Experiment id for `name`, creating it (with a local artifact location for sqlite stores); either way it is
-        marked as a model-training experiment for the UI. Two steps may create it at the same moment (two branches of a
-        first run): the one that loses the race takes the winner's. A deleted experiment of that name is refused, saying
+    marked as a model-training experiment for the UI. Two steps may create it at the same moment (two branches of a
+    first run): the one that loses the race takes the winner's. A deleted experiment of that name is refused, saying
     how to restore it: runs cannot go into it, and MLflow's own error named neither the experiment nor a way out."""
     from mlflow.entities import LifecycleStage
     from mlflow.exceptions import MlflowException
