@@ -85,3 +85,11 @@ def test_written_files_get_the_mode_open_gives_not_mkstemps_0600(tmp_path: Path)
     expected = (tmp_path / "plain").stat().st_mode & 0o777
     written = [write_manifest([_record()], tmp_path / "m.parquet"), write_pts(tmp_path / "a.pts", np.zeros((68, 2)))]
     assert [oct(path.stat().st_mode & 0o777) for path in written] == [oct(expected)] * 2
+
+
+def test_a_file_asked_for_as_private_is_written_0600(tmp_path: Path) -> None:
+    """The local services' S3 credentials ask for 0o600: with the default mode they would be readable by others."""
+    from landmarkflow.fileio import atomic_write_text
+
+    atomic_write_text(tmp_path / "credentials.json", "{}", mode=0o600)
+    assert oct((tmp_path / "credentials.json").stat().st_mode & 0o777) == oct(0o600)
