@@ -60,7 +60,7 @@ def extract_faces(sdist: Path, into: Path) -> Path:
     return into / FACES_DIR
 
 
-def faces_in(folder: Path) -> list[tuple[str, np.ndarray, np.ndarray]]:
+def faces_in(folder: Path) -> list[tuple[str, float, np.ndarray]]:
     """(image file, face box side, 68 0-based points) for every annotated face, in file order."""
     faces = []
     for name in LANDMARK_FILES:
