@@ -48,7 +48,7 @@ lint: $(STAMP)
 # The whole pipeline on the embedded default (synthetic faces, small configs), through kfp.local. Models already
 # trained on this data are skipped; FORCE=1 retrains them.
 pipeline-run: $(STAMP)
-	$(BIN)/python pipelines/run_local.py $(if $(FORCE),--force) $(if $(REAL_FACES),--real-faces $(REAL_FACES))
+	$(BIN)/python pipelines/run_local.py $(if $(FORCE),--force) $(if $(REAL_FACES),--real-faces '$(REAL_FACES)')
 
 # The same pipeline sharing nothing but artifacts, the environment and servers, as on a cluster: every step in a
 # fresh folder, data through a DVC remote on S3 (SeaweedFS), a real MLflow server; EPOCHS=1 makes it short.

@@ -64,3 +64,11 @@ def test_nproc_below_one_is_refused_not_trained_as_one_process(tmp_path: Path, c
     result = CliRunner().invoke(app, [command, "--workdir", str(tmp_path), "--nproc", "0"])
     assert result.exit_code == 2 and "Invalid value for '--nproc'" in " ".join(result.output.split())
     assert not any(tmp_path.iterdir())
+
+
+def test_a_real_faces_format_without_real_faces_is_refused_not_ignored(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["evaluate", "--workdir", str(tmp_path), "--real-dataset", "wflw"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    said = " ".join(result.output.split())
+    assert "--real-dataset wflw names the format of --real-faces, which was not given" in said
+    assert not any(tmp_path.iterdir())

@@ -340,14 +340,17 @@ def evaluate(
         ),
     ] = None,
     real_dataset: Annotated[
-        str, typer.Option(help="The format of --real-faces: 300w, wflw, cofw, cofw68 or aflw.")
-    ] = "300w",
+        str | None,
+        typer.Option(help="The format of --real-faces: 300w (when not given), wflw, cofw, cofw68 or aflw."),
+    ] = None,
 ) -> None:
     """The benchmark's protocol on the test split, the mean-shape baseline, CED and overlays, logged to the run."""
     from landmarkflow.evaluation.real_faces import RealFaces
     from landmarkflow.workflow import evaluate_step
 
-    real = RealFaces(real_dataset, real_faces) if real_faces is not None else None
+    if real_dataset is not None and real_faces is None:
+        _fail(f"--real-dataset {real_dataset} names the format of --real-faces, which was not given")
+    real = RealFaces(real_dataset or "300w", real_faces) if real_faces is not None else None
     evaluated = _step(lambda: evaluate_step(workdir, real))
     console.print(
         f"test NME {100 * evaluated.nme:.2f}% (mean shape {100 * evaluated.baseline_metrics['nme']:.2f}%), "
