@@ -27,7 +27,7 @@ def test_faces_read_in_point_order_and_cropped_into_300w(tmp_path):
     (tmp_path / LANDMARK_FILES[0]).write_text(imglab_xml([("group.png", points)]))
     (tmp_path / LANDMARK_FILES[1]).write_text(imglab_xml([]))
 
-    [(file, side, read_points)] = faces_in(tmp_path)
+    [(file, [(side, read_points)])] = faces_in(tmp_path)
     assert (file, side) == ("group.png", 40.0)
     np.testing.assert_array_equal(read_points, points)  # the parts were written in reverse: sorted by name
 

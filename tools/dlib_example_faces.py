@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from landmarkflow.data.formats.w300 import write_300w
+from landmarkflow.data.formats.w300 import FOLDERS_BY_PATH, write_300w
 from landmarkflow.data.manifest import FaceRecord
 from landmarkflow.geometry import landmark_box
 from landmarkflow.imageio import read_rgb
@@ -33,7 +33,7 @@ from landmarkflow.imageio import read_rgb
 RELEASE = "19.5.0"  # the one dlib sdist on PyPI that carries its docs, examples/faces included
 FACES_DIR = f"dlib-{RELEASE}/docs/docs/cache/examples/faces"
 LANDMARK_FILES = ("training_with_face_landmarks.xml", "testing_with_face_landmarks.xml")
-FOLDER = "lfpw/testset"  # a 300W test folder, so that every reader takes the faces as a test split
+FOLDER = "lfpw/testset"  # a 300W test folder (its split and subsets: w300.FOLDERS), read as a test split
 CROP_SIDE = 3.0  # crop side in face-box sides, around the landmarks' centre: room to roll the photo
 
 
@@ -60,18 +60,20 @@ def extract_faces(sdist: Path, into: Path) -> Path:
     return into / FACES_DIR
 
 
-def faces_in(folder: Path) -> list[tuple[str, float, np.ndarray]]:
-    """(image file, face box side, 68 0-based points) for every annotated face, in file order."""
-    faces = []
+def faces_in(folder: Path) -> list[tuple[str, list[tuple[float, np.ndarray]]]]:
+    """(image file, its faces as (face box side, 68 0-based points)) for every annotated image, in file order."""
+    images = []
     for name in LANDMARK_FILES:
         for image in ET.parse(folder / name).getroot().iter("image"):
+            faces = []
             for box in image.iter("box"):
                 parts = sorted(box.iter("part"), key=lambda part: int(part.get("name")))
                 points = np.array([[float(p.get("x")), float(p.get("y"))] for p in parts])
                 if points.shape != (68, 2):
                     raise ValueError(f"{folder / name}: a face in {image.get('file')} has {len(points)} points, not 68")
-                faces.append((image.get("file"), float(box.get("width")), points))
-    return faces
+                faces.append((float(box.get("width")), points))
+            images.append((image.get("file"), faces))
+    return images
 
 
 def crop_record(
@@ -85,10 +87,11 @@ def crop_record(
     crop = np.ascontiguousarray(photo[y0:y1, x0:x1])
     local = points - (x0, y0)
     stem = f"{Path(file).stem}_{index}"
+    folder = FOLDERS_BY_PATH[FOLDER]
     record = FaceRecord(
         sample_id=f"{FOLDER}/{stem}",
         dataset="300w",
-        split="test",
+        split=folder.split,
         image_path=f"{FOLDER}/{stem}.png",
         width=crop.shape[1],
         height=crop.shape[0],
@@ -96,7 +99,7 @@ def crop_record(
         landmarks=local,
         visible=np.ones(68, bool),
         layout="68",
-        subsets=("common", "full"),
+        subsets=folder.subsets,
     )
     return record, crop
 
@@ -107,12 +110,13 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = extract_faces(download_sdist(Path(tmp)), Path(tmp))
-        records, images, seen = [], {}, {}
-        for file, side, points in faces_in(folder):
-            seen[file] = seen.get(file, -1) + 1
-            record, crop = crop_record(file, seen[file], side, points, read_rgb(folder / file)[..., ::-1])
-            records.append(record)
-            images[record.sample_id] = crop
+        records, images = [], {}
+        for file, faces in faces_in(folder):
+            photo = read_rgb(folder / file)[..., ::-1]
+            for index, (side, points) in enumerate(faces):
+                record, crop = crop_record(file, index, side, points, photo)
+                records.append(record)
+                images[record.sample_id] = crop
     write_300w(records, args.out, images)
     print(f"{len(records)} faces in {args.out / FOLDER} (points from dlib's model, not human annotators)")
 
