@@ -10,18 +10,20 @@ from pathlib import Path
 import cv2
 import numpy as np
 import onnx
+import torch
 from mlflow.tracking import MlflowClient
 from onnx import TensorProto, helper
 
 from landmarkflow import steps
 from landmarkflow.config import GateConfig
 from landmarkflow.data.formats.w300 import FOLDERS_BY_PATH, read_300w, write_300w
-from landmarkflow.data.manifest import FaceRecord
+from landmarkflow.data.manifest import FaceRecord, write_manifest
 from landmarkflow.geometry import landmark_box
 from landmarkflow.models.base import LandmarkModel
 from landmarkflow.models.zoo import build_model
 from landmarkflow.runtime import DeployInfo
-from landmarkflow.tracking import ensure_experiment
+from landmarkflow.tracking import ensure_experiment, experiment_name
+from landmarkflow.train.checkpoint import save_checkpoint
 
 DOTS_HIH = {
     "name": "hih",
@@ -74,6 +76,22 @@ def write_random_300w(root: Path, faces: dict[str, int], seed: int = 0) -> list[
             images[record.sample_id] = rng.integers(0, 256, size=(120, 128, 3), dtype=np.uint8)
     write_300w(records, root, images=images)
     return read_300w(root)
+
+
+def untrained(tmp_path: Path, name: str, model_params: dict, train_faces: int) -> steps.TrainResult:
+    """A freshly initialised model saved as if trained on random 300W faces (2 test faces), with its MLflow run."""
+    root = tmp_path / "300W"
+    faces = write_random_300w(root, {"lfpw/trainset": train_faces, "lfpw/testset": 2})
+    manifest = write_manifest(faces, tmp_path / "m.parquet")
+    torch.manual_seed(0)
+    config = {"name": name, "model": model_params, "data": {"dataset": "300w", "root": str(root)}}
+    checkpoint = save_checkpoint(
+        tmp_path / "model.pt", {"config": config, "model": build_model(model_params).state_dict()}
+    )
+    run_id = MlflowClient().create_run(ensure_experiment(experiment_name("300w"))).info.run_id
+    return steps.TrainResult(
+        run_id, str(checkpoint), "", "", model_params["name"], "300w", "", str(manifest), str(root), 0.0, 0.0, config
+    )
 
 
 def tiny_onnx_model(path: Path) -> Path:

@@ -11,36 +11,17 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pytest
-import torch
 
 from landmarkflow import steps
-from landmarkflow.data.manifest import read_split, write_manifest
+from landmarkflow.data.manifest import read_split
 from landmarkflow.data.versioning import track_outside
 from landmarkflow.evaluation.metrics import per_image_nme
 from landmarkflow.evaluation.predictions import predict_records, torch_predictor
 from landmarkflow.evaluation.real_faces import PER_FACE, RealFaces, read_real_faces
 from landmarkflow.layouts import get_layout
-from landmarkflow.models.zoo import build_model
-from landmarkflow.tracking import ensure_experiment, experiment_name
-from landmarkflow.train.checkpoint import load_model, save_checkpoint
-from tests.fakes import DOTS_HIH, write_random_300w
+from landmarkflow.train.checkpoint import load_model
+from tests.fakes import DOTS_HIH, untrained, write_random_300w
 from tests.models.small_configs import SMALL_LGCN
-
-
-def untrained(tmp_path: Path, name: str, model_params: dict, train_faces: int) -> steps.TrainResult:
-    """A freshly initialised model saved as if trained on random 300W faces (2 test faces), with its MLflow run."""
-    root = tmp_path / "300W"
-    faces = write_random_300w(root, {"lfpw/trainset": train_faces, "lfpw/testset": 2})
-    manifest = write_manifest(faces, tmp_path / "m.parquet")
-    torch.manual_seed(0)
-    config = {"name": name, "model": model_params, "data": {"dataset": "300w", "root": str(root)}}
-    checkpoint = save_checkpoint(
-        tmp_path / "model.pt", {"config": config, "model": build_model(model_params).state_dict()}
-    )
-    run_id = mlflow.MlflowClient().create_run(ensure_experiment(experiment_name("300w"))).info.run_id
-    return steps.TrainResult(
-        run_id, str(checkpoint), "", "", model_params["name"], "300w", "", str(manifest), str(root), 0.0, 0.0, config
-    )
 
 
 @pytest.fixture
