@@ -121,6 +121,11 @@ class TrainConfig(_Section):
     warmup_epochs: int = Field(0, ge=0)
     seed: int = 1234
     num_workers: int = Field(2, ge=0)
+    cache_images: bool = Field(
+        False,
+        description="keep every decoded training image in memory after its first epoch (in each loader process): "
+        "for small datasets, e.g. 2000 faces at 256 px take 0.4 GB",
+    )
     amp: bool = Field(
         False, description="mixed precision: float16 on CUDA, bfloat16 on CPUs with native bf16; else float32"
     )

@@ -51,6 +51,21 @@ def test_flip_augmentation_permutes_points_semantically(tmp_path: Path) -> None:
     np.testing.assert_allclose(item["landmarks"].numpy(), get_layout("68").flip_points(plain, 96), atol=1e-4)
 
 
+def test_cached_images_give_the_same_items_and_are_read_once(tmp_path: Path) -> None:
+    record = dot_face_record(tmp_path)
+    plain = FaceDataset([record], tmp_path, MODEL.codec, 96, 1.25, AugmentConfig(), seed=7)
+    cached = FaceDataset([record], tmp_path, MODEL.codec, 96, 1.25, AugmentConfig(), seed=7, cache_images=True)
+    expected = [plain[(epoch, 0)] for epoch in (0, 1)]
+    first = cached[(0, 0)]
+    (tmp_path / record.image_path).unlink()  # the second epoch must come from memory
+    for want, got in zip(expected, (first, cached[(1, 0)]), strict=True):
+        assert want.keys() == got.keys()
+        for name in want:
+            np.testing.assert_array_equal(got[name].numpy(), want[name].numpy())
+    with pytest.raises(FileNotFoundError, match="no such image file"):
+        plain[(1, 0)]
+
+
 def test_augmentation_is_reproducible_per_epoch_and_varies_between_epochs(tmp_path: Path) -> None:
     dataset = FaceDataset([dot_face_record(tmp_path)], tmp_path, MODEL.codec, 96, 1.25, AugmentConfig(), seed=7)
     first = dataset[0]["landmarks"]

@@ -150,7 +150,14 @@ class Trainer:
         self.run_id = run_id if env.is_main else None
         self.layout = get_layout(config.data.layout)
         self.train_set = FaceDataset(
-            train_records, root, model.codec, model.input_size, config.data.box_scale, config.augment, config.train.seed
+            train_records,
+            root,
+            model.codec,
+            model.input_size,
+            config.data.box_scale,
+            config.augment,
+            config.train.seed,
+            config.train.cache_images,
         )
         self.sampler = shard_sampler(self.train_set, env.world_size, env.rank, config.train.seed)
         batch = rank_batch_size(config.train.batch_size, env)
