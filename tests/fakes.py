@@ -94,13 +94,15 @@ def untrained(tmp_path: Path, name: str, model_params: dict, train_faces: int) -
     )
 
 
-def tiny_onnx_model(path: Path) -> Path:
-    """An ONNX file shaped like an exported model: (N, 3, 64, 64) images in, (N, 68, 2) points out, deploy metadata."""
+def tiny_onnx_model(path: Path, info: DeployInfo = TINY_ONNX_INFO) -> Path:
+    """An ONNX file shaped like an exported model: (N, 3, 64, 64) images in, (N, K, 2) points out (K of `info`),
+    deploy metadata `info`."""
+    points = info.num_points
     constants = [
         helper.make_tensor("starts", TensorProto.INT64, [1], [0]),
-        helper.make_tensor("ends", TensorProto.INT64, [1], [68 * 2]),
+        helper.make_tensor("ends", TensorProto.INT64, [1], [points * 2]),
         helper.make_tensor("axes", TensorProto.INT64, [1], [1]),
-        helper.make_tensor("points", TensorProto.INT64, [3], [0, 68, 2]),
+        helper.make_tensor("points", TensorProto.INT64, [3], [0, points, 2]),
     ]
     nodes = [
         helper.make_node("Flatten", ["images"], ["flat"]),
@@ -111,11 +113,11 @@ def tiny_onnx_model(path: Path) -> Path:
         nodes,
         "tiny",
         [helper.make_tensor_value_info("images", TensorProto.FLOAT, ["batch", 3, 64, 64])],
-        [helper.make_tensor_value_info("landmarks", TensorProto.FLOAT, ["batch", 68, 2])],
+        [helper.make_tensor_value_info("landmarks", TensorProto.FLOAT, ["batch", points, 2])],
         initializer=constants,
     )
     proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=10)
-    helper.set_model_props(proto, TINY_ONNX_INFO.to_props())
+    helper.set_model_props(proto, info.to_props())
     onnx.checker.check_model(proto, full_check=True)
     onnx.save_model(proto, str(path))
     return path

@@ -1,5 +1,6 @@
 """The gate against a champion trained on other data: its NME tag belongs to another test split, so the gate
-re-measures the deployed champion on this one; a champion of the same data is compared by its tag."""
+re-measures the deployed champion on this one; a champion of the same data is compared by its tag. A champion that
+cannot be re-measured fails the gate, not the step."""
 
 from __future__ import annotations
 
@@ -14,8 +15,8 @@ from landmarkflow import steps
 from landmarkflow.config import load_config
 from landmarkflow.data.manifest import write_manifest
 from landmarkflow.evaluation.remeasure import deployed_model_nme
-from landmarkflow.registry import CHAMPION, log_onnx_model, register_version, set_alias
-from tests.fakes import dot_face_record, tiny_onnx_model
+from landmarkflow.registry import CHALLENGER, CHAMPION, log_onnx_model, register_version, set_alias, version_by_alias
+from tests.fakes import TINY_ONNX_INFO, dot_face_record, tiny_onnx_model
 
 STALE_CHAMPION_NME = 0.01
 """The champion's tag: far better than the candidate, so comparing with the tag would fail the candidate."""
@@ -88,3 +89,49 @@ def test_the_real_face_gate_reads_the_real_nme_evaluate_measured(candidate: step
     assert not check["passed"] and "real-face NME 30.000% >= threshold 10.000%" in gated.reasons
     unmeasured = _gate(candidate)
     assert "real_nme_threshold" not in [c["name"] for c in unmeasured.decision["checks"]]
+
+
+def _champion_check(gated: steps.GateResult) -> dict:
+    (check,) = [c for c in gated.decision["checks"] if c["name"] == "vs_champion"]
+    return check
+
+
+def test_a_champion_whose_model_is_gone_fails_the_gate_and_the_candidate_stays_out(
+    candidate: steps.TrainResult, tmp_path: Path
+) -> None:
+    for onnx_file in (tmp_path / "artifacts").rglob("*.onnx"):
+        onnx_file.unlink()
+    evaluated = steps.EvalResult(candidate.run_id, {"nme": CANDIDATE_NME}, {"nme": 0.5})
+    onnx_path = tiny_onnx_model(tmp_path / "candidate.onnx")
+    exported = steps.ExportResult(candidate.run_id, str(onnx_path), CANDIDATE_NME, CANDIDATE_NME, 0.0, 0.0, 4, "none")
+    gated = steps.gate(candidate, evaluated, exported)
+
+    assert not gated.passed and gated.champion_version == "1"
+    assert [c["name"] for c in gated.decision["checks"] if not c["passed"]] == ["vs_champion"]
+    detail = _champion_check(gated)["detail"]
+    assert detail.startswith("hih-synthetic@champion is v1, which cannot be re-measured on this test split")
+    assert "models:/hih-synthetic/1: expected exactly one .onnx file inside, found 0" in detail
+    assert "delete_registered_model_alias('hih-synthetic', 'champion')" in detail
+    run = MlflowClient().get_run(candidate.run_id).data
+    assert run.tags["gate"] == "failed" and run.tags["gate_reasons"] == gated.reasons == detail
+    assert run.metrics["gate_passed"] == 0.0
+
+    registered = steps.register(candidate, evaluated, exported, gated)
+    promoted = steps.promote(registered, gated)
+    assert not promoted.promoted and promoted.message.startswith("hih-synthetic@champion stays at v1: v2 failed")
+    assert version_by_alias("hih-synthetic", CHAMPION).version == "1"
+    assert version_by_alias("hih-synthetic", CHALLENGER) is None
+
+
+def test_a_champion_of_another_layout_fails_the_gate_naming_both_layouts(
+    candidate: steps.TrainResult, tmp_path: Path
+) -> None:
+    wflw = tiny_onnx_model(tmp_path / "wflw.onnx", replace(TINY_ONNX_INFO, layout="98", num_points=98))
+    run_id = MlflowClient().get_model_version("hih-synthetic", "1").run_id
+    tags = {"data_hash": "other-data", "test_nme": str(STALE_CHAMPION_NME)}
+    set_alias("hih-synthetic", CHAMPION, register_version(log_onnx_model(run_id, wflw), "hih-synthetic", tags))
+    gated = _gate(candidate)
+    assert not gated.passed and gated.champion_version == "2"
+    detail = _champion_check(gated)["detail"]
+    assert detail.startswith("hih-synthetic@champion is v2, which cannot be re-measured on this test split")
+    assert "models:/hih-synthetic/2: built for layout 98 (98 points), expected layout 68" in detail

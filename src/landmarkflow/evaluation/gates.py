@@ -2,7 +2,8 @@
 
 A candidate passes only if (1) its test NME is below the config's threshold, (2) when the config asks,
 it beats the mean shape on the same test split by the required factor (a bar that scales with how hard
-the data is), (3) it is not worse than the current champion on the same data (within a tolerance), and
+the data is), (3) it is not worse than the current champion on the same data (within a tolerance; a champion
+whose NME on this data cannot be measured fails this gate, so a candidate is never promoted uncompared), and
 (4) its ONNX export reproduces the PyTorch NME (|ΔNME| within the parity tolerance). When the config sets
 `max_real_nme` and evaluate measured real faces, their NME must be below it too.
 """
@@ -52,8 +53,11 @@ def decide(
     champion_label: str = "champion",
     baseline_nme: float | None = None,
     real_nme: float | None = None,
+    champion_unmeasured: str | None = None,
 ) -> GateDecision:
     """Apply the gates; `champion_nme` is None when there is no champion yet (that gate passes).
+
+    `champion_unmeasured` says why a champion's NME on this data is unknown: the champion gate then fails with it.
 
     `baseline_nme` (the mean shape's NME on the same test split) is needed when `config.min_baseline_ratio` is set.
     `real_nme` (the NME on real faces, None when none were measured) is checked when `config.max_real_nme` is set.
@@ -80,7 +84,11 @@ def decide(
                 f"{100 * config.max_real_nme:.3f}%",
             )
         )
-    checks.append(champion_check(candidate_nme, champion_nme, config.champion_tolerance, champion_label))
+    checks.append(
+        GateCheck("vs_champion", False, champion_unmeasured)
+        if champion_unmeasured is not None
+        else champion_check(candidate_nme, champion_nme, config.champion_tolerance, champion_label)
+    )
     parity_ok = math.isfinite(parity_delta) and abs(parity_delta) <= config.parity_tolerance
     checks.append(
         GateCheck(

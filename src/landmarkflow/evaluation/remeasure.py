@@ -11,12 +11,18 @@ from landmarkflow.evaluation.metrics import mean_nme
 from landmarkflow.evaluation.predictions import predict_records
 from landmarkflow.inference import Predictor
 from landmarkflow.layouts import get_layout
+from landmarkflow.outages import unreachable_service
+
+
+class UnusableModel(ValueError):
+    """The deployed model cannot be measured at all: its files are gone or unreadable, or it answers another
+    layout. Not an outage, which a retry may get past."""
 
 
 def deployed_model_nme(model_ref: str, manifest: str | Path, root: str | Path, config: ExperimentConfig) -> float:
     """Mean NME of the ONNX model at `model_ref` on `config`'s test split, cropped by the model's own metadata; the
     graph's own landmarks without a shape fit, as evaluate's `nme` that the gate compares it with."""
-    predictor = Predictor.load(model_ref)
+    predictor = load_deployed(model_ref, config.data.layout)
     info = predictor.info
     records = read_split(manifest, config.data.test_split)
     preds = predict_records(
@@ -29,3 +35,20 @@ def deployed_model_nme(model_ref: str, manifest: str | Path, root: str | Path, c
         upright=predictor.upright,
     )
     return mean_nme(preds, records, get_layout(config.data.layout), config.data.normaliser)
+
+
+def load_deployed(model_ref: str, layout: str) -> Predictor:
+    """The model at `model_ref`, checked to answer `layout`; UnusableModel when it cannot be, while a tracking server
+    that stays unreachable is raised as it is (the step fails and can be retried)."""
+    try:
+        predictor = Predictor.load(model_ref)
+    except (ValueError, OSError) as exc:
+        if unreachable_service(exc) is not None:
+            raise
+        raise UnusableModel(str(exc)) from exc
+    if predictor.info.layout != layout:
+        raise UnusableModel(
+            f"{model_ref}: built for layout {predictor.info.layout} ({predictor.info.num_points} points), "
+            f"expected layout {layout}"
+        )
+    return predictor
