@@ -429,6 +429,13 @@ CATALOGUE: list[Case] = [
         ("bounding_boxes_afw.mat", "face_1.jpg", "bb_ground_truth", "expected x1 < x2 and y1 < y2"),
     ),
     Case(
+        "300W box .mat unreadable",
+        "300w",
+        "reader",
+        _garbage(w300.FOLDERS_BY_PATH["afw"].box_file),
+        ("bounding_boxes_afw.mat", "not a readable MATLAB v5 box file"),
+    ),
+    Case(
         "300W box .mat with the wrong variable",
         "300w",
         "reader",

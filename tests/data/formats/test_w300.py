@@ -151,6 +151,23 @@ def test_without_box_files_the_box_is_the_landmark_box(tmp_path: Path) -> None:
         np.testing.assert_array_equal(record.bbox, landmark_box(record.landmarks))
 
 
+def test_an_unreadable_box_file_is_listed_leniently_and_refused_strictly(tmp_path: Path) -> None:
+    """Lenient reading lists the file and keeps its folder's faces, boxed by their landmarks as without a box file."""
+    root, records = _dataset(tmp_path)
+    box_file = root / "Bounding Boxes" / "bounding_boxes_afw.mat"
+    box_file.write_bytes(b"not a MATLAB file\n" * 20)
+    with pytest.raises(FormatError, match=r"bounding_boxes_afw\.mat: not a readable MATLAB v5 box file"):
+        read_300w(root)
+
+    back, report = read_300w_with_report(root, strict=False)
+    assert [(problem.path, problem.check) for problem in report.problems] == [(box_file, "annotation_format")]
+    assert str(report.problems[0]).startswith(f"{box_file}: not a readable MATLAB v5 box file")
+    assert len(back) == len(records) and report.boxes_from_landmarks == 2
+    for record in back:
+        if record.image_path.startswith("afw/"):
+            np.testing.assert_array_equal(record.bbox, landmark_box(record.landmarks))
+
+
 def test_strays_are_skipped_and_reported(tmp_path: Path) -> None:
     root, records = _dataset(tmp_path)
     cv2.imwrite(str(root / "afw" / "lonely.jpg"), np.zeros((8, 8, 3), np.uint8))

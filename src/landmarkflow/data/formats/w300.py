@@ -250,8 +250,9 @@ def read_300w_with_report(
 
     Boxes come from `Bounding Boxes/bounding_boxes_<subset>.mat` (bb_ground_truth) where present, else they
     are the tight landmark box. Images without a .pts (and .pts without an image) are skipped and reported.
-    A broken face raises its FormatError when `strict`; otherwise it is left out and kept in
-    `report.problems`, so that a pipeline can report every broken file at validation instead of the first.
+    A broken face or box file raises its FormatError when `strict`; otherwise it is left out and kept in
+    `report.problems`, so that a pipeline can report every broken file at validation instead of the first (the
+    faces of a broken box file are read, with landmark boxes).
     .pts files hold no visibility: every point is visible unless `visible` gives a face's flags by sample id
     (the synthetic dataset keeps them in its meta file).
     """
@@ -264,8 +265,7 @@ def read_300w_with_report(
     report = ReadReport(root=root)
     records: list[FaceRecord] = []
     for folder in present:
-        box_path = root / folder.box_file
-        boxes = read_box_file(box_path) if box_path.is_file() else {}
+        boxes = _folder_boxes(root / folder.box_file, report, strict)
         images, pts_files = _folder_files(root / folder.path)
         report.images_without_pts += [f"{folder.path}/{images[s].name}" for s in sorted(images.keys() - pts_files)]
         report.pts_without_image += [f"{folder.path}/{pts_files[s].name}" for s in sorted(pts_files.keys() - images)]
@@ -287,6 +287,18 @@ def read_300w_with_report(
         folders = ", ".join(f"{f.path}/" for f in present)
         raise FormatError(root, f"found the folders {folders} but no image with a same-named .pts file in them")
     return records, report
+
+
+def _folder_boxes(box_path: Path, report: ReadReport, strict: bool) -> dict[str, FaceBoxes]:
+    """A folder's boxes by image name: none without a box file, and none from an unreadable one unless `strict`
+    (it goes to the problems, and its faces are boxed by their landmarks as without one)."""
+    if not box_path.is_file():
+        return {}
+    try:
+        return read_box_file(box_path)
+    except FormatError as problem:
+        report.collect(problem, strict)
+        return {}
 
 
 def _missing_folders_message(root: Path) -> str:
