@@ -3,8 +3,9 @@
 Each request is decoded, its faces detected (or its box taken) and cropped in the threadpool, exactly as
 `Predictor.predict_image` does; the crops of concurrent requests then share one model call (`CropBatcher`), and
 each face is mapped back to its image. The upright pass's crops, and a 68-point model's read of a detected face
-from its own box, go through the batcher too. A refused request (UploadError) or a failed one answers JSON
-`{"error": ...}` and the server goes on.
+from its own box, go through the batcher too. A refused request (UploadError) answers JSON `{"error": ...}` saying
+what to fix; a failed one answers a generic 500 with an `error_id` that its traceback is logged under. The server
+goes on either way.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import json
 import logging
 import math
 import os
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
@@ -91,9 +93,13 @@ def create_app(settings: ServeSettings, served: ServedModel | None = None) -> Fa
         return JSONResponse({"error": f"busy: {exc}; try again shortly"}, status_code=503, headers={"Retry-After": "1"})
 
     @app.exception_handler(Exception)
-    async def failed(_: Request, exc: Exception) -> JSONResponse:
-        log.exception("request failed")
-        return JSONResponse({"error": f"internal error: {type(exc).__name__}: {exc}"}, status_code=500)
+    async def failed(request: Request, exc: Exception) -> JSONResponse:
+        """The exception's text may name paths or a library's internals: it goes to the log only, under an id the
+        caller can quote to an operator."""
+        error_id = uuid.uuid4().hex[:12]
+        log.error("%s %s failed: error id %s", request.method, request.url.path, error_id, exc_info=exc)
+        answer = {"error": f"internal error (id {error_id}); the server's log has the details", "error_id": error_id}
+        return JSONResponse(answer, status_code=500)
 
     @app.get("/healthz")
     def healthz() -> JSONResponse:
@@ -141,10 +147,7 @@ def create_app(settings: ServeSettings, served: ServedModel | None = None) -> Fa
 
         def crop() -> Any:
             image = decode_image(data, settings.limits)
-            try:
-                return predictor.crop_faces(image, parse_bbox(bbox, image.shape))
-            except ValueError as exc:
-                raise UploadError(422, str(exc)) from exc
+            return predictor.crop_faces(image, parse_bbox(bbox, image.shape))
 
         faces = await run_in_threadpool(crop)
         found = await read(faces) if len(faces.boxes) else []
