@@ -31,7 +31,7 @@ from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
 from mlflow.tracking import MlflowClient
 
 from landmarkflow.outages import LeaseExpired, unreachable_service
-from landmarkflow.registry import ensure_registered_model, set_alias
+from landmarkflow.registry import delete_alias, ensure_registered_model, set_alias
 from landmarkflow.tracking import HttpRetryPolicy
 
 log = logging.getLogger(__name__)
@@ -155,13 +155,22 @@ class AliasLock:
     def move_alias(self, alias: str, version: str) -> None:
         """Point `alias` of the model at `version`, as the holder; LeaseExpired when the move might land after our
         ticket could be taken for dead."""
+        self._fence()
+        set_alias(self.name, alias, version)
+
+    def remove_alias(self, alias: str) -> None:
+        """Remove `alias` from the model, as the holder; LeaseExpired as for `move_alias`."""
+        self._fence()
+        delete_alias(self.name, alias)
+
+    def _fence(self) -> None:
+        """Touch our ticket; LeaseExpired when one request sent now might land after it could be taken for dead."""
         self._touch()
         left_s = self.stale_after_s - (time.monotonic() - self._touch_sent)
         if left_s <= self.request_s:
             raise LeaseExpired(
                 self._lapsed(f"has {left_s:.0f} s left, less than one request may take ({self.request_s:.0f} s)")
             )
-        set_alias(self.name, alias, version)
 
     def release(self) -> None:
         """Delete our tickets (the HTTP client may have made two); one left behind only goes stale, so a failure here

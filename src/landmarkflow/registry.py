@@ -166,6 +166,11 @@ def set_alias(name: str, alias: str, version: str) -> None:
     MlflowClient().set_registered_model_alias(name, alias, version)
 
 
+def delete_alias(name: str, alias: str) -> None:
+    """Remove `alias` from the registered model `name`, whichever version holds it."""
+    MlflowClient().delete_registered_model_alias(name, alias)
+
+
 def version_by_alias(name: str, alias: str) -> VersionInfo | None:
     """The version an alias points at, or None when the model or the alias does not exist yet; any other failure
     (the server gone) is raised, never taken for "no champion"."""

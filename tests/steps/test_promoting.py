@@ -73,6 +73,31 @@ def test_a_failed_candidate_names_the_champion_of_the_moment(tmp_path: Path) -> 
     assert outcome.message == "hih-synthetic@champion stays at v1: v2 failed its gates (test NME 9.000% >= 8.000%)"
 
 
+def test_a_challenger_gated_again_and_failed_loses_challenger_and_nothing_else(tmp_path: Path) -> None:
+    """Gate, register and promote run again for a run whose first gate passed (a CLI user with a changed config, or
+    after a champion was fixed): when the new gate fails, the version keeps no alias that says it passed."""
+    first = candidate(tmp_path, "hih", 0.05, None)
+    assert steps.promote(first.register(), first.gated).promoted
+    second = candidate(tmp_path, "hih", 0.04, "1")
+    assert second.register().challenger and version_by_alias("hih-synthetic", CHALLENGER).version == "2"
+
+    second.gated = replace(second.gated, passed=False, reasons="test NME 4.000% >= threshold 3.000%")
+    registered = second.register()
+    assert registered.version == "2" and not registered.challenger
+    assert version_by_alias("hih-synthetic", CHALLENGER) is None
+    assert get_version("hih-synthetic", "2").tags["gate"] == "failed"
+    assert version_by_alias("hih-synthetic", CHAMPION).version == "1"
+    assert not steps.promote(registered, second.gated).promoted
+    assert MlflowClient().search_model_versions(f"name='{lock_name('hih-synthetic')}'") == []
+
+
+def test_a_failed_gate_leaves_the_challenger_of_another_version(tmp_path: Path) -> None:
+    passed, failed = candidate(tmp_path, "hih", 0.05, None), candidate(tmp_path, "hih", 0.09, None)
+    failed.gated = replace(failed.gated, passed=False, reasons="test NME 9.000% >= threshold 8.000%")
+    assert passed.register().challenger and not failed.register().challenger
+    assert version_by_alias("hih-synthetic", CHALLENGER).version == "1"
+
+
 def test_results_of_an_earlier_training_in_the_workdir_are_refused(tmp_path: Path) -> None:
     """`train` again in a workdir leaves the earlier training's evaluate, export, gate and register results there: a
     step given them must not gate, register or promote this run with another model's NME or ONNX."""

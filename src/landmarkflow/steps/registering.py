@@ -1,4 +1,5 @@
-"""The register step: the ONNX model as a registry version with lineage tags, `challenger` if it passed.
+"""The register step: the ONNX model as a registry version with lineage tags, `challenger` if it passed (and
+not `challenger` if it failed, whatever an earlier gate of its run said).
 
 A retry of the step (after it died, or after the server went away mid-step) finds the version its training run
 already has instead of making a second one: the ONNX is logged before the version is created, and the version is
@@ -43,7 +44,8 @@ log = logging.getLogger(__name__)
 @tracking_step
 def register(trained: TrainResult, evaluated: EvalResult, exported: ExportResult, gated: GateResult) -> RegisterResult:
     """Register the ONNX model as the version of this training run with lineage tags (once, however often the step
-    runs); alias `challenger` if it passed the gates and no newer version holds it."""
+    runs); alias `challenger` if it passed the gates and no newer version holds it, and take `challenger` from it if
+    it failed them (an earlier gate of the run may have passed)."""
     require_results_of(trained.run_id, evaluate=evaluated, export=exported, gate=gated)
     name = gated.registered_name
     trained_at = MlflowClient().get_run(trained.run_id).data.tags.get(GIT_COMMIT_TAG) or git_commit()  # training's
@@ -71,13 +73,23 @@ def register(trained: TrainResult, evaluated: EvalResult, exported: ExportResult
         log.info("%s v%s of run %s was registered by an earlier try; completing it", name, version, trained.run_id)
         tag_version(name, version, {key: value for key, value in tags.items() if kept.tags.get(key) != value})
     challenger = False
+    holder = f"register {name} v{version} (run {trained.run_id})"
     if gated.passed:
-        holder = f"register {name} v{version} (run {trained.run_id})"
         with alias_lock(name, holder, trained.run_id) as lock:
             current = version_by_alias(name, CHALLENGER)
             if current is None or int(current.version) <= int(version):
                 lock.move_alias(CHALLENGER, version)
                 challenger = True
+    elif _holds_challenger(name, version):  # an earlier gate of this run passed: no alias may say so now
+        with alias_lock(name, holder, trained.run_id) as lock:
+            if _holds_challenger(name, version):
+                lock.remove_alias(CHALLENGER)
+                log.info("%s v%s failed its gate this time: no longer challenger", name, version)
     outcome = "as challenger" if challenger else "(a newer version is challenger)" if gated.passed else "(gate failed)"
     log.info("registered %s v%s %s", name, version, outcome)
     return RegisterResult(name, version, challenger)
+
+
+def _holds_challenger(name: str, version: str) -> bool:
+    current = version_by_alias(name, CHALLENGER)
+    return current is not None and current.version == version
