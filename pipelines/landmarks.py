@@ -28,6 +28,7 @@ from components.register.component import register
 from components.train.component import train
 from components.validate.component import validate
 from landmarkflow.services import DEFAULT_SECRET, SECRET_ENV, SECRET_NAME_ENV
+from landmarkflow.trainjob.owner import POD_NAME_ENV, POD_UID_ENV
 
 SECRET = os.environ.get(SECRET_NAME_ENV) or DEFAULT_SECRET
 """The Kubernetes Secret every step takes its environment from."""
@@ -94,6 +95,9 @@ def model_branch(
     trained.set_accelerator_type("nvidia.com/gpu").set_accelerator_limit(gpus)
     # DataLoader workers share batches through /dev/shm, which is 64 MiB in a default pod.
     kubernetes.empty_dir_mount(trained, volume_name="dshm", mount_path="/dev/shm", medium="Memory", size_limit="16Gi")
+    # The pod's name and uid: a TrainJob the step creates is owned by its pod, so a cancelled run's job goes with it.
+    kubernetes.use_field_path_as_env(trained, POD_NAME_ENV, "metadata.name")
+    kubernetes.use_field_path_as_env(trained, POD_UID_ENV, "metadata.uid")
     evaluated = evaluate(
         manifest=manifest,
         checkpoint=trained.outputs["checkpoint"],

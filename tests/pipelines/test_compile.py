@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from landmarkflow.services import CREDENTIALS, SECRET_ENV, SECRET_NAME_ENV
+from landmarkflow.trainjob.owner import POD_NAME_ENV, POD_UID_ENV
 
 REPO = Path(__file__).resolve().parents[2]
 IMAGE = "registry.example.com/team/landmarkflow-python:0123456789abcdef0123456789abcdef01234567"
@@ -123,12 +124,15 @@ def test_training_retries_asks_for_gpus_and_shared_memory(compiled: Compiled) ->
 
 
 def test_several_nodes_train_in_a_trainjob_of_the_steps_own_image(compiled: Compiled) -> None:
-    """`nodes` (1 by default: training in the step's pod) reaches the train step with the image its TrainJob runs."""
+    """`nodes` (1 by default: training in the step's pod) reaches the train step with the image its TrainJob runs, and
+    the pod's name and uid, from the downward API, with which it makes its pod the job's owner."""
     inputs = compiled.spec["root"]["inputDefinitions"]["parameters"]
     assert (inputs["nodes"]["defaultValue"], inputs["nodes"]["parameterType"]) == (1, "NUMBER_INTEGER")
     train = compiled.branch_tasks["train"]["inputs"]["parameters"]
     assert train["nodes"] == {"componentInputParameter": "nodes"}
     assert train["image"] == {"runtimeValue": {"constant": IMAGE}}
+    fields = {item["name"]: item["fieldPath"] for item in compiled.kubernetes["exec-train"]["fieldPathAsEnv"]}
+    assert fields == {POD_NAME_ENV: "metadata.name", POD_UID_ENV: "metadata.uid"}, "what owns the TrainJob"
 
 
 def test_real_faces_reach_evaluate_by_version_and_are_off_by_default(compiled: Compiled) -> None:

@@ -1,8 +1,10 @@
 """The TrainJob a user applies and the pipeline creates: accepted by the Trainer API models as it is printed, its
-pods running the launcher's node command, its services coming from the Secret only."""
+pods running the launcher's node command, its services coming from the Secret only, owned by the pod that creates it
+when that pod names itself."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,7 @@ from landmarkflow.cli import app
 from landmarkflow.services import CREDENTIALS, SECRET_ENV, SECRET_NAME_ENV
 from landmarkflow.train.inputs import INPUTS_DIR
 from landmarkflow.train.launch import node_command
+from landmarkflow.trainjob.owner import POD_NAME_ENV, POD_UID_ENV, pod_owner, shared_owners
 from landmarkflow.trainjob.spec import RUN_LABEL, RUNTIME, TrainJobRequest, build_trainjob, trainjob_yaml
 
 REPO = Path(__file__).resolve().parents[2]
@@ -67,6 +70,41 @@ def test_services_come_from_the_secret_by_reference_only(monkeypatch: pytest.Mon
     assert env[SECRET_NAME_ENV].value == REQUEST.secret
     assert not any(value in text for value in FAKE_CREDENTIALS.values())
     assert not any(name.startswith("PET_") for name in env), "Trainer refuses jobs that set torchrun's variables"
+
+
+def test_the_job_is_owned_by_the_pod_that_creates_it_exactly_when_the_pod_names_itself(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The train step's pod gets its name and uid from the downward API; anywhere else the job has no owner."""
+    monkeypatch.setenv(POD_NAME_ENV, "landmarkflow-x7k2p-train-3141592653")
+    monkeypatch.setenv(POD_UID_ENV, "9b1d8f52-4c1e-4f57-9d0a-2b6f3c7e8a10")
+    owned = parsed(trainjob_yaml(build_trainjob(replace(REQUEST, owner=pod_owner()))))
+    assert [reference.to_dict() for reference in owned.metadata.owner_references] == [
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "name": "landmarkflow-x7k2p-train-3141592653",
+            "uid": "9b1d8f52-4c1e-4f57-9d0a-2b6f3c7e8a10",
+            "controller": False,
+            "blockOwnerDeletion": False,
+        }
+    ]
+    for missing in (POD_NAME_ENV, POD_UID_ENV):
+        with monkeypatch.context() as half:
+            half.delenv(missing)
+            assert pod_owner() is None
+            assert "ownerReferences" not in build_trainjob(replace(REQUEST, owner=pod_owner())).to_dict()["metadata"]
+
+
+def test_a_retried_step_adds_its_pod_to_the_owners_of_the_job_it_waits_for() -> None:
+    """Kubernetes deletes a job once all its owners are gone: the earlier attempt's pod alone must not take it."""
+    first = pod_owner({POD_NAME_ENV: "train-1", POD_UID_ENV: "uid-1"})
+    second = pod_owner({POD_NAME_ENV: "train-2", POD_UID_ENV: "uid-2"})
+    running = build_trainjob(replace(REQUEST, owner=first)).to_dict()
+    retried = build_trainjob(replace(REQUEST, owner=second)).to_dict()
+    assert shared_owners(running, retried) == [first, second]
+    assert shared_owners(running, running) is None
+    assert shared_owners(running, build_trainjob(REQUEST).to_dict()) is None
 
 
 def test_cpu_nodes_run_one_process_and_ask_for_no_gpu() -> None:

@@ -94,11 +94,11 @@ def train(
     try:
         if nodes > 1:
             from landmarkflow.image import image as default_image
+            from landmarkflow.trainjob.owner import pod_owner
             from landmarkflow.trainjob.submit import run_trainjob
 
-            job = _trainjob(
-                client, run_id, config, config_path, overrides, ingested, nodes, nproc, image or default_image()
-            )
+            owner, image = pod_owner(), image or default_image()
+            job = _trainjob(client, run_id, config, config_path, overrides, ingested, nodes, nproc, image, owner=owner)
             run_trainjob(job)
             return _finished(client, run_id, config, config_path, ingested, out_dir)
         _launch_training(config, config_path, overrides or {}, ingested, out_dir, run_id, nproc)
@@ -141,8 +141,9 @@ def _trainjob(
     gpus_per_node: int,
     image: str,
     secret: str | None = None,
+    owner: dict[str, Any] | None = None,
 ) -> TrainerV1alpha1TrainJob:
-    """The run's TrainJob, once the run holds the inputs its nodes fetch."""
+    """The run's TrainJob, once the run holds the inputs its nodes fetch; owned by `owner` (the step's pod) if given."""
     from landmarkflow.train.inputs import log_training_inputs
     from landmarkflow.trainjob.spec import TrainJobRequest, build_trainjob, trainjob_name
 
@@ -155,6 +156,7 @@ def _trainjob(
         image=image,
         secret=secret or secret_name(),
         overrides=overrides or {},
+        owner=owner,
     )
     job = build_trainjob(request)
     log_training_inputs(client, run_id, ingested)

@@ -4,6 +4,8 @@ The job runs on the `torch-distributed` ClusterTrainingRuntime, which starts `nu
 place through PET_* variables; every pod runs `launch.node_command` in the project's image. A pod gets its services
 only from the Kubernetes Secret (each key under its own variable's name, through `valueFrom`: no value is ever
 written into the job), its data from the DVC remote by hash and its inputs from the training's MLflow run.
+A job the pipeline's train step submits is owned by that step's pod, so that Kubernetes deletes it, and its nodes,
+when the pod goes (a cancelled run).
 """
 
 from __future__ import annotations
@@ -50,6 +52,8 @@ class TrainJobRequest:
     image: str
     secret: str = DEFAULT_SECRET
     overrides: Mapping[str, Any] = field(default_factory=dict)
+    owner: Mapping[str, Any] | None = None
+    """An ownerReferences entry (`owner.pod_owner`): Kubernetes garbage-collects the job when its owner is deleted."""
 
 
 def trainjob_name(model: str, run_id: str) -> str:
@@ -75,13 +79,16 @@ def build_trainjob(request: TrainJobRequest) -> TrainerV1alpha1TrainJob:
     if request.gpus_per_node:
         gpus = str(request.gpus_per_node)
         trainer["resourcesPerNode"] = {"requests": {GPU_RESOURCE: gpus}, "limits": {GPU_RESOURCE: gpus}}
+    metadata: dict[str, Any] = {
+        "name": request.name,
+        "labels": {"app.kubernetes.io/part-of": "landmarkflow", RUN_LABEL: request.run_id},
+    }
+    if request.owner is not None:
+        metadata["ownerReferences"] = [dict(request.owner)]
     manifest = {
         "apiVersion": API_VERSION,
         "kind": KIND,
-        "metadata": {
-            "name": request.name,
-            "labels": {"app.kubernetes.io/part-of": "landmarkflow", RUN_LABEL: request.run_id},
-        },
+        "metadata": metadata,
         "spec": {"runtimeRef": {"name": RUNTIME}, "trainer": trainer, "runtimePatches": [_shared_memory_patch()]},
     }
     return TrainerV1alpha1TrainJob.from_dict(manifest)

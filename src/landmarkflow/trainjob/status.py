@@ -1,5 +1,5 @@
 """Waiting for a TrainJob: what its conditions say, and a wait that ends in success, its reason for failing, a
-deadline, or a Kubernetes API gone for longer than the wait tolerates.
+deadline, or a Kubernetes API gone for longer than the wait tolerates; SIGTERM during the wait deletes the job.
 
 Plain functions over the TrainJob as the API returns it (a dict), read through the `kubeflow-trainer-api` models,
 so that they are tested on constructed statuses; `trainjob.submit` does the talking to the cluster.
@@ -8,9 +8,13 @@ so that they are tested on constructed statuses; `trainjob.submit` does the talk
 from __future__ import annotations
 
 import logging
+import signal
+import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
+from types import FrameType
 from typing import Any
 
 from kubeflow_trainer_api.models import TrainerV1alpha1TrainJob
@@ -61,6 +65,15 @@ class WaitPolicy:
 
 
 DEFAULT_WAIT = WaitPolicy()
+DELETE_ON_SIGTERM_S = 10.0
+"""How long a wait that SIGTERM ended tries to delete its job: well within the 30 s a pod has to stop by default."""
+SIGTERM_EXIT = 128 + signal.SIGTERM
+"""The exit status of a process that SIGTERM ended, as a shell reports it."""
+
+
+class WaitTerminated(BaseException):
+    """SIGTERM during a wait; a BaseException, as KeyboardInterrupt is, so that no `except Exception` on its way (the
+    wait's own handling of a failed read) takes it for an error and waits on."""
 
 
 def wait_for_trainjob(
@@ -100,3 +113,49 @@ def wait_for_trainjob(
         if clock() - started >= policy.timeout_s:
             raise TimeoutError(f"TrainJob {name} has not finished after {policy.timeout_s:.0f} s")
         sleep(policy.poll_s)
+
+
+@contextmanager
+def deleted_on_sigterm(name: str, delete: Callable[[], None], timeout_s: float = DELETE_ON_SIGTERM_S) -> Iterator[None]:
+    """Within the block, SIGTERM ends it, deletes the job through `delete` (given at most `timeout_s`) and exits with
+    SIGTERM_EXIT. SIGTERM is what the kubelet sends first when the waiting pod is deleted, e.g. its run cancelled;
+    by default it would end the process at once and leave the job's nodes training for no one. Main thread only, as
+    every signal handler."""
+
+    def terminated(signum: int, frame: FrameType | None) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # one deletion: a second SIGTERM must not cut it short
+        raise WaitTerminated
+
+    previous = signal.signal(signal.SIGTERM, terminated)
+    try:
+        yield
+    except WaitTerminated:
+        log.warning("TrainJob %s: SIGTERM while waiting for it (run cancelled or pod stopped); deleting it", name)
+        failure = _run_within(delete, timeout_s)
+        if failure:
+            log.warning(
+                "TrainJob %s: not deleted (%s); Kubernetes deletes it with its owner pod, if any", name, failure
+            )
+        else:
+            log.warning("TrainJob %s deleted", name)
+        raise SystemExit(SIGTERM_EXIT) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _run_within(action: Callable[[], None], timeout_s: float) -> str:
+    """Run `action` in a daemon thread for at most `timeout_s` (a hung API call must not outlast the pod's grace
+    period): "" when it returned, else why not."""
+    failure = [f"no answer within {timeout_s:g} s"]
+
+    def run() -> None:
+        try:
+            action()
+            failure[0] = ""
+        except Exception as exc:
+            failure[0] = f"{type(exc).__name__}: {exc}"
+
+    worker = threading.Thread(target=run, name="trainjob-delete", daemon=True)
+    worker.start()
+    worker.join(timeout_s)
+    return failure[0]

@@ -2,20 +2,33 @@
 
 The `kubeflow` SDK's TrainerClient builds its own TrainJob from a function or an image (and takes environment
 values only, no Secret references), so the job `trainjob.spec` builds is created as it is, on the CRD
-`trainer.kubeflow.org/v1alpha1` `trainjobs`. The step's service account needs create, get and delete on it.
+`trainer.kubeflow.org/v1alpha1` `trainjobs`. The step's service account needs create, get, patch and delete on it.
+
+The job goes with the step: it is owned by the step's pod (`owner.pod_owner`), and SIGTERM during the wait deletes it
+(`status.deleted_on_sigterm`).
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from kubeflow_trainer_api.models import TrainerV1alpha1TrainJob
 
+from landmarkflow.trainjob.owner import shared_owners
 from landmarkflow.trainjob.spec import NODE
-from landmarkflow.trainjob.status import DEFAULT_WAIT, Outcome, WaitPolicy, outcome, wait_for_trainjob
+from landmarkflow.trainjob.status import (
+    DEFAULT_WAIT,
+    DELETE_ON_SIGTERM_S,
+    Outcome,
+    WaitPolicy,
+    deleted_on_sigterm,
+    outcome,
+    wait_for_trainjob,
+)
 
 log = logging.getLogger(__name__)
 
@@ -55,10 +68,10 @@ def is_transient(exc: Exception) -> bool:
 
 
 def run_trainjob(job: TrainerV1alpha1TrainJob, policy: WaitPolicy = DEFAULT_WAIT) -> Outcome:
-    """Create `job` and wait for it: TrainJobFailed with the job's reason when it fails. A job of that name that an
-    earlier attempt created is waited for while it runs, and replaced when it has ended."""
+    """Create `job` and wait for it: TrainJobFailed with the job's reason when it fails; SIGTERM deletes it and exits.
+    A job of that name that an earlier attempt created is waited for while it runs (and owned by this pod too, so
+    that it outlives the earlier pod), and replaced when it has ended."""
     from kubernetes import client, config
-    from kubernetes.client.exceptions import ApiException
 
     try:
         config.load_incluster_config()
@@ -70,21 +83,44 @@ def run_trainjob(job: TrainerV1alpha1TrainJob, policy: WaitPolicy = DEFAULT_WAIT
     def read() -> dict[str, Any]:
         return api.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
 
+    _create(api, namespace, body, read)
+    log.info("follow its logs with: %s", logs_command(name, namespace))
+
+    def delete() -> None:
+        """Deleting the job deletes its pods too (a custom resource's dependents go in the background by default)."""
+        api.delete_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURAL, name, _request_timeout=DELETE_ON_SIGTERM_S
+        )
+
+    with deleted_on_sigterm(f"{namespace}/{name}", delete):
+        return wait_for_trainjob(f"{namespace}/{name}", read, is_transient, policy)
+
+
+def _create(api: Any, namespace: str, body: dict[str, Any], read: Callable[[], dict[str, Any]]) -> None:
+    """Create the job; one of that name that an earlier attempt created is left to run, co-owned by this pod, or
+    replaced when it has ended."""
+    from kubernetes.client.exceptions import ApiException
+
+    name = body["metadata"]["name"]
     try:
         api.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
         log.info("TrainJob %s/%s created", namespace, name)
+        return
     except ApiException as exc:
         if exc.status != 409:
             raise
-        if outcome(read()) is None:
-            log.info("TrainJob %s/%s of an earlier attempt is still running; waiting for it", namespace, name)
-        else:
-            log.info("TrainJob %s/%s of an earlier attempt has ended; creating it anew", namespace, name)
-            api.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
-            _wait_deleted(read, f"{namespace}/{name}")
-            api.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
-    log.info("follow its logs with: %s", logs_command(name, namespace))
-    return wait_for_trainjob(f"{namespace}/{name}", read, is_transient, policy)
+    earlier = read()
+    if outcome(earlier) is None:
+        log.info("TrainJob %s/%s of an earlier attempt is still running; waiting for it", namespace, name)
+        owners = shared_owners(earlier, body)
+        if owners is not None:
+            patch = {"metadata": {"ownerReferences": owners}}
+            api.patch_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name, patch)
+        return
+    log.info("TrainJob %s/%s of an earlier attempt has ended; creating it anew", namespace, name)
+    api.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+    _wait_deleted(read, f"{namespace}/{name}")
+    api.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
 
 
 def _wait_deleted(read: Any, name: str) -> None:
