@@ -16,13 +16,17 @@ from landmarkflow.codecs.lgcn import LGCNCodec
 from landmarkflow.codecs.lgcn_kernel import lgcn_kernel
 from landmarkflow.config import load_config
 from landmarkflow.data.synthetic.face3d import TEMPLATE_68
+from landmarkflow.evaluation.metrics import mean_nme
+from landmarkflow.evaluation.predictions import predict_records, torch_predictor
 from landmarkflow.export.onnx import compare_outputs, export_onnx
-from landmarkflow.layouts import LAYOUTS
+from landmarkflow.layouts import LAYOUTS, get_layout
 from landmarkflow.models.lgcn import LGCN, FixedBlur, shape_fitted_predictor
 from landmarkflow.models.lgcn_shape import ShapeModel, fit_face, fit_shapes, solve_lsi
 from landmarkflow.models.params.lgcn import LGCNParams
 from landmarkflow.models.zoo import build_model, model_names
 from landmarkflow.runtime import DeployInfo
+from landmarkflow.train.calibrate import calibrate_shapes
+from tests.fakes import dot_face_record
 from tests.models.overfit import fit_batch
 from tests.models.small_configs import SMALL_HIH, SMALL_LGCN
 
@@ -312,3 +316,50 @@ def test_evaluation_gets_the_shape_fitting_as_a_named_post_step() -> None:
     assert points.shape == (2, 68, 2) and np.isfinite(points).all()
     hih = build_model(SMALL_HIH)
     assert hih.refined_predictor(faces[:, :5], boxes, box_scale=1.2) is None
+
+
+def calibrated_lgcn(rng: np.random.Generator) -> tuple[LGCN, np.ndarray, np.ndarray]:
+    """A small 68-point LGCN with 2 calibration modes, and 40 crop-frame train faces with their tight boxes."""
+    model = build_model({**SMALL_LGCN, "num_points": 68, "shape_calibration_modes": 2}).eval()
+    faces = template_shapes(40, rng) * model.input_size / 96
+    return model, faces, np.concatenate([faces.min(axis=1), faces.max(axis=1)], axis=1)
+
+
+def test_the_shape_calibration_corrects_the_fitted_points_and_not_the_graphs(tmp_path: Path) -> None:
+    """A deployed LGCN answers with its shape fit: the calibration corrects that, through the shape model that export
+    saves and `predict` loads, and leaves the network's own points alone."""
+    rng = np.random.default_rng(4)
+    model, faces, boxes = calibrated_lgcn(rng)
+    images = torch.from_numpy(rng.random((2, 3, model.input_size, model.input_size), dtype=np.float32))
+    with torch.inference_mode():
+        graph, maps = (out.numpy() for out in model.predict_with_heatmaps(images))
+    uncorrected = fit_shapes(maps, model.shape_model(faces, boxes, 1.25))
+    model.shape_calibration.fit(faces + rng.normal(0, 1.0, faces.shape), faces)
+    with torch.inference_mode():
+        np.testing.assert_array_equal(model.predict(images).numpy(), graph)
+    shapes = model.shape_model(faces, boxes, 1.25)
+    corrected = model.refined_predictor(faces, boxes, 1.25)[1](images.numpy())
+    np.testing.assert_allclose(corrected, shapes.correction(uncorrected), atol=1e-9)
+    assert np.abs(corrected - uncorrected).max() > 1e-3
+    loaded = ShapeModel.load(shapes.save(tmp_path / "shape_model.npz"))
+    np.testing.assert_array_equal(fit_shapes(maps, loaded), fit_shapes(maps, shapes))
+
+
+def test_calibration_after_training_is_fitted_to_the_shape_fits_answers(tmp_path: Path) -> None:
+    """The calibration is fitted to the answers it will correct, the shape fit's (the graph's points score
+    otherwise), on an even spread of at most 50 faces a mode."""
+    torch.manual_seed(0)
+    overrides = {"model.shape_calibration_modes": 2, "model.filters": 8, "eval.batch_size": 8}
+    config = load_config(CONFIGS / "lgcn_synthetic_tiny.yaml", overrides)
+    model = build_model(config.model).eval()
+    records = [dot_face_record(tmp_path, index) for index in range(120)]
+    points, boxes = (np.stack([getattr(r, name) for r in records]) for name in ("landmarks", "bbox"))
+    spread = [records[index] for index in np.linspace(0, 119, 100).round().astype(int)]
+    crops = (tmp_path, model.input_size, config.data.box_scale, 8)
+    fitted = predict_records(model.refined_predictor(points, boxes, config.data.box_scale)[1], spread, *crops)
+    graph = predict_records(torch_predictor(model), spread, *crops)
+    fit = calibrate_shapes(model, records, tmp_path, config)
+    layout = get_layout("68")
+    assert fit.faces == 100
+    assert fit.nme_before == pytest.approx(mean_nme(fitted, spread, layout, config.data.normaliser), rel=1e-9)
+    assert fit.nme_before != pytest.approx(mean_nme(graph, spread, layout, config.data.normaliser), rel=1e-3)

@@ -20,6 +20,7 @@ Deviations and silences of the source, and what we do:
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -146,10 +147,17 @@ class LGCN(LandmarkModel):
         total = local_loss + final_loss
         return total, {"local_sse": float(local_loss.detach()), "final_sse": float(final_loss.detach())}
 
+    def calibrated(self, points: torch.Tensor) -> torch.Tensor:
+        """The network's points as they are: LGCN answers with its shape fit, which the calibration corrects instead
+        (`shape_model` hands it over), so the graph's points stay the network's own."""
+        return points
+
     def shape_model(self, train_landmarks: np.ndarray, train_boxes: np.ndarray, box_scale: float) -> ShapeModel:
-        """The PCA shape model of the train split in the evaluation crop's frame (docs/models.md §4.4)."""
+        """The PCA shape model of the train split in the evaluation crop's frame (docs/models.md §4.4), carrying this
+        model's shape calibration for the fitted points."""
         shapes = crop_frame_shapes(train_landmarks, train_boxes, self.input_size, box_scale)
-        return ShapeModel.fit(shapes, self.input_size)
+        correction = None if self.shape_calibration is None else self.shape_calibration.correction()
+        return replace(ShapeModel.fit(shapes, self.input_size), correction=correction)
 
     def refined_predictor(
         self, train_landmarks: np.ndarray, train_boxes: np.ndarray, box_scale: float

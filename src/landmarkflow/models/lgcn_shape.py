@@ -18,6 +18,8 @@ where only onnxruntime is installed:
 4. Refits with each map zeroed outside a (2w+1)^2 window around the current estimate, w = 20 then 7 px.
 5. Snap each point to the nearest regional maximum q_l of its map; 6. blend with w_l = P_l(q_l):
    p_l = (1 - w_l) s_l + w_l (centroid of the min-max normalised 5 x 5 patch around q_l).
+7. Not the paper's: the model's shape calibration (`shape_calibration_modes`, fitted after training on these fitted
+   answers for the train faces) corrects the result, as it corrects the other models' answers inside their graphs.
 
 Frames: 0-based pixel centres (the source is 1-based), so the rotation centre is (S - 1) / 2. Windows and the
 patch are the paper's at 96 px and scale with the crop side. Mirrored training copies (which the paper's 5836
@@ -34,9 +36,12 @@ from scipy.ndimage import maximum_filter
 from scipy.optimize import nnls
 
 from landmarkflow.geometry import crop_matrix, transform_points
+from landmarkflow.models.shape_correction import ShapeCorrection
 
 REFERENCE_SIZE = 96
 """Crop side at which the paper's windows and patch are given."""
+CORRECTION_PREFIX = "correction_"
+"""The .npz names of the shape calibration's arrays start with this."""
 RIDGE = 1e-9
 """Relative ridge on the shape parameters: keeps the least squares solvable when few maps carry support."""
 
@@ -49,6 +54,7 @@ class ShapeModel:
     basis: np.ndarray  # (2K, n), rows ordered x0, y0, x1, y1, ...
     constraints: np.ndarray  # (M, 3) int: (i, j, axis) with s_i[axis] < s_j[axis] in every training shape
     size: int
+    correction: ShapeCorrection | None = None  # the model's shape calibration, applied to the fitted points
 
     @classmethod
     def fit(cls, shapes: np.ndarray, size: int, num_modes: int = 12, iterations: int = 3) -> ShapeModel:
@@ -76,13 +82,17 @@ class ShapeModel:
         """Write the model as .npz to `path` as named (export writes it beside the ONNX it belongs to)."""
         path = Path(path)
         with path.open("wb") as file:
-            np.savez(file, mean=self.mean, basis=self.basis, constraints=self.constraints, size=self.size)
+            corrections = self.correction.arrays(CORRECTION_PREFIX) if self.correction else {}
+            np.savez(
+                file, mean=self.mean, basis=self.basis, constraints=self.constraints, size=self.size, **corrections
+            )
         return path
 
     @classmethod
     def load(cls, path: str | Path) -> ShapeModel:
         with np.load(Path(path)) as data:
-            return cls(data["mean"], data["basis"], data["constraints"], int(data["size"]))
+            correction = ShapeCorrection.from_arrays(data, CORRECTION_PREFIX)
+            return cls(data["mean"], data["basis"], data["constraints"], int(data["size"]), correction)
 
 
 @dataclass(frozen=True)
@@ -237,8 +247,9 @@ def fit_face(heatmaps: np.ndarray, model: ShapeModel, settings: FitSettings = Fi
 
 def fit_shapes(heatmaps: np.ndarray, model: ShapeModel, settings: FitSettings = FitSettings()) -> np.ndarray:
     """(N, K, S, S) final heatmaps o2 (with the flip test, averaged with the mirror crop's) -> (N, K, 2) shape-fitted
-    landmarks in crop pixels."""
-    return np.stack([fit_face(maps, model, settings).points for maps in np.asarray(heatmaps)])
+    landmarks in crop pixels, corrected by the model's shape calibration where it has one."""
+    points = np.stack([fit_face(maps, model, settings).points for maps in np.asarray(heatmaps)])
+    return points if model.correction is None else model.correction(points)
 
 
 def crop_frame_shapes(landmarks: np.ndarray, boxes: np.ndarray, input_size: int, box_scale: float) -> np.ndarray:

@@ -34,20 +34,28 @@ def calibrate_shapes(
     config: ExperimentConfig,
     device: torch.device | str = "cpu",
 ) -> CalibrationFit | None:
-    """Fit `model.shape_calibration` in place (afresh, on the uncorrected answers); None for a model without one."""
+    """Fit `model.shape_calibration` in place (afresh, on the uncorrected answers) on an even spread of at most its
+    `max_faces` of the train `records`; None for a model without one. A model that answers through a post-step (LGCN's
+    shape fit, built from all of `records`) is fitted on that post-step's answers, which its calibration corrects."""
     calibration = model.shape_calibration
     if calibration is None:
         return None
     calibration.reset()
-    answers = predict_records(
-        torch_predictor(model, device), records, root, model.input_size, config.data.box_scale, config.eval.batch_size
+    refined = model.refined_predictor(
+        np.stack([record.landmarks for record in records]),
+        np.stack([record.bbox for record in records]),
+        config.data.box_scale,
     )
-    calibration.fit(answers, np.stack([record.landmarks for record in records]))
+    predict = torch_predictor(model, device) if refined is None else refined[1]
+    spread = np.linspace(0, len(records) - 1, min(len(records), calibration.max_faces)).round().astype(int)
+    fit_on = [records[index] for index in spread]
+    answers = predict_records(predict, fit_on, root, model.input_size, config.data.box_scale, config.eval.batch_size)
+    calibration.fit(answers, np.stack([record.landmarks for record in fit_on]))
     with torch.inference_mode():
         corrected = calibration(torch.from_numpy(answers).float().to(device)).cpu().double().numpy()
     layout = get_layout(config.data.layout)
     return CalibrationFit(
-        len(records),
-        mean_nme(answers, records, layout, config.data.normaliser),
-        mean_nme(corrected, records, layout, config.data.normaliser),
+        len(fit_on),
+        mean_nme(answers, fit_on, layout, config.data.normaliser),
+        mean_nme(corrected, fit_on, layout, config.data.normaliser),
     )

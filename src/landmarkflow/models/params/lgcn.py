@@ -37,11 +37,6 @@ class LGCNParams(ModelParams):
                 f"kernel_size {self.kernel_size} is wider than any blur on a {self.input_size} px map can use "
                 f"(max {2 * self.input_size - 1})"
             )
-        if self.shape_calibration_modes:
-            raise ValueError(
-                "shape_calibration_modes must be 0 for LGCN: a deployed LGCN answers with its shape fit to the "
-                "heatmaps, which the calibration of the network's points would never reach"
-            )
         return self
 
     def make_codec(self) -> LGCNCodec:
