@@ -5,6 +5,8 @@ the two promotions at once."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -14,6 +16,7 @@ from mlflow.tracking import MlflowClient
 from landmarkflow import steps
 from landmarkflow.alias_lock import lock_name
 from landmarkflow.registry import CHALLENGER, CHAMPION, champion_or_newest, get_version, version_by_alias
+from landmarkflow.steps import promoting
 from tests.fakes import candidate
 
 
@@ -114,3 +117,30 @@ def test_results_of_an_earlier_training_in_the_workdir_are_refused(tmp_path: Pat
             steps.promote(registered, gated)
     assert version_by_alias("hih-synthetic", CHAMPION) is None
     assert [int(v.version) for v in MlflowClient().search_model_versions("name='hih-synthetic'")] == [1]
+
+
+def test_a_promotion_that_waited_for_the_lock_reads_the_gate_its_version_has_now(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A promotion of a run whose first gate passed waits for the alias lock while the run is gated again, fails and
+    registered again (a CLI user's second gate): once it holds the lock, the version's gate tag says failed, and
+    champion must not move to it on the first gate's word."""
+    first = candidate(tmp_path, "hih", 0.05, None)
+    assert steps.promote(first.register(), first.gated).promoted
+    second = candidate(tmp_path, "hih", 0.04, "1")
+    registered = second.register()
+    passed = second.gated
+    real_lock = promoting.alias_lock
+
+    @contextmanager
+    def regated_while_waiting(*args: object, **kwargs: object) -> Iterator[object]:
+        second.gated = replace(passed, passed=False, reasons="test NME 4.000% >= threshold 3.000%")
+        assert not second.register().challenger
+        with real_lock(*args, **kwargs) as lock:
+            yield lock
+
+    monkeypatch.setattr(promoting, "alias_lock", regated_while_waiting)
+    with pytest.raises(ValueError, match="hih-synthetic v2: its registry tag gate=failed, not passed"):
+        steps.promote(registered, passed)
+    assert version_by_alias("hih-synthetic", CHAMPION).version == "1"
+    assert version_by_alias("hih-synthetic", CHALLENGER) is None

@@ -49,6 +49,7 @@ def promote(registered: RegisterResult, gated: GateResult, rollout: Rollout | No
         log.info(message)
         return PromoteResult(name, champion, False, message)
     with alias_lock(name, f"promote {name} v{version} (run {gated.run_id})", gated.run_id) as lock:
+        candidate = get_version(name, version)  # again: the run may have been gated and registered again meanwhile
         missing = candidate.missing_tags()
         if missing or candidate.tags[GATE_TAG] != "passed":
             raise ValueError(
