@@ -9,6 +9,7 @@ import json
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -179,4 +180,24 @@ def test_a_wait_that_ends_by_itself_deletes_nothing_and_gives_sigterm_back() -> 
         assert wait(RUNNING, COMPLETE).succeeded
     with pytest.raises(TrainJobFailed), deleted_on_sigterm("ns/hih", delete):
         wait(RUNNING, FAILED)
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_a_wait_outside_the_main_thread_waits_without_the_handler() -> None:
+    """Python takes signal handlers in the main thread only: a step run in another thread (a caller's pool) must still
+    wait for its job, not fail right after creating it and leave it training for no one."""
+    before = signal.getsignal(signal.SIGTERM)
+    ended: list[object] = []
+
+    def step() -> None:
+        try:
+            with deleted_on_sigterm("ns/hih", lambda: pytest.fail("nothing was to be deleted")):
+                ended.append(wait(RUNNING, COMPLETE).succeeded)
+        except BaseException as exc:  # pytest.fail too: the thread's failure is the test's
+            ended.append(exc)
+
+    worker = threading.Thread(target=step)
+    worker.start()
+    worker.join(30)
+    assert ended == [True]
     assert signal.getsignal(signal.SIGTERM) is before

@@ -119,13 +119,18 @@ def wait_for_trainjob(
 def deleted_on_sigterm(name: str, delete: Callable[[], None], timeout_s: float = DELETE_ON_SIGTERM_S) -> Iterator[None]:
     """Within the block, SIGTERM ends it, deletes the job through `delete` (given at most `timeout_s`) and exits with
     SIGTERM_EXIT. SIGTERM is what the kubelet sends first when the waiting pod is deleted, e.g. its run cancelled;
-    by default it would end the process at once and leave the job's nodes training for no one. Main thread only, as
-    every signal handler."""
+    by default it would end the process at once and leave the job's nodes training for no one. Python takes signal
+    handlers in the main thread only: elsewhere the block runs without one (the job's owner pod still takes it along).
+    """
 
     def terminated(signum: int, frame: FrameType | None) -> None:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # one deletion: a second SIGTERM must not cut it short
         raise WaitTerminated
 
+    if threading.current_thread() is not threading.main_thread():
+        log.info("TrainJob %s: waited for outside the main thread, so SIGTERM does not delete it", name)
+        yield
+        return
     previous = signal.signal(signal.SIGTERM, terminated)
     try:
         yield
