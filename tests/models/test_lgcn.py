@@ -26,6 +26,8 @@ from landmarkflow.models.params.lgcn import LGCNParams
 from landmarkflow.models.zoo import build_model, model_names
 from landmarkflow.runtime import DeployInfo
 from landmarkflow.train.calibrate import calibrate_shapes
+from landmarkflow.train.distributed import DistEnv
+from landmarkflow.train.trainer import Trainer, seed_everything
 from tests.fakes import dot_face_record
 from tests.models.overfit import fit_batch
 from tests.models.small_configs import SMALL_HIH, SMALL_LGCN
@@ -363,3 +365,36 @@ def test_calibration_after_training_is_fitted_to_the_shape_fits_answers(tmp_path
     assert fit.faces == 100
     assert fit.nme_before == pytest.approx(mean_nme(fitted, spread, layout, config.data.normaliser), rel=1e-9)
     assert fit.nme_before != pytest.approx(mean_nme(graph, spread, layout, config.data.normaliser), rel=1e-3)
+
+
+def test_training_calibrates_the_shape_fit_that_export_deploys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Export builds LGCN's shape model from the whole train split, the faces validation holds out included: the
+    calibration after training must be fitted to the answers of that fit, not of one built from fewer shapes (other
+    mean, modes and ordering constraints)."""
+    overrides = {
+        "model.shape_calibration_modes": 1,
+        "model.filters": 8,
+        "train.epochs": 1,
+        "train.batch_size": 4,
+        "train.amp": False,
+        "train.cache_images": False,
+        "eval.batch_size": 8,
+    }
+    config = load_config(CONFIGS / "lgcn_synthetic_tiny.yaml", overrides)
+    seed_everything(config.train.seed)
+    records = [dot_face_record(tmp_path, index) for index in range(14)]
+    shape_models: list[np.ndarray] = []
+    built = LGCN.shape_model
+
+    def recorded(self: LGCN, train_landmarks: np.ndarray, *args: object) -> ShapeModel:
+        shape_models.append(train_landmarks)
+        return built(self, train_landmarks, *args)
+
+    monkeypatch.setattr(LGCN, "shape_model", recorded)
+    env = DistEnv(rank=0, local_rank=0, world_size=1, device=torch.device("cpu"))
+    trainer = Trainer(config, build_model(config.model), records[:11], records[11:], tmp_path, tmp_path / "out", env)
+    trainer.fit()
+    [calibrated_on] = shape_models
+    assert sorted(map(tuple, calibrated_on.reshape(len(calibrated_on), -1))) == sorted(
+        tuple(record.landmarks.ravel()) for record in records
+    )

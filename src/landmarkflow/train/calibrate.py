@@ -33,17 +33,20 @@ def calibrate_shapes(
     root: Path,
     config: ExperimentConfig,
     device: torch.device | str = "cpu",
+    shape_records: Sequence[FaceRecord] | None = None,
 ) -> CalibrationFit | None:
     """Fit `model.shape_calibration` in place (afresh, on the uncorrected answers) on an even spread of at most its
     `max_faces` of the train `records`; None for a model without one. A model that answers through a post-step (LGCN's
-    shape fit, built from all of `records`) is fitted on that post-step's answers, which its calibration corrects."""
+    shape fit) is fitted on that post-step's answers, which its calibration corrects: the post-step built from
+    `shape_records` (default `records`), the faces export builds the deployed one from (the whole train split)."""
     calibration = model.shape_calibration
     if calibration is None:
         return None
     calibration.reset()
+    shaped = records if shape_records is None else shape_records
     refined = model.refined_predictor(
-        np.stack([record.landmarks for record in records]),
-        np.stack([record.bbox for record in records]),
+        np.stack([record.landmarks for record in shaped]),
+        np.stack([record.bbox for record in shaped]),
         config.data.box_scale,
     )
     predict = torch_predictor(model, device) if refined is None else refined[1]

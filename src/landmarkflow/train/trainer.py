@@ -282,7 +282,9 @@ class Trainer:
         state = load_state(path)
         self.model.load_state_dict(state["model"])
         before = self.validate()
-        fit = calibrate_shapes(self.model, self.train_records, self.root, self.config, self.env.device)
+        # A post-step's model (LGCN's shape fit) as export builds it: from the whole train split, validation's included.
+        whole_split = [*self.train_records, *self.val_records]
+        fit = calibrate_shapes(self.model, self.train_records, self.root, self.config, self.env.device, whole_split)
         after = self.validate()
         state["model"] = self.model.state_dict()
         state[CALIBRATED_VAL_NME] = after
