@@ -108,6 +108,17 @@ def test_the_numpy_correction_is_the_calibration(fitted: ShapeCalibration) -> No
     np.testing.assert_allclose(fitted.correction()(placed), calibrated(fitted, placed), atol=1e-3)
 
 
+@pytest.mark.parametrize(
+    "points",
+    [np.zeros((0, 68, 2)), np.full((1, 68, 2), 7.0), np.full((1, 68, 2), np.nan)],
+    ids=["no faces", "all points at one place", "nan"],
+)
+def test_the_numpy_correction_is_the_calibration_on_degenerate_answers(
+    fitted: ShapeCalibration, points: np.ndarray
+) -> None:
+    np.testing.assert_array_equal(fitted.correction()(points), calibrated(fitted, points))
+
+
 def test_a_fit_needs_ten_faces_a_mode() -> None:
     with pytest.raises(ValueError, match="shape calibration of 4 modes needs at least 40 faces, got 39"):
         ShapeCalibration(LAYOUT, 4).fit(*faces(39, shrink=0.6))

@@ -34,7 +34,7 @@ class ShapeCorrection:
         norm = np.maximum((x * x + y * y).mean(axis=1, keepdims=True), TINY)
         scale = ((x * self.mean_shape[:, 0] + y * self.mean_shape[:, 1]).mean(axis=1, keepdims=True) / norm)[..., None]
         turn = ((x * self.mean_shape[:, 1] - y * self.mean_shape[:, 0]).mean(axis=1, keepdims=True) / norm)[..., None]
-        aligned = _rotate(centred, scale, turn).reshape(len(points), -1)
+        aligned = _rotate(centred, scale, turn).reshape(len(points), 2 * points.shape[1])  # no -1: N may be 0
         coefficients = (aligned - self.centre) @ self.basis.T
         corrected = np.clip(self.gain * coefficients + self.bias, self.low, self.high)
         correction = ((corrected - coefficients) @ self.basis).reshape(points.shape)
