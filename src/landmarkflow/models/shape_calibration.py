@@ -19,11 +19,8 @@ import torch
 from torch import nn
 
 from landmarkflow.layouts import Layout
-from landmarkflow.models.shape_correction import ShapeCorrection
+from landmarkflow.models.shape_correction import TINY, ShapeCorrection
 
-TINY = 1e-12
-"""Floor of the divisors: an unfitted calibration aligns to a zero mean shape. A clamp, as `+ 1e-12` is dropped from
-the exported graph."""
 FACES_PER_MODE = 10
 """A fit needs this many faces per mode (before their mirror images), or it fits the faces' noise."""
 FIT_FACES_PER_MODE = 50
@@ -75,8 +72,8 @@ class ShapeCalibration(nn.Module):
 
     def correction(self) -> ShapeCorrection:
         """This calibration as numpy arrays, for a post-step outside the graph (LGCN's shape fit)."""
-        names = ("moves", "mean_shape", "centre", "basis", "gain", "bias", "low", "high")
-        return ShapeCorrection(*(getattr(self, name).detach().cpu().double().numpy() for name in names))
+        buffers = {name: getattr(self, name).detach().cpu().double().numpy() for name in ShapeCorrection.names()}
+        return ShapeCorrection(**buffers)
 
     def reset(self) -> None:
         """Back to the identity, so that the model answers uncorrected (before a fit)."""

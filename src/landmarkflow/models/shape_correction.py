@@ -5,12 +5,13 @@ other models' does. The algebra is `ShapeCalibration.forward`'s, which a test ho
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
 TINY = 1e-12
-"""Floor of the divisors, as in `ShapeCalibration`."""
+"""Floor of the divisors, here and in `ShapeCalibration`: an unfitted calibration aligns to a zero mean shape. A clamp
+there, as `+ 1e-12` is dropped from the exported graph."""
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,11 @@ class ShapeCorrection:
         size = np.maximum(scale * scale + turn * turn, TINY)
         return points + self.moves * _rotate(correction, scale / size, -turn / size)
 
+    @classmethod
+    def names(cls) -> list[str]:
+        """The fields, as `ShapeCalibration` names the buffers they come from."""
+        return [field.name for field in fields(cls)]
+
     def arrays(self, prefix: str) -> dict[str, np.ndarray]:
         """The fields as named arrays for an .npz, each name after `prefix`."""
         return {prefix + name: value for name, value in asdict(self).items()}
@@ -48,10 +54,10 @@ class ShapeCorrection:
     @classmethod
     def from_arrays(cls, arrays: Mapping[str, np.ndarray], prefix: str) -> ShapeCorrection | None:
         """What `arrays` wrote under `prefix`; None when the file has none (a model without a calibration)."""
-        names = list(cls.__dataclass_fields__)
+        names = cls.names()
         if prefix + names[0] not in arrays:
             return None
-        return cls(*(np.asarray(arrays[prefix + name], dtype=np.float64) for name in names))
+        return cls(**{name: np.asarray(arrays[prefix + name], dtype=np.float64) for name in names})
 
 
 def _rotate(points: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
