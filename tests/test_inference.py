@@ -19,11 +19,13 @@ from typer.testing import CliRunner
 
 from landmarkflow.cli import app
 from landmarkflow.detection import detect_faces
+from landmarkflow.evaluation.remeasure import UnusableModel, load_deployed
 from landmarkflow.geometry import landmark_box
 from landmarkflow.imageio import read_rgb
 from landmarkflow.inference import Predictor, load_registered
 from landmarkflow.layouts import get_layout
-from landmarkflow.runtime import DeployInfo
+from landmarkflow.models.lgcn_shape import ShapeModel
+from landmarkflow.runtime import SHAPE_MODEL_FILE, DeployInfo
 from landmarkflow.tracking import ensure_experiment, setup_tracking
 
 SIZE, BOX_SCALE = 64, 1.25
@@ -241,6 +243,29 @@ def test_load_errors_name_the_problem(tmp_path: Path, model_path: Path) -> None:
     onnx.save(constant_model(info=DeployInfo("constant", "68", 68, SIZE, BOX_SCALE)), wrong_count)
     with pytest.raises(ValueError, match=r"metadata promises \(1, 68, 2\)"):
         Predictor.load(wrong_count).predict_image(np.zeros((80, 80, 3), np.uint8), [[0, 0, 40, 40]])
+
+
+@pytest.mark.parametrize("damage", ["truncated", "incomplete"])
+def test_an_unreadable_shape_model_is_named_and_leaves_the_model_unusable(tmp_path: Path, damage: str) -> None:
+    """An LGCN bundle whose shape_model.npz is cut short or lacks an array: a ValueError naming the bundle (as for a
+    broken ONNX), which the gate's re-measure of a champion takes for a model it cannot use, not a failed step."""
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    info = DeployInfo("lgcn", "19", 19, SIZE, BOX_SCALE, heatmap_name="heatmaps")
+    onnx.save(constant_model(info=info), bundle / "model.onnx")
+    shapes = ShapeModel(PATTERN.astype(np.float64), np.zeros((38, 1)), np.zeros((0, 3), np.int64), SIZE)
+    saved = shapes.save(bundle / SHAPE_MODEL_FILE)
+    if damage == "truncated":
+        saved.write_bytes(saved.read_bytes()[:100])
+    else:
+        with np.load(saved) as data:
+            arrays = {name: data[name] for name in data.files if name != "constraints"}
+        with saved.open("wb") as file:
+            np.savez(file, **arrays)
+    with pytest.raises(ValueError, match=rf"{bundle}: cannot read {SHAPE_MODEL_FILE}"):
+        Predictor.load(bundle)
+    with pytest.raises(UnusableModel, match=rf"cannot read {SHAPE_MODEL_FILE}"):
+        load_deployed(str(bundle), "19")
 
 
 def test_load_from_mlflow_registry(tmp_path: Path) -> None:

@@ -24,6 +24,7 @@ tight box of its first answer (`LANDMARK_BOX_LAYOUT`, detection.py).
 from __future__ import annotations
 
 import tempfile
+import zipfile
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -114,7 +115,10 @@ def _shape_model(path: Path | None, info: DeployInfo, source: str) -> ShapeModel
         raise ValueError(f"{source}: has {SHAPE_MODEL_FILE} but its graph outputs no heatmaps to fit it to")
     from landmarkflow.models.lgcn_shape import ShapeModel
 
-    model = ShapeModel.load(path)
+    try:
+        model = ShapeModel.load(path)
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:  # cut short, or an array missing
+        raise ValueError(f"{source}: cannot read {SHAPE_MODEL_FILE}: {type(exc).__name__}: {exc}") from exc
     if model.mean.shape != (info.num_points, 2) or model.size != info.input_size:
         raise ValueError(
             f"{source}: {SHAPE_MODEL_FILE} is for {len(model.mean)} points at {model.size} px, the graph for "
