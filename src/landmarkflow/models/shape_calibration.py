@@ -9,7 +9,8 @@ back through the inverse alignment, so it turns and scales with the face. The ey
 upright pass reads the face's roll from their line, and on faces turned far a correction that tilted it sent the
 second look the wrong way (configs/hih_synthetic.md has the measurements). Everything is buffers and tensor algebra,
 so the checkpoint, the ONNX graph and a TensorRT engine carry it as part of `predict`; the alignment works with means
-over the points and a mean shape of unit RMS, so that no intermediate leaves float16's range.
+over the points and a mean shape of unit RMS, so that no intermediate leaves float16's range. LGCN, which answers
+with its shape fit outside the graph, carries it in its shape model instead (`correction`, models/shape_correction.py).
 """
 
 from __future__ import annotations
