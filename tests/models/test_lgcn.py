@@ -3,6 +3,8 @@ ONNX parity, configs, and the constrained PCA shape fit."""
 
 from __future__ import annotations
 
+import logging
+import re
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +28,7 @@ from landmarkflow.models.params.lgcn import LGCNParams
 from landmarkflow.models.zoo import build_model, model_names
 from landmarkflow.runtime import DeployInfo
 from landmarkflow.train.calibrate import calibrate_shapes
+from landmarkflow.train.checkpoint import CALIBRATED_VAL_NME, kept_val_nme, load_state
 from landmarkflow.train.distributed import DistEnv
 from landmarkflow.train.trainer import Trainer, seed_everything
 from tests.fakes import dot_face_record
@@ -367,7 +370,9 @@ def test_calibration_after_training_is_fitted_to_the_shape_fits_answers(tmp_path
     assert fit.nme_before != pytest.approx(mean_nme(graph, spread, layout, config.data.normaliser), rel=1e-3)
 
 
-def test_training_calibrates_the_shape_fit_that_export_deploys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_training_calibrates_the_shape_fit_that_export_deploys(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     """Export builds LGCN's shape model from the whole train split, the faces validation holds out included: the
     calibration after training must be fitted to the answers of that fit, not of one built from fewer shapes (other
     mean, modes and ordering constraints)."""
@@ -393,8 +398,19 @@ def test_training_calibrates_the_shape_fit_that_export_deploys(tmp_path: Path, m
     monkeypatch.setattr(LGCN, "shape_model", recorded)
     env = DistEnv(rank=0, local_rank=0, world_size=1, device=torch.device("cpu"))
     trainer = Trainer(config, build_model(config.model), records[:11], records[11:], tmp_path, tmp_path / "out", env)
-    trainer.fit()
+    validations = []
+    validate = trainer.validate
+    monkeypatch.setattr(trainer, "validate", lambda: validations.append(1) or validate())
+    with caplog.at_level(logging.INFO, logger="landmarkflow"):
+        trainer.fit()
     [calibrated_on] = shape_models
     assert sorted(map(tuple, calibrated_on.reshape(len(calibrated_on), -1))) == sorted(
         tuple(record.landmarks.ravel()) for record in records
     )
+    # validation reads the graph's points, which LGCN's calibration leaves alone: no passes before and after it
+    assert len(validations) == 1  # the one epoch's
+    assert re.search(
+        r"shape calibration of 1 modes on 11 train faces: train NME [\d.]+% -> [\d.]+%$", caplog.text, re.M
+    )
+    state = load_state(tmp_path / "out" / "model.pt")
+    assert CALIBRATED_VAL_NME not in state and kept_val_nme(state) == state["history"]["val_nme"][-1]

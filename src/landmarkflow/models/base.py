@@ -34,6 +34,9 @@ class LandmarkModel(nn.Module):
     #: Whether `loss` sums over the batch instead of averaging: DDP averages gradients over ranks, so the trainer
     #: multiplies such a loss by the world size to take the step one process takes on the whole global batch.
     loss_sums_over_batch: ClassVar[bool] = False
+    #: Whether the shape calibration corrects `predict`'s points: a model that answers through a post-step outside the
+    #: graph (LGCN's shape fit) sets False, its calibration corrects that answer, and its graph's points stay its own.
+    calibrates_graph: ClassVar[bool] = True
 
     def __init__(self, params: ModelParams) -> None:
         super().__init__()
@@ -97,8 +100,8 @@ class LandmarkModel(nn.Module):
         return self.calibrated(self.mirror_averaged(self.codec.decode(self(self.with_mirrors(images)))))
 
     def calibrated(self, points: torch.Tensor) -> torch.Tensor:
-        """`points` through the shape calibration, where the model has one."""
-        return points if self.shape_calibration is None else self.shape_calibration(points)
+        """`points` through the shape calibration, where the model has one and it corrects the graph's points."""
+        return points if self.shape_calibration is None or not self.calibrates_graph else self.shape_calibration(points)
 
     @staticmethod
     def with_mirrors(images: torch.Tensor) -> torch.Tensor:

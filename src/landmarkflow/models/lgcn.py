@@ -104,6 +104,7 @@ class LGCN(LandmarkModel):
 
     channels_last = False  # the blur's matrix products run on NCHW rows; NHWC measured 1.2x slower
     loss_sums_over_batch = True  # the paper's loss (below)
+    calibrates_graph = False  # LGCN answers with its shape fit: `shape_model` hands the calibration to it
 
     def __init__(self, params: LGCNParams) -> None:
         super().__init__(params)
@@ -146,11 +147,6 @@ class LGCN(LandmarkModel):
         final_loss = LOSS_GAIN * (point_weight * final).sum()
         total = local_loss + final_loss
         return total, {"local_sse": float(local_loss.detach()), "final_sse": float(final_loss.detach())}
-
-    def calibrated(self, points: torch.Tensor) -> torch.Tensor:
-        """The network's points as they are: LGCN answers with its shape fit, which the calibration corrects instead
-        (`shape_model` hands it over), so the graph's points stay the network's own."""
-        return points
 
     def shape_model(self, train_landmarks: np.ndarray, train_boxes: np.ndarray, box_scale: float) -> ShapeModel:
         """The PCA shape model of the train split in the evaluation crop's frame (docs/models.md §4.4), carrying this
