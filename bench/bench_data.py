@@ -110,7 +110,7 @@ def bench_layout(layout: str, faces: int, size: int, passes: int, workdir: Path)
     cached = make_dataset(records, root, layout, cache_images=True)
     data[0]  # warm-up: first-call costs (codec tables, OpenCV init) are not per-sample costs
     dataset_epoch(cached, 0)  # decodes every image once; later epochs read them from memory
-    # Alternate the two measurements and keep the median epoch of each: the machine is shared, and drift or a
+    # Alternate the three measurements and keep the median epoch of each: the machine is shared, and drift or a
     # neighbour's burst then hits both sides alike instead of whichever ran at that moment.
     dataset_times, floor_times, cached_times = [], [], []
     for epoch in range(passes):
