@@ -31,7 +31,7 @@ from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
 from mlflow.tracking import MlflowClient
 
 from landmarkflow.outages import LeaseExpired, unreachable_service
-from landmarkflow.registry import delete_alias, ensure_registered_model, set_alias
+from landmarkflow.registry import delete_alias, ensure_registered_model, set_alias, tag_version
 from landmarkflow.tracking import HttpRetryPolicy
 
 log = logging.getLogger(__name__)
@@ -162,6 +162,13 @@ class AliasLock:
         """Remove `alias` from the model, as the holder; LeaseExpired as for `move_alias`."""
         self._fence()
         delete_alias(self.name, alias)
+
+    def tag_version(self, version: str, tags: dict[str, str]) -> None:
+        """Set `tags` on `version` of the model, as the holder (its gate outcome, which promote decides on under this
+        lock); one request per tag, each fenced as `move_alias` is."""
+        for key, value in tags.items():
+            self._fence()
+            tag_version(self.name, version, {key: value})
 
     def _fence(self) -> None:
         """Touch our ticket; LeaseExpired when one request sent now might land after it could be taken for dead."""

@@ -5,7 +5,9 @@ the two promotions at once."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -13,6 +15,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
+from landmarkflow import alias_lock as alias_lock_module
 from landmarkflow import steps
 from landmarkflow.alias_lock import lock_name
 from landmarkflow.registry import CHALLENGER, CHAMPION, champion_or_newest, get_version, version_by_alias
@@ -144,3 +147,46 @@ def test_a_promotion_that_waited_for_the_lock_reads_the_gate_its_version_has_now
         steps.promote(registered, passed)
     assert version_by_alias("hih-synthetic", CHAMPION).version == "1"
     assert version_by_alias("hih-synthetic", CHALLENGER) is None
+
+
+def test_a_regate_registered_while_a_promotion_holds_the_lock_waits_until_it_has_decided(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The other order of the test above: the promotion holds the alias lock and has read the version's gate tag
+    again (passed, the run's first gate) when the run's second gate fails and registers. Its gate tags wait for the
+    lock, so `champion` moves on the gate the promotion read, never onto a version already tagged gate=failed; the
+    tags and the loss of `challenger` follow once the promotion lets go."""
+    first = candidate(tmp_path, "hih", 0.05, None)
+    assert steps.promote(first.register(), first.gated).promoted
+    second = candidate(tmp_path, "hih", 0.04, "1")
+    registered = second.register()
+    passed = second.gated
+    failed = replace(passed, passed=False, reasons="test NME 4.000% >= threshold 3.000%")
+    tickets = f"name='{lock_name('hih-synthetic')}'"
+    regating: list[Future[steps.RegisterResult]] = []
+    gate_at_move: list[str] = []
+    real_why_not, real_set_alias = promoting._why_not, alias_lock_module.set_alias
+
+    def regated_while_deciding(*args: object) -> str | None:  # under the lock, the gate tag read again
+        pool = ThreadPoolExecutor(1)
+        regating.append(pool.submit(steps.register, second.trained, second.evaluated, second.exported, failed))
+        pool.shutdown(wait=False)
+        deadline = time.monotonic() + 60
+        while not regating[0].done() and len(MlflowClient().search_model_versions(tickets)) < 2:
+            assert time.monotonic() < deadline, "the second register neither ended nor queued for the lock"
+            time.sleep(0.1)
+        return real_why_not(*args)
+
+    def set_alias(name: str, alias: str, version: str) -> None:
+        if alias == CHAMPION:
+            gate_at_move.append(get_version(name, version).tags["gate"])
+        real_set_alias(name, alias, version)
+
+    monkeypatch.setattr(promoting, "_why_not", regated_while_deciding)
+    monkeypatch.setattr(alias_lock_module, "set_alias", set_alias)
+    assert steps.promote(registered, passed).promoted
+    assert gate_at_move == ["passed"]
+    assert not regating[0].result(timeout=60).challenger
+    assert get_version("hih-synthetic", "2").tags["gate"] == "failed"
+    assert version_by_alias("hih-synthetic", CHALLENGER) is None
+    assert MlflowClient().search_model_versions(tickets) == []

@@ -25,7 +25,6 @@ from landmarkflow.registry import (
     git_commit,
     log_onnx_model,
     register_version,
-    tag_version,
     version_by_alias,
     versions_of_run,
 )
@@ -69,20 +68,23 @@ def register(trained: TrainResult, evaluated: EvalResult, exported: ExportResult
         )
         delete_version(name, duplicate.version)
     version = kept.version
+    changed = {key: value for key, value in tags.items() if kept.tags.get(key) != value} if earlier else {}
     if earlier:
         log.info("%s v%s of run %s was registered by an earlier try; completing it", name, version, trained.run_id)
-        tag_version(name, version, {key: value for key, value in tags.items() if kept.tags.get(key) != value})
     challenger = False
     holder = f"register {name} v{version} (run {trained.run_id})"
-    if gated.passed:
+    # A new version was created with its tags in one request. An existing one (the run gated again, or a retry) gets
+    # its changed tags under the alias lock, where promote reads the gate tag and moves champion: a promotion decides
+    # on this gate or on the earlier one, never moves champion to a version whose gate=failed is landing meanwhile.
+    if changed or gated.passed or _holds_challenger(name, version):
         with alias_lock(name, holder, trained.run_id) as lock:
-            current = version_by_alias(name, CHALLENGER)
-            if current is None or int(current.version) <= int(version):
-                lock.move_alias(CHALLENGER, version)
-                challenger = True
-    elif _holds_challenger(name, version):  # an earlier gate of this run passed: no alias may say so now
-        with alias_lock(name, holder, trained.run_id) as lock:
-            if _holds_challenger(name, version):
+            lock.tag_version(version, changed)
+            if gated.passed:
+                current = version_by_alias(name, CHALLENGER)
+                if current is None or int(current.version) <= int(version):
+                    lock.move_alias(CHALLENGER, version)
+                    challenger = True
+            elif _holds_challenger(name, version):  # an earlier gate of this run passed: no alias may say so now
                 lock.remove_alias(CHALLENGER)
                 log.info("%s v%s failed its gate this time: no longer challenger", name, version)
     outcome = "as challenger" if challenger else "(a newer version is challenger)" if gated.passed else "(gate failed)"
