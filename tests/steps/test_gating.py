@@ -1,9 +1,11 @@
 """The gate against a champion trained on other data: its NME tag belongs to another test split, so the gate
 re-measures the deployed champion on this one; a champion of the same data is compared by its tag. A champion that
-cannot be re-measured fails the gate, not the step."""
+cannot be re-measured (it will not load, or loads but fails to run) fails the gate, not the step; a test image that
+cannot be read fails the step."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -16,6 +18,7 @@ from landmarkflow.config import load_config
 from landmarkflow.data.manifest import write_manifest
 from landmarkflow.evaluation.remeasure import deployed_model_nme
 from landmarkflow.registry import CHALLENGER, CHAMPION, log_onnx_model, register_version, set_alias, version_by_alias
+from landmarkflow.steps import gating
 from tests.fakes import TINY_ONNX_INFO, dot_face_record, tiny_onnx_model
 
 STALE_CHAMPION_NME = 0.01
@@ -123,15 +126,51 @@ def test_a_champion_whose_model_is_gone_fails_the_gate_and_the_candidate_stays_o
     assert version_by_alias("hih-synthetic", CHALLENGER) is None
 
 
+def _new_champion(onnx_path: Path) -> None:
+    """Register `onnx_path` as v2 of the champion's model, of other data as v1, and point champion at it."""
+    run_id = MlflowClient().get_model_version("hih-synthetic", "1").run_id
+    tags = {"data_hash": "other-data", "test_nme": str(STALE_CHAMPION_NME)}
+    set_alias("hih-synthetic", CHAMPION, register_version(log_onnx_model(run_id, onnx_path), "hih-synthetic", tags))
+
+
 def test_a_champion_of_another_layout_fails_the_gate_naming_both_layouts(
     candidate: steps.TrainResult, tmp_path: Path
 ) -> None:
-    wflw = tiny_onnx_model(tmp_path / "wflw.onnx", replace(TINY_ONNX_INFO, layout="98", num_points=98))
-    run_id = MlflowClient().get_model_version("hih-synthetic", "1").run_id
-    tags = {"data_hash": "other-data", "test_nme": str(STALE_CHAMPION_NME)}
-    set_alias("hih-synthetic", CHAMPION, register_version(log_onnx_model(run_id, wflw), "hih-synthetic", tags))
+    _new_champion(tiny_onnx_model(tmp_path / "wflw.onnx", replace(TINY_ONNX_INFO, layout="98", num_points=98)))
     gated = _gate(candidate)
     assert not gated.passed and gated.champion_version == "2"
     detail = _champion_check(gated)["detail"]
     assert detail.startswith("hih-synthetic@champion is v2, which cannot be re-measured on this test split")
     assert "models:/hih-synthetic/2: built for layout 98 (98 points), expected layout 68" in detail
+
+
+def test_a_champion_that_loads_but_fails_to_run_fails_the_gate_naming_the_error(
+    candidate: steps.TrainResult, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A valid graph that takes 64 px crops, whose metadata asks for 48 px ones: onnxruntime rejects every batch.
+    _new_champion(tiny_onnx_model(tmp_path / "misfit.onnx", replace(TINY_ONNX_INFO, input_size=48)))
+    with caplog.at_level(logging.INFO, logger=gating.__name__):
+        gated = _gate(candidate)
+    assert not gated.passed and gated.champion_version == "2"
+    detail = _champion_check(gated)["detail"]
+    assert detail.startswith("hih-synthetic@champion is v2, which cannot be re-measured on this test split")
+    assert "models:/hih-synthetic/2: fails to predict the test crops: [ONNXRuntimeError]" in detail
+    assert "Got invalid dimensions for input: images for the following indices index: 2 Got: 48 Expected: 64" in detail
+    run = MlflowClient().get_run(candidate.run_id).data
+    assert run.tags["gate"] == "failed" and run.tags["gate_reasons"] == gated.reasons == detail
+    assert f"gate FAILED: {detail}" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("spoil", "error", "message"),
+    [
+        (Path.unlink, FileNotFoundError, "no such image file"),
+        (lambda p: p.write_bytes(b"not a png"), OSError, "cannot read image"),
+    ],
+)
+def test_a_test_image_that_cannot_be_read_fails_the_step_not_the_champion(
+    candidate: steps.TrainResult, spoil: Callable[[Path], object], error: type[Exception], message: str
+) -> None:
+    spoil(Path(candidate.root) / "img2.png")
+    with pytest.raises(error, match=f"img2.png: {message}"):
+        _gate(candidate)

@@ -5,18 +5,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from landmarkflow.config import ExperimentConfig
 from landmarkflow.data.manifest import read_split
 from landmarkflow.evaluation.metrics import mean_nme
 from landmarkflow.evaluation.predictions import predict_records
 from landmarkflow.inference import Predictor
 from landmarkflow.layouts import get_layout
+from landmarkflow.models.crop_predictor import CropPredictor
 from landmarkflow.outages import unreachable_service
+from landmarkflow.runtime import ORT_RUN_ERRORS
 
 
 class UnusableModel(ValueError):
-    """The deployed model cannot be measured at all: its files are gone or unreadable, or it answers another
-    layout. Not an outage, which a retry may get past."""
+    """The deployed model cannot be measured at all: its files are gone or unreadable, it answers another layout,
+    or it fails to run on the crops its own metadata asks for. Not an outage, which a retry may get past."""
 
 
 def deployed_model_nme(model_ref: str, manifest: str | Path, root: str | Path, config: ExperimentConfig) -> float:
@@ -26,7 +30,7 @@ def deployed_model_nme(model_ref: str, manifest: str | Path, root: str | Path, c
     info = predictor.info
     records = read_split(manifest, config.data.test_split)
     preds = predict_records(
-        lambda crops: predictor.predict_crops(crops, fit_shape=False),
+        _graph_points(predictor),
         records,
         Path(root),
         info.input_size,
@@ -52,3 +56,19 @@ def load_deployed(model_ref: str, layout: str) -> Predictor:
             f"expected layout {layout}"
         )
     return predictor
+
+
+def _graph_points(predictor: Predictor) -> CropPredictor:
+    """The predictor's graph landmarks for a batch of crops, its failure to answer them (inputs its graph rejects
+    although its metadata asks for them, a graph that loads but fails to run, answers of the wrong shape) raised as
+    UnusableModel. Only the model call is wrapped: the test images are read and cropped before it, so a missing or
+    unreadable one still fails the step."""
+
+    def predict(crops: np.ndarray) -> np.ndarray:
+        try:
+            return predictor.predict_crops(crops, fit_shape=False)
+        except (ValueError, RuntimeError, *ORT_RUN_ERRORS) as exc:  # RuntimeError: a TensorRT engine's run
+            why = " ".join(str(exc).split())  # onnxruntime's messages span lines
+            raise UnusableModel(f"{predictor.source}: fails to predict the test crops: {why}") from exc
+
+    return predict

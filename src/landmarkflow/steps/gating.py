@@ -93,7 +93,7 @@ def _unmeasured_reason(champion: VersionInfo, why: str) -> str:
     alias = f"{champion.name}@{CHAMPION}"
     return (
         f"{alias} is v{champion.version}, which cannot be re-measured on this test split ({why}), so this candidate "
-        f"is not compared with it and not promoted: point {alias} at a version that loads, or remove it (MLflow UI, "
+        f"is not compared with it and not promoted: point {alias} at a version that runs, or remove it (MLflow UI, "
         f"Models tab; or MlflowClient().delete_registered_model_alias({champion.name!r}, {CHAMPION!r})), then run "
         "gate, register and promote again for this run, or retrain with --force"
     )
