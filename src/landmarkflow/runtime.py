@@ -15,14 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import onnxruntime as ort
-from onnxruntime.capi.onnxruntime_pybind11_state import (
-    EPFail,
-    Fail,
-    InvalidArgument,
-    InvalidGraph,
-    InvalidProtobuf,
-    RuntimeException,
-)
+from onnxruntime.capi.onnxruntime_pybind11_state import Fail, InvalidArgument, InvalidGraph, InvalidProtobuf
 from onnxruntime.capi.onnxruntime_pybind11_state import NotImplemented as OrtNotImplemented
 
 if TYPE_CHECKING:
@@ -55,9 +48,10 @@ EXECUTION_PROVIDERS = ("CUDAExecutionProvider", "CPUExecutionProvider")
 compared with onnxruntime on the test split, instead of engines onnxruntime would build unchecked at start-up."""
 
 ORT_LOAD_ERRORS = (Fail, InvalidArgument, InvalidGraph, InvalidProtobuf, OrtNotImplemented)
-ORT_RUN_ERRORS = (Fail, InvalidArgument, RuntimeException, OrtNotImplemented, EPFail)
-"""What a loaded session's `run` raises when the model cannot answer its inputs (their shape or dtype rejected, a
-node failing on them); onnxruntime's errors derive from Exception alone, so they are named."""
+ORT_MODEL_RUN_ERRORS = (InvalidArgument, OrtNotImplemented)
+"""What a loaded session's `run` raises when the model itself cannot answer its inputs: their shape or dtype
+rejected, an operator without a kernel. Not Fail, RuntimeException or EPFail, which a machine raises too (memory,
+CUDA) and a retry may get past. onnxruntime's errors derive from Exception alone, so they are named."""
 
 
 @dataclass(frozen=True)

@@ -10,13 +10,16 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
+import onnx
 import pytest
 from mlflow.tracking import MlflowClient
+from onnx import TensorProto, helper
 
 from landmarkflow import steps
 from landmarkflow.config import load_config
 from landmarkflow.data.manifest import write_manifest
-from landmarkflow.evaluation.remeasure import deployed_model_nme
+from landmarkflow.evaluation import predictions
+from landmarkflow.evaluation.remeasure import UnusableModel, deployed_model_nme
 from landmarkflow.registry import CHALLENGER, CHAMPION, log_onnx_model, register_version, set_alias, version_by_alias
 from landmarkflow.steps import gating
 from tests.fakes import TINY_ONNX_INFO, dot_face_record, tiny_onnx_model
@@ -155,10 +158,43 @@ def test_a_champion_that_loads_but_fails_to_run_fails_the_gate_naming_the_error(
     detail = _champion_check(gated)["detail"]
     assert detail.startswith("hih-synthetic@champion is v2, which cannot be re-measured on this test split")
     assert "models:/hih-synthetic/2: fails to predict the test crops: [ONNXRuntimeError]" in detail
-    assert "Got invalid dimensions for input: images for the following indices index: 2 Got: 48 Expected: 64" in detail
+    assert "INVALID_ARGUMENT" in detail and "Got: 48" in detail
     run = MlflowClient().get_run(candidate.run_id).data
     assert run.tags["gate"] == "failed" and run.tags["gate_reasons"] == gated.reasons == detail
     assert f"gate FAILED: {detail}" in caplog.text
+
+
+def _answering_nan(path: Path) -> Path:
+    """A tiny model that runs on its crops and answers NaN for every point."""
+    proto = onnx.load(str(tiny_onnx_model(path)))
+    proto.graph.node[-1].output[0] = "finite"
+    proto.graph.initializer.append(helper.make_tensor("nan", TensorProto.FLOAT, [], [float("nan")]))
+    proto.graph.node.append(helper.make_node("Mul", ["finite", "nan"], ["landmarks"]))
+    onnx.save_model(proto, str(path))
+    return path
+
+
+def test_a_champion_answering_nan_fails_the_gate_as_unusable(candidate: steps.TrainResult, tmp_path: Path) -> None:
+    _new_champion(_answering_nan(tmp_path / "nan.onnx"))
+    gated = _gate(candidate)
+    assert not gated.passed and gated.champion_version == "2"
+    detail = _champion_check(gated)["detail"]
+    assert "models:/hih-synthetic/2: answers non-finite landmarks on this test split" in detail
+
+
+def test_only_the_champions_own_call_is_blamed_on_it(
+    candidate: steps.TrainResult, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The same ValueError the model call would be blamed for, raised by our own cropping instead: the step fails.
+    _new_champion(tiny_onnx_model(tmp_path / "champion.onnx"))
+
+    def broken_crop(image: object) -> None:
+        raise ValueError("cropping broke")
+
+    monkeypatch.setattr(predictions, "crop_to_input", broken_crop)
+    with pytest.raises(ValueError, match="cropping broke") as raised:
+        _gate(candidate)
+    assert not isinstance(raised.value, UnusableModel)
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@ trained on other data."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -15,12 +16,13 @@ from landmarkflow.inference import Predictor
 from landmarkflow.layouts import get_layout
 from landmarkflow.models.crop_predictor import CropPredictor
 from landmarkflow.outages import unreachable_service
-from landmarkflow.runtime import ORT_RUN_ERRORS
+from landmarkflow.runtime import ORT_MODEL_RUN_ERRORS
 
 
 class UnusableModel(ValueError):
     """The deployed model cannot be measured at all: its files are gone or unreadable, it answers another layout,
-    or it fails to run on the crops its own metadata asks for. Not an outage, which a retry may get past."""
+    its graph rejects the crops its own metadata asks for, or it answers non-finite points. Not an outage, which a
+    retry may get past."""
 
 
 def deployed_model_nme(model_ref: str, manifest: str | Path, root: str | Path, config: ExperimentConfig) -> float:
@@ -38,7 +40,10 @@ def deployed_model_nme(model_ref: str, manifest: str | Path, root: str | Path, c
         config.eval.batch_size,
         upright=predictor.upright,
     )
-    return mean_nme(preds, records, get_layout(config.data.layout), config.data.normaliser)
+    nme = mean_nme(preds, records, get_layout(config.data.layout), config.data.normaliser)
+    if not math.isfinite(nme):
+        raise UnusableModel(f"{model_ref}: answers non-finite landmarks on this test split")
+    return nme
 
 
 def load_deployed(model_ref: str, layout: str) -> Predictor:
@@ -59,15 +64,15 @@ def load_deployed(model_ref: str, layout: str) -> Predictor:
 
 
 def _graph_points(predictor: Predictor) -> CropPredictor:
-    """The predictor's graph landmarks for a batch of crops, its failure to answer them (inputs its graph rejects
-    although its metadata asks for them, a graph that loads but fails to run, answers of the wrong shape) raised as
+    """The predictor's graph landmarks for a batch of crops, its own failure to answer them (inputs its graph rejects
+    although its metadata asks for them, an operator without a kernel, answers of the wrong shape) raised as
     UnusableModel. Only the model call is wrapped: the test images are read and cropped before it, so a missing or
-    unreadable one still fails the step."""
+    unreadable one still fails the step, as does a failure the machine may have caused (memory, CUDA)."""
 
     def predict(crops: np.ndarray) -> np.ndarray:
         try:
             return predictor.predict_crops(crops, fit_shape=False)
-        except (ValueError, RuntimeError, *ORT_RUN_ERRORS) as exc:  # RuntimeError: a TensorRT engine's run
+        except (ValueError, *ORT_MODEL_RUN_ERRORS) as exc:
             why = " ".join(str(exc).split())  # onnxruntime's messages span lines
             raise UnusableModel(f"{predictor.source}: fails to predict the test crops: {why}") from exc
 
