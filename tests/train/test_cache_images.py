@@ -31,6 +31,7 @@ def _config(cache_images: bool, num_workers: int) -> ExperimentConfig:
         "train.num_workers": num_workers,
         "train.cache_images": cache_images,
         "train.amp": False,
+        "model.shape_calibration_modes": 0,  # its fit after training would read the images deleted after epoch 1
         "eval.batch_size": 2,
         **{f"augment.{name}_prob": 1.0 for name in AUGMENTATIONS},
     }
