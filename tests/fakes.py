@@ -24,6 +24,7 @@ from landmarkflow.models.zoo import build_model
 from landmarkflow.runtime import DeployInfo
 from landmarkflow.tracking import ensure_experiment, experiment_name
 from landmarkflow.train.checkpoint import save_checkpoint
+from landmarkflow.train.distributed import DistEnv
 
 DOTS_HIH = {
     "name": "hih",
@@ -151,3 +152,13 @@ def candidate(folder: Path, model: str, nme: float, champion_seen: str | None, d
         steps.ExportResult(run_id, str(onnx), nme, nme, 0.0, 0.0, 4, "skipped"),
         steps.GateResult(run_id, name, True, "all gates passed", {"candidate_nme": nme}, champion_seen, tolerance),
     )
+
+
+ONE_CPU = DistEnv(rank=0, local_rank=0, world_size=1, device=torch.device("cpu"))
+"""A single-process, non-distributed trainer's place."""
+
+
+def assert_same_weights(want: dict[str, torch.Tensor], got: dict[str, torch.Tensor]) -> None:
+    """Two state dicts hold the same tensors, bit for bit; a failure names the parameters that differ."""
+    assert want.keys() == got.keys()
+    assert [name for name in want if not torch.equal(want[name], got[name])] == []

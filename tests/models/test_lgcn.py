@@ -29,9 +29,8 @@ from landmarkflow.models.zoo import build_model, model_names
 from landmarkflow.runtime import DeployInfo
 from landmarkflow.train.calibrate import calibrate_shapes
 from landmarkflow.train.checkpoint import CALIBRATED_VAL_NME, kept_val_nme, load_state
-from landmarkflow.train.distributed import DistEnv
 from landmarkflow.train.trainer import Trainer, seed_everything
-from tests.fakes import dot_face_record
+from tests.fakes import ONE_CPU, dot_face_record
 from tests.models.overfit import fit_batch
 from tests.models.small_configs import SMALL_HIH, SMALL_LGCN
 
@@ -396,8 +395,9 @@ def test_training_calibrates_the_shape_fit_that_export_deploys(
         return built(self, train_landmarks, *args)
 
     monkeypatch.setattr(LGCN, "shape_model", recorded)
-    env = DistEnv(rank=0, local_rank=0, world_size=1, device=torch.device("cpu"))
-    trainer = Trainer(config, build_model(config.model), records[:11], records[11:], tmp_path, tmp_path / "out", env)
+    trainer = Trainer(
+        config, build_model(config.model), records[:11], records[11:], tmp_path, tmp_path / "out", ONE_CPU
+    )
     validations = []
     validate = trainer.validate
     monkeypatch.setattr(trainer, "validate", lambda: validations.append(1) or validate())

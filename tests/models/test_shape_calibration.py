@@ -19,9 +19,8 @@ from landmarkflow.models.shape_calibration import ShapeCalibration
 from landmarkflow.models.zoo import build_model, parse_params
 from landmarkflow.runtime import DeployInfo
 from landmarkflow.train.checkpoint import CALIBRATED_VAL_NME, kept_val_nme, load_state
-from landmarkflow.train.distributed import DistEnv
 from landmarkflow.train.trainer import Trainer, seed_everything
-from tests.fakes import dot_face_record
+from tests.fakes import ONE_CPU, dot_face_record
 from tests.models.small_configs import SMALL_HIH
 
 LAYOUT = get_layout("68")
@@ -196,8 +195,9 @@ def test_training_fits_the_calibration_into_model_pt(
     config = load_config("configs/hih_synthetic_tiny.yaml", overrides)
     seed_everything(config.train.seed)
     records = [dot_face_record(tmp_path, i) for i in range(12)]
-    env = DistEnv(rank=0, local_rank=0, world_size=1, device=torch.device("cpu"))
-    trainer = Trainer(config, build_model(config.model), records[:10], records[10:], tmp_path, tmp_path / "out", env)
+    trainer = Trainer(
+        config, build_model(config.model), records[:10], records[10:], tmp_path, tmp_path / "out", ONE_CPU
+    )
     with caplog.at_level(logging.INFO, logger="landmarkflow"):
         trainer.fit()
     state = load_state(tmp_path / "out" / "model.pt")

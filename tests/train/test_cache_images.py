@@ -13,11 +13,9 @@ from landmarkflow.config import ExperimentConfig, load_config
 from landmarkflow.data.manifest import FaceRecord
 from landmarkflow.imageio import read_rgb
 from landmarkflow.models.zoo import build_model
-from landmarkflow.train.distributed import DistEnv
 from landmarkflow.train.trainer import Trainer, seed_everything
-from tests.fakes import dot_face_record
+from tests.fakes import ONE_CPU, assert_same_weights, dot_face_record
 
-CPU = DistEnv(rank=0, local_rank=0, world_size=1, device=torch.device("cpu"))
 AUGMENTATIONS = ("flip", "rotation", "blur", "occlusion", "tone", "grayscale", "sharpen", "noise")
 
 
@@ -42,7 +40,7 @@ def _trainer(config: ExperimentConfig, folder: Path, out_dir: Path) -> tuple[Tra
     """A seeded trainer on four dot faces (two more validate), and its training records."""
     seed_everything(config.train.seed)
     records = [dot_face_record(folder, i) for i in range(6)]
-    return Trainer(config, build_model(config.model), records[:4], records[4:], folder, out_dir, CPU), records[:4]
+    return Trainer(config, build_model(config.model), records[:4], records[4:], folder, out_dir, ONE_CPU), records[:4]
 
 
 @pytest.mark.parametrize("num_workers", [0, 1])
@@ -68,9 +66,7 @@ def test_cached_images_train_to_the_uncached_weights_and_stay_unchanged(
     history = cached.fit()
 
     assert history.train_loss == expected.train_loss
-    want, got = uncached.model.state_dict(), cached.model.state_dict()
-    assert want.keys() == got.keys()
-    assert [name for name in want if not torch.equal(want[name], got[name])] == []
+    assert_same_weights(uncached.model.state_dict(), cached.model.state_dict())
     cache = cached.train_set._decoded
     if num_workers:
         assert cache == {}  # decoded in the worker: the main process holds no second copy

@@ -32,6 +32,7 @@ from landmarkflow.train.checkpoint import LAST, load_state
 from landmarkflow.train.durable import CHECKPOINT_DIR, RESUME_KEY_TAG
 from landmarkflow.train.trainer import seed_everything
 from landmarkflow.workflow import MANIFEST_FILE, ingest_step
+from tests.fakes import assert_same_weights
 
 pytestmark = pytest.mark.slow
 EPOCHS = 20
@@ -250,9 +251,7 @@ def test_a_ddp_job_killed_after_an_epoch_resumes_to_the_uninterrupted_weights(ru
         range(1, EPOCHS + 1)
     )
     want = load_state(runs.two / CHECKPOINT_FILE)["model"]
-    got = load_state(tmp_path / "attempt2" / "train" / CHECKPOINT_FILE)["model"]
-    assert want.keys() == got.keys()
-    assert [name for name in want if not torch.equal(want[name], got[name])] == []
+    assert_same_weights(want, load_state(tmp_path / "attempt2" / "train" / CHECKPOINT_FILE)["model"])
 
 
 def _descendants(pid: int) -> list[int]:

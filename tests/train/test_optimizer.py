@@ -14,12 +14,10 @@ from landmarkflow.config import load_config
 from landmarkflow.runtime import CHECKPOINT_FILE
 from landmarkflow.tracking import ensure_experiment
 from landmarkflow.train.checkpoint import BEST, LAST, kept_val_nme, load_state, save_checkpoint
-from landmarkflow.train.distributed import DistEnv
 from landmarkflow.train.trainer import Trainer, build_optimizer, mixed_precision_dtype
-from tests.fakes import dot_face_record, dots_hih
+from tests.fakes import ONE_CPU, dot_face_record, dots_hih
 
 MODEL = dots_hih()
-CPU = DistEnv(rank=0, local_rank=0, world_size=1, device=torch.device("cpu"))
 
 
 def test_adam_takes_the_configured_betas_and_sgd_is_plain_momentum_unless_asked() -> None:
@@ -47,7 +45,7 @@ def _largest_update(tmp_path: Path, clip: float | None) -> float:
     }
     config = load_config("configs/hih_synthetic_tiny.yaml", overrides)
     records = [dot_face_record(tmp_path, i) for i in range(2)]
-    trainer = Trainer(config, model, records, [], tmp_path, tmp_path / "out", CPU)
+    trainer = Trainer(config, model, records, [], tmp_path, tmp_path / "out", ONE_CPU)
     before = [p.detach().clone() for p in model.parameters()]
     trainer._step(next(iter(trainer.loader)), 0)
     return max(float((p.detach() - b).abs().max()) for p, b in zip(model.parameters(), before, strict=True))
@@ -78,7 +76,7 @@ def test_model_pt_holds_the_last_or_the_best_validation_epoch(
     }
     config = load_config("configs/hih_synthetic_tiny.yaml", overrides)
     records = [dot_face_record(tmp_path, i) for i in range(6)]
-    trainer = Trainer(config, dots_hih(), records[:4], records[4:], tmp_path, tmp_path / "out", CPU)
+    trainer = Trainer(config, dots_hih(), records[:4], records[4:], tmp_path, tmp_path / "out", ONE_CPU)
     validations = iter(VALIDATIONS)
     monkeypatch.setattr(trainer, "validate", lambda: next(validations))
     history = trainer.fit()
@@ -106,7 +104,9 @@ def test_validating_every_second_epoch_skips_the_others_and_trains_the_same_weig
         config = load_config("configs/hih_synthetic_tiny.yaml", {**overrides, "train.val_every": every})
         runs[every] = client.create_run(experiment).info.run_id
         out = tmp_path / f"every{every}"
-        histories[every] = Trainer(config, dots_hih(), records[:4], records[4:], tmp_path, out, CPU, runs[every]).fit()
+        histories[every] = Trainer(
+            config, dots_hih(), records[:4], records[4:], tmp_path, out, ONE_CPU, runs[every]
+        ).fit()
     every_epoch, every_second = histories[1].val_nme, histories[2].val_nme
     assert [i for i, v in enumerate(every_second) if np.isfinite(v)] == [1, 3, 4]
     assert [every_second[i] for i in (1, 3, 4)] == [every_epoch[i] for i in (1, 3, 4)]
@@ -123,7 +123,7 @@ def test_a_fresh_run_ignores_a_best_epoch_left_by_an_earlier_run(tmp_path: Path)
     records = [dot_face_record(tmp_path, i) for i in range(4)]
     (tmp_path / "out").mkdir()
     save_checkpoint(tmp_path / "out" / BEST, {"epoch": 7, "model": {}})
-    Trainer(config, dots_hih(), records, [], tmp_path, tmp_path / "out", CPU).fit()
+    Trainer(config, dots_hih(), records, [], tmp_path, tmp_path / "out", ONE_CPU).fit()
     assert load_state(tmp_path / "out" / CHECKPOINT_FILE)["epoch"] == 0
 
 
@@ -153,7 +153,7 @@ def test_a_bf16_step_keeps_float32_weights_and_moves_them(tmp_path: Path, monkey
         [],
         tmp_path,
         tmp_path / "out",
-        CPU,
+        ONE_CPU,
     )
     assert trainer.amp_dtype is torch.bfloat16
     before = [p.detach().clone() for p in model.parameters()]

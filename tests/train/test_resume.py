@@ -13,12 +13,9 @@ from landmarkflow.config import ExperimentConfig, load_config
 from landmarkflow.models.zoo import build_model
 from landmarkflow.tracking import ensure_experiment
 from landmarkflow.train.checkpoint import LAST
-from landmarkflow.train.distributed import DistEnv
 from landmarkflow.train.durable import CHECKPOINT_DIR, fetch_checkpoints
 from landmarkflow.train.trainer import Trainer, seed_everything
-from tests.fakes import dot_face_record
-
-CPU = DistEnv(rank=0, local_rank=0, world_size=1, device=torch.device("cpu"))
+from tests.fakes import ONE_CPU, assert_same_weights, dot_face_record
 
 
 class Killed(Exception):
@@ -45,7 +42,7 @@ def _trainer(config: ExperimentConfig, folder: Path, out_dir: Path, run_id: str 
     """What a fresh training process builds before it resumes: seeded generators, a new model, a new trainer."""
     seed_everything(config.train.seed)
     records = [dot_face_record(folder, i) for i in range(6)]
-    return Trainer(config, build_model(config.model), records[:4], records[4:], folder, out_dir, CPU, run_id)
+    return Trainer(config, build_model(config.model), records[:4], records[4:], folder, out_dir, ONE_CPU, run_id)
 
 
 @pytest.mark.parametrize("num_workers", [0, 1])
@@ -78,9 +75,7 @@ def test_a_run_killed_mid_epoch_resumes_to_the_uninterrupted_weights(
     history = resumed.fit()
     assert history.train_loss == expected.train_loss
     assert np.array_equal(history.val_nme, expected.val_nme, equal_nan=True)  # nan: epochs that do not validate
-    want, got = uninterrupted.model.state_dict(), resumed.model.state_dict()
-    assert want.keys() == got.keys()
-    assert [name for name in want if not torch.equal(want[name], got[name])] == []
+    assert_same_weights(uninterrupted.model.state_dict(), resumed.model.state_dict())
 
 
 def test_an_epoch_killed_between_its_upload_and_its_metrics_still_gets_its_point_on_the_curve(
