@@ -30,43 +30,13 @@ def _relaxed_config(tmp_path: Path, model: str, parity_tolerance: float, max_nme
     return path
 
 
-def test_pipeline_runs_through_kfp_local(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Two model branches at once, one thread each, as `make pipeline-run` runs them: both write to the same
-    MLflow store and registry concurrently. Only ingest reads the data folder; every later step fetches
-    what it reads from the DVC remote by the data hash."""
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    root = tmp_path / "synthetic"
-    synthesize(root, num_train=96, num_test=16, seed=5, progress=False)
-    local.init(
-        runner=local.SubprocessRunner(use_venv=False),
-        pipeline_root=str(tmp_path / "outputs"),
-        raise_on_error=True,
-    )
-    configs = [str(_relaxed_config(tmp_path, model, tolerance)) for model, tolerance in (("hih", 0.05), ("lgcn", 1.0))]
-    make_pipeline(parallelism=2)(
-        dataset="synthetic",
-        data_root=str(root),
-        repo_root="",
-        configs=configs,
-        epochs=1,
-        dvc_remote_url=str(tmp_path / "dvc-remote"),
-    )
-    client = MlflowClient()
-    for name in ("hih-synthetic", "lgcn-synthetic"):
-        version = client.get_model_version_by_alias(name, "champion")
-        assert str(version.version) == "1"
-        assert version.tags["gate"] == "passed"
-        assert (tmp_path / "dvc-remote" / object_key(version.tags["data_hash"])).is_file()  # steps fetched it there
-        run = client.get_run(version.run_id)
-        assert {"test_nme", "baseline_nme", "onnx_parity_delta_nme", "gate_passed"} <= set(run.data.metrics)
-    outputs = {p.name for p in (tmp_path / "outputs").rglob("*")}
-    assert {"model.onnx", "model.pt"} <= outputs
-
-
 def test_a_scheduled_run_retrains_only_on_new_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Three ticks of a schedule: the first trains and promotes; the second, on the same data, ends after the
-    freshness check (no validation, no training) and says so in MLflow; the third, on new data, validates it against
-    the champion's data, retrains, and leaves the champion where it was because the new version fails its gate."""
+    """Three ticks of a schedule. The first trains and promotes two models in two branches at once, one thread
+    each, as `make pipeline-run` runs them: both write to the same MLflow store and registry concurrently, only
+    ingest reads the data folder, and every later step fetches what it reads from the DVC remote by the data hash.
+    The second, on the same data, ends after the freshness check (no validation, no training) and says so in MLflow;
+    the third, on new data, validates it against the champion's data, retrains, and leaves the champion where it was
+    because the new version fails its gate."""
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     first_data, new_data = tmp_path / "synthetic", tmp_path / "synthetic-new"
     synthesize(first_data, num_train=96, num_test=16, seed=5, progress=False)
@@ -76,12 +46,12 @@ def test_a_scheduled_run_retrains_only_on_new_data(tmp_path: Path, monkeypatch: 
     )
     client = MlflowClient()
 
-    def tick(data: Path, config: Path) -> None:
-        make_pipeline(parallelism=1)(
+    def tick(data: Path, *configs: Path) -> None:
+        make_pipeline(parallelism=len(configs))(
             dataset="synthetic",
             data_root=str(data),
             repo_root="",
-            configs=[str(config)],
+            configs=[str(config) for config in configs],
             epochs=1,
             dvc_remote_url=str(tmp_path / "dvc-remote"),
         )
@@ -91,9 +61,17 @@ def test_a_scheduled_run_retrains_only_on_new_data(tmp_path: Path, monkeypatch: 
         experiment = client.get_experiment_by_name("data/synthetic").experiment_id
         return client.search_runs([experiment], f"tags.step = '{step}'", order_by=["attributes.start_time DESC"])
 
-    tick(first_data, _relaxed_config(tmp_path, "hih", 0.05))
+    tick(first_data, _relaxed_config(tmp_path, "hih", 0.05), _relaxed_config(tmp_path, "lgcn", 1.0))
+    for name in ("hih-synthetic", "lgcn-synthetic"):
+        version = client.get_model_version_by_alias(name, "champion")
+        assert str(version.version) == "1"
+        assert version.tags["gate"] == "passed"
+        assert (tmp_path / "dvc-remote" / object_key(version.tags["data_hash"])).is_file()  # steps fetched it there
+        run = client.get_run(version.run_id)
+        assert {"test_nme", "baseline_nme", "onnx_parity_delta_nme", "gate_passed"} <= set(run.data.metrics)
+    assert {"model.onnx", "model.pt"} <= {p.name for p in (tmp_path / "outputs").rglob("*")}
     champion = client.get_model_version_by_alias("hih-synthetic", "champion")
-    assert str(champion.version) == "1" and len(runs("validate")) == 1
+    assert len(runs("validate")) == 1
 
     tick(first_data, _relaxed_config(tmp_path, "hih", 0.05))
     assert latest_freshness("synthetic") == (
