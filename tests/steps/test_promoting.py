@@ -19,7 +19,7 @@ from landmarkflow import alias_lock as alias_lock_module
 from landmarkflow import steps
 from landmarkflow.alias_lock import lock_name
 from landmarkflow.registry import CHALLENGER, CHAMPION, champion_or_newest, get_version, version_by_alias
-from landmarkflow.steps import promoting
+from landmarkflow.steps import promoting, registering
 from tests.fakes import candidate
 
 
@@ -190,3 +190,31 @@ def test_a_regate_registered_while_a_promotion_holds_the_lock_waits_until_it_has
     assert get_version("hih-synthetic", "2").tags["gate"] == "failed"
     assert version_by_alias("hih-synthetic", CHALLENGER) is None
     assert MlflowClient().search_model_versions(tickets) == []
+
+
+def test_two_gates_of_one_run_registered_at_once_leave_one_gates_tags_and_alias(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run's version passed its gate; then two registers of the run run at once: a second gate (failed, on a new
+    evaluation) and a retry of the first. The retry found nothing to retag, but the second gate's tags land before it
+    takes the alias lock: under the lock it must tag the version back to its own gate, so that the version ends as
+    one gate left it (passed, its NME, challenger), not with a failed gate's tags while holding challenger."""
+    run = candidate(tmp_path, "hih", 0.04, None)
+    assert run.register().challenger
+    first_gate = run.gated
+    second_gate = replace(first_gate, passed=False, reasons="test NME 6.000% >= threshold 3.000%")
+    reevaluated = replace(run.evaluated, metrics={"nme": 0.06})
+    real_lock = registering.alias_lock
+
+    @contextmanager
+    def second_gate_lands_first(*args: object, **kwargs: object) -> Iterator[object]:
+        monkeypatch.setattr(registering, "alias_lock", real_lock)
+        assert not steps.register(run.trained, reevaluated, run.exported, second_gate).challenger
+        with real_lock(*args, **kwargs) as lock:
+            yield lock
+
+    monkeypatch.setattr(registering, "alias_lock", second_gate_lands_first)
+    assert run.register().challenger
+    tags = get_version("hih-synthetic", "1").tags
+    assert (tags["gate"], tags["gate_reasons"], tags["test_nme"]) == ("passed", "all gates passed", "0.040000")
+    assert version_by_alias("hih-synthetic", CHALLENGER).version == "1"

@@ -22,6 +22,7 @@ from landmarkflow.registry import (
     NME_TAG,
     Lineage,
     delete_version,
+    get_version,
     git_commit,
     log_onnx_model,
     register_version,
@@ -68,7 +69,7 @@ def register(trained: TrainResult, evaluated: EvalResult, exported: ExportResult
         )
         delete_version(name, duplicate.version)
     version = kept.version
-    changed = {key: value for key, value in tags.items() if kept.tags.get(key) != value} if earlier else {}
+    changed = _changed(tags, kept.tags)  # none on a version just created with them
     if earlier:
         log.info("%s v%s of run %s was registered by an earlier try; completing it", name, version, trained.run_id)
     challenger = False
@@ -76,9 +77,11 @@ def register(trained: TrainResult, evaluated: EvalResult, exported: ExportResult
     # A new version was created with its tags in one request. An existing one (the run gated again, or a retry) gets
     # its changed tags under the alias lock, where promote reads the gate tag and moves champion: a promotion decides
     # on this gate or on the earlier one, never moves champion to a version whose gate=failed is landing meanwhile.
+    # What changed is read again under the lock: another register of this run (a second gate) may have tagged it
+    # since, and the version must end with one gate's tags and that gate's alias, not a mix of two.
     if changed or gated.passed or _holds_challenger(name, version):
         with alias_lock(name, holder, trained.run_id) as lock:
-            lock.tag_version(version, changed)
+            lock.tag_version(version, _changed(tags, get_version(name, version).tags))
             if gated.passed:
                 current = version_by_alias(name, CHALLENGER)
                 if current is None or int(current.version) <= int(version):
@@ -90,6 +93,10 @@ def register(trained: TrainResult, evaluated: EvalResult, exported: ExportResult
     outcome = "as challenger" if challenger else "(a newer version is challenger)" if gated.passed else "(gate failed)"
     log.info("registered %s v%s %s", name, version, outcome)
     return RegisterResult(name, version, challenger)
+
+
+def _changed(tags: dict[str, str], current: dict[str, str]) -> dict[str, str]:
+    return {key: value for key, value in tags.items() if current.get(key) != value}
 
 
 def _holds_challenger(name: str, version: str) -> bool:
