@@ -73,11 +73,11 @@ def test_every_step_is_wired_in_order(compiled: Compiled) -> None:
     root, new_data, branch = compiled.root_tasks, compiled.new_data_tasks, compiled.branch_tasks
     assert set(root) == {"ingest", "freshness", "condition-1"}
     assert root["freshness"]["dependentTasks"] == ["ingest"]
-    assert set(new_data) == {"validate", "for-loop-2"}
+    assert set(new_data) == {"validate", "gpu-requests", "for-loop-2"}
     assert set(branch) == {"train", "evaluate", "export", "gate", "register", "promote"}
     assert branch["gate"]["dependentTasks"] == ["evaluate", "export", "train"]
     assert branch["promote"]["dependentTasks"] == ["gate", "register"]
-    assert new_data["for-loop-2"]["dependentTasks"] == ["validate"]
+    assert new_data["for-loop-2"]["dependentTasks"] == ["gpu-requests", "validate"]
 
 
 def test_the_run_ends_after_the_freshness_check_when_no_model_has_new_data(compiled: Compiled) -> None:
@@ -100,10 +100,15 @@ def test_decisions_and_side_effects_are_never_cached(compiled: Compiled) -> None
 
 
 def test_every_step_runs_in_the_image_and_gets_its_services_from_the_secret(compiled: Compiled) -> None:
-    """Each Secret key is named as its variable, so `kubectl create secret` takes the variables' names as keys."""
-    assert set(compiled.executors) == {f"exec-{step}" for step in ("train", "evaluate", *SIDE_EFFECTS)}
+    """Each Secret key is named as its variable, so `kubectl create secret` takes the variables' names as keys. The
+    GPU requests are arithmetic on two parameters: that step reaches no service."""
+    steps = ("train", "evaluate", "gpu-requests", *SIDE_EFFECTS)
+    assert set(compiled.executors) == {f"exec-{step}" for step in steps}
+    assert "exec-gpu-requests" not in compiled.kubernetes
     for name, executor in compiled.executors.items():
         assert executor["container"]["image"] == IMAGE, name
+        if name == "exec-gpu-requests":
+            continue
         assert {"name": SECRET_NAME_ENV, "value": SECRET} in executor["container"]["env"], name
         (from_secret,) = compiled.kubernetes[name]["secretAsEnv"]
         assert from_secret["secretName"] == SECRET and not from_secret["optional"], name
@@ -111,16 +116,29 @@ def test_every_step_runs_in_the_image_and_gets_its_services_from_the_secret(comp
 
 
 def test_training_retries_asks_for_gpus_and_shared_memory(compiled: Compiled) -> None:
-    """A pre-empted training pod is retried with backoff; its GPUs come from the `gpus` parameter."""
+    """A pre-empted training pod is retried with backoff; its GPUs are the gpu-requests step's `train`."""
     train = compiled.branch_tasks["train"]
     retry = train["retryPolicy"]
     assert (retry["maxRetryCount"], retry["backoffDuration"], retry["backoffFactor"]) == (3, "60s", 2)
-    accelerator = compiled.executors["exec-train"]["container"]["resources"]["accelerator"]
-    assert accelerator["resourceType"] == "nvidia.com/gpu"
-    assert accelerator["resourceCount"] == "{{$.inputs.parameters['pipelinechannel--gpus']}}"
-    assert train["inputs"]["parameters"]["pipelinechannel--gpus"] == {"componentInputParameter": "gpus"}
+    _asks_for_requested_gpus(compiled, "train")
     (shm,) = compiled.kubernetes["exec-train"]["emptyDirMounts"]
     assert (shm["mountPath"], shm["medium"]) == ("/dev/shm", "Memory")
+
+
+def _asks_for_requested_gpus(compiled: Compiled, step: str) -> None:
+    """`step`'s pod asks for the GPUs that the gpu-requests step answered for it, from the pipeline's `gpus` and
+    `nodes`, through the loop and the branch's `<step>_gpus` parameter."""
+    accelerator = compiled.executors[f"exec-{step}"]["container"]["resources"]["accelerator"]
+    assert accelerator["resourceType"] == "nvidia.com/gpu"
+    assert accelerator["resourceCount"] == f"{{{{$.inputs.parameters['pipelinechannel--{step}_gpus']}}}}"
+    channel = f"pipelinechannel--{step}_gpus"
+    assert compiled.branch_tasks[step]["inputs"]["parameters"][channel] == {"componentInputParameter": f"{step}_gpus"}
+    branch = compiled.tasks("comp-for-loop-2")["landmark-model"]["inputs"]["parameters"][f"{step}_gpus"]
+    assert branch == {"componentInputParameter": f"pipelinechannel--gpu-requests-{step}"}
+    loop = compiled.new_data_tasks["for-loop-2"]["inputs"]["parameters"][f"pipelinechannel--gpu-requests-{step}"]
+    assert loop == {"taskOutputParameter": {"outputParameterKey": step, "producerTask": "gpu-requests"}}
+    requests = compiled.new_data_tasks["gpu-requests"]["inputs"]["parameters"]
+    assert requests == {name: {"componentInputParameter": f"pipelinechannel--{name}"} for name in ("gpus", "nodes")}
 
 
 def test_several_nodes_train_in_a_trainjob_of_the_steps_own_image(compiled: Compiled) -> None:
@@ -152,12 +170,9 @@ def test_promote_serves_new_champions_only_when_given_an_image(compiled: Compile
 
 
 def test_export_runs_on_a_gpu_when_the_pipeline_has_gpus(compiled: Compiled) -> None:
-    """TensorRT engines are built and compared where export runs, so it gets the branch's GPU type."""
-    accelerator = compiled.executors["exec-export"]["container"]["resources"]["accelerator"]
-    assert accelerator["resourceType"] == "nvidia.com/gpu"
-    assert accelerator["resourceCount"] == "{{$.inputs.parameters['pipelinechannel--gpus']}}"
-    export = compiled.branch_tasks["export"]
-    assert export["inputs"]["parameters"]["pipelinechannel--gpus"] == {"componentInputParameter": "gpus"}
+    """TensorRT engines are built and compared where export runs, so it gets the branch's GPU type; how many is the
+    gpu-requests step's `export`."""
+    _asks_for_requested_gpus(compiled, "export")
     for step in ("evaluate", "gate", "register", "promote"):
         assert "accelerator" not in compiled.executors[f"exec-{step}"]["container"].get("resources", {}), step
 
