@@ -1,5 +1,6 @@
 """Every component requires the tracking URI before it does anything: on a cluster a step that fell back to a local
-sqlite store would log into its own pod, and the next step would find nothing."""
+sqlite store would log into its own pod, and the next step would find nothing. (gpu_requests, arithmetic on two
+parameters, reaches no service.)"""
 
 from __future__ import annotations
 
