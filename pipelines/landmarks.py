@@ -28,6 +28,7 @@ from components.promote.component import promote
 from components.register.component import register
 from components.train.component import train
 from components.validate.component import validate
+from landmarkflow.data.synthetic_default import SynthOptions
 from landmarkflow.services import DEFAULT_SECRET, SECRET_ENV, SECRET_NAME_ENV
 from landmarkflow.trainjob.owner import POD_NAME_ENV, POD_UID_ENV
 
@@ -154,9 +155,9 @@ def make_pipeline(parallelism: int = 0):
         epochs: int = -1,
         gpus: int = 0,
         nodes: int = 1,
-        synth_train: int = 2000,
-        synth_test: int = 300,
-        synth_seed: int = 0,
+        synth_train: int = SynthOptions.num_train,
+        synth_test: int = SynthOptions.num_test,
+        synth_seed: int = SynthOptions.seed,
         data_git_repo: str = "",
         data_git_rev: str = "",
         dvc_remote_url: str = "",

@@ -26,6 +26,8 @@ KEPT_ENV = ("PATH", "LANG", "LC_ALL", "TERM", "OMP_NUM_THREADS", "TMPDIR")
 
 
 def parse_args() -> argparse.Namespace:
+    from landmarkflow.data.synthetic_default import SynthOptions
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
         "--config",
@@ -35,8 +37,9 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--epochs", type=int, default=-1, help="Override train.epochs (negative: the config's)")
     parser.add_argument("--parallel", type=int, default=2, choices=(1, 2), help="Model branches at once")
-    parser.add_argument("--synth-train", type=int, default=2000, help="Synthetic training faces ingest renders")
-    parser.add_argument("--synth-test", type=int, default=300, help="Synthetic test faces ingest renders")
+    synth = SynthOptions()
+    parser.add_argument("--synth-train", type=int, default=synth.num_train, help="Synthetic train faces ingest renders")
+    parser.add_argument("--synth-test", type=int, default=synth.num_test, help="Synthetic test faces ingest renders")
     parser.add_argument(
         "--force",
         action="store_true",

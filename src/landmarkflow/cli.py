@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from landmarkflow.data.synthetic_default import SynthOptions
 from landmarkflow.data.versioning import DataVersion, VersioningError, configure_s3_remote, pull, status, track
 from landmarkflow.logs import configure_logging
 from landmarkflow.services import DEFAULT_SECRET, SECRET_ENV
@@ -79,10 +80,10 @@ def data_synth(
     out: Annotated[Path, typer.Option(help="Folder to write the dataset into (empty or new).")] = Path(
         "data/raw/synthetic"
     ),
-    train: Annotated[int, typer.Option(help="Training faces.")] = 2000,
-    test: Annotated[int, typer.Option(help="Test faces (common + challenging).")] = 300,
-    seed: Annotated[int, typer.Option(help="Same seed, same bytes.")] = 0,
-    size: Annotated[int, typer.Option(help="Image side in pixels.")] = 256,
+    train: Annotated[int, typer.Option(help="Training faces.")] = SynthOptions.num_train,
+    test: Annotated[int, typer.Option(help="Test faces (common + challenging).")] = SynthOptions.num_test,
+    seed: Annotated[int, typer.Option(help="Same seed, same bytes.")] = SynthOptions.seed,
+    size: Annotated[int, typer.Option(help="Image side in pixels.")] = SynthOptions.image_size,
     layout: Annotated[
         str,
         typer.Option(help="Points per face: 68 (300W folders), 98 (WFLW files), 29 (COFW .mat) or 19 (AFLW .mat)."),

@@ -11,19 +11,10 @@ from pathlib import Path
 from landmarkflow.data import versioning
 from landmarkflow.data.formats.readers import read_dataset_leniently
 from landmarkflow.data.manifest import write_manifest
+from landmarkflow.data.synthetic_default import SynthOptions
 from landmarkflow.steps.results import IngestResult
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class SynthOptions:
-    """How to render the synthetic default when its folder is empty."""
-
-    num_train: int = 2000
-    num_test: int = 300
-    seed: int = 0
-    image_size: int = 256
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from landmarkflow.data.synthetic.plan import (
 )
 from landmarkflow.data.synthetic.render import RenderedFace, render_face
 from landmarkflow.data.synthetic.w300_files import W300_FILES
+from landmarkflow.data.synthetic_default import SynthOptions
 
 LAYOUT_FILES: dict[str, LayoutFiles] = {"68": W300_FILES, **BENCHMARK_FILES}
 PARALLEL_FROM = 200  # faces: for fewer, starting worker processes costs more than it saves
@@ -72,8 +73,8 @@ def synthesize(
     out_root: str | Path,
     num_train: int,
     num_test: int,
-    seed: int = 0,
-    image_size: int = 256,
+    seed: int = SynthOptions.seed,
+    image_size: int = SynthOptions.image_size,
     challenging_fraction: float = 0.2,
     progress: bool = True,
     layout: str = "68",
