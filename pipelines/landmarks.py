@@ -68,16 +68,16 @@ def model_branch(
     epochs: int,
     gpus: int,
     nodes: int,
-    train_gpus: int,
-    export_gpus: int,
     manifest: Input[Dataset],
     ingest_result: Input[Artifact],
     real_faces: str = "",
     real_faces_dataset: str = "300w",
     serve_image: str = "",
 ):
-    """One model from config to a gated registry version (served by KServe when `serve_image` is set); `gpus` per
-    training node on `nodes` nodes, the train and export pods asking for `train_gpus` and `export_gpus`."""
+    """One model from config to a gated registry version (served by KServe when `serve_image` is set)."""
+    # Asked inside the branch: kfp.local hands a loop's body the loop item in place of any task output from outside
+    # the loop (kfp 2.17), so numbers computed before the ParallelFor would not arrive here on one machine.
+    requests = gpu_requests(gpus=gpus, nodes=nodes)
     trained = train(
         config=config,
         epochs=epochs,
@@ -97,7 +97,8 @@ def model_branch(
         num_retries=TRAIN_RETRIES, backoff_duration="1m", backoff_factor=2, backoff_max_duration=TRAIN_DEADLINE
     )
     trained.set_cpu_request("2").set_memory_request("8Gi")
-    trained.set_accelerator_type("nvidia.com/gpu").set_accelerator_limit(train_gpus)
+    # The compiler orders a task after the producer of its inputs, not of its resources: `after` says so.
+    trained.set_accelerator_type("nvidia.com/gpu").set_accelerator_limit(requests.outputs["train"]).after(requests)
     # DataLoader workers share batches through /dev/shm, which is 64 MiB in a default pod.
     kubernetes.empty_dir_mount(trained, volume_name="dshm", mount_path="/dev/shm", medium="Memory", size_limit="16Gi")
     # The pod's name and uid: a TrainJob the step creates is owned by its pod, so a cancelled run's job goes with it.
@@ -116,7 +117,7 @@ def model_branch(
     # With GPUs, export builds and compares the TensorRT engines on a GPU node (`nvidia.com/gpu`; an engine only
     # runs on the architecture it was built for, so the serving nodes should be of that GPU model: pin one with the
     # cluster's node selectors).
-    exported.set_accelerator_type("nvidia.com/gpu").set_accelerator_limit(export_gpus)
+    exported.set_accelerator_type("nvidia.com/gpu").set_accelerator_limit(requests.outputs["export"]).after(requests)
     gated = gate(
         manifest=manifest,
         train_result=trained.outputs["result"],
@@ -217,15 +218,12 @@ def make_pipeline(parallelism: int = 0):
                 freshness_result=checked.outputs["result"],
             ).set_caching_options(False)
             use_services(validated)
-            requests = gpu_requests(gpus=gpus, nodes=nodes)
             with dsl.ParallelFor(validated.outputs["Output"], parallelism=parallelism, name="models") as config:
                 model_branch(
                     config=config,
                     epochs=epochs,
                     gpus=gpus,
                     nodes=nodes,
-                    train_gpus=requests.outputs["train"],
-                    export_gpus=requests.outputs["export"],
                     manifest=ingested.outputs["manifest"],
                     ingest_result=ingested.outputs["result"],
                     real_faces=real_faces,

@@ -73,11 +73,11 @@ def test_every_step_is_wired_in_order(compiled: Compiled) -> None:
     root, new_data, branch = compiled.root_tasks, compiled.new_data_tasks, compiled.branch_tasks
     assert set(root) == {"ingest", "freshness", "condition-1"}
     assert root["freshness"]["dependentTasks"] == ["ingest"]
-    assert set(new_data) == {"validate", "gpu-requests", "for-loop-2"}
-    assert set(branch) == {"train", "evaluate", "export", "gate", "register", "promote"}
+    assert set(new_data) == {"validate", "for-loop-2"}
+    assert set(branch) == {"gpu-requests", "train", "evaluate", "export", "gate", "register", "promote"}
     assert branch["gate"]["dependentTasks"] == ["evaluate", "export", "train"]
     assert branch["promote"]["dependentTasks"] == ["gate", "register"]
-    assert new_data["for-loop-2"]["dependentTasks"] == ["gpu-requests", "validate"]
+    assert new_data["for-loop-2"]["dependentTasks"] == ["validate"]
 
 
 def test_the_run_ends_after_the_freshness_check_when_no_model_has_new_data(compiled: Compiled) -> None:
@@ -126,19 +126,19 @@ def test_training_retries_asks_for_gpus_and_shared_memory(compiled: Compiled) ->
 
 
 def _asks_for_requested_gpus(compiled: Compiled, step: str) -> None:
-    """`step`'s pod asks for the GPUs that the gpu-requests step answered for it, from the pipeline's `gpus` and
-    `nodes`, through the loop and the branch's `<step>_gpus` parameter."""
+    """`step`'s pod asks for the GPUs that the branch's gpu-requests step answered for it, from the pipeline's `gpus`
+    and `nodes`."""
     accelerator = compiled.executors[f"exec-{step}"]["container"]["resources"]["accelerator"]
     assert accelerator["resourceType"] == "nvidia.com/gpu"
-    assert accelerator["resourceCount"] == f"{{{{$.inputs.parameters['pipelinechannel--{step}_gpus']}}}}"
-    channel = f"pipelinechannel--{step}_gpus"
-    assert compiled.branch_tasks[step]["inputs"]["parameters"][channel] == {"componentInputParameter": f"{step}_gpus"}
-    branch = compiled.tasks("comp-for-loop-2")["landmark-model"]["inputs"]["parameters"][f"{step}_gpus"]
-    assert branch == {"componentInputParameter": f"pipelinechannel--gpu-requests-{step}"}
-    loop = compiled.new_data_tasks["for-loop-2"]["inputs"]["parameters"][f"pipelinechannel--gpu-requests-{step}"]
-    assert loop == {"taskOutputParameter": {"outputParameterKey": step, "producerTask": "gpu-requests"}}
-    requests = compiled.new_data_tasks["gpu-requests"]["inputs"]["parameters"]
-    assert requests == {name: {"componentInputParameter": f"pipelinechannel--{name}"} for name in ("gpus", "nodes")}
+    channel = f"pipelinechannel--gpu-requests-{step}"
+    assert accelerator["resourceCount"] == f"{{{{$.inputs.parameters['{channel}']}}}}"
+    task = compiled.branch_tasks[step]
+    assert task["inputs"]["parameters"][channel] == {
+        "taskOutputParameter": {"outputParameterKey": step, "producerTask": "gpu-requests"}
+    }
+    assert "gpu-requests" in task["dependentTasks"]
+    requests = compiled.branch_tasks["gpu-requests"]["inputs"]["parameters"]
+    assert requests == {name: {"componentInputParameter": name} for name in ("gpus", "nodes")}
 
 
 def test_several_nodes_train_in_a_trainjob_of_the_steps_own_image(compiled: Compiled) -> None:
