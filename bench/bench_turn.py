@@ -11,8 +11,8 @@ are the renderer's own, so this measures the models on their training distributi
     .venv/bin/python bench/bench_turn.py --clean 800 [--bands 0 0.1 0.2 0.3 0.45 0.6 0.8]
 
 On the synthetic test split every face turned past 45° is a challenging one (blurred, noisy, most of them occluded),
-so its turned bands measure the turn and that damage together. `--clean N` renders N faces of the train distribution
-instead (a seed no model trained on), every one turned within ±65° and none challenging: the turn alone.
+so its turned bands measure the turn and that damage together. `--clean N` renders N faces instead (a seed no model
+trained on), drawn as the train split's wide-yaw quarter is (turned within ±65°) and none challenging: the turn alone.
 
 Needs the models in the MLflow store (`make pipeline-run` first): each model's champion, or its newest version. Faces
 are read with the tight box of their landmarks, as evaluate and the real-face measure read them.
@@ -90,6 +90,10 @@ def main() -> None:
     parser.add_argument("--clean", type=int, default=0, metavar="N", help="read N rendered clean faces instead")
     parser.add_argument("--bands", type=float, nargs="+", default=BANDS, help="lower edges of the bands of |turn|")
     args = parser.parse_args()
+    if args.clean < 0:
+        parser.error(f"--clean {args.clean}: expected a number of faces, 0 (read --root) or more")
+    if args.bands[0] != 0 or list(args.bands) != sorted(set(args.bands)):
+        parser.error(f"--bands {args.bands}: expected rising lower edges from 0")
     with tempfile.TemporaryDirectory() as rendered:
         if args.clean:
             args.dataset, args.root, args.split = "synthetic", Path(rendered), TRAIN_SPLIT
