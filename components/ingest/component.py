@@ -40,10 +40,11 @@ def ingest(
         result: The step's result (JSON).
     """
     from landmarkflow import steps
+    from landmarkflow.data.synthetic_default import SynthOptions
     from landmarkflow.services import start_step
 
     scratch = start_step()
-    synth = steps.SynthOptions(num_train=synth_train, num_test=synth_test, seed=synth_seed)
+    synth = SynthOptions(num_train=synth_train, num_test=synth_test, seed=synth_seed)
     revision = None
     if data_git_rev:
         revision = steps.DataRevision(

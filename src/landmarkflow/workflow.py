@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from landmarkflow import steps
 from landmarkflow.config import load_config
+from landmarkflow.data.synthetic_default import SynthOptions
 from landmarkflow.data.validation.result import ValidationResult
 from landmarkflow.data.validation.run import require_valid
 
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
     from landmarkflow.evaluation.real_faces import RealFaces
     from landmarkflow.serving.kserve import Rollout
 
-DEFAULT_SYNTH = steps.SynthOptions()
+DEFAULT_SYNTH = SynthOptions()
 MANIFEST_FILE = "manifest.parquet"
 COMMAND_OF_STEP = {"ingest": "data ingest", "freshness": "data freshness", "validate": "data validate"}
 """The CLI subcommand of a step, where it is not the step's own name."""
@@ -61,7 +62,7 @@ def ingest_step(
     workdir: Path,
     dataset: str,
     root: str | Path,
-    synth: steps.SynthOptions | None = DEFAULT_SYNTH,
+    synth: SynthOptions | None = DEFAULT_SYNTH,
     repo_root: str | Path | None = None,
 ) -> steps.IngestResult:
     """Native files -> `<workdir>/manifest.parquet` and ingest.json (data hash, files that could not be read)."""
@@ -178,7 +179,7 @@ def run_workflow(
     config_path: str | Path,
     workdir: str | Path,
     overrides: dict[str, Any] | None = None,
-    synth: steps.SynthOptions | None = DEFAULT_SYNTH,
+    synth: SynthOptions | None = DEFAULT_SYNTH,
     repo_root: str | Path | None = None,
     nproc: int = 1,
 ) -> WorkflowResult:

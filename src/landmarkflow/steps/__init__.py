@@ -29,7 +29,7 @@ _NAMES_BY_MODULE: dict[str, tuple[str, ...]] = {
         "PromoteResult",
         "require_remote",
     ),
-    "ingesting": ("ingest", "SynthOptions", "DataRevision"),
+    "ingesting": ("ingest", "DataRevision"),
     "checking_freshness": ("check_freshness",),
     "validating": ("validate",),
     "training": ("train", "trainjob"),
