@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
+import time
 import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -79,6 +81,19 @@ class ServerProcess:
             assert self.process is not None
             stop_process(self.process.pid, timeout_s)
             self.process.wait()
+
+
+def back_after(server: ServerProcess, seconds: float) -> threading.Thread:
+    """Stop `server` now and start it again, on the same port and data, `seconds` later (join the thread)."""
+    server.stop()
+
+    def restart() -> None:
+        time.sleep(seconds)
+        server.start()
+
+    thread = threading.Thread(target=restart)
+    thread.start()
+    return thread
 
 
 def start_server(

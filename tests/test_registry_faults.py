@@ -36,7 +36,14 @@ from landmarkflow.registry import (
 from landmarkflow.steps import registering
 from landmarkflow.tracking import HttpRetryPolicy
 from tests.fakes import candidate
-from tests.servers import S3Server, ServerProcess, TrackingServer, mlflow_tracking_server, seaweedfs_s3, weed_binary
+from tests.servers import (
+    S3Server,
+    TrackingServer,
+    back_after,
+    mlflow_tracking_server,
+    seaweedfs_s3,
+    weed_binary,
+)
 
 pytestmark = [
     pytest.mark.integration,
@@ -90,19 +97,6 @@ def after(monkeypatch: pytest.MonkeyPatch, target: Any, attribute: str, then: Ca
         return result
 
     monkeypatch.setattr(target, attribute, call)
-
-
-def back_after(server: ServerProcess, seconds: float) -> threading.Thread:
-    """Stop `server` now and start it again, on the same port and data, `seconds` later."""
-    server.stop()
-
-    def restart() -> None:
-        time.sleep(seconds)
-        server.start()
-
-    thread = threading.Thread(target=restart)
-    thread.start()
-    return thread
 
 
 def assert_one_complete_version(name: str, run_id: str, version: str) -> None:

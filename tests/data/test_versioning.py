@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from landmarkflow.cli import app
+from landmarkflow.data.dvc_remote import RetryPolicy
 from landmarkflow.data.versioning import (
     PIPELINE_REMOTE,
     VersioningError,
@@ -27,7 +29,7 @@ from landmarkflow.data.versioning import (
     track,
     track_outside,
 )
-from tests.servers import S3Server, seaweedfs_s3, weed_binary
+from tests.servers import HOST, S3Server, back_after, free_ports, seaweedfs_s3, weed_binary
 
 FILES = {"train/a.txt": b"alpha\n", "train/b.txt": b"bravo\n", "test/c.bin": bytes(range(256)), "readme.md": b"#\n"}
 
@@ -254,6 +256,48 @@ def test_s3_round_trip(repo: Path, s3_server: S3Server, monkeypatch: pytest.Monk
         pull("data.dvc", repo)
     refused = CliRunner().invoke(app, ["data", "pull", "--repo", str(repo)])
     assert refused.exit_code == 1 and "dvc pull" in refused.output and "Traceback" not in refused.output
+
+
+@pytest.mark.integration
+def test_a_push_into_an_s3_outage_lands_once_s3_is_back(
+    repo: Path, s3_server: S3Server, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """S3 is gone for 12 s just as the data is pushed (ingest's push in a pod): the push runs again until it lands.
+    Refused credentials are not an outage: that push fails at once."""
+    for key, value in s3_server.env.items():
+        monkeypatch.setenv(key, value)
+    s3_server.client().create_bucket(Bucket="outage")
+    configure_s3_remote(repo, "s3", "s3://outage/dvc", s3_server.endpoint_url, make_default=True)
+    restart = back_after(s3_server.server, 12)
+    try:
+        with caplog.at_level(logging.WARNING, logger="landmarkflow.data.versioning"):
+            track(repo / "data", repo)
+    finally:
+        restart.join()
+    assert [r.message for r in caplog.records if "retrying" in r.message], "the first push met no outage"
+    listed = s3_server.client().list_objects_v2(Bucket="outage", Prefix="dvc/files/md5/")
+    assert listed["KeyCount"] == len(FILES) + 1
+
+    caplog.clear()
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wrong-secret")
+    (repo / "data" / "readme.md").write_bytes(b"# changed\n")
+    with (
+        caplog.at_level(logging.WARNING, logger="landmarkflow.data.versioning"),
+        pytest.raises(VersioningError, match="Forbidden"),
+    ):
+        track(repo / "data", repo)
+    assert not [r for r in caplog.records if "retrying" in r.message]
+
+
+@pytest.mark.slow
+def test_an_s3_remote_gone_for_good_fails_naming_the_attempts(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "landmarkflow-test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "landmarkflow-secret-key")
+    down = f"http://{HOST}:{free_ports(1)[0]}"  # nothing listens there
+    configure_s3_remote(repo, "s3", "s3://gone/dvc", down, make_default=True)
+    gone = r"(?s)Could not connect to the endpoint URL.*did not answer in 2 attempts"
+    with pytest.raises(VersioningError, match=gone):
+        track(repo / "data", repo, retry=RetryPolicy(attempts=2, first_delay_s=0.1))
 
 
 def test_cli_push_takes_the_target_relative_to_a_relative_repo(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -9,11 +9,13 @@ lineage tags carry. Credentials never go into tracked files: dvc-s3 reads AWS_* 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -21,11 +23,27 @@ from typing import Any
 
 import yaml
 
+from landmarkflow.data.dvc_remote import DEFAULT_RETRY, RetryPolicy
 from landmarkflow.tracking import TELEMETRY_OFF
+
+log = logging.getLogger(__name__)
 
 PIPELINE_REMOTE = "pipeline"
 """The name under which a remote given by URL (the pipeline's `dvc_remote_url`) is configured."""
 DVC_TIMEOUT_S = 3600  # a push of a large dataset to a slow remote; a hung transfer still ends
+REMOTE_DOWN = (
+    "Could not connect to the endpoint URL",
+    "Connect timeout on endpoint URL",
+    "Read timeout on endpoint URL",
+    "Connection was closed before we received a valid response",
+    "ServiceUnavailable",
+    "SlowDown",
+    "InternalError",
+    "RequestTimeout",
+)
+"""What DVC reports (botocore's words, S3's error codes) when the remote failed rather than refused: a push or pull
+that ends so is run again within bounds (both move only the objects still missing); any other failure (refused
+credentials, no such bucket) ends it at once."""
 
 
 class VersioningError(RuntimeError):
@@ -93,7 +111,9 @@ def run_dvc(args: Sequence[str], repo_root: Path, timeout_s: float = DVC_TIMEOUT
     return _run(command, Path(repo_root), f"dvc {' '.join(args)}", timeout_s)
 
 
-def track(path: Path, repo_root: Path, push: bool = True, remote: str | None = None) -> DataVersion:
+def track(
+    path: Path, repo_root: Path, push: bool = True, remote: str | None = None, retry: RetryPolicy = DEFAULT_RETRY
+) -> DataVersion:
     """`dvc add` a folder (writing `<path>.dvc`), then push it; the returned version names the remote pushed to.
 
     Idempotent: unchanged data keeps its md5, DVC re-hashes nothing it has seen (its state db keys on
@@ -106,16 +126,28 @@ def track(path: Path, repo_root: Path, push: bool = True, remote: str | None = N
     name = (remote or default_remote(repo_root)) if push else None  # no remote: fail before changing anything
     run_dvc(["add", target.as_posix()], repo_root)
     dvc_file = repo_root / f"{target.as_posix()}.dvc"
-    return _push(dvc_file, repo_root, name, None) if name else read_version(dvc_file)
+    return _push(dvc_file, repo_root, name, None, retry) if name else read_version(dvc_file)
 
 
-def push(target: Path | str, repo_root: Path, remote: str | None = None, jobs: int | None = None) -> DataVersion:
+def push(
+    target: Path | str,
+    repo_root: Path,
+    remote: str | None = None,
+    jobs: int | None = None,
+    retry: RetryPolicy = DEFAULT_RETRY,
+) -> DataVersion:
     """Upload the cache objects of a `.dvc` file (or tracked path) to `remote` (default: the default remote)."""
     repo_root = Path(repo_root).resolve()
-    return _push(_dvc_file(target, repo_root), repo_root, remote, jobs)
+    return _push(_dvc_file(target, repo_root), repo_root, remote, jobs, retry)
 
 
-def pull(target: Path | str, repo_root: Path, remote: str | None = None, jobs: int | None = None) -> DataVersion:
+def pull(
+    target: Path | str,
+    repo_root: Path,
+    remote: str | None = None,
+    jobs: int | None = None,
+    retry: RetryPolicy = DEFAULT_RETRY,
+) -> DataVersion:
     """Fetch a `.dvc` file's data from `remote` (default: the default remote) and check it out in the workspace.
 
     The workspace copy is forced to the `.dvc` file's version: local edits to tracked files are overwritten.
@@ -123,8 +155,25 @@ def pull(target: Path | str, repo_root: Path, remote: str | None = None, jobs: i
     repo_root = Path(repo_root).resolve()
     dvc_file = _dvc_file(target, repo_root)
     name = remote or default_remote(repo_root)
-    run_dvc(["pull", "--force", "-r", name, *_jobs(jobs), _rel(dvc_file, repo_root)], repo_root)
+    _transfer(["pull", "--force", "-r", name, *_jobs(jobs), _rel(dvc_file, repo_root)], repo_root, retry)
     return replace(read_version(dvc_file), remote=name)
+
+
+def _transfer(args: Sequence[str], repo_root: Path, retry: RetryPolicy = DEFAULT_RETRY) -> str:
+    """`run_dvc` for a push or pull: run again while the remote is down (REMOTE_DOWN), at most `retry.attempts`
+    times, then fail naming the attempts."""
+    delays = iter(retry.delays())
+    while True:
+        try:
+            return run_dvc(args, repo_root)
+        except VersioningError as exc:
+            if not any(sign in str(exc) for sign in REMOTE_DOWN):
+                raise
+            delay = next(delays, None)
+            if delay is None:
+                raise VersioningError(f"{exc}\nthe remote did not answer in {retry.attempts} attempts") from exc
+            log.warning("dvc %s: the remote did not answer; retrying in %.1f s", args[0], delay)
+            time.sleep(delay)
 
 
 def status(target: Path | str, repo_root: Path, cloud: bool = False, remote: str | None = None) -> dict[str, Any]:
@@ -281,9 +330,9 @@ def _run(command: Sequence[str], cwd: Path, label: str | None = None, timeout_s:
     return done.stdout
 
 
-def _push(dvc_file: Path, repo_root: Path, remote: str | None, jobs: int | None) -> DataVersion:
+def _push(dvc_file: Path, repo_root: Path, remote: str | None, jobs: int | None, retry: RetryPolicy) -> DataVersion:
     name = remote or default_remote(repo_root)
-    run_dvc(["push", "-r", name, *_jobs(jobs), _rel(dvc_file, repo_root)], repo_root)
+    _transfer(["push", "-r", name, *_jobs(jobs), _rel(dvc_file, repo_root)], repo_root, retry)
     return replace(read_version(dvc_file), remote=name)
 
 
