@@ -3,6 +3,8 @@ from pathlib import Path
 import pytest
 
 from landmarkflow.config import ConfigError, load_config
+from landmarkflow.data.synthetic.params import HARD_FACE_SIZES
+from landmarkflow.data.synthetic_default import SynthOptions
 from landmarkflow.layouts import get_layout
 from tests.fresh_process import imported_after
 
@@ -73,3 +75,19 @@ def test_an_override_into_a_section_that_is_no_mapping_names_it(tmp_path: Path, 
     path = _write(tmp_path, f"name: x\nmodel: {{name: hih}}\n{section}")
     with pytest.raises(ConfigError, match=r"bad\.yaml: train must be a mapping to set train\.epochs, got (None|5)"):
         load_config(path, {"train.epochs": 1})
+
+
+@pytest.mark.parametrize("model", ["hih", "dsat", "lgcn", "rdfn"])
+def test_the_default_crop_shrink_limit_is_the_most_a_training_crop_shrinks(model: str) -> None:
+    """At that limit the default models train on the crops they would without one, and read a bigger face the way
+    they were trained to: from a face no more than that many pixels per crop pixel."""
+    config = load_config(f"configs/{model}_synthetic_tiny.yaml")
+    largest_face = HARD_FACE_SIZES[1] * SynthOptions.image_size
+    widest_crop = largest_face * config.data.box_scale * config.augment.scale_range[1]
+    shrink = widest_crop / config.model.input_size
+    assert shrink <= config.data.max_crop_shrink < shrink * 1.01
+
+
+def test_a_crop_shrink_limit_below_one_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"data\.max_crop_shrink"):
+        load_config("configs/hih_synthetic_tiny.yaml", {"data.max_crop_shrink": 0.5})

@@ -5,6 +5,7 @@ import math
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -95,6 +96,20 @@ def test_crop_answers_map_back_to_the_box(model_path: Path) -> None:
         predictor.predict_image(image, [[10, 10, 5, 20]])
     with pytest.raises(ValueError, match="HxWx3"):
         predictor.predict_image(image[..., 0], boxes)
+
+
+def test_a_face_bigger_than_the_model_reads_is_area_averaged_into_its_crop(model_path: Path, tmp_path: Path) -> None:
+    """A model whose metadata limits how much a crop shrinks the photo (`max_crop_shrink`) reads a big face from
+    pixels that average the photo's, not from pixels sampled 8 apart; its answers land where the crop says."""
+    path = tmp_path / "limited.onnx"
+    onnx.save(constant_model(info=replace(INFO, max_crop_shrink=2.0)), path)
+    limited, plain = Predictor.load(path), Predictor.load(model_path)
+    ys, xs = np.mgrid[0:600, 0:800]
+    checker = np.repeat(((xs + ys) % 2 * 255).astype(np.uint8)[..., None], 3, axis=2)
+    boxes = np.array([[200.0, 100.0, 600.0, 500.0]])  # the crop shrinks it 1.25 x 400 / 64 = 7.8 times
+    assert plain.crop_faces(checker, boxes).crops.std() > 0.15
+    assert limited.crop_faces(checker, boxes).crops.std() < 0.03
+    np.testing.assert_allclose(limited.predict_image(checker, boxes)[0].landmarks[:3], _expected(boxes[0]), atol=1e-4)
 
 
 def _landmark_box_model(tmp_path: Path) -> Path:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from pathlib import Path
 from typing import Any, Literal
 
@@ -36,6 +37,12 @@ class DataConfig(_Section):
         description="predict a face again on a crop turned upright when the first answer's eye line rolls more than "
         "this many degrees (upright.py); None: one pass",
     )
+    max_crop_shrink: float | None = Field(
+        None,
+        ge=1.0,
+        description="the most one bilinear step may shrink an image into a crop: a bigger face is first reduced by "
+        "pixel-area averaging (geometry.warp_image), in training and inference alike; None: no limit",
+    )
     val_fraction: float = Field(0.1, ge=0.0, lt=0.5, description="share of train held out for per-epoch NME")
     test_split: str = "test"
     normaliser: str | None = Field(None, description="NME normaliser; None = the layout's default")
@@ -54,6 +61,11 @@ class DataConfig(_Section):
         if value not in LAYOUTS:
             raise ValueError(f"unknown layout {value!r}; expected one of {', '.join(LAYOUTS)}")
         return value
+
+    @property
+    def crop_shrink_limit(self) -> float:
+        """`max_crop_shrink` as `warp_image` takes it: infinity for no limit."""
+        return math.inf if self.max_crop_shrink is None else self.max_crop_shrink
 
     @model_validator(mode="after")
     def _layout_has_normaliser(self) -> DataConfig:

@@ -60,13 +60,45 @@ def transform_points(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     return pts @ matrix[:, :2].T + matrix[:, 2]
 
 
-def warp_image(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
-    """Resample `image` into a `size` x `size` crop; outside the image is black (zero padding)."""
+def crop_shrink(matrix: np.ndarray) -> float:
+    """How many image pixels one crop pixel spans (along a side): above 1 the crop shrinks the image."""
+    return 1.0 / math.sqrt(abs(float(np.linalg.det(np.asarray(matrix, dtype=np.float64)[:, :2]))))
+
+
+def warp_image(image: np.ndarray, matrix: np.ndarray, size: int, max_shrink: float = math.inf) -> np.ndarray:
+    """Resample `image` into a `size` x `size` crop; outside the image is black (zero padding).
+
+    Bilinear sampling skips pixels when it shrinks: a crop that would shrink the image more than `max_shrink` reads
+    it from the crop's region first reduced by pixel-area averaging, so that the bilinear step shrinks by exactly
+    `max_shrink`. A model trained on crops that never shrank more than that then never sees the fine texture of a
+    bigger face (skin, hair, JPEG blocks) folded into pixel noise."""
+    matrix = np.asarray(matrix, dtype=np.float64)
+    shrink = crop_shrink(matrix)
+    if shrink > max_shrink:
+        image, matrix = _area_reduced(image, matrix, size, max_shrink / shrink)
     return cv2.warpAffine(
         image,
-        np.asarray(matrix, dtype=np.float64),
+        matrix,
         (size, size),
         flags=cv2.INTER_LINEAR,
         borderMode=cv2.BORDER_CONSTANT,
         borderValue=0,
     )
+
+
+def _area_reduced(image: np.ndarray, matrix: np.ndarray, size: int, factor: float) -> tuple[np.ndarray, np.ndarray]:
+    """The part of `image` that a crop by `matrix` sees, resized by `factor` (< 1) with area averaging, and the crop
+    matrix from that smaller image. Outside the image stays outside: the crop's black border lands where it did."""
+    corners = np.array([[-1.0, -1.0], [size, -1.0], [-1.0, size], [size, size]])
+    seen = transform_points(corners, invert_affine(matrix))
+    height, width = image.shape[:2]
+    x0, y0 = np.clip(np.floor(seen.min(axis=0)).astype(int) - 1, 0, [width, height])
+    x1, y1 = np.clip(np.ceil(seen.max(axis=0)).astype(int) + 2, 0, [width, height])
+    if x1 - x0 < 2 or y1 - y0 < 2:  # the crop sees (almost) nothing of the image: nothing to average
+        return image, matrix
+    region = image[y0:y1, x0:x1]
+    new_width, new_height = max(1, round((x1 - x0) * factor)), max(1, round((y1 - y0) * factor))
+    reduced = cv2.resize(region, (new_width, new_height), interpolation=cv2.INTER_AREA)
+    step_x, step_y = (x1 - x0) / new_width, (y1 - y0) / new_height  # pixel centres: x = (x' + 0.5) * step - 0.5
+    to_image = np.array([[step_x, 0.0, 0.5 * step_x - 0.5 + x0], [0.0, step_y, 0.5 * step_y - 0.5 + y0], [0, 0, 1]])
+    return reduced, matrix @ to_image

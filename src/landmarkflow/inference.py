@@ -306,7 +306,7 @@ class Predictor:
         boxes = _as_boxes(boxes)
         size, scale = self.info.input_size, self.info.box_scale
         matrices = [crop_matrix(box, size, scale) for box in boxes]
-        crops = [crop_to_input(warp_image(image_rgb, m, size)) for m in matrices]
+        crops = [crop_to_input(warp_image(image_rgb, m, size, self.info.max_crop_shrink)) for m in matrices]
         empty = np.zeros((0, 3, size, size), np.float32)
         return FaceCrops(image_rgb, boxes, matrices, np.stack(crops) if crops else empty, loose)
 
@@ -333,7 +333,10 @@ class Predictor:
         if self.upright is None:
             return None
         images = [faces.image] * len(faces.boxes)
-        return self.upright.plan(images, faces.boxes, image_points, self.info.input_size, self.info.box_scale)
+        info = self.info
+        return self.upright.plan(
+            images, faces.boxes, image_points, info.input_size, info.box_scale, max_shrink=info.max_crop_shrink
+        )
 
     def predict_image(
         self, image_rgb: np.ndarray, boxes: np.ndarray | Sequence[Sequence[float]] | None = None, loose: bool = False

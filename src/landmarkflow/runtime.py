@@ -67,6 +67,8 @@ class DeployInfo:
     config_hash: str = ""
     upright_above_deg: float = math.inf
     """The upright second pass's roll threshold in degrees (upright.py); infinity: one pass."""
+    max_crop_shrink: float = math.inf
+    """The most one bilinear step shrinks an image into a crop (geometry.warp_image); infinity: no limit."""
     input_name: str = "images"
     output_name: str = "landmarks"
     heatmap_name: str = ""

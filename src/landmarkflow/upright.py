@@ -40,17 +40,25 @@ class UprightPass:
         return cls(get_layout(layout), above_deg)
 
     def plan(
-        self, images: Sequence[np.ndarray], boxes: np.ndarray, points: np.ndarray, input_size: int, box_scale: float
+        self,
+        images: Sequence[np.ndarray],
+        boxes: np.ndarray,
+        points: np.ndarray,
+        input_size: int,
+        box_scale: float,
+        *,
+        max_shrink: float = math.inf,
     ) -> UprightCrops | None:
         """The upright crops of the faces whose (N, K, 2) first-pass image points roll more than the threshold, None
         when none does; `images[i]` is face i's HxWx3 uint8 RGB image and `boxes[i]` the box its first crop was cut
-        from."""
+        from, and `max_shrink` the first crops' `warp_image` limit."""
         roll = self.layout.eye_line_deg(points)
         rolled = np.flatnonzero(np.abs(roll) > self.above_deg)
         if not len(rolled):
             return None
         matrices = [crop_matrix(boxes[i], input_size, box_scale, rotation_deg=float(roll[i])) for i in rolled]
-        crops = [crop_to_input(warp_image(images[i], m, input_size)) for i, m in zip(rolled, matrices, strict=True)]
+        pairs = zip(rolled, matrices, strict=True)
+        crops = [crop_to_input(warp_image(images[i], m, input_size, max_shrink)) for i, m in pairs]
         return UprightCrops(rolled, matrices, np.stack(crops))
 
     def run(
@@ -61,9 +69,11 @@ class UprightPass:
         points: np.ndarray,
         input_size: int,
         box_scale: float,
+        *,
+        max_shrink: float = math.inf,
     ) -> np.ndarray:
         """The (N, K, 2) image points after the second pass: `plan`, one `predict` call, `merge`."""
-        upright = self.plan(images, boxes, points, input_size, box_scale)
+        upright = self.plan(images, boxes, points, input_size, box_scale, max_shrink=max_shrink)
         return points if upright is None else upright.merge(points, np.asarray(predict(upright.crops), np.float64))
 
 

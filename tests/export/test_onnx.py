@@ -131,12 +131,23 @@ def test_fp16_names_missing_modelopt(monkeypatch: pytest.MonkeyPatch) -> None:
     assert tensorrt.precision_unavailable("fp32") == ""
 
 
-@pytest.mark.parametrize("threshold,written", [(10.0, "10.0"), (None, "inf")])
-def test_deploy_info_carries_the_upright_threshold(exported: Path, threshold: float | None, written: str) -> None:
-    """A config's upright threshold reaches the ONNX metadata; None (one pass) is written as infinity."""
-    config = load_config("configs/hih_synthetic_tiny.yaml", {"data.upright_above_deg": threshold})
+@pytest.mark.parametrize(
+    "field,value,written",
+    [
+        ("upright_above_deg", 10.0, "10.0"),
+        ("upright_above_deg", None, "inf"),
+        ("max_crop_shrink", 2.5, "2.5"),
+        ("max_crop_shrink", None, "inf"),
+    ],
+)
+def test_deploy_info_carries_the_configs_crop_options(
+    exported: Path, field: str, value: float | None, written: str
+) -> None:
+    """A config's upright threshold and crop shrink limit reach the ONNX metadata; None (one pass, no limit) is
+    written as infinity."""
+    config = load_config("configs/hih_synthetic_tiny.yaml", {f"data.{field}": value})
     info = deploy_info(config)
-    assert info.to_props()["landmarkflow.upright_above_deg"] == written
+    assert info.to_props()[f"landmarkflow.{field}"] == written
     model = onnx.load(str(exported))
     onnx.helper.set_model_props(model, info.to_props())
-    assert DeployInfo.from_proto(model).upright_above_deg == float(written)
+    assert getattr(DeployInfo.from_proto(model), field) == float(written)

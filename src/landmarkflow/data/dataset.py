@@ -43,12 +43,14 @@ class FaceDataset(Dataset):
         augment: AugmentConfig | None = None,
         seed: int = 0,
         cache_images: bool = False,
+        max_shrink: float = math.inf,
     ) -> None:
         self.records = list(records)
         self.root = Path(root)
         self.codec = codec
         self.input_size = input_size
         self.box_scale = box_scale
+        self.max_shrink = max_shrink
         self.augment = augment
         self.seed = seed
         self.epoch = 0
@@ -73,7 +75,7 @@ class FaceDataset(Dataset):
         image = self._image(index)
         rng = np.random.default_rng((self.seed, epoch, index)) if self.augment else None
         matrix, flipped = self._matrix(record, rng)
-        crop = warp_image(image, matrix, self.input_size)
+        crop = warp_image(image, matrix, self.input_size, self.max_shrink)
         points = transform_points(record.landmarks, matrix)
         visible = record.visible
         if flipped:

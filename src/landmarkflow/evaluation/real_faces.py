@@ -85,7 +85,14 @@ def measure_real_faces(
     post_steps = post_steps or {}
     batch = config.eval.batch_size
     preds, *post_step_preds = predict_records_each(
-        [predict, *post_steps.values()], records, root, input_size, config.data.box_scale, batch, upright=upright
+        [predict, *post_steps.values()],
+        records,
+        root,
+        input_size,
+        config.data.box_scale,
+        batch,
+        upright=upright,
+        max_shrink=config.data.crop_shrink_limit,
     )
     gts, boxes = np.stack([r.landmarks for r in records]), np.stack([r.bbox for r in records])
     nmes = per_image_nme(preds, gts, layout, boxes, config.data.normaliser)

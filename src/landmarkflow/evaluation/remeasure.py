@@ -39,6 +39,7 @@ def deployed_model_nme(model_ref: str, manifest: str | Path, root: str | Path, c
         info.box_scale,
         config.eval.batch_size,
         upright=predictor.upright,
+        max_shrink=info.max_crop_shrink,
     )
     nme = mean_nme(preds, records, get_layout(config.data.layout), config.data.normaliser)
     if not math.isfinite(nme):

@@ -123,6 +123,7 @@ def create_app(settings: ServeSettings, served: ServedModel | None = None) -> Fa
             "input_size": info.input_size,
             "box_scale": info.box_scale,
             "upright_above_deg": info.upright_above_deg if math.isfinite(info.upright_above_deg) else None,
+            "max_crop_shrink": info.max_crop_shrink if math.isfinite(info.max_crop_shrink) else None,
             "config_hash": info.config_hash,
             "backend": predictor.backend,
             "detector": DETECTOR,

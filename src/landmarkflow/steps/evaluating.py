@@ -63,6 +63,7 @@ def evaluate(trained: TrainResult, out_dir: str | Path, real_faces: RealFaces | 
         config.data.box_scale,
         config.eval.batch_size,
         upright=upright,
+        max_shrink=config.data.crop_shrink_limit,
     )
     nmes = per_image_nme(preds, gts, layout, boxes, config.data.normaliser)
     subsets = [r.subsets for r in test]
@@ -72,7 +73,15 @@ def evaluate(trained: TrainResult, out_dir: str | Path, real_faces: RealFaces | 
     baseline_metrics = summarize(base_nmes, config.eval.fr_threshold, config.eval.auc_threshold, subsets=subsets)
     moved = perturb_boxes(boxes, config.eval.perturb_shift, config.eval.perturb_scale, config.eval.perturb_seed)
     moved_preds = predict_records(
-        predict, test, root, model.input_size, config.data.box_scale, config.eval.batch_size, moved, upright
+        predict,
+        test,
+        root,
+        model.input_size,
+        config.data.box_scale,
+        config.eval.batch_size,
+        moved,
+        upright,
+        max_shrink=config.data.crop_shrink_limit,
     )
     perturbed = {
         "nme_perturbed": mean_nme(moved_preds, test, layout, config.data.normaliser),
@@ -163,7 +172,16 @@ def _split_metrics(
 ) -> dict[str, float]:
     """NME/FR/AUC of the model on one split's faces, under the names `summarize` gives the test split."""
     batch = config.eval.batch_size
-    preds = predict_records(predict, records, root, input_size, config.data.box_scale, batch, upright=upright)
+    preds = predict_records(
+        predict,
+        records,
+        root,
+        input_size,
+        config.data.box_scale,
+        batch,
+        upright=upright,
+        max_shrink=config.data.crop_shrink_limit,
+    )
     gts, boxes = np.stack([r.landmarks for r in records]), np.stack([r.bbox for r in records])
     nmes = per_image_nme(preds, gts, layout, boxes, config.data.normaliser)
     return summarize(nmes, config.eval.fr_threshold, config.eval.auc_threshold)

@@ -53,6 +53,7 @@ def deploy_info(config: ExperimentConfig, heatmaps: bool = False) -> DeployInfo:
         box_scale=config.data.box_scale,
         config_hash=config.config_hash(),
         upright_above_deg=math.inf if config.data.upright_above_deg is None else config.data.upright_above_deg,
+        max_crop_shrink=config.data.crop_shrink_limit,
         heatmap_name=HEATMAP_OUTPUT if heatmaps else "",
     )
 
@@ -86,9 +87,12 @@ def export(trained: TrainResult, out_dir: str | Path) -> ExportResult:
     records = read_split(trained.manifest, config.data.test_split)[: config.export.parity_max_images]
     root, layout = Path(trained.root), get_layout(config.data.layout)
     crops = (root, model.input_size, config.data.box_scale, config.eval.batch_size)
+    max_shrink = config.data.crop_shrink_limit
     # One pass on purpose: parity compares the two graphs on the same crops, and second crops would follow each
     # graph's own first answer (a face near the upright threshold could be cropped twice by one and once by the other).
-    torch_preds, onnx_preds = predict_records_each([torch_predictor(model), onnx_predictor(onnx_path)], records, *crops)
+    torch_preds, onnx_preds = predict_records_each(
+        [torch_predictor(model), onnx_predictor(onnx_path)], records, *crops, max_shrink=max_shrink
+    )
     torch_nme = mean_nme(torch_preds, records, layout, config.data.normaliser)
     onnx_nme = mean_nme(onnx_preds, records, layout, config.data.normaliser)
     max_diff = float(np.abs(torch_preds - onnx_preds).max())
@@ -101,7 +105,8 @@ def export(trained: TrainResult, out_dir: str | Path) -> ExportResult:
     else:
 
         def nme_of(predict: CropPredictor) -> float:
-            return mean_nme(predict_records(predict, records, *crops), records, layout, config.data.normaliser)
+            preds = predict_records(predict, records, *crops, max_shrink=max_shrink)
+            return mean_nme(preds, records, layout, config.data.normaliser)
 
         checks = run_gpu_checks(model, config, onnx_path, out_dir, onnx_nme, nme_of)
         log_gpu_checks(client, trained.run_id, checks)

@@ -158,6 +158,7 @@ class Trainer:
             config.augment,
             config.train.seed,
             config.train.cache_images,
+            config.data.crop_shrink_limit,
         )
         self.sampler = shard_sampler(self.train_set, env.world_size, env.rank, config.train.seed)
         batch = rank_batch_size(config.train.batch_size, env)
@@ -366,6 +367,7 @@ class Trainer:
             self.config.data.box_scale,
             self.config.eval.batch_size,
             upright=UprightPass.maybe(self.config.data.layout, self.config.data.upright_above_deg),
+            max_shrink=self.config.data.crop_shrink_limit,
         )
         return mean_nme(preds, self.val_records, self.layout, self.config.data.normaliser)
 

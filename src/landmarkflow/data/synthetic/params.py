@@ -149,6 +149,8 @@ HAIR_COLOURS: list[Colour] = [
 ]
 FRAME_COLOURS: list[Colour] = [(20, 20, 20), (30, 50, 80), (150, 150, 150), (60, 150, 190), (60, 40, 120)]
 WIDE_YAW = 65.0  # degrees: the turn of ordinary faces drawn wide (hard faces turn up to 70)
+FACE_SIZES = (0.35, 0.8)  # the landmark box's longer side over the image side: ordinary faces
+HARD_FACE_SIZES = (0.3, 0.85)  # and hard ones
 GLASSES_SHARE = 0.2  # faces wearing clear eyeglasses
 IRIS_COLOURS: list[Colour] = [(30, 50, 80), (40, 70, 110), (130, 100, 60), (90, 110, 70), (100, 100, 100)]
 
@@ -249,7 +251,7 @@ def sample_spec(rng: np.random.Generator, hard: bool, wide_yaw: bool = False) ->
         occluders=occluders,
         glasses=glasses,
         camera=camera,
-        face_size=u(0.3, 0.85) if hard else u(0.35, 0.8),
+        face_size=u(*HARD_FACE_SIZES) if hard else u(*FACE_SIZES),
         position=(u(), u()),
         gaze=(u(-0.5, 0.5), u(-0.3, 0.3)),
         detail_seed=int(rng.integers(2**31)),
