@@ -50,6 +50,7 @@ def make_dataset(records: list[FaceRecord], root: Path, layout: str, cache_image
         config.augment,
         seed=0,
         cache_images=cache_images,
+        max_shrink=config.data.crop_shrink_limit,
     )
 
 

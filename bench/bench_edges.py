@@ -35,17 +35,17 @@ CHEEK, OUTLINE = (0.7, 0.93), (0.95, 1.05)
 FRONTAL = 0.1  # the largest |turn| (drift profile's yaw proxy) of a synthetic face measured
 
 
-def model_crop(config_path: Path) -> tuple[int, float]:
-    """The input size and box scale of a config's model crop."""
+def model_crop(config_path: Path) -> tuple[int, float, float]:
+    """The input size, box scale and crop shrink limit of a config's model crop."""
     config = load_config(config_path)
-    return config.model.input_size, config.data.box_scale
+    return config.model.input_size, config.data.box_scale, config.data.crop_shrink_limit
 
 
-def edge_ratios(image_rgb: np.ndarray, landmarks: np.ndarray, crop: tuple[int, float]) -> np.ndarray:
+def edge_ratios(image_rgb: np.ndarray, landmarks: np.ndarray, crop: tuple[int, float, float]) -> np.ndarray:
     """(6,) cheek-to-outline gradient ratios of one face, in its model crop (`model_crop`)."""
-    size, box_scale = crop
+    size, box_scale, max_shrink = crop
     matrix = crop_matrix(landmark_box(landmarks), size, box_scale)
-    grey = cv2.cvtColor(warp_image(image_rgb, matrix, size), cv2.COLOR_RGB2GRAY).astype(np.float32)
+    grey = cv2.cvtColor(warp_image(image_rgb, matrix, size, max_shrink), cv2.COLOR_RGB2GRAY).astype(np.float32)
     points = transform_points(landmarks, matrix)
     share = np.linspace(0.5, 1.3, 81)
     ratios = []

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import platform
 import tempfile
 from pathlib import Path
@@ -87,6 +88,8 @@ def bench(model_ref: str, runs: int, warmup: int, model_label: str) -> dict:
     first = predictor.crop_faces(rolled, [box])
     upright = predictor.upright_crops(first, first.image_points(predictor.predict_crops(first.crops)))
     result["upright_above_deg"] = predictor.info.upright_above_deg if predictor.upright is not None else None
+    limit = predictor.info.max_crop_shrink
+    result["max_crop_shrink"] = limit if math.isfinite(limit) else None
     result[f"rolled_{ROLL_DEG:g}_read_again"] = upright is not None
     result[f"predict_image_ms_rolled_{ROLL_DEG:g}"] = median_ms(
         lambda: predictor.predict_image(rolled, [box]), runs, warmup

@@ -79,13 +79,16 @@ def write_random_300w(root: Path, faces: dict[str, int], seed: int = 0) -> list[
     return read_300w(root)
 
 
-def untrained(tmp_path: Path, name: str, model_params: dict, train_faces: int) -> steps.TrainResult:
-    """A freshly initialised model saved as if trained on random 300W faces (2 test faces), with its MLflow run."""
+def untrained(
+    tmp_path: Path, name: str, model_params: dict, train_faces: int, data: dict | None = None
+) -> steps.TrainResult:
+    """A freshly initialised model saved as if trained on random 300W faces (2 test faces), with its MLflow run;
+    `data`: more of its config's data section."""
     root = tmp_path / "300W"
     faces = write_random_300w(root, {"lfpw/trainset": train_faces, "lfpw/testset": 2})
     manifest = write_manifest(faces, tmp_path / "m.parquet")
     torch.manual_seed(0)
-    config = {"name": name, "model": model_params, "data": {"dataset": "300w", "root": str(root)}}
+    config = {"name": name, "model": model_params, "data": {"dataset": "300w", "root": str(root), **(data or {})}}
     checkpoint = save_checkpoint(
         tmp_path / "model.pt", {"config": config, "model": build_model(model_params).state_dict()}
     )

@@ -40,8 +40,9 @@ class DataConfig(_Section):
     max_crop_shrink: float | None = Field(
         None,
         ge=1.0,
-        description="the most one bilinear step may shrink an image into a crop: a bigger face is first reduced by "
-        "pixel-area averaging (geometry.warp_image), in training and inference alike; None: no limit",
+        description="the most one bilinear step may shrink an image into a crop (set it to the most the training "
+        "crops shrink, so that a model never reads a face sampled more coarsely than it learnt on): a bigger face is "
+        "first reduced by pixel-area averaging (geometry.warp_image), in training and inference alike; None: no limit",
     )
     val_fraction: float = Field(0.1, ge=0.0, lt=0.5, description="share of train held out for per-epoch NME")
     test_split: str = "test"

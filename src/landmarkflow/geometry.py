@@ -69,9 +69,10 @@ def warp_image(image: np.ndarray, matrix: np.ndarray, size: int, max_shrink: flo
     """Resample `image` into a `size` x `size` crop; outside the image is black (zero padding).
 
     Bilinear sampling skips pixels when it shrinks: a crop that would shrink the image more than `max_shrink` reads
-    it from the crop's region first reduced by pixel-area averaging, so that the bilinear step shrinks by exactly
-    `max_shrink`. A model trained on crops that never shrank more than that then never sees the fine texture of a
-    bigger face (skin, hair, JPEG blocks) folded into pixel noise."""
+    it from the crop's region first reduced by pixel-area averaging, so that the bilinear step shrinks by about
+    `max_shrink` (the reduced region's size is rounded to whole pixels). A model trained on crops that never shrank
+    more than that then never sees the fine texture of a bigger face (skin, hair, JPEG blocks) folded into pixel
+    noise."""
     matrix = np.asarray(matrix, dtype=np.float64)
     shrink = crop_shrink(matrix)
     if shrink > max_shrink:

@@ -30,7 +30,8 @@ class FaceDataset(Dataset):
     """Faces of a manifest as model-ready crops and codec targets.
 
     Each item: `image` (3,S,S), the codec's targets, `landmarks` (K,2) in crop pixels, `matrix` (2,3)
-    image->crop, and `index` into `records` (so evaluation can map predictions back to the image).
+    image->crop, and `index` into `records` (so evaluation can map predictions back to the image). A crop shrinks its
+    image by at most `max_shrink` in one bilinear step (`warp_image`), as the deployed model's crops do.
     """
 
     def __init__(
@@ -43,6 +44,7 @@ class FaceDataset(Dataset):
         augment: AugmentConfig | None = None,
         seed: int = 0,
         cache_images: bool = False,
+        *,
         max_shrink: float = math.inf,
     ) -> None:
         self.records = list(records)
@@ -62,6 +64,12 @@ class FaceDataset(Dataset):
 
     def __len__(self) -> int:
         return len(self.records)
+
+    def largest_shrink(self) -> float:
+        """The most any crop of these faces shrinks its image, at the widest crop the augmentation draws."""
+        widest = self.box_scale * (self.augment.scale_range[1] if self.augment else 1.0)
+        sides = [max(r.bbox[2] - r.bbox[0], r.bbox[3] - r.bbox[1], 1.0) for r in self.records]
+        return widest * max(sides, default=0.0) / self.input_size
 
     def set_epoch(self, epoch: int) -> None:
         """Change the augmentation draw per epoch while keeping every epoch reproducible."""
