@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -116,6 +117,20 @@ def test_the_numpy_correction_is_the_calibration_on_degenerate_answers(
     fitted: ShapeCalibration, points: np.ndarray
 ) -> None:
     np.testing.assert_array_equal(fitted.correction()(points), calibrated(fitted, points))
+
+
+def test_answers_that_never_move_along_a_mode_keep_their_gain() -> None:
+    """An untrained network answers every face alike: its answers (and their mirror images) barely vary along any mode,
+    and a fitted slope was noise over nothing (gains of 10^4; numpy warned of a poorly conditioned fit where they did
+    not vary at all). Each mode keeps a gain of 1 and moves by the mean offset."""
+    answers, truths = faces(40, shrink=0.6)
+    same = np.broadcast_to(answers[0], answers.shape)
+    calibration = ShapeCalibration(LAYOUT, 4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        calibration.fit(same, truths)
+    np.testing.assert_array_equal(calibration.gain.numpy(), np.ones(4, np.float32))
+    assert np.isfinite(calibrated(calibration, same)).all()
 
 
 def test_a_fit_needs_ten_faces_a_mode() -> None:
