@@ -51,7 +51,7 @@ class UprightPass:
     ) -> UprightCrops | None:
         """The upright crops of the faces whose (N, K, 2) first-pass image points roll more than the threshold, None
         when none does; `images[i]` is face i's HxWx3 uint8 RGB image and `boxes[i]` the box its first crop was cut
-        from, and `max_shrink` the first crops' `warp_image` limit."""
+        from, and `max_shrink` the model's crop shrink limit (`warp_image`), as for the first crops."""
         roll = self.layout.eye_line_deg(points)
         rolled = np.flatnonzero(np.abs(roll) > self.above_deg)
         if not len(rolled):

@@ -25,10 +25,13 @@ pytestmark = [pytest.mark.integration]
 BOX = [40.0, 30.0, 140.0, 150.0]
 
 
-@pytest.mark.parametrize("threshold,roll", [(10.0, 40.0), (math.inf, 20.0)])
-def test_the_server_reads_a_rolled_face_again_upright(tmp_path: Path, threshold: float, roll: float) -> None:
+@pytest.mark.parametrize("threshold,roll,limit", [(10.0, 40.0, 2.5), (math.inf, 20.0, math.inf)])
+def test_the_server_reads_a_rolled_face_again_upright(
+    tmp_path: Path, threshold: float, roll: float, limit: float
+) -> None:
+    """It reports the model's crop options too: its upright threshold and crop shrink limit (None: off)."""
     info = DeployInfo(model="constant", layout="19", num_points=19, input_size=SIZE, box_scale=BOX_SCALE,
-                      upright_above_deg=threshold)  # fmt: skip
+                      upright_above_deg=threshold, max_crop_shrink=limit)  # fmt: skip
     model = tmp_path / "model.onnx"
     onnx.save(constant_model(rolled_eyes(20.0), info), model)
     image = np.zeros((240, 320, 3), dtype=np.uint8)
@@ -37,8 +40,9 @@ def test_the_server_reads_a_rolled_face_again_upright(tmp_path: Path, threshold:
     server, url = serve_on_free_port(["--model", str(model)], tmp_path / "serve.log", {**os.environ, **TELEMETRY_OFF})
     with server:
         with urllib.request.urlopen(f"{url}/v1/model", timeout=10) as response:
-            reported = json.loads(response.read())["upright_above_deg"]
-        assert reported == (threshold if math.isfinite(threshold) else None)
+            reported = json.loads(response.read())
+        assert reported["upright_above_deg"] == (threshold if math.isfinite(threshold) else None)
+        assert reported["max_crop_shrink"] == (limit if math.isfinite(limit) else None)
         bbox = ",".join(f"{v:g}" for v in BOX)
         request = urllib.request.Request(
             f"{url}/v1/landmarks?bbox={bbox}", png.tobytes(), {"Content-Type": "image/png"}, method="POST"

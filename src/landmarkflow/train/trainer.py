@@ -160,13 +160,14 @@ class Trainer:
             config.train.cache_images,
             max_shrink=config.data.crop_shrink_limit,
         )
-        if self.train_set.largest_shrink() > config.data.crop_shrink_limit:
+        largest_shrink = self.train_set.largest_shrink()
+        if largest_shrink > config.data.crop_shrink_limit:
             log.warning(
                 "data.max_crop_shrink %.2f is below the most this training set's crops shrink (%.2f): those crops are "
                 "area-averaged to it first, as the deployed model's will be; the default configs set it to that "
                 "largest shrink, which keeps every training crop a plain bilinear one",
                 config.data.crop_shrink_limit,
-                self.train_set.largest_shrink(),
+                largest_shrink,
             )
         self.sampler = shard_sampler(self.train_set, env.world_size, env.rank, config.train.seed)
         batch = rank_batch_size(config.train.batch_size, env)
