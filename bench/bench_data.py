@@ -25,13 +25,13 @@ import cv2
 import torch
 
 import landmarkflow.data.dataset as dataset_module
+import landmarkflow.geometry as geometry
 from landmarkflow.config import load_config
 from landmarkflow.data.dataset import FaceDataset
 from landmarkflow.data.formats.readers import read_dataset
 from landmarkflow.data.manifest import FaceRecord
 from landmarkflow.data.synthetic import synthesize
 from landmarkflow.data.synthetic.layout_map import LAYOUT_DATASETS
-from landmarkflow.geometry import crop_matrix
 from landmarkflow.layouts import get_layout
 
 CONFIG = Path(__file__).resolve().parent.parent / "configs" / "hih_synthetic_tiny.yaml"
@@ -42,15 +42,7 @@ def make_dataset(records: list[FaceRecord], root: Path, layout: str, cache_image
     config = load_config(CONFIG)
     params = config.model.model_copy(update={"num_points": get_layout(layout).num_points})
     return FaceDataset(
-        records,
-        root,
-        params.make_codec(),
-        params.input_size,
-        config.data.box_scale,
-        config.augment,
-        seed=0,
-        cache_images=cache_images,
-        max_shrink=config.data.crop_shrink_limit,
+        records, root, params.make_codec(), config.crop_spec, config.augment, seed=0, cache_images=cache_images
     )
 
 
@@ -65,8 +57,8 @@ def dataset_epoch(data: FaceDataset, epoch: int) -> float:
 
 def floor_epoch(data: FaceDataset) -> float:
     """Seconds for the bare cost of one epoch: decode each image and warp it once to the crop size."""
-    jobs = [(str(data.root / r.image_path), crop_matrix(r.bbox, data.input_size, data.box_scale)) for r in data.records]
-    size = (data.input_size, data.input_size)
+    jobs = [(str(data.root / r.image_path), data.crop_spec.matrix(r.bbox)) for r in data.records]
+    size = (data.crop_spec.size, data.crop_spec.size)
     start = time.perf_counter()
     for path, matrix in jobs:
         cv2.warpAffine(cv2.imread(path, cv2.IMREAD_COLOR), matrix, size, flags=cv2.INTER_LINEAR)
@@ -75,7 +67,7 @@ def floor_epoch(data: FaceDataset) -> float:
 
 @contextmanager
 def timed_stages(data: FaceDataset) -> Iterator[dict[str, float]]:
-    """Wrap the stages __getitem__ calls (as the dataset module and the instance see them) with timers."""
+    """Wrap the stages __getitem__ calls (as the modules and the instance see them) with timers."""
     spent: dict[str, float] = {}
 
     def timer(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
@@ -88,17 +80,21 @@ def timed_stages(data: FaceDataset) -> Iterator[dict[str, float]]:
 
         return timed
 
-    module_stages = {"decode": "read_rgb", "warp": "warp_image", "to_input": "crop_to_input"}
-    originals = {attr: getattr(dataset_module, attr) for attr in module_stages.values()}
-    for name, attr in module_stages.items():
-        setattr(dataset_module, attr, timer(name, originals[attr]))
+    module_stages = {
+        "decode": (dataset_module, "read_rgb"),
+        "warp": (geometry, "warp_image"),
+        "to_input": (dataset_module, "crop_to_input"),
+    }
+    originals = {name: getattr(module, attr) for name, (module, attr) in module_stages.items()}
+    for name, (module, attr) in module_stages.items():
+        setattr(module, attr, timer(name, originals[name]))
     data.codec.encode = timer("encode", data.codec.encode)
     data._photometric = timer("photometric", data._photometric)
     try:
         yield spent
     finally:
-        for attr, original in originals.items():
-            setattr(dataset_module, attr, original)
+        for name, (module, attr) in module_stages.items():
+            setattr(module, attr, originals[name])
         del data.codec.encode, data._photometric
 
 
@@ -129,7 +125,7 @@ def bench_layout(layout: str, faces: int, size: int, passes: int, workdir: Path)
         "layout": layout,
         "dataset": LAYOUT_DATASETS[layout],
         "image_size": size,
-        "crop_size": data.input_size,
+        "crop_size": data.crop_spec.size,
         "samples": len(data) * passes,
         "samples_per_s": round(samples_per_s, 1),
         "floor_per_s": round(floor_per_s, 1),

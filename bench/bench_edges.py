@@ -25,7 +25,7 @@ import numpy as np
 from landmarkflow.config import load_config
 from landmarkflow.data.formats.readers import read_dataset
 from landmarkflow.data.validation.drift import head_pose
-from landmarkflow.geometry import crop_matrix, landmark_box, transform_points, warp_image
+from landmarkflow.geometry import CropSpec, landmark_box, transform_points
 from landmarkflow.imageio import read_rgb
 
 CONFIG = Path("configs/hih_synthetic_tiny.yaml")  # whose crop the faces are measured in
@@ -35,17 +35,10 @@ CHEEK, OUTLINE = (0.7, 0.93), (0.95, 1.05)
 FRONTAL = 0.1  # the largest |turn| (drift profile's yaw proxy) of a synthetic face measured
 
 
-def model_crop(config_path: Path) -> tuple[int, float, float]:
-    """The input size, box scale and crop shrink limit of a config's model crop."""
-    config = load_config(config_path)
-    return config.model.input_size, config.data.box_scale, config.data.crop_shrink_limit
-
-
-def edge_ratios(image_rgb: np.ndarray, landmarks: np.ndarray, crop: tuple[int, float, float]) -> np.ndarray:
-    """(6,) cheek-to-outline gradient ratios of one face, in its model crop (`model_crop`)."""
-    size, box_scale, max_shrink = crop
-    matrix = crop_matrix(landmark_box(landmarks), size, box_scale)
-    grey = cv2.cvtColor(warp_image(image_rgb, matrix, size, max_shrink), cv2.COLOR_RGB2GRAY).astype(np.float32)
+def edge_ratios(image_rgb: np.ndarray, landmarks: np.ndarray, crop_spec: CropSpec) -> np.ndarray:
+    """(6,) cheek-to-outline gradient ratios of one face, in its model's crop."""
+    matrix = crop_spec.matrix(landmark_box(landmarks))
+    grey = cv2.cvtColor(crop_spec.cut(image_rgb, matrix), cv2.COLOR_RGB2GRAY).astype(np.float32)
     points = transform_points(landmarks, matrix)
     share = np.linspace(0.5, 1.3, 81)
     ratios = []
@@ -71,7 +64,7 @@ def main() -> None:
     parser.add_argument("--faces", type=int, default=80, help="near-frontal test faces measured")
     parser.add_argument("--config", type=Path, default=CONFIG, help="the experiment config whose crop is measured")
     args = parser.parse_args()
-    crop = model_crop(args.config)
+    crop = load_config(args.config).crop_spec
     test = [record for record in read_dataset("300w", args.root) if record.split == "test"]
     turns = np.abs(head_pose(np.stack([record.landmarks for record in test]), "68")[0])
     frontal = [record for record, turn in zip(test, turns, strict=True) if turn < FRONTAL][: args.faces]

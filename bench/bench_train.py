@@ -27,15 +27,7 @@ def bench(config_path: Path, root: Path, steps: int, warmup: int) -> dict:
     config = load_config(config_path)
     model = build_model(config.model)
     records = [r for r in read_synthetic(root) if r.split == "train"]
-    dataset = FaceDataset(
-        records,
-        root,
-        model.codec,
-        model.input_size,
-        config.data.box_scale,
-        config.augment,
-        max_shrink=config.data.crop_shrink_limit,
-    )
+    dataset = FaceDataset(records, root, model.codec, config.crop_spec, config.augment)
     loader = DataLoader(dataset, batch_size=config.train.batch_size, shuffle=True, num_workers=config.train.num_workers)
     optimizer = build_optimizer(model, config)
     model.train()

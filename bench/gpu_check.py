@@ -105,15 +105,7 @@ def tensorrt_engines(args: argparse.Namespace, data: tuple[list, list], root: Pa
     layout = get_layout(config.data.layout)
 
     def nme_of(predict: Callable) -> float:
-        preds = predict_records(
-            predict,
-            test_records,
-            root,
-            model.input_size,
-            config.data.box_scale,
-            32,
-            max_shrink=config.data.crop_shrink_limit,
-        )
+        preds = predict_records(predict, test_records, root, config.crop_spec, 32)
         return mean_nme(preds, test_records, layout, config.data.normaliser)
 
     torch_nme = nme_of(torch_predictor(model))

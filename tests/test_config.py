@@ -1,3 +1,4 @@
+import math
 from pathlib import Path
 
 import pytest
@@ -5,6 +6,7 @@ import pytest
 from landmarkflow.config import ConfigError, load_config
 from landmarkflow.data.synthetic.params import HARD_FACE_SIZES
 from landmarkflow.data.synthetic_default import SynthOptions
+from landmarkflow.geometry import CropSpec
 from landmarkflow.layouts import get_layout
 from tests.fresh_process import imported_after
 
@@ -86,6 +88,12 @@ def test_the_default_crop_shrink_limit_is_the_most_a_training_crop_shrinks(model
     widest_crop = largest_face * config.data.box_scale * config.augment.scale_range[1]
     shrink = widest_crop / config.model.input_size
     assert shrink <= config.data.max_crop_shrink < shrink * 1.01
+
+
+@pytest.mark.parametrize("limit,max_shrink", [(2.5, 2.5), (None, math.inf)])
+def test_the_crop_spec_is_the_models_input_size_box_scale_and_limit(limit: float | None, max_shrink: float) -> None:
+    config = load_config("configs/rdfn_synthetic_tiny.yaml", {"data.max_crop_shrink": limit, "data.box_scale": 1.4})
+    assert config.crop_spec == CropSpec(96, 1.4, max_shrink)
 
 
 def test_a_crop_shrink_limit_below_one_is_refused() -> None:

@@ -14,6 +14,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from landmarkflow.geometry import CropSpec
 from landmarkflow.layouts import LAYOUTS
 from landmarkflow.models.params.base import ModelParams
 from landmarkflow.models.zoo import parse_params
@@ -62,11 +63,6 @@ class DataConfig(_Section):
         if value not in LAYOUTS:
             raise ValueError(f"unknown layout {value!r}; expected one of {', '.join(LAYOUTS)}")
         return value
-
-    @property
-    def crop_shrink_limit(self) -> float:
-        """`max_crop_shrink` as `warp_image` takes it: infinity for no limit."""
-        return math.inf if self.max_crop_shrink is None else self.max_crop_shrink
 
     @model_validator(mode="after")
     def _layout_has_normaliser(self) -> DataConfig:
@@ -244,6 +240,12 @@ class ExperimentConfig(_Section):
         if not isinstance(value, dict):
             raise ValueError("model must be a mapping with at least a 'name'")
         return parse_params(value)
+
+    @property
+    def crop_spec(self) -> CropSpec:
+        """How this experiment's model reads a face (no `data.max_crop_shrink`: no limit)."""
+        limit = self.data.max_crop_shrink
+        return CropSpec(self.model.input_size, self.data.box_scale, math.inf if limit is None else limit)
 
     @model_validator(mode="after")
     def _points_match_layout(self) -> ExperimentConfig:

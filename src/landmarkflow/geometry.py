@@ -8,6 +8,7 @@ coordinates, which is also what cv2.warpAffine uses, so points and pixels never 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -47,6 +48,33 @@ def crop_matrix(
         mirror = np.array([[-1.0, 0.0, size - 1.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
         matrix = (mirror @ np.vstack([matrix, [0.0, 0.0, 1.0]]))[:2]
     return matrix
+
+
+@dataclass(frozen=True)
+class CropSpec:
+    """How a model reads a face: a square of `box_scale` x the box's longer side, resampled to `size` x `size`
+    pixels, shrinking the image by at most `max_shrink` in one bilinear step (`warp_image`). Training, evaluation,
+    export's parity gate and predict all cut their crops through one of these, from the config
+    (`ExperimentConfig.crop_spec`) or from the ONNX metadata (`DeployInfo.crop_spec`), so none of them can drift."""
+
+    size: int
+    box_scale: float
+    max_shrink: float = math.inf
+
+    def matrix(
+        self,
+        bbox: np.ndarray,
+        rotation_deg: float = 0.0,
+        shift: tuple[float, float] = (0.0, 0.0),
+        flip: bool = False,
+        scale: float = 1.0,
+    ) -> np.ndarray:
+        """The image -> crop map for a box (`crop_matrix`); `scale` widens the crop beyond `box_scale`."""
+        return crop_matrix(bbox, self.size, self.box_scale * scale, rotation_deg, shift, flip)
+
+    def cut(self, image: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+        """The HxWx3 image's crop by `matrix`, as a `size` x `size` image of its dtype."""
+        return warp_image(image, matrix, self.size, self.max_shrink)
 
 
 def invert_affine(matrix: np.ndarray) -> np.ndarray:

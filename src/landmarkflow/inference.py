@@ -4,7 +4,7 @@ A deployed model is a lone .onnx file whose metadata (`runtime.DeployInfo`) says
 the square of side `box_scale * max(w, h)` around the box, resized to `input_size`, float32 RGB in [0, 1],
 NCHW (`runtime.crop_to_input`). The model answers crop pixels; they are mapped back with the inverse crop
 affine, so the output is 0-based pixel centres of the original image, the manifest's convention. The crop is
-the one training and evaluation use (geometry.crop_matrix, runtime.crop_to_input), so a face scored here
+the one training and evaluation use (geometry.CropSpec, runtime.crop_to_input), so a face scored here
 matches its evaluated NME.
 
 A model with a shape-fitting post-step (LGCN) comes with export's shape model (`shape_model.npz`) beside the .onnx
@@ -34,7 +34,7 @@ import numpy as np
 import onnxruntime as ort
 
 from landmarkflow.detection import detect_faces
-from landmarkflow.geometry import crop_matrix, invert_affine, landmark_box, transform_points, warp_image
+from landmarkflow.geometry import invert_affine, landmark_box, transform_points
 from landmarkflow.imageio import read_rgb
 from landmarkflow.models.crop_predictor import CropPredictor
 from landmarkflow.runtime import (
@@ -304,10 +304,10 @@ class Predictor:
         if boxes is None:
             boxes = [face.bbox for face in detect_faces(image_rgb)]
         boxes = _as_boxes(boxes)
-        size, scale = self.info.input_size, self.info.box_scale
-        matrices = [crop_matrix(box, size, scale) for box in boxes]
-        crops = [crop_to_input(warp_image(image_rgb, m, size, self.info.max_crop_shrink)) for m in matrices]
-        empty = np.zeros((0, 3, size, size), np.float32)
+        spec = self.info.crop_spec
+        matrices = [spec.matrix(box) for box in boxes]
+        crops = [crop_to_input(spec.cut(image_rgb, m)) for m in matrices]
+        empty = np.zeros((0, 3, spec.size, spec.size), np.float32)
         return FaceCrops(image_rgb, boxes, matrices, np.stack(crops) if crops else empty, loose)
 
     def own_box_crops(self, faces: FaceCrops, image_points: np.ndarray) -> FaceCrops | None:
@@ -333,10 +333,7 @@ class Predictor:
         if self.upright is None:
             return None
         images = [faces.image] * len(faces.boxes)
-        info = self.info
-        return self.upright.plan(
-            images, faces.boxes, image_points, info.input_size, info.box_scale, max_shrink=info.max_crop_shrink
-        )
+        return self.upright.plan(images, faces.boxes, image_points, self.info.crop_spec)
 
     def predict_image(
         self, image_rgb: np.ndarray, boxes: np.ndarray | Sequence[Sequence[float]] | None = None, loose: bool = False

@@ -18,6 +18,8 @@ import onnxruntime as ort
 from onnxruntime.capi.onnxruntime_pybind11_state import Fail, InvalidArgument, InvalidGraph, InvalidProtobuf
 from onnxruntime.capi.onnxruntime_pybind11_state import NotImplemented as OrtNotImplemented
 
+from landmarkflow.geometry import CropSpec
+
 if TYPE_CHECKING:
     import onnx
 
@@ -73,6 +75,11 @@ class DeployInfo:
     output_name: str = "landmarks"
     heatmap_name: str = ""
     """The graph's second output, the heatmaps a saved shape model is fitted to (LGCN); empty: none."""
+
+    @property
+    def crop_spec(self) -> CropSpec:
+        """How this model reads a face."""
+        return CropSpec(self.input_size, self.box_scale, self.max_crop_shrink)
 
     def to_props(self) -> dict[str, str]:
         """Flat string properties for ONNX metadata."""

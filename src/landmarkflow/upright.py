@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from landmarkflow.geometry import crop_matrix, invert_affine, transform_points, warp_image
+from landmarkflow.geometry import CropSpec, invert_affine, transform_points
 from landmarkflow.layouts import Layout, get_layout
 from landmarkflow.models.crop_predictor import CropPredictor
 from landmarkflow.runtime import crop_to_input
@@ -44,21 +44,17 @@ class UprightPass:
         images: Sequence[np.ndarray],
         boxes: np.ndarray,
         points: np.ndarray,
-        input_size: int,
-        box_scale: float,
-        *,
-        max_shrink: float = math.inf,
+        crop_spec: CropSpec,
     ) -> UprightCrops | None:
         """The upright crops of the faces whose (N, K, 2) first-pass image points roll more than the threshold, None
         when none does; `images[i]` is face i's HxWx3 uint8 RGB image and `boxes[i]` the box its first crop was cut
-        from, and `max_shrink` the model's crop shrink limit (`warp_image`), as for the first crops."""
+        from by `crop_spec`, which cuts the second crops too."""
         roll = self.layout.eye_line_deg(points)
         rolled = np.flatnonzero(np.abs(roll) > self.above_deg)
         if not len(rolled):
             return None
-        matrices = [crop_matrix(boxes[i], input_size, box_scale, rotation_deg=float(roll[i])) for i in rolled]
-        pairs = zip(rolled, matrices, strict=True)
-        crops = [crop_to_input(warp_image(images[i], m, input_size, max_shrink)) for i, m in pairs]
+        matrices = [crop_spec.matrix(boxes[i], rotation_deg=float(roll[i])) for i in rolled]
+        crops = [crop_to_input(crop_spec.cut(images[i], m)) for i, m in zip(rolled, matrices, strict=True)]
         return UprightCrops(rolled, matrices, np.stack(crops))
 
     def run(
@@ -67,13 +63,10 @@ class UprightPass:
         images: Sequence[np.ndarray],
         boxes: np.ndarray,
         points: np.ndarray,
-        input_size: int,
-        box_scale: float,
-        *,
-        max_shrink: float = math.inf,
+        crop_spec: CropSpec,
     ) -> np.ndarray:
         """The (N, K, 2) image points after the second pass: `plan`, one `predict` call, `merge`."""
-        upright = self.plan(images, boxes, points, input_size, box_scale, max_shrink=max_shrink)
+        upright = self.plan(images, boxes, points, crop_spec)
         return points if upright is None else upright.merge(points, np.asarray(predict(upright.crops), np.float64))
 
 

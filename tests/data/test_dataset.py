@@ -7,18 +7,19 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from landmarkflow.config import AugmentConfig
 from landmarkflow.data.dataset import EpochSampler, FaceDataset, split_train_val
-from landmarkflow.geometry import crop_matrix, transform_points, warp_image
+from landmarkflow.geometry import CropSpec, crop_matrix, transform_points, warp_image
 from landmarkflow.imageio import read_rgb
 from landmarkflow.layouts import get_layout
 from landmarkflow.runtime import crop_to_input
 from tests.fakes import dot_face_record, dots_hih
 
 MODEL = dots_hih()
+CROP = CropSpec(96, 1.25)
 
 
 def test_plain_item_is_the_box_crop_with_targets(tmp_path: Path) -> None:
     record = dot_face_record(tmp_path)
-    item = FaceDataset([record], tmp_path, MODEL.codec, 96, 1.25)[0]
+    item = FaceDataset([record], tmp_path, MODEL.codec, CROP)[0]
     assert item["image"].shape == (3, 96, 96) and item["image"].min() >= 0.0 and item["image"].max() <= 1.0
     expected = transform_points(record.landmarks, crop_matrix(record.bbox, 96, 1.25))
     np.testing.assert_allclose(item["landmarks"].numpy(), expected, atol=1e-4)
@@ -29,7 +30,7 @@ def test_plain_item_is_the_box_crop_with_targets(tmp_path: Path) -> None:
 
 def test_plain_image_is_the_model_input_predict_and_evaluation_use(tmp_path: Path) -> None:
     record = dot_face_record(tmp_path)
-    image = FaceDataset([record], tmp_path, MODEL.codec, 96, 1.25)[0]["image"]
+    image = FaceDataset([record], tmp_path, MODEL.codec, CROP)[0]["image"]
     crop = warp_image(read_rgb(tmp_path / record.image_path), crop_matrix(record.bbox, 96, 1.25), 96)
     assert image.is_contiguous()
     np.testing.assert_array_equal(image.numpy(), crop_to_input(crop))
@@ -46,15 +47,15 @@ def test_flip_augmentation_permutes_points_semantically(tmp_path: Path) -> None:
         occlusion_prob=0.0,
         color_jitter=0.0,
     )
-    item = FaceDataset([record], tmp_path, MODEL.codec, 96, 1.25, augment)[0]
+    item = FaceDataset([record], tmp_path, MODEL.codec, CROP, augment)[0]
     plain = transform_points(record.landmarks, crop_matrix(record.bbox, 96, 1.25))
     np.testing.assert_allclose(item["landmarks"].numpy(), get_layout("68").flip_points(plain, 96), atol=1e-4)
 
 
 def test_cached_images_give_the_same_items_and_are_read_once(tmp_path: Path) -> None:
     record = dot_face_record(tmp_path)
-    plain = FaceDataset([record], tmp_path, MODEL.codec, 96, 1.25, AugmentConfig(), seed=7)
-    cached = FaceDataset([record], tmp_path, MODEL.codec, 96, 1.25, AugmentConfig(), seed=7, cache_images=True)
+    plain = FaceDataset([record], tmp_path, MODEL.codec, CROP, AugmentConfig(), seed=7)
+    cached = FaceDataset([record], tmp_path, MODEL.codec, CROP, AugmentConfig(), seed=7, cache_images=True)
     expected = [plain[(epoch, 0)] for epoch in (0, 1)]
     first = cached[(0, 0)]
     (tmp_path / record.image_path).unlink()  # the second epoch must come from memory
@@ -67,7 +68,7 @@ def test_cached_images_give_the_same_items_and_are_read_once(tmp_path: Path) -> 
 
 
 def test_augmentation_is_reproducible_per_epoch_and_varies_between_epochs(tmp_path: Path) -> None:
-    dataset = FaceDataset([dot_face_record(tmp_path)], tmp_path, MODEL.codec, 96, 1.25, AugmentConfig(), seed=7)
+    dataset = FaceDataset([dot_face_record(tmp_path)], tmp_path, MODEL.codec, CROP, AugmentConfig(), seed=7)
     first = dataset[0]["landmarks"]
     assert np.array_equal(dataset[0]["landmarks"], first)
     dataset.set_epoch(1)
@@ -80,10 +81,10 @@ def test_camera_augmentations_change_only_the_pixels_and_only_when_asked(tmp_pat
     still |= {"blur_prob": 0.0, "occlusion_prob": 0.0, "color_jitter": 0.0}
 
     def item(**chances: float) -> dict:
-        return FaceDataset([record], tmp_path, MODEL.codec, 96, 1.25, AugmentConfig(**still, **chances))[0]
+        return FaceDataset([record], tmp_path, MODEL.codec, CROP, AugmentConfig(**still, **chances))[0]
 
     plain = item()
-    unaugmented = FaceDataset([record], tmp_path, MODEL.codec, 96, 1.25)[0]
+    unaugmented = FaceDataset([record], tmp_path, MODEL.codec, CROP)[0]
     np.testing.assert_array_equal(plain["image"].numpy(), unaugmented["image"].numpy())
     grey = item(grayscale_prob=1.0)["image"].numpy()
     assert np.abs(np.diff(grey, axis=0)).max() < 1e-6 and grey.std() > 0.05
@@ -107,7 +108,7 @@ def _epoch_landmarks(dataset: FaceDataset, workers: int, epochs: int) -> list[np
 def test_persistent_workers_augment_each_epoch_anew_as_the_main_process_would(tmp_path: Path) -> None:
     """Workers keep their own copy of the dataset across epochs: the epoch reaches them with every index."""
     records = [dot_face_record(tmp_path, i) for i in range(4)]
-    dataset = FaceDataset(records, tmp_path, MODEL.codec, 96, 1.25, AugmentConfig(), seed=7)
+    dataset = FaceDataset(records, tmp_path, MODEL.codec, CROP, AugmentConfig(), seed=7)
     in_process, in_a_worker = _epoch_landmarks(dataset, 0, 2), _epoch_landmarks(dataset, 1, 2)
     assert not np.array_equal(in_a_worker[0], in_a_worker[1])
     for main, worker in zip(in_process, in_a_worker, strict=True):
@@ -126,4 +127,4 @@ def test_mixed_layouts_are_refused(tmp_path: Path) -> None:
     face = dot_face_record(tmp_path, 1)
     other = replace(face, layout="98", landmarks=np.resize(face.landmarks, (98, 2)), visible=np.ones(98, dtype=bool))
     with pytest.raises(ValueError, match="one layout"):
-        FaceDataset([dot_face_record(tmp_path), other], tmp_path, MODEL.codec, 96, 1.25)
+        FaceDataset([dot_face_record(tmp_path), other], tmp_path, MODEL.codec, CROP)

@@ -8,10 +8,12 @@ import pytest
 
 from landmarkflow.data.manifest import FaceRecord
 from landmarkflow.evaluation.predictions import predict_records, predict_records_each
+from landmarkflow.geometry import CropSpec
 from landmarkflow.layouts import get_layout
 from landmarkflow.upright import UprightPass
 
 SIZE, BOX_SCALE = 64, 1.25
+CROP = CropSpec(SIZE, BOX_SCALE)
 LAYOUT = get_layout("68")
 
 
@@ -48,11 +50,11 @@ def faces(tmp_path: Path) -> list[FaceRecord]:
 def test_only_faces_rolled_past_the_threshold_get_a_second_crop(faces: list[FaceRecord], tmp_path: Path) -> None:
     upright = UprightPass.maybe("68", 10.0)
     predict = Constant(20.0)
-    points = predict_records(predict, faces, tmp_path, SIZE, BOX_SCALE, 2, upright=upright)
+    points = predict_records(predict, faces, tmp_path, CROP, 2, upright=upright)
     assert predict.crops == 2 * len(faces)
     np.testing.assert_allclose(LAYOUT.eye_line_deg(points), 40.0, atol=1e-6)
     level = Constant(5.0)
-    points = predict_records(level, faces, tmp_path, SIZE, BOX_SCALE, 2, upright=upright)
+    points = predict_records(level, faces, tmp_path, CROP, 2, upright=upright)
     assert level.crops == len(faces)
     np.testing.assert_allclose(LAYOUT.eye_line_deg(points), 5.0, atol=1e-6)
 
@@ -61,12 +63,12 @@ def test_each_predictor_gets_its_own_second_crops(faces: list[FaceRecord], tmp_p
     """The parity case: two predictors share the first crops; the second crops follow each one's answer."""
     rolled, level = Constant(-25.0), Constant(0.0)
     first, second = predict_records_each(
-        [rolled, level], faces, tmp_path, SIZE, BOX_SCALE, 8, upright=UprightPass.maybe("68", 10.0)
+        [rolled, level], faces, tmp_path, CROP, 8, upright=UprightPass.maybe("68", 10.0)
     )
     assert (rolled.crops, level.crops) == (2 * len(faces), len(faces))
     np.testing.assert_allclose(LAYOUT.eye_line_deg(first), -50.0, atol=1e-6)
     np.testing.assert_allclose(LAYOUT.eye_line_deg(second), 0.0, atol=1e-6)
-    without = predict_records(Constant(-25.0), faces, tmp_path, SIZE, BOX_SCALE, 8)
+    without = predict_records(Constant(-25.0), faces, tmp_path, CROP, 8)
     np.testing.assert_allclose(LAYOUT.eye_line_deg(without), -25.0, atol=1e-6)
 
 

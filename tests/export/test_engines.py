@@ -30,6 +30,7 @@ from landmarkflow.export.engine_runner import EngineRunner
 from landmarkflow.export.gpu_checks import GpuChecks
 from landmarkflow.export.latency import latency_table
 from landmarkflow.export.tensorrt import TensorRTResult
+from landmarkflow.geometry import CropSpec
 from landmarkflow.inference import Predictor
 from landmarkflow.layouts import get_layout
 from landmarkflow.models.crop_predictor import CropPredictor
@@ -94,7 +95,7 @@ def test_engines_are_kept_within_their_tolerance_and_deleted_beyond(
     layout = get_layout("68")
 
     def nme_of(predict: CropPredictor) -> float:
-        return mean_nme(predict_records(predict, records, root, 64, 1.25, 4), records, layout, None)
+        return mean_nme(predict_records(predict, records, root, CropSpec(64, 1.25), 4), records, layout, None)
 
     onnx_nme = nme_of(_ort_runner(0.0)(onnx_path))
     out = tmp_path / "export"

@@ -359,7 +359,7 @@ def test_calibration_after_training_is_fitted_to_the_shape_fits_answers(tmp_path
     records = [dot_face_record(tmp_path, index) for index in range(120)]
     points, boxes = (np.stack([getattr(r, name) for r in records]) for name in ("landmarks", "bbox"))
     spread = [records[index] for index in np.linspace(0, 119, 100).round().astype(int)]
-    crops = (tmp_path, model.input_size, config.data.box_scale, 8)
+    crops = (tmp_path, config.crop_spec, 8)
     fitted = predict_records(model.refined_predictor(points, boxes, config.data.box_scale)[1], spread, *crops)
     graph = predict_records(torch_predictor(model), spread, *crops)
     fit = calibrate_shapes(model, records, tmp_path, config)

@@ -45,7 +45,7 @@ def test_predict_applies_the_shape_fit_evaluate_measured(tmp_path: Path, monkeyp
     model, config = load_model(Path(run.train.checkpoint))
     test = read_split(run.train.manifest, config.data.test_split)
     train = read_split(run.train.manifest, "train")
-    crops = (Path(run.train.root), predictor.info.input_size, predictor.info.box_scale, 64)
+    crops = (Path(run.train.root), predictor.info.crop_spec, 64)
     layout = get_layout(config.data.layout)
 
     deployed = predict_records(predictor.predict_crops, test, *crops)

@@ -1,12 +1,12 @@
-"""Every path that crops a face for a model passes its crop shrink limit (`data.max_crop_shrink`, then the ONNX
-metadata) to `warp_image`: evaluate (the test split, perturbed boxes, the upright pass, real faces), the shape
-calibration, export's parity gate, `predict` and the champion's re-measure. One that forgot it would read a big photo's
-face more coarsely than the model was trained to, and only on photos, where nothing else would show it."""
+"""Every path that crops a face for a model cuts it with the model's crop shrink limit (`data.max_crop_shrink`, then
+the ONNX metadata, in its `CropSpec`): evaluate (the test split, perturbed boxes, the upright pass, real faces), the
+shape calibration, export's parity gate, `predict` and the champion's re-measure. One that forgot it would read a
+big photo's face more coarsely than the model was trained to, and only on photos, where nothing else would show it."""
 
 from __future__ import annotations
 
 import logging
-import math
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -21,7 +21,7 @@ from landmarkflow.data.manifest import read_manifest, to_records
 from landmarkflow.evaluation import predictions
 from landmarkflow.evaluation.real_faces import RealFaces
 from landmarkflow.evaluation.remeasure import deployed_model_nme
-from landmarkflow.geometry import warp_image
+from landmarkflow.geometry import CropSpec
 from landmarkflow.imageio import read_rgb
 from landmarkflow.layouts import get_layout
 from landmarkflow.models.zoo import build_model
@@ -40,17 +40,15 @@ DATA = {"max_crop_shrink": LIMIT, "upright_above_deg": 10.0}
 
 @pytest.fixture
 def limits(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[float]]:
-    """The `max_shrink` of every crop cut through each of the modules that crop for a model."""
+    """The `max_shrink` of every crop cut, by the module that cut it."""
     seen: dict[str, list[float]] = {}
-    for module in (predictions, upright, inference):
+    cut = CropSpec.cut
 
-        def recording(
-            image: np.ndarray, matrix: np.ndarray, size: int, max_shrink: float = math.inf, name: str = module.__name__
-        ) -> np.ndarray:
-            seen.setdefault(name, []).append(max_shrink)
-            return warp_image(image, matrix, size, max_shrink)
+    def recording(spec: CropSpec, image: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+        seen.setdefault(sys._getframe(1).f_globals["__name__"], []).append(spec.max_shrink)
+        return cut(spec, image, matrix)
 
-        monkeypatch.setattr(module, "warp_image", recording)
+    monkeypatch.setattr(CropSpec, "cut", recording)
     return seen
 
 
@@ -94,7 +92,7 @@ def test_the_training_set_knows_the_most_its_crops_shrink(tmp_path: Path) -> Non
     trained = untrained(tmp_path, "hih_dots", MODEL, train_faces=3, data=DATA)
     model, config = load_model(Path(trained.checkpoint))
     records = to_records(read_manifest(trained.manifest))
-    data = FaceDataset(records, trained.root, model.codec, 96, 1.25, config.augment, max_shrink=LIMIT)
+    data = FaceDataset(records, trained.root, model.codec, config.crop_spec, config.augment)
     sides = [max(r.bbox[2] - r.bbox[0], r.bbox[3] - r.bbox[1]) for r in records]
     assert data.largest_shrink() == pytest.approx(1.25 * config.augment.scale_range[1] * max(sides) / 96)
     assert data.largest_shrink() > LIMIT  # these crops are area-reduced in training too, as the model's will be
@@ -120,7 +118,7 @@ def test_the_upright_pass_crops_within_the_limit(tmp_path: Path, limits: dict[st
 
     second = UprightPass(get_layout("68"), 10.0)
     root = Path(trained.root)
-    predictions.predict_records(answer_rolled, records, root, SIZE, BOX_SCALE, upright=second, max_shrink=LIMIT)
+    predictions.predict_records(answer_rolled, records, root, CropSpec(SIZE, BOX_SCALE, LIMIT), upright=second)
     _all_limited(limits, predictions, upright)
 
     info = DeployInfo("rolled", "68", 68, SIZE, BOX_SCALE, upright_above_deg=10.0, max_crop_shrink=LIMIT)

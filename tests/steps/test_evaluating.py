@@ -25,9 +25,7 @@ CONFIG = {"name": "hih_300w_dots", "model": {**DOTS_HIH, "num_points": 68}, "dat
 
 def _nmes(checkpoint: Path, records: list[FaceRecord], root: Path) -> np.ndarray:
     model, config = load_model(checkpoint)
-    preds = predict_records(
-        torch_predictor(model), records, root, model.input_size, config.data.box_scale, config.eval.batch_size
-    )
+    preds = predict_records(torch_predictor(model), records, root, config.crop_spec, config.eval.batch_size)
     gts, boxes = np.stack([r.landmarks for r in records]), np.stack([r.bbox for r in records])
     return per_image_nme(preds, gts, get_layout("68"), boxes, config.data.normaliser)
 

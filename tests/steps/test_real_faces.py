@@ -42,7 +42,7 @@ def test_real_faces_are_measured_on_their_own_beside_an_unchanged_test_split(
     evaluated = steps.evaluate(trained, tmp_path / "eval", RealFaces("300w", real_root))
 
     model, config = load_model(Path(trained.checkpoint))
-    preds = predict_records(torch_predictor(model), real, real_root, model.input_size, config.data.box_scale, 8)
+    preds = predict_records(torch_predictor(model), real, real_root, config.crop_spec, 8)
     gts, boxes = np.stack([r.landmarks for r in real]), np.stack([r.bbox for r in real])
     expected = per_image_nme(preds, gts, get_layout("68"), boxes, "inter_ocular").mean()
     assert sorted(evaluated.real_metrics) == ["auc_10", "fr_10", "nme"]
@@ -99,7 +99,7 @@ def test_real_faces_are_also_measured_through_the_shape_fit_a_deployed_lgcn_answ
     _, fitted = model.refined_predictor(
         np.stack([r.landmarks for r in train]), np.stack([r.bbox for r in train]), loaded.data.box_scale
     )
-    preds = predict_records(fitted, real, real_root, model.input_size, loaded.data.box_scale, 8)
+    preds = predict_records(fitted, real, real_root, loaded.crop_spec, 8)
     gts, boxes = np.stack([r.landmarks for r in real]), np.stack([r.bbox for r in real])
     expected = per_image_nme(preds, gts, get_layout("68"), boxes, "inter_ocular")
     assert evaluated.real_metrics["nme_shape_fitted"] == pytest.approx(expected.mean(), rel=1e-6)

@@ -1,6 +1,6 @@
 """Torch dataset: crop each face from its box, augment, and encode targets with the model's codec.
 
-The crop is the same square-around-the-box map that inference uses (geometry.crop_matrix); training
+The crop is the same square-around-the-box map that inference uses (geometry.CropSpec); training
 jitters the box (scale, shift) so that a box near the dataset's own reads well. A detector's box is further off
 from 300W's landmark boxes: a 68-point model's Predictor reads such a face again from its first answer's box
 (`Predictor.own_box_crops`).
@@ -20,7 +20,7 @@ from torch.utils.data import Dataset, DistributedSampler, Sampler
 from landmarkflow.codecs.base import Codec
 from landmarkflow.config import AugmentConfig
 from landmarkflow.data.manifest import TRAIN_SPLIT, FaceRecord, in_split
-from landmarkflow.geometry import crop_matrix, transform_points, warp_image
+from landmarkflow.geometry import CropSpec, transform_points
 from landmarkflow.imageio import read_rgb
 from landmarkflow.layouts import get_layout
 from landmarkflow.runtime import crop_to_input
@@ -30,8 +30,8 @@ class FaceDataset(Dataset):
     """Faces of a manifest as model-ready crops and codec targets.
 
     Each item: `image` (3,S,S), the codec's targets, `landmarks` (K,2) in crop pixels, `matrix` (2,3)
-    image->crop, and `index` into `records` (so evaluation can map predictions back to the image). A crop shrinks its
-    image by at most `max_shrink` in one bilinear step (`warp_image`), as the deployed model's crops do.
+    image->crop, and `index` into `records` (so evaluation can map predictions back to the image). Crops are cut as
+    `crop_spec` says, as the deployed model's are; training jitters its box by the augmentation's scale range.
     """
 
     def __init__(
@@ -39,20 +39,15 @@ class FaceDataset(Dataset):
         records: Sequence[FaceRecord],
         root: str | Path,
         codec: Codec,
-        input_size: int,
-        box_scale: float,
+        crop_spec: CropSpec,
         augment: AugmentConfig | None = None,
         seed: int = 0,
         cache_images: bool = False,
-        *,
-        max_shrink: float = math.inf,
     ) -> None:
         self.records = list(records)
         self.root = Path(root)
         self.codec = codec
-        self.input_size = input_size
-        self.box_scale = box_scale
-        self.max_shrink = max_shrink
+        self.crop_spec = crop_spec
         self.augment = augment
         self.seed = seed
         self.epoch = 0
@@ -67,9 +62,10 @@ class FaceDataset(Dataset):
 
     def largest_shrink(self) -> float:
         """The most any crop of these faces shrinks its image, at the widest crop the augmentation draws."""
-        widest = self.box_scale * (self.augment.scale_range[1] if self.augment else 1.0)
+        spec = self.crop_spec
+        widest = spec.box_scale * (self.augment.scale_range[1] if self.augment else 1.0)
         sides = [max(r.bbox[2] - r.bbox[0], r.bbox[3] - r.bbox[1], 1.0) for r in self.records]
-        return widest * max(sides, default=0.0) / self.input_size
+        return widest * max(sides, default=0.0) / spec.size
 
     def set_epoch(self, epoch: int) -> None:
         """Change the augmentation draw per epoch while keeping every epoch reproducible."""
@@ -83,7 +79,7 @@ class FaceDataset(Dataset):
         image = self._image(index)
         rng = np.random.default_rng((self.seed, epoch, index)) if self.augment else None
         matrix, flipped = self._matrix(record, rng)
-        crop = warp_image(image, matrix, self.input_size, self.max_shrink)
+        crop = self.crop_spec.cut(image, matrix)
         points = transform_points(record.landmarks, matrix)
         visible = record.visible
         if flipped:
@@ -112,13 +108,13 @@ class FaceDataset(Dataset):
 
     def _matrix(self, record: FaceRecord, rng: np.random.Generator | None) -> tuple[np.ndarray, bool]:
         if rng is None:
-            return crop_matrix(record.bbox, self.input_size, self.box_scale), False
+            return self.crop_spec.matrix(record.bbox), False
         aug = self.augment
-        scale = self.box_scale * rng.uniform(*aug.scale_range)
+        scale = rng.uniform(*aug.scale_range)
         rotation = rng.uniform(-aug.rotation_deg, aug.rotation_deg) if rng.random() < aug.rotation_prob else 0.0
         shift = tuple(rng.uniform(-aug.shift_fraction, aug.shift_fraction, size=2))
         flip = bool(rng.random() < aug.flip_prob)
-        return crop_matrix(record.bbox, self.input_size, scale, rotation, shift, flip), flip
+        return self.crop_spec.matrix(record.bbox, rotation, shift, flip, scale), flip
 
     def _photometric(self, crop: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Blur, occlusion, per-channel gain, then a tone curve, grey, sharpening and noise, each by its chance, on the
@@ -130,7 +126,7 @@ class FaceDataset(Dataset):
             sigma = rng.uniform(0.5, 2.0)
             out = cv2.GaussianBlur(out, (0, 0), sigma)
         if rng.random() < aug.occlusion_prob:
-            side = self.input_size
+            side = self.crop_spec.size
             w, h = (int(side * rng.uniform(0.1, 0.4)) for _ in range(2))
             x, y = int(rng.integers(0, side - w)), int(rng.integers(0, side - h))
             out = out.copy()

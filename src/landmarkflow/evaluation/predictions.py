@@ -6,7 +6,6 @@ onnxruntime are compared on exactly the same crops and mapped back by exactly th
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +14,7 @@ import numpy as np
 import torch
 
 from landmarkflow.data.manifest import FaceRecord
-from landmarkflow.geometry import crop_matrix, invert_affine, transform_points, warp_image
+from landmarkflow.geometry import CropSpec, invert_affine, transform_points
 from landmarkflow.imageio import read_rgb
 from landmarkflow.models.base import LandmarkModel
 from landmarkflow.models.crop_predictor import CropPredictor
@@ -37,21 +36,17 @@ class CropBatch:
 def iterate_crops(
     records: Sequence[FaceRecord],
     root: Path,
-    input_size: int,
-    box_scale: float,
+    crop_spec: CropSpec,
     batch_size: int,
     boxes: np.ndarray | None = None,
-    *,
-    max_shrink: float = math.inf,
 ) -> Iterator[CropBatch]:
-    """The records' faces in batches of `batch_size`, each photo read once (`max_shrink`: `warp_image`'s)."""
+    """The records' faces in batches of `batch_size`, each photo read once."""
     boxes = np.stack([r.bbox for r in records]) if boxes is None else np.asarray(boxes)
     for start in range(0, len(records), batch_size):
         images = [read_rgb(Path(root) / record.image_path) for record in records[start : start + batch_size]]
         batch_boxes = boxes[start : start + len(images)]
-        matrices = [crop_matrix(box, input_size, box_scale) for box in batch_boxes]
-        pairs = zip(images, matrices, strict=True)
-        crops = [crop_to_input(warp_image(image, m, input_size, max_shrink)) for image, m in pairs]
+        matrices = [crop_spec.matrix(box) for box in batch_boxes]
+        crops = [crop_to_input(crop_spec.cut(image, m)) for image, m in zip(images, matrices, strict=True)]
         yield CropBatch(images, batch_boxes, np.stack(crops), np.stack(matrices))
 
 
@@ -59,45 +54,35 @@ def predict_records(
     predict: CropPredictor,
     records: Sequence[FaceRecord],
     root: Path,
-    input_size: int,
-    box_scale: float,
+    crop_spec: CropSpec,
     batch_size: int = 32,
     boxes: np.ndarray | None = None,
     upright: UprightPass | None = None,
-    *,
-    max_shrink: float = math.inf,
 ) -> np.ndarray:
-    """(N, K, 2) predictions in image pixels for every record (boxes default to the manifest's), with the upright
-    second pass where one is given; crops shrink the images by at most `max_shrink` in one bilinear step."""
-    return predict_records_each(
-        [predict], records, root, input_size, box_scale, batch_size, boxes, upright, max_shrink=max_shrink
-    )[0]
+    """(N, K, 2) predictions in image pixels for every record (boxes default to the manifest's), on crops cut as
+    `crop_spec` says, with the upright second pass where one is given."""
+    return predict_records_each([predict], records, root, crop_spec, batch_size, boxes, upright)[0]
 
 
 def predict_records_each(
     predictors: Sequence[CropPredictor],
     records: Sequence[FaceRecord],
     root: Path,
-    input_size: int,
-    box_scale: float,
+    crop_spec: CropSpec,
     batch_size: int = 32,
     boxes: np.ndarray | None = None,
     upright: UprightPass | None = None,
-    *,
-    max_shrink: float = math.inf,
 ) -> list[np.ndarray]:
     """`predict_records` for each predictor, on the same first crops read and warped once (the parity gate's case,
     one pass; evaluate's post-steps with the upright pass, each predictor's second crops from its own answers)."""
     outputs: list[list[np.ndarray]] = [[] for _ in predictors]
-    for batch in iterate_crops(records, root, input_size, box_scale, batch_size, boxes, max_shrink=max_shrink):
+    for batch in iterate_crops(records, root, crop_spec, batch_size, boxes):
         to_image = [invert_affine(m) for m in batch.matrices]
         for predict, output in zip(predictors, outputs, strict=True):
             crop_points = np.asarray(predict(batch.crops), dtype=np.float64)
             points = np.stack([transform_points(p, m) for p, m in zip(crop_points, to_image, strict=True)])
             if upright is not None:
-                points = upright.run(
-                    predict, batch.images, batch.boxes, points, input_size, box_scale, max_shrink=max_shrink
-                )
+                points = upright.run(predict, batch.images, batch.boxes, points, crop_spec)
             output.extend(points)
     return [np.stack(output) if output else np.zeros((0, 0, 2)) for output in outputs]
 

@@ -70,7 +70,6 @@ def measure_real_faces(
     predict: CropPredictor,
     records: list[FaceRecord],
     root: Path,
-    input_size: int,
     config: ExperimentConfig,
     baseline: MeanShape,
     out_dir: Path,
@@ -83,16 +82,8 @@ def measure_real_faces(
     on the same crops, as evaluate reports it for the test split."""
     layout = get_layout(config.data.layout)
     post_steps = post_steps or {}
-    batch = config.eval.batch_size
     preds, *post_step_preds = predict_records_each(
-        [predict, *post_steps.values()],
-        records,
-        root,
-        input_size,
-        config.data.box_scale,
-        batch,
-        upright=upright,
-        max_shrink=config.data.crop_shrink_limit,
+        [predict, *post_steps.values()], records, root, config.crop_spec, config.eval.batch_size, upright=upright
     )
     gts, boxes = np.stack([r.landmarks for r in records]), np.stack([r.bbox for r in records])
     nmes = per_image_nme(preds, gts, layout, boxes, config.data.normaliser)

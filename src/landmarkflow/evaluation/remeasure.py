@@ -29,17 +29,14 @@ def deployed_model_nme(model_ref: str, manifest: str | Path, root: str | Path, c
     """Mean NME of the ONNX model at `model_ref` on `config`'s test split, cropped by the model's own metadata; the
     graph's own landmarks without a shape fit, as evaluate's `nme` that the gate compares it with."""
     predictor = load_deployed(model_ref, config.data.layout)
-    info = predictor.info
     records = read_split(manifest, config.data.test_split)
     preds = predict_records(
         _graph_points(predictor),
         records,
         Path(root),
-        info.input_size,
-        info.box_scale,
+        predictor.info.crop_spec,
         config.eval.batch_size,
         upright=predictor.upright,
-        max_shrink=info.max_crop_shrink,
     )
     nme = mean_nme(preds, records, get_layout(config.data.layout), config.data.normaliser)
     if not math.isfinite(nme):

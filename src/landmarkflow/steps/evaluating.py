@@ -55,15 +55,9 @@ def evaluate(trained: TrainResult, out_dir: str | Path, real_faces: RealFaces | 
     refined = model.refined_predictor(train_landmarks, train_boxes, config.data.box_scale)
     post_steps = dict([refined] if refined is not None else [])
     # A post-step (LGCN's shape fitting) predicts on the same crops: read and warped once for both.
+    crop_spec = config.crop_spec
     preds, *post_step_preds = predict_records_each(
-        [predict, *post_steps.values()],
-        test,
-        root,
-        model.input_size,
-        config.data.box_scale,
-        config.eval.batch_size,
-        upright=upright,
-        max_shrink=config.data.crop_shrink_limit,
+        [predict, *post_steps.values()], test, root, crop_spec, config.eval.batch_size, upright=upright
     )
     nmes = per_image_nme(preds, gts, layout, boxes, config.data.normaliser)
     subsets = [r.subsets for r in test]
@@ -72,17 +66,7 @@ def evaluate(trained: TrainResult, out_dir: str | Path, real_faces: RealFaces | 
     base_nmes = per_image_nme(baseline.predict(boxes), gts, layout, boxes, config.data.normaliser)
     baseline_metrics = summarize(base_nmes, config.eval.fr_threshold, config.eval.auc_threshold, subsets=subsets)
     moved = perturb_boxes(boxes, config.eval.perturb_shift, config.eval.perturb_scale, config.eval.perturb_seed)
-    moved_preds = predict_records(
-        predict,
-        test,
-        root,
-        model.input_size,
-        config.data.box_scale,
-        config.eval.batch_size,
-        moved,
-        upright,
-        max_shrink=config.data.crop_shrink_limit,
-    )
+    moved_preds = predict_records(predict, test, root, crop_spec, config.eval.batch_size, moved, upright)
     perturbed = {
         "nme_perturbed": mean_nme(moved_preds, test, layout, config.data.normaliser),
         "baseline_nme_perturbed": mean_nme(baseline.predict(moved), test, layout, config.data.normaliser),
@@ -102,13 +86,11 @@ def evaluate(trained: TrainResult, out_dir: str | Path, real_faces: RealFaces | 
         metrics[f"nme_{step}"] = mean_nme(step_preds, test, layout, config.data.normaliser)
         log.info("test NME with %s: %.3f%% (without: %.3f%%)", step, 100 * metrics[f"nme_{step}"], 100 * nmes.mean())
     private = in_split(records, PRIVATE_SPLIT)
-    private_metrics = (
-        _split_metrics(predict, private, root, model.input_size, config, layout, upright) if private else {}
-    )
+    private_metrics = _split_metrics(predict, private, root, config, layout, upright) if private else {}
     real = None
     if real_faces is not None:
         real = measure_real_faces(
-            predict, real_records, real_faces.root, model.input_size, config, baseline, out_dir, upright, post_steps
+            predict, real_records, real_faces.root, config, baseline, out_dir, upright, post_steps
         )
         with_steps = "".join(f", with {step} {100 * real.metrics[f'nme_{step}']:.3f}%" for step in post_steps)
         log.info("real faces (%d, %s in %s): NME %.3f%%%s (face by face in %s)", real.faces, real_faces.dataset,
@@ -165,23 +147,12 @@ def _split_metrics(
     predict: CropPredictor,
     records: list[FaceRecord],
     root: Path,
-    input_size: int,
     config: ExperimentConfig,
     layout: Layout,
     upright: UprightPass | None,
 ) -> dict[str, float]:
     """NME/FR/AUC of the model on one split's faces, under the names `summarize` gives the test split."""
-    batch = config.eval.batch_size
-    preds = predict_records(
-        predict,
-        records,
-        root,
-        input_size,
-        config.data.box_scale,
-        batch,
-        upright=upright,
-        max_shrink=config.data.crop_shrink_limit,
-    )
+    preds = predict_records(predict, records, root, config.crop_spec, config.eval.batch_size, upright=upright)
     gts, boxes = np.stack([r.landmarks for r in records]), np.stack([r.bbox for r in records])
     nmes = per_image_nme(preds, gts, layout, boxes, config.data.normaliser)
     return summarize(nmes, config.eval.fr_threshold, config.eval.auc_threshold)

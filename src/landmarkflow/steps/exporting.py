@@ -53,7 +53,7 @@ def deploy_info(config: ExperimentConfig, heatmaps: bool = False) -> DeployInfo:
         box_scale=config.data.box_scale,
         config_hash=config.config_hash(),
         upright_above_deg=math.inf if config.data.upright_above_deg is None else config.data.upright_above_deg,
-        max_crop_shrink=config.data.crop_shrink_limit,
+        max_crop_shrink=config.crop_spec.max_shrink,
         heatmap_name=HEATMAP_OUTPUT if heatmaps else "",
     )
 
@@ -86,13 +86,10 @@ def export(trained: TrainResult, out_dir: str | Path) -> ExportResult:
             shapes.save(tmp)
     records = read_split(trained.manifest, config.data.test_split)[: config.export.parity_max_images]
     root, layout = Path(trained.root), get_layout(config.data.layout)
-    crops = (root, model.input_size, config.data.box_scale, config.eval.batch_size)
-    max_shrink = config.data.crop_shrink_limit
+    crops = (root, config.crop_spec, config.eval.batch_size)
     # One pass on purpose: parity compares the two graphs on the same crops, and second crops would follow each
     # graph's own first answer (a face near the upright threshold could be cropped twice by one and once by the other).
-    torch_preds, onnx_preds = predict_records_each(
-        [torch_predictor(model), onnx_predictor(onnx_path)], records, *crops, max_shrink=max_shrink
-    )
+    torch_preds, onnx_preds = predict_records_each([torch_predictor(model), onnx_predictor(onnx_path)], records, *crops)
     torch_nme = mean_nme(torch_preds, records, layout, config.data.normaliser)
     onnx_nme = mean_nme(onnx_preds, records, layout, config.data.normaliser)
     max_diff = float(np.abs(torch_preds - onnx_preds).max())
@@ -105,7 +102,7 @@ def export(trained: TrainResult, out_dir: str | Path) -> ExportResult:
     else:
 
         def nme_of(predict: CropPredictor) -> float:
-            preds = predict_records(predict, records, *crops, max_shrink=max_shrink)
+            preds = predict_records(predict, records, *crops)
             return mean_nme(preds, records, layout, config.data.normaliser)
 
         checks = run_gpu_checks(model, config, onnx_path, out_dir, onnx_nme, nme_of)

@@ -52,15 +52,7 @@ def calibrate_shapes(
     predict = torch_predictor(model, device) if refined is None else refined[1]
     spread = np.linspace(0, len(records) - 1, min(len(records), calibration.max_faces)).round().astype(int)
     fit_on = [records[index] for index in spread]
-    answers = predict_records(
-        predict,
-        fit_on,
-        root,
-        model.input_size,
-        config.data.box_scale,
-        config.eval.batch_size,
-        max_shrink=config.data.crop_shrink_limit,
-    )
+    answers = predict_records(predict, fit_on, root, config.crop_spec, config.eval.batch_size)
     calibration.fit(answers, np.stack([record.landmarks for record in fit_on]))
     with torch.inference_mode():
         corrected = calibration(torch.from_numpy(answers).float().to(device)).cpu().double().numpy()

@@ -153,20 +153,18 @@ class Trainer:
             train_records,
             root,
             model.codec,
-            model.input_size,
-            config.data.box_scale,
+            config.crop_spec,
             config.augment,
             config.train.seed,
             config.train.cache_images,
-            max_shrink=config.data.crop_shrink_limit,
         )
         largest_shrink = self.train_set.largest_shrink()
-        if largest_shrink > config.data.crop_shrink_limit:
+        if largest_shrink > config.crop_spec.max_shrink:
             log.warning(
                 "data.max_crop_shrink %.2f is below the most this training set's crops shrink (%.2f): those crops are "
                 "area-averaged to it first, as the deployed model's will be; the default configs set it to that "
                 "largest shrink, which keeps every training crop a plain bilinear one",
-                config.data.crop_shrink_limit,
+                config.crop_spec.max_shrink,
                 largest_shrink,
             )
         self.sampler = shard_sampler(self.train_set, env.world_size, env.rank, config.train.seed)
@@ -372,11 +370,9 @@ class Trainer:
             predict,
             self.val_records,
             self.root,
-            self.model.input_size,
-            self.config.data.box_scale,
+            self.config.crop_spec,
             self.config.eval.batch_size,
             upright=UprightPass.maybe(self.config.data.layout, self.config.data.upright_above_deg),
-            max_shrink=self.config.data.crop_shrink_limit,
         )
         return mean_nme(preds, self.val_records, self.layout, self.config.data.normaliser)
 
