@@ -59,7 +59,8 @@ class CropSpec:
 
     size: int
     box_scale: float
-    max_shrink: float = math.inf
+    max_shrink: float
+    """No default: `math.inf` (no limit) must be asked for, as a config without `data.max_crop_shrink` does."""
 
     def matrix(
         self,

@@ -1,3 +1,4 @@
+import math
 from dataclasses import replace
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from landmarkflow.runtime import crop_to_input
 from tests.fakes import dot_face_record, dots_hih
 
 MODEL = dots_hih()
-CROP = CropSpec(96, 1.25)
+CROP = CropSpec(96, 1.25, math.inf)
 
 
 def test_plain_item_is_the_box_crop_with_targets(tmp_path: Path) -> None:

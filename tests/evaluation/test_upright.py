@@ -1,5 +1,6 @@
 """The upright second pass on the evaluation path: which faces get a second crop, and where their answers land."""
 
+import math
 from pathlib import Path
 
 import cv2
@@ -13,7 +14,7 @@ from landmarkflow.layouts import get_layout
 from landmarkflow.upright import UprightPass
 
 SIZE, BOX_SCALE = 64, 1.25
-CROP = CropSpec(SIZE, BOX_SCALE)
+CROP = CropSpec(SIZE, BOX_SCALE, math.inf)
 LAYOUT = get_layout("68")
 
 
