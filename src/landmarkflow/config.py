@@ -88,10 +88,21 @@ class AugmentConfig(_Section):
     blur_prob: float = Field(0.2, ge=0, le=1)
     occlusion_prob: float = Field(0.3, ge=0, le=1)
     color_jitter: float = Field(0.2, ge=0, le=1, description="per-channel gain range +-")
+    saturation_prob: float = Field(0.0, ge=0, le=1, description="chance of a colour saturation change")
+    saturation_range: tuple[float, float] = Field(
+        (0.5, 1.2), description="the saturation factor's range: 0 grey, 1 the colours as they are"
+    )
     tone_prob: float = Field(0.0, ge=0, le=1, description="chance of a random gamma, contrast and brightness curve")
     grayscale_prob: float = Field(0.0, ge=0, le=1, description="chance of a grey crop")
     sharpen_prob: float = Field(0.0, ge=0, le=1, description="chance of an unsharp mask (photos' crisp detail)")
     noise_prob: float = Field(0.0, ge=0, le=1, description="chance of Gaussian sensor noise (sigma 2-10 grey levels)")
+
+    @field_validator("saturation_range")
+    @classmethod
+    def _saturation_range(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if not 0 <= value[0] <= value[1]:
+            raise ValueError(f"saturation_range must be (low, high) with 0 <= low <= high, got {value}")
+        return value
 
 
 class TrainConfig(_Section):

@@ -2,6 +2,7 @@ import math
 from dataclasses import replace
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from torch.utils.data import DataLoader, DistributedSampler
@@ -94,6 +95,29 @@ def test_camera_augmentations_change_only_the_pixels_and_only_when_asked(tmp_pat
         assert 0.001 < np.abs(seen["image"].numpy() - plain["image"].numpy()).mean() < 0.2, chance
         np.testing.assert_array_equal(seen["landmarks"].numpy(), plain["landmarks"].numpy())
         np.testing.assert_array_equal(seen["int_heatmap"].numpy(), plain["int_heatmap"].numpy())
+
+
+def test_saturation_moves_the_colours_toward_their_grey(tmp_path: Path) -> None:
+    record = dot_face_record(tmp_path)
+    white_dots = cv2.imread(str(tmp_path / record.image_path)).astype(np.float32)
+    cv2.imwrite(str(tmp_path / record.image_path), (white_dots * [0.2, 0.6, 0.9] + [90, 40, 10]).astype(np.uint8))
+    still = {"flip_prob": 0.0, "rotation_prob": 0.0, "scale_range": (1.0, 1.0), "shift_fraction": 0.0}
+    still |= {"blur_prob": 0.0, "occlusion_prob": 0.0, "color_jitter": 0.0}
+
+    def image(**augment: object) -> np.ndarray:
+        return FaceDataset([record], tmp_path, MODEL.codec, CROP, AugmentConfig(**still, **augment))[0]["image"].numpy()
+
+    plain, grey = image(), image(grayscale_prob=1.0)
+    np.testing.assert_array_equal(image(saturation_prob=1.0, saturation_range=(0.0, 0.0)), grey)
+    np.testing.assert_array_equal(image(saturation_prob=1.0, saturation_range=(1.0, 1.0)), plain)
+    half = image(saturation_prob=1.0, saturation_range=(0.5, 0.5))
+    assert np.abs(half - grey).mean() == pytest.approx(0.5 * np.abs(plain - grey).mean(), rel=0.02)
+
+
+def test_a_saturation_range_out_of_order_or_below_zero_is_refused() -> None:
+    for bad in ((1.2, 0.5), (-0.1, 1.0)):
+        with pytest.raises(ValueError, match="saturation_range"):
+            AugmentConfig(saturation_range=bad)
 
 
 def _epoch_landmarks(dataset: FaceDataset, workers: int, epochs: int) -> list[np.ndarray]:

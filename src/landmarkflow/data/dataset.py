@@ -117,9 +117,9 @@ class FaceDataset(Dataset):
         return self.crop_spec.matrix(record.bbox, rotation, shift, flip, scale), flip
 
     def _photometric(self, crop: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """Blur, occlusion, per-channel gain, then a tone curve, grey, sharpening and noise, each by its chance, on the
-        uint8 crop (saturating cv2 ops: ~10x cheaper than float). Rendered faces are drawn once: the later four give
-        each epoch's view of a face another camera, as photos vary."""
+        """Blur, occlusion, per-channel gain, then saturation, a tone curve, grey, sharpening and noise, each by its
+        chance, on the uint8 crop (saturating cv2 ops: ~10x cheaper than float). Rendered faces are drawn once: the
+        later five give each epoch's view of a face another camera, as photos vary."""
         aug = self.augment
         out = crop
         if rng.random() < aug.blur_prob:
@@ -133,6 +133,10 @@ class FaceDataset(Dataset):
             out[y : y + h, x : x + w] = rng.uniform(0, 255, size=3)
         gains = 1.0 + rng.uniform(-aug.color_jitter, aug.color_jitter, size=3)
         out = cv2.multiply(out, (*gains, 0.0), dtype=cv2.CV_8U)
+        if aug.saturation_prob and rng.random() < aug.saturation_prob:
+            grey = cv2.cvtColor(cv2.cvtColor(out, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
+            amount = rng.uniform(*aug.saturation_range)
+            out = cv2.addWeighted(out, amount, grey, 1.0 - amount, 0.0)
         if aug.tone_prob and rng.random() < aug.tone_prob:
             gamma, contrast, brightness = np.exp(rng.uniform(-0.5, 0.5)), rng.uniform(0.6, 1.4), rng.uniform(-30, 30)
             curve = ((np.arange(256) / 255.0) ** gamma * 255.0 - 128.0) * contrast + 128.0 + brightness
