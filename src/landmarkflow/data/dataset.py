@@ -134,7 +134,7 @@ class FaceDataset(Dataset):
         gains = 1.0 + rng.uniform(-aug.color_jitter, aug.color_jitter, size=3)
         out = cv2.multiply(out, (*gains, 0.0), dtype=cv2.CV_8U)
         if aug.saturation_prob and rng.random() < aug.saturation_prob:
-            grey = cv2.cvtColor(cv2.cvtColor(out, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
+            grey = _grey(out)
             amount = rng.uniform(*aug.saturation_range)
             out = cv2.addWeighted(out, amount, grey, 1.0 - amount, 0.0)
         if aug.tone_prob and rng.random() < aug.tone_prob:
@@ -142,7 +142,7 @@ class FaceDataset(Dataset):
             curve = ((np.arange(256) / 255.0) ** gamma * 255.0 - 128.0) * contrast + 128.0 + brightness
             out = cv2.LUT(out, np.clip(curve + 0.5, 0, 255).astype(np.uint8))
         if aug.grayscale_prob and rng.random() < aug.grayscale_prob:
-            out = cv2.cvtColor(cv2.cvtColor(out, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
+            out = _grey(out)
         if aug.sharpen_prob and rng.random() < aug.sharpen_prob:
             amount = rng.uniform(0.5, 1.5)
             out = cv2.addWeighted(out, 1.0 + amount, cv2.GaussianBlur(out, (0, 0), 1.0), -amount, 0.0)
@@ -150,6 +150,11 @@ class FaceDataset(Dataset):
             noise = rng.standard_normal(out.shape, dtype=np.float32) * rng.uniform(2.0, 10.0)
             out = cv2.add(out, noise, dtype=cv2.CV_8U)
         return out
+
+
+def _grey(rgb: np.ndarray) -> np.ndarray:
+    """The uint8 RGB crop's luminance in all three channels: the grey crop, and saturation's zero point."""
+    return cv2.cvtColor(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
 
 
 class EpochSampler(Sampler[tuple[int, int]]):
