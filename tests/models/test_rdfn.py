@@ -175,6 +175,8 @@ def test_roi_align_samples_the_box() -> None:
         ({"attention_reduction": 32}, "leaves no channels"),
         ({"channels": 30}, "multiple of 4"),
         ({"dilations": (1, 0)}, "dilations must be >= 1"),
+        ({"region_views": (1.0, 2.5)}, "region_views must lie in"),
+        ({"region_views": ()}, "at least 1 item"),
         ({"layout": "5"}, "Input should be"),
         ({"hourglass_depth": 3}, "Extra inputs"),
     ],
@@ -275,3 +277,41 @@ def test_paper_configs_follow_section_5() -> None:
         assert config.data.box_scale == 1.6
         low, high = (config.data.box_scale * s for s in config.augment.scale_range)
         assert low <= 1.3 and high >= 2.0
+
+
+def test_region_views_read_each_face_on_resized_regions_and_average_them(tmp_path: Path) -> None:
+    """In eval mode each face is read on its detected region resized about its centre by each view; predict is the
+    mean of the views' points, each what the face's own pass on that region answers; training reads one region; the
+    ONNX graph carries the views."""
+    torch.manual_seed(0)
+    views = (0.9, 1.0, 1.2)
+    model = build_model(small("29", region_views=views))
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight)
+    images = torch.rand(2, 3, 64, 64)
+    assert model(images)["region"].shape == (2, 4)  # training mode
+    model.eval()
+    with torch.no_grad():
+        outputs = model(images)
+        single = build_model(small("29"))
+        single.load_state_dict(model.state_dict())
+        detected = single.eval()(images)["region"]
+        assert outputs["region"].shape == (2, 3, 4)
+        assert outputs["score_maps"].shape == (2, 3, 29, 24, 24)
+        assert outputs["score_maps_stacks"].shape == (2, 3, 2, 29, 24, 24)
+        centre, side = (detected[:, :2] + detected[:, 2:]) / 2, detected[:, 2] - detected[:, 0]
+        for v, view in enumerate(views):
+            region = outputs["region"][:, v]
+            torch.testing.assert_close((region[:, :2] + region[:, 2:]) / 2, centre)
+            torch.testing.assert_close(region[:, 2] - region[:, 0], side * view)
+            alone = single(images, regions=region)
+            torch.testing.assert_close(outputs["score_maps"][:, v], alone["score_maps"], rtol=1e-4, atol=1e-5)
+        each = [single.codec.decode(single(images, regions=outputs["region"][:, v])) for v in range(3)]
+        predicted = model.predict(images)
+    torch.testing.assert_close(model.codec.decode(outputs), torch.stack(each).mean(0), rtol=1e-4, atol=1e-4)
+    assert predicted.shape == (2, 29, 2)
+    info = DeployInfo(model="rdfn", layout="29", num_points=29, input_size=64, box_scale=1.6)
+    session = open_session(export_onnx(model, tmp_path / "rdfn.onnx", info))
+    for batch in (images[:1], images):
+        assert np.abs(run_onnx(session, batch.numpy()) - predicted[: len(batch)].numpy()).max() < 1e-3

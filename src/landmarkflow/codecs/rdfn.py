@@ -49,6 +49,14 @@ def square_regions(centre: torch.Tensor, size: torch.Tensor, region_scale: float
     return torch.cat([centre - half, centre + half], dim=-1)
 
 
+def view_regions(regions: torch.Tensor, views: tuple[float, ...]) -> torch.Tensor:
+    """(N, 4) square regions -> (N, V, 4): on the same centres, their sides x each of the V `views`."""
+    scales = torch.tensor(views, dtype=regions.dtype, device=regions.device)[None, :, None]
+    centre = (regions[:, None, :2] + regions[:, None, 2:]) / 2
+    half = (regions[:, None, 2:] - regions[:, None, :2]) / 2 * scales
+    return torch.cat([centre - half, centre + half], dim=-1)
+
+
 def crop_to_region(points: torch.Tensor, regions: torch.Tensor, roi_size: int) -> torch.Tensor:
     """(N, K, 2) crop pixel-centre points -> pixel-centre coordinates u on each (N, 4) region's R x R grid."""
     origin = regions[:, None, :2]
@@ -184,8 +192,16 @@ class RDFNCodec(Codec):
         return square_regions(centre, size, self.region_scale * self.detection_slack)
 
     def decode(self, outputs: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Model outputs or batched targets (both carry `region` and `score_maps`) -> (N, K, 2) crop points."""
+        """Model outputs or batched targets (both carry `region` and `score_maps`) -> (N, K, 2) crop points.
+
+        Outputs of a face read on V regions (`view_regions`: `region` (N, V, 4), `score_maps` (N, V, K, R, R)) decode
+        to the mean of the views' points."""
         if "region" not in outputs or "score_maps" not in outputs:
             raise KeyError(f"RDFN decode needs 'region' and 'score_maps'; got {sorted(outputs)}")
-        peaks = reweighted_peaks(outputs["score_maps"].float(), self.reweight_radius, self.reweight_threshold)
-        return region_to_crop(peaks, outputs["region"].float(), self.roi_size)
+        maps, regions = outputs["score_maps"].float(), outputs["region"].float()
+        if maps.ndim == 5:
+            views = maps.shape[1]
+            points = self.decode({"score_maps": maps.flatten(0, 1), "region": regions.reshape(-1, 4)})
+            return points.reshape(-1, views, self.num_points, 2).mean(dim=1)
+        peaks = reweighted_peaks(maps, self.reweight_radius, self.reweight_threshold)
+        return region_to_crop(peaks, regions, self.roi_size)

@@ -26,6 +26,10 @@ Choices where §5 is silent or where we depart from it, and why:
   that every landmark sits at least the reweighting window inside the grid.
 - `detection_slack` (1 = none) widens the detector's region at decode: a region too small loses the points beyond
   its edge for good, one too large only coarsens the grid, and the teacher-forced localisation reads both.
+- `region_views` (default (1,): none): in eval mode the localisation also reads the face on the detected region
+  resized about its centre (the small synthetic config: x 0.91, 1 and 1.09), and the views' points are averaged. One
+  region is a single draw of the detector's size, and the localisation's answer moves with it; the views average that
+  out at the cost of the localisation run V times (the stem and the detector run once).
 - B is sampled directly at its 1/4 resolution (bilinear grid_sample) instead of being upsampled x4 first: the
   same bilinear values without materialising the upsampled map.
 - Dense skips "stack k receives the sum of the stem features and all earlier stack outputs" are written as that
@@ -47,7 +51,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from landmarkflow.codecs.rdfn import square_regions
+from landmarkflow.codecs.rdfn import square_regions, view_regions
 from landmarkflow.models.base import LandmarkModel
 from landmarkflow.models.blocks import CBR, Hourglass, ImageNetNormalize, Res, hourglass_stem, init_normal
 from landmarkflow.models.params.rdfn import RDFNParams
@@ -246,31 +250,52 @@ class RDFN(LandmarkModel):
         """Detection maps (centre_logits, region_offset, region_log_size; N x c x H x H), the region used (N, 4),
         score_maps (N, K, R, R) of the last stack and score_maps_stacks (N, T, K, R, R).
 
-        `regions` (N, 4) replaces the detected regions (teacher forcing); None uses the detector's.
+        `regions` (N, 4) replaces the detected regions (teacher forcing); None uses the detector's. In eval mode with
+        `region_views` other than (1,), each face is read on V regions, the detected one's side x each view, and
+        region, score_maps and score_maps_stacks gain a view axis after N (the codec's decode averages the views).
         """
         p = self.params
         stem = self.stem(self.normalize(images))
         detected, context = hourglass_with_level(self.detection, stem, p.context_level)
         centre, offset, log_size = self.detection_heads(detected)
-        if regions is None:
-            region = self.codec.decode_region(centre.detach(), offset.detach(), log_size.detach()).float()
-        else:
+        features = (stem, detected, context)
+        if regions is not None:
             region = regions.float()
-        rois = [roi_align(f, region, p.roi_size, p.input_size) for f in (stem, detected, context)]
+        else:
+            region = self.codec.decode_region(centre.detach(), offset.detach(), log_size.detach()).float()
+            if not self.training and p.region_views != (1.0,):
+                region = view_regions(region, p.region_views)
+                features = tuple(
+                    f.unsqueeze(1).expand(-1, len(p.region_views), -1, -1, -1).flatten(0, 1) for f in features
+                )
+        stacks = self._localise(features, region.reshape(-1, 4)).reshape(*region.shape[:-1], *self._stack_shape)
+        return {
+            "centre_logits": centre,
+            "region_offset": offset,
+            "region_log_size": log_size,
+            "region": region,
+            "score_maps": stacks.select(-4, -1),
+            "score_maps_stacks": stacks,
+        }
+
+    @property
+    def _stack_shape(self) -> tuple[int, int, int, int]:
+        """One face's localisation output: (stacks, K, R, R)."""
+        p = self.params
+        return p.stacks, p.num_points, p.roi_size, p.roi_size
+
+    def _localise(self, features: tuple[torch.Tensor, ...], region: torch.Tensor) -> torch.Tensor:
+        """(M, T, K, R, R) score maps of every stack on the (M, 4) regions of M feature maps (stem, detection and
+        its context level)."""
+        p = self.params
+        rois = [roi_align(f, region, p.roi_size, p.input_size) for f in features]
         skip_sum = self.fusion(rois[0], rois)
         scores = []
         for stack in self.stacks:
             score, merged = stack(skip_sum)
             scores.append(score)
             skip_sum = skip_sum + merged
-        return {
-            "centre_logits": centre,
-            "region_offset": offset,
-            "region_log_size": log_size,
-            "region": region,
-            "score_maps": scores[-1],
-            "score_maps_stacks": torch.stack(scores, dim=1),
-        }
+        return torch.stack(scores, dim=1)
 
     def training_inputs(self, targets: dict[str, torch.Tensor], epoch: int) -> dict[str, torch.Tensor]:
         """The jittered ground-truth regions during the teacher-forcing epochs, nothing afterwards."""

@@ -32,6 +32,11 @@ class RDFNParams(ModelParams):
     detection_slack: float = Field(
         1.0, ge=1.0, le=2.0, description="the detected region's side x this: a region too small loses points for good"
     )
+    region_views: tuple[float, ...] = Field(
+        (1.0,),
+        min_length=1,
+        description="at inference the detected region's side x each of these; the views' points are averaged",
+    )
     attention_reduction: int = Field(16, ge=1, description="channel attention bottleneck: channels / reduction")
     spatial_kernel: int = Field(7, ge=1, description="spatial attention conv kernel (odd)")
     stacks: int = Field(2, ge=1, le=8, description="localisation hourglasses")
@@ -73,6 +78,10 @@ class RDFNParams(ModelParams):
             raise ValueError(f"attention_reduction {self.attention_reduction} leaves no channels of {self.channels}")
         if self.spatial_kernel % 2 == 0:
             raise ValueError(f"spatial_kernel must be odd, got {self.spatial_kernel}")
+        if not all(0.5 <= view <= 2.0 for view in self.region_views):
+            raise ValueError(
+                f"region_views must lie in [0.5, 2] (x the detected region's side), got {self.region_views}"
+            )
         if min(self.dilations) < 1:
             raise ValueError(f"dilations must be >= 1, got {self.dilations}")
         self._reweighting_fits_the_margin()
