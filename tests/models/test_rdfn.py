@@ -280,12 +280,12 @@ def test_paper_configs_follow_section_5() -> None:
 
 
 def test_region_views_read_each_face_on_resized_regions_and_average_them(tmp_path: Path) -> None:
-    """In eval mode each face is read on its detected region resized about its centre by each view; predict is the
+    """In eval mode each face is read on its detected region resized about its centre by each view; decode is the
     mean of the views' points, each what the face's own pass on that region answers; training reads one region; the
-    ONNX graph carries the views."""
+    ONNX graph carries the views (with the flip test), and the loss refuses a read on several regions."""
     torch.manual_seed(0)
     views = (0.9, 1.0, 1.2)
-    model = build_model(small("29", region_views=views))
+    model = build_model(small("29", region_views=views, flip_test=True))
     for module in model.modules():
         if isinstance(module, nn.Conv2d):
             nn.init.kaiming_normal_(module.weight)
@@ -294,7 +294,7 @@ def test_region_views_read_each_face_on_resized_regions_and_average_them(tmp_pat
     model.eval()
     with torch.no_grad():
         outputs = model(images)
-        single = build_model(small("29"))
+        single = build_model(small("29", flip_test=True))
         single.load_state_dict(model.state_dict())
         detected = single.eval()(images)["region"]
         assert outputs["region"].shape == (2, 3, 4)
@@ -311,6 +311,9 @@ def test_region_views_read_each_face_on_resized_regions_and_average_them(tmp_pat
         predicted = model.predict(images)
     torch.testing.assert_close(model.codec.decode(outputs), torch.stack(each).mean(0), rtol=1e-4, atol=1e-4)
     assert predicted.shape == (2, 29, 2)
+    targets = collate(model.codec, loose_faces(2, 29, 64, np.random.default_rng(5)))
+    with pytest.raises(ValueError, match="one region per face"):
+        model.loss(outputs, targets)
     info = DeployInfo(model="rdfn", layout="29", num_points=29, input_size=64, box_scale=1.6)
     session = open_session(export_onnx(model, tmp_path / "rdfn.onnx", info))
     for batch in (images[:1], images):

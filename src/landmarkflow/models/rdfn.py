@@ -258,31 +258,23 @@ class RDFN(LandmarkModel):
         stem = self.stem(self.normalize(images))
         detected, context = hourglass_with_level(self.detection, stem, p.context_level)
         centre, offset, log_size = self.detection_heads(detected)
-        features = (stem, detected, context)
+        features: tuple[torch.Tensor, ...] = (stem, detected, context)
         if regions is not None:
             region = regions.float()
         else:
             region = self.codec.decode_region(centre.detach(), offset.detach(), log_size.detach()).float()
             if not self.training and p.region_views != (1.0,):
-                region = view_regions(region, p.region_views)
-                features = tuple(
-                    f.unsqueeze(1).expand(-1, len(p.region_views), -1, -1, -1).flatten(0, 1) for f in features
-                )
-        stacks = self._localise(features, region.reshape(-1, 4)).reshape(*region.shape[:-1], *self._stack_shape)
+                region = view_regions(region, p.region_views)  # (N, V, 4): face-major, as the features repeat
+                features = tuple(f.repeat_interleave(len(p.region_views), dim=0) for f in features)
+        maps = self._localise(features, region.reshape(-1, 4)).unflatten(0, region.shape[:-1])
         return {
             "centre_logits": centre,
             "region_offset": offset,
             "region_log_size": log_size,
             "region": region,
-            "score_maps": stacks.select(-4, -1),
-            "score_maps_stacks": stacks,
+            "score_maps": maps[..., -1, :, :, :],  # the last stack's
+            "score_maps_stacks": maps,
         }
-
-    @property
-    def _stack_shape(self) -> tuple[int, int, int, int]:
-        """One face's localisation output: (stacks, K, R, R)."""
-        p = self.params
-        return p.stacks, p.num_points, p.roi_size, p.roi_size
 
     def _localise(self, features: tuple[torch.Tensor, ...], region: torch.Tensor) -> torch.Tensor:
         """(M, T, K, R, R) score maps of every stack on the (M, 4) regions of M feature maps (stem, detection and
@@ -312,6 +304,11 @@ class RDFN(LandmarkModel):
         weighted per point (inside the crop and on that grid), averaged over points and pixels, summed over stacks
         (§5: L_det + 10 * sum over stacks of MSE). Computed in float32 even under autocast.
         """
+        if outputs["region"].ndim != 2:
+            raise ValueError(
+                f"RDFN loss needs one region per face (train mode, or teacher regions); got regions of shape "
+                f"{tuple(outputs['region'].shape)}, an eval-mode read on region_views"
+            )
         cells = targets["region_cell"].long()
         centre = focal_loss(outputs["centre_logits"].float(), targets["centre_heatmap"].float())
         size = F.l1_loss(gather_cells(outputs["region_log_size"].float(), cells), targets["region_log_size"].float())

@@ -78,6 +78,7 @@ class RDFNParams(ModelParams):
             raise ValueError(f"attention_reduction {self.attention_reduction} leaves no channels of {self.channels}")
         if self.spatial_kernel % 2 == 0:
             raise ValueError(f"spatial_kernel must be odd, got {self.spatial_kernel}")
+        # as far as detection_slack may widen a region, and no smaller than half the detected one
         if not all(0.5 <= view <= 2.0 for view in self.region_views):
             raise ValueError(
                 f"region_views must lie in [0.5, 2] (x the detected region's side), got {self.region_views}"
