@@ -51,10 +51,10 @@ def square_regions(centre: torch.Tensor, size: torch.Tensor, region_scale: float
 
 def view_regions(regions: torch.Tensor, views: tuple[float, ...]) -> torch.Tensor:
     """(N, 4) square regions -> (N, V, 4): on the same centres, their sides x each of the V `views`."""
-    scales = torch.tensor(views, dtype=regions.dtype, device=regions.device)[None, :, None]
-    centre = (regions[:, None, :2] + regions[:, None, 2:]) / 2
-    half = (regions[:, None, 2:] - regions[:, None, :2]) / 2 * scales
-    return torch.cat([centre - half, centre + half], dim=-1)
+    scales = torch.tensor(views, dtype=regions.dtype, device=regions.device)
+    centre = (regions[:, :2] + regions[:, 2:]) / 2
+    sides = (regions[:, 2:3] - regions[:, 0:1]) * scales
+    return square_regions(centre[:, None], sides[..., None], 1.0)
 
 
 def crop_to_region(points: torch.Tensor, regions: torch.Tensor, roi_size: int) -> torch.Tensor:
