@@ -9,7 +9,7 @@ import hashlib
 import json
 import math
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -44,6 +44,13 @@ class DataConfig(_Section):
         description="the most one bilinear step may shrink an image into a crop (set it to the most the training "
         "crops shrink, so that a model never reads a face sampled more coarsely than it learnt on): a bigger face is "
         "first reduced by pixel-area averaging (geometry.warp_image), in training and inference alike; None: no limit",
+    )
+    crop_views: tuple[Annotated[float, Field(ge=0.5, le=2.0)], ...] = Field(
+        (1.0,),
+        min_length=1,
+        description="read each face at these sizes of its crop (x box_scale), map every answer back to the image and "
+        "average them: evaluation, validation, export's parity gate and predict alike; training crops are cut once, "
+        "their size jittered instead (augment.scale_range). [1.0]: one crop",
     )
     val_fraction: float = Field(0.1, ge=0.0, lt=0.5, description="share of train held out for per-epoch NME")
     test_split: str = "test"
@@ -256,7 +263,9 @@ class ExperimentConfig(_Section):
     def crop_spec(self) -> CropSpec:
         """How this experiment's model reads a face (no `data.max_crop_shrink`: no limit)."""
         limit = self.data.max_crop_shrink
-        return CropSpec(self.model.input_size, self.data.box_scale, math.inf if limit is None else limit)
+        return CropSpec(
+            self.model.input_size, self.data.box_scale, math.inf if limit is None else limit, self.data.crop_views
+        )
 
     @model_validator(mode="after")
     def _points_match_layout(self) -> ExperimentConfig:

@@ -8,6 +8,7 @@ coordinates, which is also what cv2.warpAffine uses, so points and pixels never 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -50,6 +51,12 @@ def crop_matrix(
     return matrix
 
 
+def check_views(views: tuple[float, ...]) -> None:
+    """ValueError unless `views` holds at least one box-size factor, each finite and positive (`CropSpec.views`)."""
+    if not views or not all(math.isfinite(v) and v > 0 for v in views):
+        raise ValueError(f"crop views must be positive box-size factors, at least one; got {list(views)}")
+
+
 @dataclass(frozen=True)
 class CropSpec:
     """How a model reads a face: a square of `box_scale` x the box's longer side, resampled to `size` x `size`
@@ -61,6 +68,12 @@ class CropSpec:
     box_scale: float
     max_shrink: float
     """No default: `math.inf` (no limit) must be asked for, as a config without `data.max_crop_shrink` does."""
+    views: tuple[float, ...] = (1.0,)
+    """The sizes (x `box_scale`) a face is read at when predicting; each crop's answer is mapped back and the views
+    averaged in the image (`to_image`). Training crops are cut once, jittered in scale instead."""
+
+    def __post_init__(self) -> None:
+        check_views(self.views)
 
     def matrix(
         self,
@@ -76,6 +89,24 @@ class CropSpec:
     def cut(self, image: np.ndarray, matrix: np.ndarray) -> np.ndarray:
         """The HxWx3 image's crop by `matrix`, as a `size` x `size` image of its dtype."""
         return warp_image(image, matrix, self.size, self.max_shrink)
+
+    def view_matrices(self, bbox: np.ndarray, rotation_deg: float = 0.0) -> list[np.ndarray]:
+        """The image -> crop maps of a box's views, in `views` order: what a face is read on when predicting."""
+        return [self.matrix(bbox, rotation_deg, scale=view) for view in self.views]
+
+    def to_image(self, crop_points: np.ndarray, matrices: Sequence[np.ndarray]) -> np.ndarray:
+        """(N, K, 2) image points from the (N * V, K, 2) answers on crops cut by `matrices` (each face's V views in
+        a row, as `view_matrices` gives them): each answer mapped back by its own crop's inverse, then averaged."""
+        points = np.asarray(crop_points, dtype=np.float64)
+        if not len(points) and not len(matrices):
+            return np.zeros((0, *points.shape[1:]))
+        if len(points) != len(matrices) or len(points) % len(self.views):
+            raise ValueError(
+                f"expected one answer per crop and {len(self.views)} crops a face, got {len(points)} answers for "
+                f"{len(matrices)} crops"
+            )
+        mapped = np.stack([transform_points(p, invert_affine(m)) for p, m in zip(points, matrices, strict=True)])
+        return mapped.reshape(-1, len(self.views), *mapped.shape[1:]).mean(axis=1)
 
 
 def invert_affine(matrix: np.ndarray) -> np.ndarray:

@@ -34,14 +34,14 @@ import numpy as np
 import onnxruntime as ort
 
 from landmarkflow.detection import detect_faces
-from landmarkflow.geometry import invert_affine, landmark_box, transform_points
+from landmarkflow.geometry import CropSpec, landmark_box
 from landmarkflow.imageio import read_rgb
 from landmarkflow.models.crop_predictor import CropPredictor
 from landmarkflow.runtime import (
     ENGINE_PRECISIONS,
     SHAPE_MODEL_FILE,
     DeployInfo,
-    crop_to_input,
+    cut_views,
     engine_file,
     open_session,
 )
@@ -76,19 +76,20 @@ class FaceResult:
 
 @dataclass(frozen=True)
 class FaceCrops:
-    """One image, its face boxes, their crop affines and the (N, 3, S, S) model inputs cut with them; `loose` when
-    the boxes are a detector's (or a caller says they are like one) rather than tight landmark boxes."""
+    """One image, its N face boxes, the spec that cut their V views, and the views' (N * V, 2, 3) crop affines and
+    (N * V, 3, S, S) model inputs; `loose` when the boxes are a detector's (or a caller says they are like one)
+    rather than tight landmark boxes."""
 
     image: np.ndarray
     boxes: np.ndarray
-    matrices: list[np.ndarray]
+    crop_spec: CropSpec
+    matrices: np.ndarray
     crops: np.ndarray
     loose: bool = False
 
     def image_points(self, points: np.ndarray) -> np.ndarray:
-        """The model's (N, K, 2) crop-pixel answers for these crops, mapped back to image pixels."""
-        mapped = [transform_points(p, invert_affine(m)) for p, m in zip(points, self.matrices, strict=True)]
-        return np.stack(mapped) if mapped else np.zeros((0, *np.shape(points)[1:]))
+        """The model's (N * V, K, 2) crop-pixel answers for these crops as (N, K, 2) image pixels, views averaged."""
+        return self.crop_spec.to_image(points, self.matrices)
 
     def results(self, image_points: np.ndarray) -> list[FaceResult]:
         """One result per face from (N, K, 2) image-pixel landmarks."""
@@ -305,10 +306,8 @@ class Predictor:
             boxes = [face.bbox for face in detect_faces(image_rgb)]
         boxes = _as_boxes(boxes)
         spec = self.info.crop_spec
-        matrices = [spec.matrix(box) for box in boxes]
-        crops = [crop_to_input(spec.cut(image_rgb, m)) for m in matrices]
-        empty = np.zeros((0, 3, spec.size, spec.size), np.float32)
-        return FaceCrops(image_rgb, boxes, matrices, np.stack(crops) if crops else empty, loose)
+        matrices, crops = cut_views(spec, [image_rgb] * len(boxes), boxes)
+        return FaceCrops(image_rgb, boxes, spec, matrices, crops, loose)
 
     def own_box_crops(self, faces: FaceCrops, image_points: np.ndarray) -> FaceCrops | None:
         """Faces on loose boxes cropped again around their first answers' landmark boxes; None for tight boxes, and

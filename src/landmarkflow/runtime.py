@@ -9,6 +9,7 @@ the same float32 input everywhere and `landmarkflow predict` starts where only o
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,7 +19,7 @@ import onnxruntime as ort
 from onnxruntime.capi.onnxruntime_pybind11_state import Fail, InvalidArgument, InvalidGraph, InvalidProtobuf
 from onnxruntime.capi.onnxruntime_pybind11_state import NotImplemented as OrtNotImplemented
 
-from landmarkflow.geometry import CropSpec
+from landmarkflow.geometry import CropSpec, check_views
 
 if TYPE_CHECKING:
     import onnx
@@ -75,15 +76,20 @@ class DeployInfo:
     output_name: str = "landmarks"
     heatmap_name: str = ""
     """The graph's second output, the heatmaps a saved shape model is fitted to (LGCN); empty: none."""
+    crop_views: tuple[float, ...] = (1.0,)
+    """The box sizes a face is read at, the answers averaged (`CropSpec.views`); written comma-separated."""
+
+    def __post_init__(self) -> None:
+        check_views(self.crop_views)
 
     @property
     def crop_spec(self) -> CropSpec:
         """How this model reads a face."""
-        return CropSpec(self.input_size, self.box_scale, self.max_crop_shrink)
+        return CropSpec(self.input_size, self.box_scale, self.max_crop_shrink, self.crop_views)
 
     def to_props(self) -> dict[str, str]:
         """Flat string properties for ONNX metadata."""
-        return {METADATA_PREFIX + key: str(value) for key, value in asdict(self).items()}
+        return {METADATA_PREFIX + key: _prop_text(value) for key, value in asdict(self).items()}
 
     @classmethod
     def from_props(cls, props: dict[str, str], source: str | Path = "<onnx>") -> DeployInfo:
@@ -94,7 +100,7 @@ class DeployInfo:
             keys = [METADATA_PREFIX + m for m in missing]
             raise ValueError(f"{source}: not a landmarkflow model (missing metadata {keys})")
         kinds = {f.name: f.type for f in fields(cls)}
-        cast = {"int": int, "float": float, "str": str}
+        cast = {"int": int, "float": float, "str": str, "tuple[float, ...]": _floats}
         parsed = {}
         for key, value in values.items():
             if key in kinds:
@@ -104,7 +110,10 @@ class DeployInfo:
                     raise ValueError(
                         f"{source}: metadata {METADATA_PREFIX + key} is {value!r}, expected a(n) {kinds[key]}"
                     ) from None
-        return cls(**parsed)
+        try:
+            return cls(**parsed)
+        except ValueError as exc:
+            raise ValueError(f"{source}: metadata: {exc}") from None
 
     @classmethod
     def from_proto(cls, proto: onnx.ModelProto, source: str | Path = "<onnx>") -> DeployInfo:
@@ -124,6 +133,16 @@ class DeployInfo:
         return cls.from_props(session.get_modelmeta().custom_metadata_map, source)
 
 
+def _prop_text(value: object) -> str:
+    """A metadata value as text: tuples comma-separated (what `_floats` reads), the rest as `str` writes them."""
+    return ",".join(str(v) for v in value) if isinstance(value, tuple) else str(value)
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    """Comma-separated numbers, as `_prop_text` writes a tuple."""
+    return tuple(float(v) for v in text.split(","))
+
+
 def crop_to_input(crop: np.ndarray) -> np.ndarray:
     """HxWx3 uint8 RGB crop -> 3xHxW float32 in [0, 1], the input every model takes.
 
@@ -133,6 +152,23 @@ def crop_to_input(crop: np.ndarray) -> np.ndarray:
     if crop.ndim != 3 or crop.shape[2] != 3 or crop.dtype != np.uint8:
         raise ValueError(f"expected an HxWx3 uint8 RGB crop, got {crop.dtype} of shape {crop.shape}")
     return crop.transpose(2, 0, 1).astype(np.float32) / 255.0
+
+
+def cut_views(
+    spec: CropSpec,
+    images: Sequence[np.ndarray],
+    boxes: np.ndarray,
+    rotations_deg: Sequence[float] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The (N * V, 2, 3) image -> crop maps and (N * V, 3, S, S) model inputs of face i's V views (`spec.views`) of
+    box `boxes[i]` in HxWx3 uint8 RGB `images[i]`, turned by `rotations_deg[i]`: what `spec.to_image` maps back."""
+    turns = [0.0] * len(boxes) if rotations_deg is None else rotations_deg
+    matrices = [m for box, turn in zip(boxes, turns, strict=True) for m in spec.view_matrices(box, float(turn))]
+    views = len(spec.views)
+    crops = [crop_to_input(spec.cut(images[i // views], m)) for i, m in enumerate(matrices)]
+    if not crops:
+        return np.zeros((0, 2, 3)), np.zeros((0, 3, spec.size, spec.size), np.float32)
+    return np.stack(matrices), np.stack(crops)
 
 
 def execution_providers() -> list[str]:

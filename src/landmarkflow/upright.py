@@ -19,10 +19,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from landmarkflow.geometry import CropSpec, invert_affine, transform_points
+from landmarkflow.geometry import CropSpec
 from landmarkflow.layouts import Layout, get_layout
 from landmarkflow.models.crop_predictor import CropPredictor
-from landmarkflow.runtime import crop_to_input
+from landmarkflow.runtime import cut_views
 
 
 @dataclass(frozen=True)
@@ -53,9 +53,8 @@ class UprightPass:
         rolled = np.flatnonzero(np.abs(roll) > self.above_deg)
         if not len(rolled):
             return None
-        matrices = [crop_spec.matrix(boxes[i], rotation_deg=float(roll[i])) for i in rolled]
-        crops = [crop_to_input(crop_spec.cut(images[i], m)) for i, m in zip(rolled, matrices, strict=True)]
-        return UprightCrops(rolled, matrices, np.stack(crops))
+        matrices, crops = cut_views(crop_spec, [images[i] for i in rolled], boxes[rolled], roll[rolled])
+        return UprightCrops(rolled, crop_spec, matrices, crops)
 
     def run(
         self,
@@ -72,15 +71,16 @@ class UprightPass:
 
 @dataclass(frozen=True)
 class UprightCrops:
-    """Which faces get a second look (indices into the first pass), their crop affines and model inputs."""
+    """Which faces get a second look (indices into the first pass), the spec that cut their views, and the views'
+    crop affines and model inputs."""
 
     faces: np.ndarray
-    matrices: list[np.ndarray]
+    crop_spec: CropSpec
+    matrices: np.ndarray
     crops: np.ndarray
 
     def merge(self, points: np.ndarray, crop_points: np.ndarray) -> np.ndarray:
         """The first pass's (N, K, 2) image points with the second-look faces' answers, mapped back, in their place."""
         merged = np.array(points, dtype=np.float64, copy=True)
-        for face, found, matrix in zip(self.faces, crop_points, self.matrices, strict=True):
-            merged[face] = transform_points(found, invert_affine(matrix))
+        merged[self.faces] = self.crop_spec.to_image(crop_points, self.matrices)
         return merged

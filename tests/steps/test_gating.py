@@ -188,10 +188,10 @@ def test_only_the_champions_own_call_is_blamed_on_it(
     # The same ValueError the model call would be blamed for, raised by our own cropping instead: the step fails.
     _new_champion(tiny_onnx_model(tmp_path / "champion.onnx"))
 
-    def broken_crop(image: object) -> None:
+    def broken_crop(*args: object) -> None:
         raise ValueError("cropping broke")
 
-    monkeypatch.setattr(predictions, "crop_to_input", broken_crop)
+    monkeypatch.setattr(predictions, "cut_views", broken_crop)
     with pytest.raises(ValueError, match="cropping broke") as raised:
         _gate(candidate)
     assert not isinstance(raised.value, UnusableModel)

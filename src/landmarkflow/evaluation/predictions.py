@@ -14,18 +14,18 @@ import numpy as np
 import torch
 
 from landmarkflow.data.manifest import FaceRecord
-from landmarkflow.geometry import CropSpec, invert_affine, transform_points
+from landmarkflow.geometry import CropSpec
 from landmarkflow.imageio import read_rgb
 from landmarkflow.models.base import LandmarkModel
 from landmarkflow.models.crop_predictor import CropPredictor
-from landmarkflow.runtime import crop_to_input
+from landmarkflow.runtime import cut_views
 from landmarkflow.upright import UprightPass
 
 
 @dataclass(frozen=True)
 class CropBatch:
-    """A batch of faces: their RGB images, boxes, (N, 3, S, S) float32 [0, 1] crops and (N, 2, 3) image->crop
-    matrices (the images stay for the upright pass's second crops)."""
+    """A batch of N faces: their RGB images, boxes, and the (N * V, 3, S, S) float32 [0, 1] crops and (N * V, 2, 3)
+    image->crop matrices of their V views (`CropSpec.views`; the images stay for the upright pass's second crops)."""
 
     images: list[np.ndarray]
     boxes: np.ndarray
@@ -40,14 +40,15 @@ def iterate_crops(
     batch_size: int,
     boxes: np.ndarray | None = None,
 ) -> Iterator[CropBatch]:
-    """The records' faces in batches of `batch_size`, each photo read once."""
+    """The records' faces in batches of `batch_size` crops (`batch_size` // V faces, at least one), each photo read
+    once."""
     boxes = np.stack([r.bbox for r in records]) if boxes is None else np.asarray(boxes)
-    for start in range(0, len(records), batch_size):
-        images = [read_rgb(Path(root) / record.image_path) for record in records[start : start + batch_size]]
+    faces = max(1, batch_size // len(crop_spec.views))
+    for start in range(0, len(records), faces):
+        images = [read_rgb(Path(root) / record.image_path) for record in records[start : start + faces]]
         batch_boxes = boxes[start : start + len(images)]
-        matrices = [crop_spec.matrix(box) for box in batch_boxes]
-        crops = [crop_to_input(crop_spec.cut(image, m)) for image, m in zip(images, matrices, strict=True)]
-        yield CropBatch(images, batch_boxes, np.stack(crops), np.stack(matrices))
+        matrices, crops = cut_views(crop_spec, images, batch_boxes)
+        yield CropBatch(images, batch_boxes, crops, matrices)
 
 
 def predict_records(
@@ -77,10 +78,8 @@ def predict_records_each(
     one pass; evaluate's post-steps with the upright pass, each predictor's second crops from its own answers)."""
     outputs: list[list[np.ndarray]] = [[] for _ in predictors]
     for batch in iterate_crops(records, root, crop_spec, batch_size, boxes):
-        to_image = [invert_affine(m) for m in batch.matrices]
         for predict, output in zip(predictors, outputs, strict=True):
-            crop_points = np.asarray(predict(batch.crops), dtype=np.float64)
-            points = np.stack([transform_points(p, m) for p, m in zip(crop_points, to_image, strict=True)])
+            points = crop_spec.to_image(predict(batch.crops), batch.matrices)
             if upright is not None:
                 points = upright.run(predict, batch.images, batch.boxes, points, crop_spec)
             output.extend(points)

@@ -55,6 +55,7 @@ def deploy_info(config: ExperimentConfig, heatmaps: bool = False) -> DeployInfo:
         upright_above_deg=math.inf if config.data.upright_above_deg is None else config.data.upright_above_deg,
         max_crop_shrink=config.crop_spec.max_shrink,
         heatmap_name=HEATMAP_OUTPUT if heatmaps else "",
+        crop_views=config.crop_spec.views,
     )
 
 
