@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from landmarkflow.geometry import CropSpec
+from landmarkflow.geometry import CropSpec, checked_views
 from landmarkflow.layouts import LAYOUTS
 from landmarkflow.models.params.base import ModelParams
 from landmarkflow.models.zoo import parse_params
@@ -49,8 +49,10 @@ class DataConfig(_Section):
         (1.0,),
         min_length=1,
         description="read each face at these sizes of its crop (x box_scale), map every answer back to the image and "
-        "average them: evaluation, validation, export's parity gate and predict alike; training crops are cut once, "
-        "their size jittered instead (augment.scale_range). [1.0]: one crop",
+        "average them, wherever a face is predicted: evaluation, validation (so `train.keep: best_val` chooses on "
+        "them), the shape calibration (fitted on the averaged answers), the upright pass, export's parity gate, "
+        "predict and serve; training crops are cut once, their size jittered instead (augment.scale_range). "
+        "Distinct; [1.0]: one crop",
     )
     val_fraction: float = Field(0.1, ge=0.0, lt=0.5, description="share of train held out for per-epoch NME")
     test_split: str = "test"
@@ -63,6 +65,11 @@ class DataConfig(_Section):
         "further than this from the data the model's champion was trained on, as a Kolmogorov-Smirnov statistic "
         "(0 same, 1 disjoint; None: report drift, never stop)",
     )
+
+    @field_validator("crop_views")
+    @classmethod
+    def _distinct_views(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        return checked_views(value)
 
     @field_validator("layout")
     @classmethod
@@ -165,7 +172,7 @@ class EvalConfig(_Section):
     fr_threshold: float = Field(0.10, gt=0)
     auc_threshold: float = Field(0.10, gt=0)
     overlay_count: int = Field(16, ge=0)
-    batch_size: int = Field(32, ge=1)
+    batch_size: int = Field(32, ge=1, description="crops a model call reads: batch_size // len(data.crop_views) faces")
     perturb_shift: float = Field(0.2, ge=0, description="perturbed-box eval: centre moved by up to this x box size")
     perturb_scale: tuple[float, float] = Field((0.8, 1.5), description="perturbed-box eval: box size factor range")
     perturb_seed: int = 0

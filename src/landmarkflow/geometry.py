@@ -51,10 +51,13 @@ def crop_matrix(
     return matrix
 
 
-def check_views(views: tuple[float, ...]) -> None:
-    """ValueError unless `views` holds at least one box-size factor, each finite and positive (`CropSpec.views`)."""
-    if not views or not all(math.isfinite(v) and v > 0 for v in views):
-        raise ValueError(f"crop views must be positive box-size factors, at least one; got {list(views)}")
+def checked_views(views: Sequence[float]) -> tuple[float, ...]:
+    """`views` as a tuple of floats (`CropSpec.views`); ValueError unless they are at least one box-size factor, each
+    finite, positive and read once."""
+    views = tuple(float(v) for v in views)
+    if not views or not all(math.isfinite(v) and v > 0 for v in views) or len(set(views)) < len(views):
+        raise ValueError(f"crop views must be distinct positive box-size factors, at least one; got {list(views)}")
+    return views
 
 
 @dataclass(frozen=True)
@@ -73,7 +76,7 @@ class CropSpec:
     averaged in the image (`to_image`). Training crops are cut once, jittered in scale instead."""
 
     def __post_init__(self) -> None:
-        check_views(self.views)
+        object.__setattr__(self, "views", checked_views(self.views))
 
     def matrix(
         self,
@@ -94,7 +97,7 @@ class CropSpec:
         """The image -> crop maps of a box's views, in `views` order: what a face is read on when predicting."""
         return [self.matrix(bbox, rotation_deg, scale=view) for view in self.views]
 
-    def to_image(self, crop_points: np.ndarray, matrices: Sequence[np.ndarray]) -> np.ndarray:
+    def to_image(self, crop_points: np.ndarray, matrices: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
         """(N, K, 2) image points from the (N * V, K, 2) answers on crops cut by `matrices` (each face's V views in
         a row, as `view_matrices` gives them): each answer mapped back by its own crop's inverse, then averaged."""
         points = np.asarray(crop_points, dtype=np.float64)

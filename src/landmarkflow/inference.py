@@ -2,10 +2,10 @@
 
 A deployed model is a lone .onnx file whose metadata (`runtime.DeployInfo`) says how to crop:
 the square of side `box_scale * max(w, h)` around the box, resized to `input_size`, float32 RGB in [0, 1],
-NCHW (`runtime.crop_to_input`). The model answers crop pixels; they are mapped back with the inverse crop
-affine, so the output is 0-based pixel centres of the original image, the manifest's convention. The crop is
-the one training and evaluation use (geometry.CropSpec, runtime.crop_to_input), so a face scored here
-matches its evaluated NME.
+NCHW (`runtime.crop_to_input`); with several crop views (`crop_views`) one such crop per view, the square's side
+x each. The model answers crop pixels; they are mapped back with each crop's inverse affine (and the views
+averaged), so the output is 0-based pixel centres of the original image, the manifest's convention. The crops are
+the ones evaluation uses (geometry.CropSpec, runtime.cut_views), so a face scored here matches its evaluated NME.
 
 A model with a shape-fitting post-step (LGCN) comes with export's shape model (`shape_model.npz`) beside the .onnx
 or anywhere in its folder, and its graph outputs the heatmaps too: the Predictor fits the shape to them, so a deployed
@@ -184,7 +184,8 @@ def _as_boxes(boxes: np.ndarray | Sequence[Sequence[float]]) -> np.ndarray:
 
 
 Reading = Generator[np.ndarray, np.ndarray, list[FaceResult]]
-"""`Predictor.reading`: yields crops (N, 3, S, S), is sent the model's (N, K, 2) answers, returns the faces."""
+"""`Predictor.reading`: yields crops (C, 3, S, S), each face's crop views in a row, is sent the model's (C, K, 2)
+answers, returns the faces."""
 
 
 def advance(reading: Reading, answer: np.ndarray | None = None) -> np.ndarray | list[FaceResult]:

@@ -35,7 +35,8 @@ class ModelCard:
 
 
 def describe(config_path: Path) -> ModelCard:
-    """Build the config's model on the meta device and count its parameters and forward FLOPs (batch 1)."""
+    """Build the config's model on the meta device and count its parameters and the FLOPs of reading one face: a
+    forward pass at batch 1 on each of its crop views (`data.crop_views`)."""
     config = load_config(config_path)
     model = build_on_meta(config.model)
     reference = config.reference
@@ -48,7 +49,7 @@ def describe(config_path: Path) -> ModelCard:
         params=sum(p.numel() for p in model.parameters()),
         reference_params=model.reference_param_count(),
         paper_params=round(reference.params_m * 1e6) if reference and reference.params_m else None,
-        gflops=round(forward_gflops(model), 3),
+        gflops=round(forward_gflops(model) * len(config.data.crop_views), 3),
         paper_source=reference.source if reference else None,
     )
 

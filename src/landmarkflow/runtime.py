@@ -19,7 +19,7 @@ import onnxruntime as ort
 from onnxruntime.capi.onnxruntime_pybind11_state import Fail, InvalidArgument, InvalidGraph, InvalidProtobuf
 from onnxruntime.capi.onnxruntime_pybind11_state import NotImplemented as OrtNotImplemented
 
-from landmarkflow.geometry import CropSpec, check_views
+from landmarkflow.geometry import CropSpec, checked_views
 
 if TYPE_CHECKING:
     import onnx
@@ -80,7 +80,7 @@ class DeployInfo:
     """The box sizes a face is read at, the answers averaged (`CropSpec.views`); written comma-separated."""
 
     def __post_init__(self) -> None:
-        check_views(self.crop_views)
+        object.__setattr__(self, "crop_views", checked_views(self.crop_views))
 
     @property
     def crop_spec(self) -> CropSpec:
@@ -101,6 +101,7 @@ class DeployInfo:
             raise ValueError(f"{source}: not a landmarkflow model (missing metadata {keys})")
         kinds = {f.name: f.type for f in fields(cls)}
         cast = {"int": int, "float": float, "str": str, "tuple[float, ...]": _floats}
+        expected = {"tuple[float, ...]": "comma-separated numbers"}
         parsed = {}
         for key, value in values.items():
             if key in kinds:
@@ -108,12 +109,13 @@ class DeployInfo:
                     parsed[key] = cast[str(kinds[key])](value)
                 except ValueError:
                     raise ValueError(
-                        f"{source}: metadata {METADATA_PREFIX + key} is {value!r}, expected a(n) {kinds[key]}"
+                        f"{source}: metadata {METADATA_PREFIX + key} is {value!r}, expected "
+                        f"{expected.get(str(kinds[key]), f'a(n) {kinds[key]}')}"
                     ) from None
         try:
             return cls(**parsed)
-        except ValueError as exc:
-            raise ValueError(f"{source}: metadata: {exc}") from None
+        except ValueError as exc:  # the one check beyond each value's type: the crop views
+            raise ValueError(f"{source}: metadata {METADATA_PREFIX}crop_views: {exc}") from None
 
     @classmethod
     def from_proto(cls, proto: onnx.ModelProto, source: str | Path = "<onnx>") -> DeployInfo:
@@ -158,7 +160,7 @@ def cut_views(
     spec: CropSpec,
     images: Sequence[np.ndarray],
     boxes: np.ndarray,
-    rotations_deg: Sequence[float] | None = None,
+    rotations_deg: np.ndarray | Sequence[float] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The (N * V, 2, 3) image -> crop maps and (N * V, 3, S, S) model inputs of face i's V views (`spec.views`) of
     box `boxes[i]` in HxWx3 uint8 RGB `images[i]`, turned by `rotations_deg[i]`: what `spec.to_image` maps back."""

@@ -17,6 +17,7 @@ from landmarkflow.geometry import CropSpec
 from landmarkflow.inference import Predictor
 from landmarkflow.layouts import get_layout
 from landmarkflow.runtime import METADATA_PREFIX, DeployInfo
+from landmarkflow.steps.exporting import deploy_info
 from landmarkflow.upright import UprightPass
 from tests.evaluation.test_upright import Constant
 from tests.test_inference import BOX_SCALE, INFO, PATTERN, SIZE, constant_model
@@ -108,17 +109,36 @@ def test_predict_reads_the_views_its_metadata_names_as_evaluation_does(photo: np
 
 @pytest.mark.parametrize(
     "text,message",
-    [("0.9,wide", "crop_views is '0.9,wide', expected"), ("0.9,-1", "crop views must be positive")],
+    [
+        ("0.9,wide", "crop_views is '0.9,wide', expected comma-separated numbers"),
+        ("0.9,-1", "crop_views: crop views must be distinct positive"),
+        ("1,1.0", "crop_views: crop views must be distinct positive"),
+    ],
 )
-def test_bad_views_in_the_metadata_name_the_model(text: str, message: str) -> None:
+def test_bad_views_in_the_metadata_name_the_model_and_the_key(text: str, message: str) -> None:
     props = {**INFO.to_props(), METADATA_PREFIX + "crop_views": text}
-    with pytest.raises(ValueError, match=f"^my.onnx: metadata.*{message}"):
+    with pytest.raises(ValueError, match=f"^my.onnx: metadata landmarkflow.{message}"):
         DeployInfo.from_props(props, "my.onnx")
 
 
-def test_the_config_says_which_views_and_refuses_sizes_out_of_range(tmp_path: Path) -> None:
+def test_a_model_exported_before_the_views_reads_one_crop() -> None:
+    props = {key: value for key, value in INFO.to_props().items() if not key.endswith("crop_views")}
+    assert DeployInfo.from_props(props).crop_spec.views == (1.0,)
+
+
+def test_answers_that_do_not_match_the_crops_are_refused() -> None:
+    matrices = np.stack([CROP.matrix(np.array(BOXES[0]), scale=v) for v in VIEWS])
+    with pytest.raises(ValueError, match="3 crops a face, got 2 answers for 3 crops"):
+        CROP.to_image(np.zeros((2, 19, 2)), matrices)
+    assert CROP.to_image(np.zeros((0, 19, 2)), []).shape == (0, 19, 2)
+
+
+def test_the_config_says_which_views_export_writes_and_refuses_sizes_out_of_range() -> None:
     config = load_config("configs/hih_synthetic_tiny.yaml", {"data.crop_views": [0.9, 1.0, 1.1]})
     assert config.crop_spec.views == (0.9, 1.0, 1.1)
+    assert deploy_info(config).to_props()[METADATA_PREFIX + "crop_views"] == "0.9,1.0,1.1"
+    with pytest.raises(ConfigError, match=r"data\.crop_views: .*distinct"):
+        load_config("configs/hih_synthetic_tiny.yaml", {"data.crop_views": [1.0, 1.0]})
     with pytest.raises(ConfigError, match=r"data\.crop_views\.1: Input should be less than or equal to 2"):
         load_config("configs/hih_synthetic_tiny.yaml", {"data.crop_views": [1.0, 2.5]})
     with pytest.raises(ConfigError, match=r"data\.crop_views: .*at least 1 item"):

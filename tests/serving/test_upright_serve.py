@@ -29,7 +29,7 @@ BOX = [40.0, 30.0, 140.0, 150.0]
 def test_the_server_reads_a_rolled_face_again_upright(
     tmp_path: Path, threshold: float, roll: float, limit: float
 ) -> None:
-    """It reports the model's crop options too: its upright threshold and crop shrink limit (None: off)."""
+    """It reports the model's crop options too: its upright threshold, crop shrink limit (None: off) and crop views."""
     info = DeployInfo(model="constant", layout="19", num_points=19, input_size=SIZE, box_scale=BOX_SCALE,
                       upright_above_deg=threshold, max_crop_shrink=limit)  # fmt: skip
     model = tmp_path / "model.onnx"
@@ -43,6 +43,7 @@ def test_the_server_reads_a_rolled_face_again_upright(
             reported = json.loads(response.read())
         assert reported["upright_above_deg"] == (threshold if math.isfinite(threshold) else None)
         assert reported["max_crop_shrink"] == (limit if math.isfinite(limit) else None)
+        assert reported["crop_views"] == [1.0]
         bbox = ",".join(f"{v:g}" for v in BOX)
         request = urllib.request.Request(
             f"{url}/v1/landmarks?bbox={bbox}", png.tobytes(), {"Content-Type": "image/png"}, method="POST"

@@ -61,7 +61,8 @@ def predict_records(
     upright: UprightPass | None = None,
 ) -> np.ndarray:
     """(N, K, 2) predictions in image pixels for every record (boxes default to the manifest's), on crops cut as
-    `crop_spec` says, with the upright second pass where one is given."""
+    `crop_spec` says (each face's views averaged; `batch_size` crops a model call), with the upright second pass
+    where one is given."""
     return predict_records_each([predict], records, root, crop_spec, batch_size, boxes, upright)[0]
 
 

@@ -124,6 +124,7 @@ def create_app(settings: ServeSettings, served: ServedModel | None = None) -> Fa
             "box_scale": info.box_scale,
             "upright_above_deg": info.upright_above_deg if math.isfinite(info.upright_above_deg) else None,
             "max_crop_shrink": info.max_crop_shrink if math.isfinite(info.max_crop_shrink) else None,
+            "crop_views": list(info.crop_views),
             "config_hash": info.config_hash,
             "backend": predictor.backend,
             "detector": DETECTOR,
