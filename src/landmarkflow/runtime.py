@@ -165,9 +165,11 @@ def cut_views(
     """The (N * V, 2, 3) image -> crop maps and (N * V, 3, S, S) model inputs of face i's V views (`spec.views`) of
     box `boxes[i]` in HxWx3 uint8 RGB `images[i]`, turned by `rotations_deg[i]`: what `spec.to_image` maps back."""
     turns = [0.0] * len(boxes) if rotations_deg is None else rotations_deg
-    matrices = [m for box, turn in zip(boxes, turns, strict=True) for m in spec.view_matrices(box, float(turn))]
-    views = len(spec.views)
-    crops = [crop_to_input(spec.cut(images[i // views], m)) for i, m in enumerate(matrices)]
+    matrices, crops = [], []
+    for image, box, turn in zip(images, boxes, turns, strict=True):
+        for matrix in spec.view_matrices(box, float(turn)):
+            matrices.append(matrix)
+            crops.append(crop_to_input(spec.cut(image, matrix)))
     if not crops:
         return np.zeros((0, 2, 3)), np.zeros((0, 3, spec.size, spec.size), np.float32)
     return np.stack(matrices), np.stack(crops)
