@@ -7,6 +7,7 @@ tail goes into any error), and is stopped by process group so no child outlives 
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 import threading
@@ -94,6 +95,36 @@ def back_after(server: ServerProcess, seconds: float) -> threading.Thread:
     thread = threading.Thread(target=restart)
     thread.start()
     return thread
+
+
+class _StartOnLog(logging.Handler):
+    """Starts a stopped server at the first record whose message contains `sign`."""
+
+    def __init__(self, server: ServerProcess, sign: str) -> None:
+        super().__init__(logging.DEBUG)
+        self.server, self.sign, self.started = server, sign, False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not self.started and self.sign in record.getMessage():
+            self.started = True
+            self.server.start()
+
+
+@contextmanager
+def down_until_logged(server: ServerProcess, logger: str, sign: str) -> Iterator[None]:
+    """Stop `server` and start it again (same port and data) when `logger` first logs a message containing `sign`,
+    in the logging thread: an outage the code under test meets however slowly it gets to the server, which a fixed
+    downtime cannot promise on a loaded machine. Started again at the end of the block if nothing logged it."""
+    server.stop()
+    handler = _StartOnLog(server, sign)
+    watched = logging.getLogger(logger)
+    watched.addHandler(handler)
+    try:
+        yield
+    finally:
+        watched.removeHandler(handler)
+        if not handler.started:
+            server.start()
 
 
 def start_server(

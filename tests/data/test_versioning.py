@@ -29,7 +29,7 @@ from landmarkflow.data.versioning import (
     track,
     track_outside,
 )
-from tests.servers import HOST, S3Server, back_after, free_ports, seaweedfs_s3, weed_binary
+from tests.servers import HOST, S3Server, down_until_logged, free_ports, seaweedfs_s3, weed_binary
 
 FILES = {"train/a.txt": b"alpha\n", "train/b.txt": b"bravo\n", "test/c.bin": bytes(range(256)), "readme.md": b"#\n"}
 
@@ -262,18 +262,17 @@ def test_s3_round_trip(repo: Path, s3_server: S3Server, monkeypatch: pytest.Monk
 def test_a_push_into_an_s3_outage_lands_once_s3_is_back(
     repo: Path, s3_server: S3Server, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """S3 is gone for 12 s just as the data is pushed (ingest's push in a pod): the push runs again until it lands.
-    Refused credentials are not an outage: that push fails at once."""
+    """S3 is gone just as the data is pushed (ingest's push in a pod), and back once the push has failed and said it
+    will retry: the push runs again until it lands. Refused credentials are not an outage: that push fails at once."""
     for key, value in s3_server.env.items():
         monkeypatch.setenv(key, value)
     s3_server.client().create_bucket(Bucket="outage")
     configure_s3_remote(repo, "s3", "s3://outage/dvc", s3_server.endpoint_url, make_default=True)
-    restart = back_after(s3_server.server, 12)
-    try:
-        with caplog.at_level(logging.WARNING, logger="landmarkflow.data.versioning"):
-            track(repo / "data", repo)
-    finally:
-        restart.join()
+    with (
+        caplog.at_level(logging.WARNING, logger="landmarkflow.data.versioning"),
+        down_until_logged(s3_server.server, "landmarkflow.data.versioning", "retrying"),
+    ):
+        track(repo / "data", repo)
     assert [r.message for r in caplog.records if "retrying" in r.message], "the first push met no outage"
     listed = s3_server.client().list_objects_v2(Bucket="outage", Prefix="dvc/files/md5/")
     assert listed["KeyCount"] == len(FILES) + 1
