@@ -112,10 +112,13 @@ class DeployInfo:
                         f"{source}: metadata {METADATA_PREFIX + key} is {value!r}, expected "
                         f"{expected.get(str(kinds[key]), f'a(n) {kinds[key]}')}"
                     ) from None
-        try:
-            return cls(**parsed)
-        except ValueError as exc:  # the one check beyond each value's type: the crop views
-            raise ValueError(f"{source}: metadata {METADATA_PREFIX}crop_views: {exc}") from None
+        for key, check in _VALUE_CHECKS.items():
+            if key in parsed:
+                try:
+                    parsed[key] = check(parsed[key])
+                except ValueError as exc:
+                    raise ValueError(f"{source}: metadata {METADATA_PREFIX + key}: {exc}") from None
+        return cls(**parsed)
 
     @classmethod
     def from_proto(cls, proto: onnx.ModelProto, source: str | Path = "<onnx>") -> DeployInfo:
@@ -133,6 +136,10 @@ class DeployInfo:
     def from_session(cls, session: ort.InferenceSession, source: str | Path = "<onnx>") -> DeployInfo:
         """The metadata of the model an onnxruntime session holds."""
         return cls.from_props(session.get_modelmeta().custom_metadata_map, source)
+
+
+_VALUE_CHECKS = {"crop_views": checked_views}
+"""The metadata values checked beyond their type, by key: `from_props` names the key whose check failed."""
 
 
 def _prop_text(value: object) -> str:
