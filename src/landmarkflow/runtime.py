@@ -57,6 +57,11 @@ rejected, an operator without a kernel. Not Fail, RuntimeException or EPFail, wh
 CUDA) and a retry may get past. onnxruntime's errors derive from Exception alone, so they are named."""
 
 
+_VALUE_CHECKS = {"crop_views": checked_views}
+"""The DeployInfo fields checked beyond their type, each by its own check: the constructor applies them, and
+`DeployInfo.from_props` first, so that a bad metadata value's error names its key."""
+
+
 @dataclass(frozen=True)
 class DeployInfo:
     """Everything needed to turn an image and a face box into the model's input, and back: a lone .onnx file
@@ -80,7 +85,8 @@ class DeployInfo:
     """The box sizes a face is read at, the answers averaged (`CropSpec.views`); written comma-separated."""
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "crop_views", checked_views(self.crop_views))
+        for key, check in _VALUE_CHECKS.items():
+            object.__setattr__(self, key, check(getattr(self, key)))
 
     @property
     def crop_spec(self) -> CropSpec:
@@ -136,10 +142,6 @@ class DeployInfo:
     def from_session(cls, session: ort.InferenceSession, source: str | Path = "<onnx>") -> DeployInfo:
         """The metadata of the model an onnxruntime session holds."""
         return cls.from_props(session.get_modelmeta().custom_metadata_map, source)
-
-
-_VALUE_CHECKS = {"crop_views": checked_views}
-"""The metadata values checked beyond their type, by key: `from_props` names the key whose check failed."""
 
 
 def _prop_text(value: object) -> str:
