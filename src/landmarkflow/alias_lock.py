@@ -31,7 +31,7 @@ from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
 from mlflow.tracking import MlflowClient
 
 from landmarkflow.outages import LeaseExpired, unreachable_service
-from landmarkflow.registry import delete_alias, ensure_registered_model, set_alias, tag_version
+from landmarkflow.registry import delete_alias, ensure_registered_model, set_alias, tag_version, untag_version
 from landmarkflow.tracking import HttpRetryPolicy
 
 log = logging.getLogger(__name__)
@@ -169,6 +169,11 @@ class AliasLock:
         for key, value in tags.items():
             self._fence()
             tag_version(self.name, version, {key: value})
+
+    def untag_version(self, version: str, key: str) -> None:
+        """Remove the tag `key` from `version` of the model, as the holder; fenced as `move_alias` is."""
+        self._fence()
+        untag_version(self.name, version, key)
 
     def _fence(self) -> None:
         """Touch our ticket; LeaseExpired when one request sent now might land after it could be taken for dead."""

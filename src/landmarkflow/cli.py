@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -16,6 +16,9 @@ from landmarkflow.data.versioning import DataVersion, VersioningError, configure
 from landmarkflow.logs import configure_logging
 from landmarkflow.services import DEFAULT_SECRET, SECRET_ENV
 from landmarkflow.tracking import disable_telemetry
+
+if TYPE_CHECKING:
+    from landmarkflow.serving.kserve import Rollout
 
 app = typer.Typer(help="Facial landmark datasets to deployed models.", no_args_is_help=True)
 data_app = typer.Typer(help="Datasets: render, ingest, validate.", no_args_is_help=True)
@@ -38,6 +41,12 @@ SecretOption = Annotated[
 ]
 
 
+RolloutOption = Annotated[
+    bool, typer.Option(help="Then apply the new champion's KServe InferenceService (serve-manifest).")
+]
+NamespaceOption = Annotated[
+    str | None, typer.Option(help="Namespace of the InferenceService (default: the kubeconfig's).")
+]
 WorkdirOption = Annotated[
     Path, typer.Option(help="The run's folder: each step reads earlier steps' <step>.json there and writes its own.")
 ]
@@ -395,24 +404,44 @@ def register(workdir: WorkdirOption = DEFAULT_WORKDIR) -> None:
 @app.command("promote")
 def promote(
     workdir: WorkdirOption = DEFAULT_WORKDIR,
-    rollout: Annotated[
-        bool,
-        typer.Option(help="After a promotion, apply the new champion's KServe InferenceService (serve-manifest)."),
-    ] = False,
+    rollout: RolloutOption = False,
     image: ImageOption = None,
     secret: SecretOption = None,
-    namespace: Annotated[
-        str | None, typer.Option(help="Namespace of the InferenceService (default: the kubeconfig's).")
-    ] = None,
+    namespace: NamespaceOption = None,
 ) -> None:
     """Move `champion` to the registered version when its gates passed; otherwise say why it stays."""
+    from landmarkflow.workflow import promote_step
+
+    to_cluster = _rollout(image, secret, namespace) if rollout else None
+    console.print(_step(lambda: promote_step(workdir, to_cluster)).message)
+
+
+@app.command("rollback")
+def rollback(
+    name: Annotated[str, typer.Argument(help="The registered model, e.g. hih-synthetic.")],
+    reason: Annotated[str, typer.Option(help="Why: kept as the tag `rolled_back` on the version left.")],
+    to: Annotated[
+        str | None, typer.Option(help="The version to make champion (default: the champion before this one).")
+    ] = None,
+    rollout: RolloutOption = False,
+    image: ImageOption = None,
+    secret: SecretOption = None,
+    namespace: NamespaceOption = None,
+) -> None:
+    """Move `champion` back by hand, under the alias lock; promote never puts back the version it leaves."""
+    from landmarkflow.rollback import roll_back
+
+    to_cluster = _rollout(image, secret, namespace) if rollout else None
+    console.print(_step(lambda: roll_back(name, reason, to, to_cluster)).message)
+
+
+def _rollout(image: str | None, secret: str | None, namespace: str | None) -> Rollout:
+    """Where `--rollout` serves the new champion: the project's image, the pipeline's Secret."""
     from landmarkflow.image import image as default_image
     from landmarkflow.services import secret_name
     from landmarkflow.serving.kserve import Rollout
-    from landmarkflow.workflow import promote_step
 
-    to_cluster = Rollout(image or default_image(), secret or secret_name(), namespace) if rollout else None
-    console.print(_step(lambda: promote_step(workdir, to_cluster)).message)
+    return Rollout(image or default_image(), secret or secret_name(), namespace)
 
 
 def _parse_bbox(bbox: str) -> list[float]:

@@ -42,6 +42,8 @@ GATE_TAG = "gate"
 """The gate outcome a version carries: `passed` or `failed`."""
 PROMOTED_TAG = "promoted"
 """`true` on a version once it has been champion (it stays when the alias moves on)."""
+ROLLED_BACK_TAG = "rolled_back"
+"""Why `champion` was rolled back from a version by hand (landmarkflow.rollback); promote refuses such a version."""
 GIT_COMMIT_TAG = "git_commit"
 """The commit a training run (and so its version, `Lineage.git_commit`) was made from."""
 NME_TAG = "test_nme"
@@ -206,3 +208,7 @@ def tag_version(name: str, version: str, tags: dict[str, str]) -> None:
     client = MlflowClient()
     for key, value in tags.items():
         client.set_model_version_tag(name, version, key, value)
+
+
+def untag_version(name: str, version: str, key: str) -> None:
+    MlflowClient().delete_model_version_tag(name, version, key)

@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from landmarkflow import steps
 from landmarkflow.cli import app
 from landmarkflow.registry import CHAMPION, version_by_alias
+from landmarkflow.rollback import roll_back
 from landmarkflow.services import SECRET_ENV, SECRET_NAME_ENV
 from landmarkflow.serving.kserve import Rollout, ServingRequest, inference_service
 from tests.fakes import candidate
@@ -100,3 +101,22 @@ def test_promote_rolls_out_the_new_champion_only_when_it_is_promoted(tmp_path: P
     kept = steps.promote(worse.register(), worse.gated, rollout)
     assert not kept.promoted and len(applied) == 1
     assert version_by_alias("hih-synthetic", CHAMPION).version == "1"
+
+
+def test_a_rollback_serves_the_restored_champion(tmp_path: Path) -> None:
+    applied: list[dict[str, Any]] = []
+
+    def record(manifest: dict[str, Any], namespace: str) -> str:
+        applied.append(manifest)
+        return f"InferenceService {namespace}/{manifest['metadata']['name']} updated"
+
+    for nme, seen in ((0.05, None), (0.04, "1")):
+        made = candidate(tmp_path, "hih", nme, seen)
+        assert steps.promote(made.register(), made.gated).promoted
+    rollout = Rollout("registry.example/lf:abc", "lf-services", "serving", record)
+    done = roll_back("hih-synthetic", "misses chins under beards", rollout=rollout)
+    assert done.message.endswith(
+        "(rolled back: misses chins under beards); InferenceService serving/hih-synthetic updated"
+    )
+    (manifest,) = applied
+    check_inference_service(manifest, "models:/hih-synthetic/1", "registry.example/lf:abc", "lf-services")

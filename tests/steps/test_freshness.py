@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from landmarkflow import steps
 from landmarkflow.cli import app
+from landmarkflow.rollback import roll_back
 from landmarkflow.steps.checking_freshness import OUTCOME_TAG, latest_freshness
 from tests.fakes import candidate
 
@@ -74,10 +75,11 @@ def test_a_model_that_passed_its_gates_but_was_never_promoted_is_retrained(tmp_p
         "v2 passed its gates on this data but was never promoted (champion v1 stays): retraining"
     )
     assert steps.promote(steps.RegisterResult("hih-synthetic", "2", True), passed.gated).promoted
-    MlflowClient().set_registered_model_alias("hih-synthetic", "champion", "1")  # rolled back by hand
+    roll_back("hih-synthetic", "jaws too narrow on webcams")
     rolled_back = steps.check_freshness(_ingested("data-2"), [HIH])
     assert rolled_back.retrain == [] and rolled_back.decisions[0]["reason"] == (
-        "no new data since v2, champion once and rolled back (champion v1 stays; force to retrain)"
+        "no new data since v2, champion once and rolled back: jaws too narrow on webcams (champion v1 stays; force "
+        "to retrain)"
     )
 
 

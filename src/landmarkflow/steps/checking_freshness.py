@@ -20,7 +20,15 @@ from mlflow.tracking import MlflowClient
 
 from landmarkflow.config import load_config
 from landmarkflow.outages import tracking_step
-from landmarkflow.registry import CHAMPION, GATE_TAG, PROMOTED_TAG, VersionInfo, latest_version, version_by_alias
+from landmarkflow.registry import (
+    CHAMPION,
+    GATE_TAG,
+    PROMOTED_TAG,
+    ROLLED_BACK_TAG,
+    VersionInfo,
+    latest_version,
+    version_by_alias,
+)
 from landmarkflow.steps.results import FreshnessResult, IngestResult
 from landmarkflow.tracking import data_experiment_name, ensure_experiment, log_metrics, registered_model_name
 
@@ -71,7 +79,8 @@ def decide(data_hash: str, champion: VersionInfo | None, newest: VersionInfo | N
         if newest.tags.get(GATE_TAG) != "passed":
             return False, f"{since}, which failed its gates on it ({stays}; force to retrain)"
         if newest.tags.get(PROMOTED_TAG) == "true":
-            return False, f"{since}, champion once and rolled back ({stays}; force to retrain)"
+            why = f": {newest.tags[ROLLED_BACK_TAG]}" if ROLLED_BACK_TAG in newest.tags else ""
+            return False, f"{since}, champion once and rolled back{why} ({stays}; force to retrain)"
         return True, f"v{newest.version} passed its gates on this data but was never promoted ({stays}): retraining"
     if champion is not None:
         return True, f"new data: champion v{champion.version} was trained on {champion.data_hash}"

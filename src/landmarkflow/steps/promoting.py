@@ -5,7 +5,8 @@ The gate compared the candidate with the champion of its time; another run may h
 So the promotion happens under the model's alias lock: there it reads the champion again and, if it is no longer
 the one the gate saw, applies the gate's champion check to the new one. Two runs at once thus end as if their
 gates and promotions had run one after the other: `champion` never moves to a version worse than the one it
-leaves (beyond the gate's tolerance).
+leaves (beyond the gate's tolerance). A version rolled back by hand (landmarkflow.rollback) is not promoted
+again; only a rollback `--to` it makes it champion.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from landmarkflow.registry import (
     CHAMPION,
     GATE_TAG,
     PROMOTED_TAG,
+    ROLLED_BACK_TAG,
     VersionInfo,
     get_version,
     tag_version,
@@ -62,10 +64,10 @@ def promote(registered: RegisterResult, gated: GateResult, rollout: Rollout | No
         if blocker is None:
             lock.move_alias(CHAMPION, version)
     if blocker is not None:
-        assert champion is not None
-        message = f"{name}@{CHAMPION} stays at v{champion.version}: {blocker}"
+        stays = champion.version if champion else None
+        message = f"{name}@{CHAMPION} {f'stays at v{stays}' if stays else 'is not set'}: {blocker}"
         log.info(message)
-        return PromoteResult(name, champion.version, False, message)
+        return PromoteResult(name, stays, False, message)
     tag_version(name, version, {PROMOTED_TAG: "true"})
     message = f"{name}@{CHAMPION} -> v{version} ({gated.reasons})"
     if champion is not None and champion.version not in (gated.champion_version, version):
@@ -78,6 +80,11 @@ def promote(registered: RegisterResult, gated: GateResult, rollout: Rollout | No
 
 def _why_not(candidate: VersionInfo, champion: VersionInfo | None, gated: GateResult) -> str | None:
     """Why the candidate, which passed its gate, must not become champion after all; None when it may."""
+    if ROLLED_BACK_TAG in candidate.tags:  # its gate may have been against the very champion it was rolled back to
+        return (
+            f"v{candidate.version} was rolled back by hand ({candidate.tags[ROLLED_BACK_TAG]}); "
+            f"`landmarkflow rollback {candidate.name} --to {candidate.version}` makes it champion again"
+        )
     if champion is None or champion.version in (gated.champion_version, candidate.version):
         return None  # the champion the gate compared with (or this version already, on a retry)
     seen = f"v{gated.champion_version}" if gated.champion_version else "no champion"

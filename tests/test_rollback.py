@@ -1,0 +1,98 @@
+"""Rolling `champion` back by hand on the local store: to the champion before, or to a named version; the version
+left is tagged with the reason and promote never puts it back; refusals leave every alias where it was."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+from typer.testing import CliRunner
+
+from landmarkflow import steps
+from landmarkflow.alias_lock import lock_name
+from landmarkflow.cli import app
+from landmarkflow.registry import CHAMPION, PROMOTED_TAG, ROLLED_BACK_TAG, get_version, version_by_alias
+from landmarkflow.rollback import roll_back
+from tests.fakes import Candidate, candidate
+
+NAME = "hih-synthetic"
+
+
+def _champion() -> str:
+    champion = version_by_alias(NAME, CHAMPION)
+    assert champion is not None
+    return champion.version
+
+
+def _promoted_in_turn(tmp_path: Path, count: int) -> list[Candidate]:
+    """`count` versions, each better than the last and promoted over it."""
+    made = []
+    for index in range(count):
+        made.append(candidate(tmp_path, "hih", 0.06 - 0.01 * index, str(index) if index else None))
+        assert steps.promote(made[-1].register(), made[-1].gated).promoted
+    return made
+
+
+def test_champion_returns_to_the_one_before_and_promote_never_puts_the_left_one_back(tmp_path: Path) -> None:
+    made = _promoted_in_turn(tmp_path, 3)
+    done = roll_back(NAME, "eyes drift on webcam faces")
+    assert (done.from_version, done.to_version, _champion()) == ("3", "2", "2")
+    assert done.message == "hih-synthetic@champion v3 -> v2 (rolled back: eyes drift on webcam faces)"
+    left = get_version(NAME, "3").tags
+    assert left[ROLLED_BACK_TAG] == "eyes drift on webcam faces" and left[PROMOTED_TAG] == "true"
+
+    # v3's promote step run again (a retry): its gate was against v2, the champion now, yet it stays out
+    retried = steps.promote(steps.RegisterResult(NAME, "3", True), made[2].gated)
+    assert not retried.promoted and _champion() == "2"
+    assert retried.message == (
+        "hih-synthetic@champion stays at v2: v3 was rolled back by hand (eyes drift on webcam faces); "
+        "`landmarkflow rollback hih-synthetic --to 3` makes it champion again"
+    )
+
+    assert roll_back(NAME, "v2 too").to_version == "1"  # the one before v2; v3 is not a way back
+    again = roll_back(NAME, "v3 was right after all", to_version="3")
+    assert (again.from_version, _champion()) == ("1", "3")
+    assert ROLLED_BACK_TAG not in get_version(NAME, "3").tags
+    assert get_version(NAME, "1").tags[ROLLED_BACK_TAG] == "v3 was right after all"
+    assert MlflowClient().search_model_versions(f"name='{lock_name(NAME)}'") == []  # every ticket released
+
+
+def test_a_version_that_passed_its_gates_but_was_never_promoted_can_be_named(tmp_path: Path) -> None:
+    _promoted_in_turn(tmp_path, 2)
+    candidate(tmp_path, "hih", 0.055, "2").register()  # v3: passed, worse than v2, never promoted
+    assert roll_back(NAME, "v2 misreads profiles", to_version="3").to_version == "3"
+    assert get_version(NAME, "3").tags[PROMOTED_TAG] == "true"  # champion once now, as freshness reads it
+
+
+def test_refusals_name_the_reason_and_move_nothing(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="hih-synthetic: no champion to roll back"):
+        roll_back(NAME, "why")
+    first = _promoted_in_turn(tmp_path, 1)[0]
+    failed = candidate(tmp_path, "hih", 0.09, "1")
+    failed.gated = replace(failed.gated, passed=False, reasons="test NME 9.000% >= 8.000%")
+    failed.register()  # v2, gate=failed
+
+    with pytest.raises(ValueError, match="no version before champion v1 was champion"):
+        roll_back(NAME, "why")
+    with pytest.raises(ValueError, match=r"v2 has gate=failed; only a version that passed its gates can be champion"):
+        roll_back(NAME, "why", to_version="2")
+    with pytest.raises(ValueError, match="v1 is champion already"):
+        roll_back(NAME, "why", to_version="1")
+    with pytest.raises(ValueError, match="a rollback needs a reason"):
+        roll_back(NAME, "  ")
+    assert _champion() == "1" and ROLLED_BACK_TAG not in get_version(NAME, "1").tags
+    assert steps.promote(first.register(), first.gated).promoted  # the champion's own retry is still a no-op
+    assert MlflowClient().search_model_versions(f"name='{lock_name(NAME)}'") == []
+
+
+def test_the_cli_rolls_back_and_fails_cleanly(tmp_path: Path) -> None:
+    runner = CliRunner()
+    refused = runner.invoke(app, ["rollback", NAME, "--reason", "why"])
+    assert refused.exit_code == 1 and "error: hih-synthetic: no champion to roll back" in refused.output
+    _promoted_in_turn(tmp_path, 2)
+    result = runner.invoke(app, ["rollback", NAME, "--reason", "lips open on closed mouths"])
+    assert result.exit_code == 0, result.output
+    assert "hih-synthetic@champion v2 -> v1 (rolled back: lips open on closed mouths)" in result.output
+    assert _champion() == "1"
