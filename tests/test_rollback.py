@@ -1,8 +1,11 @@
 """Rolling `champion` back by hand on the local store: to the champion before, or to a named version; the version
-left is tagged with the reason and promote never puts it back; refusals leave every alias where it was."""
+left is tagged with the reason and promote never puts it back; the same rollback run again rolls back nothing more;
+refusals leave every alias where it was."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -10,7 +13,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
-from landmarkflow import steps
+from landmarkflow import rollback, steps
 from landmarkflow.alias_lock import lock_name
 from landmarkflow.cli import app
 from landmarkflow.registry import CHAMPION, PROMOTED_TAG, ROLLED_BACK_TAG, get_version, version_by_alias
@@ -82,9 +85,55 @@ def test_refusals_name_the_reason_and_move_nothing(tmp_path: Path) -> None:
         roll_back(NAME, "why", to_version="1")
     with pytest.raises(ValueError, match="a rollback needs a reason"):
         roll_back(NAME, "  ")
+    with pytest.raises(ValueError, match="hih-synthetic: there is no v9 \\(never registered, or deleted\\)"):
+        roll_back(NAME, "why", to_version="v9")
+    with pytest.raises(ValueError, match="'latest' is not a version number"):
+        roll_back(NAME, "why", to_version="latest")
     assert _champion() == "1" and ROLLED_BACK_TAG not in get_version(NAME, "1").tags
     assert steps.promote(first.register(), first.gated).promoted  # the champion's own retry is still a no-op
     assert MlflowClient().search_model_versions(f"name='{lock_name(NAME)}'") == []
+
+
+def test_the_same_rollback_run_again_rolls_back_nothing_more(tmp_path: Path) -> None:
+    """Its rollout failed or its answer was lost: run again with `from_version`, it finds its own tag and stops."""
+    _promoted_in_turn(tmp_path, 3)
+    first = roll_back(NAME, "eyes drift", from_version="v3")
+    again = roll_back(NAME, "eyes drift", from_version="3")
+    assert (first.to_version, again.to_version, _champion()) == ("2", "2", "2")
+    assert again.message == "hih-synthetic@champion is v2 already (v3 rolled back: eyes drift)"
+    assert ROLLED_BACK_TAG not in get_version(NAME, "2").tags
+    with pytest.raises(ValueError, match="champion is v2, not v3: nothing rolled back"):
+        roll_back(NAME, "another reason", from_version="3")
+    assert _champion() == "2"
+
+
+def test_a_rollback_cut_short_before_the_alias_moved_leaves_a_champion_promote_and_rollback_finish(
+    tmp_path: Path,
+) -> None:
+    """The version left is tagged first and the alias moved last: a crash between leaves the champion tagged, which a
+    retried promote of it keeps as champion and the rollback run again completes."""
+    made = _promoted_in_turn(tmp_path, 2)
+    MlflowClient().set_model_version_tag(NAME, "2", ROLLED_BACK_TAG, "eyes drift")  # then the process died
+    assert steps.promote(steps.RegisterResult(NAME, "2", True), made[1].gated).promoted
+    assert roll_back(NAME, "eyes drift", from_version="2").to_version == "1"
+    assert _champion() == "1"
+
+
+def test_a_promotion_while_the_rollback_waited_stops_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _promoted_in_turn(tmp_path, 2)
+    later = candidate(tmp_path, "hih", 0.03, "2")
+    real_lock = rollback.alias_lock
+
+    @contextmanager
+    def promoted_while_waiting(*args: object, **kwargs: object) -> Iterator[object]:
+        assert steps.promote(later.register(), later.gated).promoted  # v3 takes the lock first
+        with real_lock(*args, **kwargs) as lock:
+            yield lock
+
+    monkeypatch.setattr(rollback, "alias_lock", promoted_while_waiting)
+    with pytest.raises(ValueError, match="champion moved from v2 to v3 while this rollback waited; nothing rolled"):
+        roll_back(NAME, "eyes drift")
+    assert _champion() == "3" and ROLLED_BACK_TAG not in get_version(NAME, "2").tags
 
 
 def test_the_cli_rolls_back_and_fails_cleanly(tmp_path: Path) -> None:
@@ -96,3 +145,8 @@ def test_the_cli_rolls_back_and_fails_cleanly(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "hih-synthetic@champion v2 -> v1 (rolled back: lips open on closed mouths)" in result.output
     assert _champion() == "1"
+    named = runner.invoke(app, ["rollback", NAME, "--from", "v1", "--to", "v2", "--reason", "v2 was right"])
+    assert named.exit_code == 0, named.output
+    assert "hih-synthetic@champion v1 -> v2 (rolled back: v2 was right)" in named.output
+    missing = runner.invoke(app, ["rollback", NAME, "--to", "7", "--reason", "why"])
+    assert missing.exit_code == 1 and "error: hih-synthetic: there is no v7" in missing.output

@@ -421,7 +421,14 @@ def rollback(
     name: Annotated[str, typer.Argument(help="The registered model, e.g. hih-synthetic.")],
     reason: Annotated[str, typer.Option(help="Why: kept as the tag `rolled_back` on the version left.")],
     to: Annotated[
-        str | None, typer.Option(help="The version to make champion (default: the champion before this one).")
+        str | None,
+        typer.Option(help="The version to make champion (default: the newest earlier champion not rolled back)."),
+    ] = None,
+    from_: Annotated[
+        str | None,
+        typer.Option(
+            "--from", help="The champion meant; then the same command run again after it worked rolls back nothing."
+        ),
     ] = None,
     rollout: RolloutOption = False,
     image: ImageOption = None,
@@ -432,7 +439,7 @@ def rollback(
     from landmarkflow.rollback import roll_back
 
     to_cluster = _rollout(image, secret, namespace) if rollout else None
-    console.print(_step(lambda: roll_back(name, reason, to, to_cluster)).message)
+    console.print(_step(lambda: roll_back(name, reason, to, to_cluster, from_)).message)
 
 
 def _rollout(image: str | None, secret: str | None, namespace: str | None) -> Rollout:

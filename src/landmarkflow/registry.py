@@ -211,4 +211,5 @@ def tag_version(name: str, version: str, tags: dict[str, str]) -> None:
 
 
 def untag_version(name: str, version: str, key: str) -> None:
+    """Remove the tag `key` from an existing version (a rollback's, once that version is champion again)."""
     MlflowClient().delete_model_version_tag(name, version, key)

@@ -80,13 +80,15 @@ def promote(registered: RegisterResult, gated: GateResult, rollout: Rollout | No
 
 def _why_not(candidate: VersionInfo, champion: VersionInfo | None, gated: GateResult) -> str | None:
     """Why the candidate, which passed its gate, must not become champion after all; None when it may."""
+    if champion is not None and champion.version == candidate.version:
+        return None  # this version already, on a retry
     if ROLLED_BACK_TAG in candidate.tags:  # its gate may have been against the very champion it was rolled back to
         return (
             f"v{candidate.version} was rolled back by hand ({candidate.tags[ROLLED_BACK_TAG]}); "
             f"`landmarkflow rollback {candidate.name} --to {candidate.version}` makes it champion again"
         )
-    if champion is None or champion.version in (gated.champion_version, candidate.version):
-        return None  # the champion the gate compared with (or this version already, on a retry)
+    if champion is None or champion.version == gated.champion_version:
+        return None  # the champion the gate compared with
     seen = f"v{gated.champion_version}" if gated.champion_version else "no champion"
     moved = f"v{candidate.version} passed its gates against {seen}, but v{champion.version} became champion since"
     if champion.data_hash != candidate.data_hash or champion.nme is None:
