@@ -8,6 +8,8 @@ data for it, and promote refuses it (a retried promote step would otherwise put 
 the champion it is rolled back to). Only a rollback `--to` that version makes it champion again.
 
 The alias moves last, so a rollback cut short (a lost lease, a server gone) has moved nothing and runs again whole.
+A rollout serves the champion before the lock is let go, as promote's does: a promotion and a rollback at once apply
+their manifests in the order they moved the alias.
 Named with `from_version`, a rollback that has already happened is recognised by its tag and reason, so running the
 same command again (its rollout failed, its answer was lost) rolls nothing back a second time.
 """
@@ -134,7 +136,7 @@ def roll_back(
                 lock.untag_version(target.version, ROLLED_BACK_TAG)
             lock.move_alias(CHAMPION, target.version)  # last: a rollback cut short before it moved nothing
             done = f"{name}@{CHAMPION} v{left} -> v{target.version} (rolled back: {reason})"
-    if rollout is not None:
-        done += f"; {rollout.roll_out(name, target.version)}"
+        if rollout is not None:  # under the lock, as promote serves its champion: the two apply in turn
+            done += f"; {rollout.roll_out(name, target.version)}"
     log.info(done)
     return RolledBack(name, left, target.version, done)

@@ -11,9 +11,11 @@ from typing import Any
 import pytest
 import yaml
 from kubernetes.client import ApiClient, V1Container, V1ObjectMeta, V1PodSpec
+from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
 from landmarkflow import steps
+from landmarkflow.alias_lock import lock_name
 from landmarkflow.cli import app
 from landmarkflow.registry import CHAMPION, version_by_alias
 from landmarkflow.rollback import roll_back
@@ -79,10 +81,16 @@ def test_serve_manifest_pins_the_champion_in_a_valid_inference_service(tmp_path:
         inference_service(ServingRequest("models:/hih-wflw/2", "img", min_replicas=2, max_replicas=1))
 
 
+def holds_alias_lock() -> bool:
+    """Whether a step holds (or waits for) the alias lock of hih-synthetic: its ticket exists."""
+    return bool(MlflowClient().search_model_versions(f"name='{lock_name('hih-synthetic')}'"))
+
+
 def test_promote_rolls_out_the_new_champion_only_when_it_is_promoted(tmp_path: Path) -> None:
     applied: list[tuple[dict[str, Any], str]] = []
 
     def record(manifest: dict[str, Any], namespace: str) -> str:
+        assert holds_alias_lock(), "a manifest applied outside the alias lock can land after a later one"
         applied.append((manifest, namespace))
         return f"InferenceService {namespace}/{manifest['metadata']['name']} created"
 
@@ -107,6 +115,7 @@ def test_a_rollback_serves_the_restored_champion(tmp_path: Path) -> None:
     applied: list[dict[str, Any]] = []
 
     def record(manifest: dict[str, Any], namespace: str) -> str:
+        assert holds_alias_lock(), "a manifest applied outside the alias lock can land after a later one"
         applied.append(manifest)
         return f"InferenceService {namespace}/{manifest['metadata']['name']} updated"
 

@@ -61,8 +61,11 @@ def promote(registered: RegisterResult, gated: GateResult, rollout: Rollout | No
             )
         champion = version_by_alias(name, CHAMPION)
         blocker = _why_not(candidate, champion, gated)
+        served = None
         if blocker is None:
             lock.move_alias(CHAMPION, version)
+            if rollout is not None:  # under the lock: a later promotion or rollback applies its manifest after this
+                served = rollout.roll_out(name, version)
     if blocker is not None:
         stays = champion.version if champion else None
         message = f"{name}@{CHAMPION} {f'stays at v{stays}' if stays else 'is not set'}: {blocker}"
@@ -72,8 +75,8 @@ def promote(registered: RegisterResult, gated: GateResult, rollout: Rollout | No
     message = f"{name}@{CHAMPION} -> v{version} ({gated.reasons})"
     if champion is not None and champion.version not in (gated.champion_version, version):
         message += f"; still not worse than v{champion.version}, promoted after the gate"
-    if rollout is not None:
-        message += f"; {rollout.roll_out(name, version)}"
+    if served is not None:
+        message += f"; {served}"
     log.info(message)
     return PromoteResult(name, version, True, message)
 
