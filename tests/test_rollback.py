@@ -4,6 +4,7 @@ refusals leave every alias where it was."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -137,10 +138,10 @@ def test_a_promotion_while_the_rollback_waited_stops_it(tmp_path: Path, monkeypa
 
 
 def test_the_cli_rolls_back_and_fails_cleanly(tmp_path: Path) -> None:
-    runner = CliRunner()
-    refused = runner.invoke(app, ["rollback", NAME, "--reason", "why"])
-    assert refused.exit_code == 1 and "error: hih-synthetic: no champion to roll back" in refused.output
     _promoted_in_turn(tmp_path, 2)
+    runner = CliRunner()
+    refused = runner.invoke(app, ["rollback", "nobody-synthetic", "--reason", "why"])
+    assert refused.exit_code == 1 and "error: nobody-synthetic: no champion to roll back" in refused.output
     result = runner.invoke(app, ["rollback", NAME, "--reason", "lips open on closed mouths"])
     assert result.exit_code == 0, result.output
     assert "hih-synthetic@champion v2 -> v1 (rolled back: lips open on closed mouths)" in result.output
@@ -150,3 +151,28 @@ def test_the_cli_rolls_back_and_fails_cleanly(tmp_path: Path) -> None:
     assert "hih-synthetic@champion v1 -> v2 (rolled back: v2 was right)" in named.output
     missing = runner.invoke(app, ["rollback", NAME, "--to", "7", "--reason", "why"])
     assert missing.exit_code == 1 and "error: hih-synthetic: there is no v7" in missing.output
+
+
+def test_the_versions_command_shows_the_trail_a_rollback_leaves(tmp_path: Path) -> None:
+    _promoted_in_turn(tmp_path, 2)
+    failed = candidate(tmp_path, "hih", 0.09, "2")
+    failed.gated = replace(failed.gated, passed=False, reasons="test NME 9.000% >= 8.000%")
+    failed.register()
+    roll_back(NAME, "eyes drift on webcams")
+
+    runner = CliRunner()  # after the steps above: the CLI points logging at its own output, closed when it returns
+    shown = runner.invoke(app, ["models", "versions", NAME, "--json"])
+    assert shown.exit_code == 0, shown.output
+    rows = json.loads(shown.stdout)
+    assert [(r["version"], r["aliases"], r["gate"], r["promoted"], r["rolled_back"]) for r in rows] == [
+        ("1", ["champion"], "passed", True, None),
+        ("2", ["challenger"], "passed", True, "eyes drift on webcams"),
+        ("3", [], "failed", False, None),
+    ]
+    assert [r["test_nme"] for r in rows] == pytest.approx([0.06, 0.05, 0.09])
+    assert {r["data_hash"] for r in rows} == {"data-1"} and all(r["run_id"] for r in rows)
+    table = runner.invoke(app, ["models", "versions", NAME])
+    assert table.exit_code == 0, table.output
+    assert "eyes drift on webcams" in table.stdout and "5.00%" in table.stdout and "champion" in table.stdout
+    unknown = runner.invoke(app, ["models", "versions", "nobody-synthetic"])
+    assert unknown.exit_code == 1 and "error: nobody-synthetic: no registered version" in unknown.output

@@ -23,7 +23,9 @@ if TYPE_CHECKING:
 app = typer.Typer(help="Facial landmark datasets to deployed models.", no_args_is_help=True)
 data_app = typer.Typer(help="Datasets: render, ingest, validate.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
-models_app = typer.Typer(help="The landmark models: what exists, how big, how costly.", no_args_is_help=True)
+models_app = typer.Typer(
+    help="The landmark models: what exists, how big, how costly; the registered versions of one.", no_args_is_help=True
+)
 app.add_typer(models_app, name="models")
 console = Console(stderr=True)
 T = TypeVar("T")
@@ -254,6 +256,42 @@ def models_list(
             f"{card.reference_params / 1e6:.2f}",
             paper,
             f"{card.gflops:.2f}",
+        )
+    Console(width=max(Console().width, 120)).print(table)
+
+
+@models_app.command("versions")
+def models_versions(
+    name: Annotated[str, typer.Argument(help="The registered model, e.g. hih-synthetic.")],
+    as_json: Annotated[bool, typer.Option("--json", help="A JSON list of objects instead of a table.")] = False,
+) -> None:
+    """Every registered version of NAME, oldest first: aliases, gate, test NME, lineage, champion once, rolled back."""
+    from rich.table import Table
+
+    from landmarkflow.outages import tracking_step
+    from landmarkflow.registry import version_history
+
+    history = _step(lambda: tracking_step(version_history)(name))
+    if not history:
+        _fail(f"{name}: no registered version (is the model's name right, and MLFLOW_TRACKING_URI the store?)")
+    if as_json:
+        typer.echo(json.dumps(history, indent=2))
+        return
+    table = Table(title=f"{name}: registered versions")
+    columns = ("version", "aliases", "gate", "test NME", "data", "config", "commit", "champion once", "rolled back")
+    for column in columns:
+        table.add_column(column, justify="right" if column in ("version", "test NME") else "left")
+    for row in history:
+        table.add_row(
+            f"v{row['version']}",
+            ", ".join(row["aliases"]),
+            row["gate"] or "-",
+            "-" if row["test_nme"] is None else f"{row['test_nme']:.2%}",
+            (row["data_hash"] or "-")[:12],
+            row["config_hash"] or "-",
+            (row["git_commit"] or "-")[:12],
+            "yes" if row["promoted"] else "",
+            row["rolled_back"] or "",
         )
     Console(width=max(Console().width, 120)).print(table)
 

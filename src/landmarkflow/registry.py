@@ -11,6 +11,7 @@ import os
 import subprocess
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any
 
 import mlflow
 import numpy as np
@@ -201,6 +202,34 @@ def champion_or_newest(name: str) -> tuple[VersionInfo, str] | None:
         return champion, CHAMPION
     newest = latest_version(name)
     return None if newest is None else (newest, "newest")
+
+
+def version_history(name: str) -> list[dict[str, Any]]:
+    """Every version of `name`, oldest first, as `landmarkflow models versions` shows it: its aliases, gate outcome,
+    test NME, lineage and whether it was champion or rolled back (why). Empty when `name` is not registered."""
+    client = MlflowClient()
+    try:
+        aliases = client.get_registered_model(name).aliases
+    except MlflowException as exc:
+        if exc.error_code == ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
+            return []
+        raise
+    found = sorted(client.search_model_versions(f"name='{name}'"), key=lambda version: int(version.version))
+    return [
+        {
+            "version": str(version.version),
+            "aliases": sorted(alias for alias, number in aliases.items() if str(number) == str(version.version)),
+            "gate": version.tags.get(GATE_TAG),
+            "test_nme": float(version.tags[NME_TAG]) if NME_TAG in version.tags else None,
+            "data_hash": version.tags.get("data_hash"),
+            "config_hash": version.tags.get("config_hash"),
+            "git_commit": version.tags.get(GIT_COMMIT_TAG),
+            "promoted": version.tags.get(PROMOTED_TAG) == "true",
+            "rolled_back": version.tags.get(ROLLED_BACK_TAG),
+            "run_id": version.run_id,
+        }
+        for version in found
+    ]
 
 
 def tag_version(name: str, version: str, tags: dict[str, str]) -> None:
