@@ -27,11 +27,17 @@ from dataclasses import dataclass
 
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
-from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
 from mlflow.tracking import MlflowClient
 
 from landmarkflow.outages import LeaseExpired, unreachable_service
-from landmarkflow.registry import delete_alias, ensure_registered_model, set_alias, tag_version, untag_version
+from landmarkflow.registry import (
+    delete_alias,
+    ensure_registered_model,
+    not_found,
+    set_alias,
+    tag_version,
+    untag_version,
+)
 from landmarkflow.tracking import HttpRetryPolicy
 
 log = logging.getLogger(__name__)
@@ -50,10 +56,6 @@ TOKEN_TAG = "token"
 def lock_name(name: str) -> str:
     """The registered model whose versions are the tickets for the aliases of `name`."""
     return f"{name}{LOCK_SUFFIX}"
-
-
-def _not_found(exc: MlflowException) -> bool:
-    return exc.error_code == ErrorCode.Name(RESOURCE_DOES_NOT_EXIST)
 
 
 @dataclass(frozen=True)
@@ -116,7 +118,7 @@ class AliasLock:
         try:
             touched = self.client.update_model_version(self.lock, str(self.ticket.number), description=self.holder)
         except MlflowException as exc:
-            if _not_found(exc):
+            if not_found(exc):
                 raise LeaseExpired(self._lapsed("was deleted by another contender, which took it for dead")) from exc
             raise
         gap_s = time.monotonic() - self._touch_sent
@@ -204,7 +206,7 @@ class AliasLock:
         try:
             self.client.delete_model_version(self.lock, str(number))
         except MlflowException as exc:
-            if not _not_found(exc):
+            if not not_found(exc):
                 raise
 
 

@@ -81,6 +81,11 @@ class VersionInfo:
         return [key for key in REQUIRED_TAGS if key not in self.tags]
 
 
+def not_found(exc: MlflowException) -> bool:
+    """Whether the tracking server answered that the model, version or alias asked for does not exist."""
+    return exc.error_code == ErrorCode.Name(RESOURCE_DOES_NOT_EXIST)
+
+
 GIT_COMMIT_ENV = "LANDMARKFLOW_GIT_COMMIT"
 """The commit an image was built from (components/Dockerfile bakes it in): a pod has no .git to ask."""
 
@@ -181,7 +186,7 @@ def version_by_alias(name: str, alias: str) -> VersionInfo | None:
     try:
         model = client.get_registered_model(name)
     except MlflowException as exc:
-        if exc.error_code == ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
+        if not_found(exc):
             return None
         raise
     version = model.aliases.get(alias)
@@ -211,24 +216,27 @@ def version_history(name: str) -> list[dict[str, Any]]:
     try:
         aliases = client.get_registered_model(name).aliases
     except MlflowException as exc:
-        if exc.error_code == ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
+        if not_found(exc):
             return []
         raise
-    found = sorted(client.search_model_versions(f"name='{name}'"), key=lambda version: int(version.version))
+    found = sorted(
+        (VersionInfo.of(version) for version in client.search_model_versions(f"name='{name}'")),
+        key=lambda info: int(info.version),
+    )
     return [
         {
-            "version": str(version.version),
-            "aliases": sorted(alias for alias, number in aliases.items() if str(number) == str(version.version)),
-            "gate": version.tags.get(GATE_TAG),
-            "test_nme": float(version.tags[NME_TAG]) if NME_TAG in version.tags else None,
-            "data_hash": version.tags.get("data_hash"),
-            "config_hash": version.tags.get("config_hash"),
-            "git_commit": version.tags.get(GIT_COMMIT_TAG),
-            "promoted": version.tags.get(PROMOTED_TAG) == "true",
-            "rolled_back": version.tags.get(ROLLED_BACK_TAG),
-            "run_id": version.run_id,
+            "version": info.version,
+            "aliases": sorted(alias for alias, number in aliases.items() if str(number) == info.version),
+            "gate": info.tags.get(GATE_TAG),
+            "test_nme": info.nme,
+            "data_hash": info.data_hash,
+            "config_hash": info.tags.get("config_hash"),
+            "git_commit": info.tags.get(GIT_COMMIT_TAG),
+            "promoted": info.tags.get(PROMOTED_TAG) == "true",
+            "rolled_back": info.tags.get(ROLLED_BACK_TAG),
+            "run_id": info.run_id,
         }
-        for version in found
+        for info in found
     ]
 
 

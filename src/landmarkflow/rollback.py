@@ -20,7 +20,6 @@ import logging
 from dataclasses import dataclass
 
 from mlflow.exceptions import MlflowException
-from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
 from mlflow.tracking import MlflowClient
 
 from landmarkflow.alias_lock import alias_lock
@@ -32,6 +31,7 @@ from landmarkflow.registry import (
     ROLLED_BACK_TAG,
     VersionInfo,
     get_version,
+    not_found,
     version_by_alias,
 )
 from landmarkflow.serving.kserve import Rollout
@@ -55,7 +55,7 @@ def named_version(name: str, version: str) -> VersionInfo:
     try:
         return get_version(name, number)
     except MlflowException as exc:
-        if exc.error_code == ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
+        if not_found(exc):
             raise ValueError(f"{name}: there is no v{number} (never registered, or deleted)") from exc
         raise
 
@@ -129,7 +129,7 @@ def roll_back(
                 )
             target = named_version(name, to_version) if to_version else previous_champion(name, champion)
             _check_target(name, target, champion)
-            lock.tag_version(champion.version, {ROLLED_BACK_TAG: reason})
+            lock.tag_version(champion.version, {ROLLED_BACK_TAG: reason, PROMOTED_TAG: "true"})
             if target.tags.get(PROMOTED_TAG) != "true":  # a version that passed its gates but was never promoted
                 lock.tag_version(target.version, {PROMOTED_TAG: "true"})
             if ROLLED_BACK_TAG in target.tags:  # champion again, by name: no longer one to skip

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from landmarkflow import steps
 from landmarkflow.alias_lock import lock_name
 from landmarkflow.cli import app
-from landmarkflow.registry import CHAMPION, version_by_alias
+from landmarkflow.registry import CHAMPION, PROMOTED_TAG, get_version, version_by_alias
 from landmarkflow.rollback import roll_back
 from landmarkflow.services import SECRET_ENV, SECRET_NAME_ENV
 from landmarkflow.serving.kserve import Rollout, ServingRequest, inference_service
@@ -129,3 +129,19 @@ def test_a_rollback_serves_the_restored_champion(tmp_path: Path) -> None:
     )
     (manifest,) = applied
     check_inference_service(manifest, "models:/hih-synthetic/1", "registry.example/lf:abc", "lf-services")
+
+
+def test_a_failed_rollout_fails_promote_after_champion_moved_and_tagged(tmp_path: Path) -> None:
+    """The cluster refused the manifest: the step fails for a retry, and the version it made champion already says it
+    was champion, which rollback and freshness read."""
+
+    def refuse(manifest: dict[str, Any], namespace: str) -> str:
+        raise RuntimeError("inferenceservices is forbidden")
+
+    first = candidate(tmp_path, "hih", 0.05, None)
+    registered = first.register()
+    with pytest.raises(RuntimeError, match="forbidden"):
+        steps.promote(registered, first.gated, Rollout("registry.example/lf:abc", apply=refuse))
+    assert version_by_alias("hih-synthetic", CHAMPION).version == "1"
+    assert get_version("hih-synthetic", "1").tags[PROMOTED_TAG] == "true"
+    assert not holds_alias_lock()

@@ -151,8 +151,8 @@ def apply_inference_service(manifest: dict[str, Any], namespace: str) -> str:
 
 @dataclass(frozen=True)
 class Rollout:
-    """Promote's optional last act: serve the new champion on the cluster. `apply` takes the manifest and the
-    namespace (None: this pod's, else the kubeconfig's) and says what it did."""
+    """Promote's and rollback's optional last act: serve the new champion on the cluster. `apply` takes the manifest
+    and the namespace (None: this pod's, else the kubeconfig's) and says what it did."""
 
     image: str
     secret: str = DEFAULT_SECRET

@@ -64,6 +64,7 @@ def promote(registered: RegisterResult, gated: GateResult, rollout: Rollout | No
         served = None
         if blocker is None:
             lock.move_alias(CHAMPION, version)
+            tag_version(name, version, {PROMOTED_TAG: "true"})  # before the rollout, which may fail
             if rollout is not None:  # under the lock: a later promotion or rollback applies its manifest after this
                 served = rollout.roll_out(name, version)
     if blocker is not None:
@@ -71,7 +72,6 @@ def promote(registered: RegisterResult, gated: GateResult, rollout: Rollout | No
         message = f"{name}@{CHAMPION} {f'stays at v{stays}' if stays else 'is not set'}: {blocker}"
         log.info(message)
         return PromoteResult(name, stays, False, message)
-    tag_version(name, version, {PROMOTED_TAG: "true"})
     message = f"{name}@{CHAMPION} -> v{version} ({gated.reasons})"
     if champion is not None and champion.version not in (gated.champion_version, version):
         message += f"; still not worse than v{champion.version}, promoted after the gate"
