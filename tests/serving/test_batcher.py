@@ -29,8 +29,9 @@ def test_concurrent_jobs_share_calls_and_get_their_own_rows() -> None:
         assert future.result(timeout=10).shape == (1 + i % 3, 3, 2)
         assert (future.result() == i).all()
     assert sum(calls) == sum(1 + i % 3 for i in range(12)) and max(calls) <= 8 and len(calls) < 12
-    alone = batcher.submit(crops_of(7, 20)).result(timeout=10)  # larger than max_batch: one call of its own
-    assert alone.shape == (20, 3, 2) and calls[-1] == 20
+    alone = batcher.submit(np.concatenate([crops_of(v, 1) for v in range(20)])).result(timeout=10)
+    assert calls[-3:] == [8, 8, 4]  # larger than max_batch: calls of its own, none larger than the bound
+    assert np.array_equal(alone[:, 0, 0], np.arange(20))  # each row the answer to its own crop
     batcher.close()
     assert not batcher.alive
 

@@ -34,7 +34,8 @@ class _Job:
 
 class CropBatcher:
     """Runs `predict` on the crops of every job that arrives within `max_wait_s` of the first, up to `max_batch`
-    crops in one call (a job larger than that runs alone); each job gets its own rows of the answer."""
+    crops in one call (a job larger than that runs alone, in calls of `max_batch`: a group photo's many faces never
+    make one call larger than the bound); each job gets its own rows of the answer."""
 
     def __init__(
         self, predict: CropPredictor, max_batch: int = 32, max_wait_s: float = 0.005, max_pending: int = 256
@@ -103,7 +104,9 @@ class CropBatcher:
         if not batch:
             return
         try:
-            points = self.predict(np.concatenate([job.crops for job in batch]))
+            crops = np.concatenate([job.crops for job in batch])
+            step = self.max_batch
+            points = np.concatenate([self.predict(crops[i : i + step]) for i in range(0, len(crops), step)])
         except Exception as exc:  # every waiting request gets the error; the worker lives on
             log.exception("model call on %d request(s) failed", len(batch))
             for job in batch:
