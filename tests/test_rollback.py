@@ -81,7 +81,8 @@ def test_refusals_name_the_reason_and_move_nothing(tmp_path: Path) -> None:
 
     with pytest.raises(ValueError, match="no version before champion v1 was champion"):
         roll_back(NAME, "why")
-    with pytest.raises(ValueError, match=r"v2 has gate=failed; only a version that passed its gates can be champion"):
+    refused = "hih-synthetic v2: its registry tag gate=failed, not passed; only a version that passed its gates"
+    with pytest.raises(ValueError, match=f"{refused} can be champion"):
         roll_back(NAME, "why", to_version="2")
     with pytest.raises(ValueError, match="v1 is champion already"):
         roll_back(NAME, "why", to_version="1")

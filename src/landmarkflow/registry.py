@@ -80,6 +80,15 @@ class VersionInfo:
     def missing_tags(self) -> list[str]:
         return [key for key in REQUIRED_TAGS if key not in self.tags]
 
+    def champion_refusal(self) -> str | None:
+        """Why this version may not be champion (promote's and rollback's one rule), None when it may: every
+        required tag, and its gate passed."""
+        if missing := self.missing_tags():
+            return f"registered without {', '.join(missing)}"
+        if self.tags[GATE_TAG] != "passed":
+            return f"its registry tag {GATE_TAG}={self.tags[GATE_TAG]}, not passed"
+        return None
+
 
 def not_found(exc: MlflowException) -> bool:
     """Whether the tracking server answered that the model, version or alias asked for does not exist."""

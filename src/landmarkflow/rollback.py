@@ -26,7 +26,6 @@ from landmarkflow.alias_lock import alias_lock
 from landmarkflow.outages import tracking_step
 from landmarkflow.registry import (
     CHAMPION,
-    GATE_TAG,
     PROMOTED_TAG,
     ROLLED_BACK_TAG,
     VersionInfo,
@@ -47,11 +46,17 @@ class RolledBack:
     message: str
 
 
-def named_version(name: str, version: str) -> VersionInfo:
-    """Version `version` of `name` ("3" or "v3", as messages write it); ValueError naming it when there is none."""
+def version_number(name: str, version: str) -> str:
+    """The number of version `version` of `name`, written "3" or "v3" (as messages write it)."""
     number = version.removeprefix("v")
     if not number.isdigit():
         raise ValueError(f"{name}: {version!r} is not a version number (3 or v3)")
+    return number
+
+
+def named_version(name: str, version: str) -> VersionInfo:
+    """Version `version` of `name` ("3" or "v3"); ValueError naming it when there is none."""
+    number = version_number(name, version)
     try:
         return get_version(name, number)
     except MlflowException as exc:
@@ -79,10 +84,8 @@ def previous_champion(name: str, champion: VersionInfo) -> VersionInfo:
 def _check_target(name: str, target: VersionInfo, champion: VersionInfo) -> None:
     if target.version == champion.version:
         raise ValueError(f"{name}: v{target.version} is champion already")
-    missing = target.missing_tags()
-    if missing or target.tags[GATE_TAG] != "passed":
-        why = f"was registered without {', '.join(missing)}" if missing else f"has {GATE_TAG}={target.tags[GATE_TAG]}"
-        raise ValueError(f"{name}: v{target.version} {why}; only a version that passed its gates can be champion")
+    if refusal := target.champion_refusal():
+        raise ValueError(f"{name} v{target.version}: {refusal}; only a version that passed its gates can be champion")
 
 
 def _current_champion(name: str) -> VersionInfo:
@@ -116,7 +119,7 @@ def roll_back(
     if not reason.strip():
         raise ValueError("a rollback needs a reason: it is kept on the version rolled back, for whoever looks next")
     seen = _current_champion(name)
-    left = named_version(name, from_version).version if from_version else seen.version
+    left = version_number(name, from_version) if from_version else seen.version
     with alias_lock(name, f"roll back {name} v{left}", seen.run_id) as lock:
         champion = _current_champion(name)  # again, under the lock: a promotion may have moved it
         if from_version is not None and _done_already(name, reason, left, champion):

@@ -18,7 +18,6 @@ from landmarkflow.evaluation.gates import champion_check
 from landmarkflow.outages import tracking_step
 from landmarkflow.registry import (
     CHAMPION,
-    GATE_TAG,
     PROMOTED_TAG,
     ROLLED_BACK_TAG,
     VersionInfo,
@@ -52,13 +51,8 @@ def promote(registered: RegisterResult, gated: GateResult, rollout: Rollout | No
         return PromoteResult(name, champion, False, message)
     with alias_lock(name, f"promote {name} v{version} (run {gated.run_id})", gated.run_id) as lock:
         candidate = get_version(name, version)  # again: the run may have been gated and registered again meanwhile
-        missing = candidate.missing_tags()
-        if missing or candidate.tags[GATE_TAG] != "passed":
-            raise ValueError(
-                f"{name} v{version}: registered without {', '.join(missing)}"
-                if missing
-                else f"{name} v{version}: its registry tag {GATE_TAG}={candidate.tags[GATE_TAG]}, not passed"
-            )
+        if refusal := candidate.champion_refusal():
+            raise ValueError(f"{name} v{version}: {refusal}")
         champion = version_by_alias(name, CHAMPION)
         blocker = _why_not(candidate, champion, gated)
         served = None
