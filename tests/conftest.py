@@ -2,21 +2,41 @@
 
 from __future__ import annotations
 
+import shutil
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
 import mlflow
 import pytest
+from mlflow.tracking import MlflowClient
 
 from landmarkflow.tracking import TELEMETRY_OFF
 
 
+@pytest.fixture(scope="session")
+def empty_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A new sqlite MLflow store, made once per test process: MLflow builds a new store by running its schema
+    migrations, 1.3-2.3 s that every test touching MLflow paid again. Each test gets a copy of this one instead."""
+    database = tmp_path_factory.mktemp("empty-store") / "mlflow.db"
+    MlflowClient(f"sqlite:///{database}").search_experiments(max_results=1)
+    return database
+
+
 @pytest.fixture(autouse=True)
-def isolated_tracking(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """A fresh sqlite MLflow store per test, never the user's mlflow/ folder."""
+def isolated_tracking(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, empty_store: Path
+) -> Iterator[str]:
+    """A fresh sqlite MLflow store per test, never the user's mlflow/ folder. It lies beside tmp_path, not in it, so
+    that a test can assert that a command left nothing behind; a test that never wrote to it leaves no copy."""
     for key, value in TELEMETRY_OFF.items():
         monkeypatch.setenv(key, value)
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    database = tmp_path_factory.mktemp("store") / "mlflow.db"
+    shutil.copyfile(empty_store, database)
+    with sqlite3.connect(database) as store:  # the Default experiment's artifacts as a new store here would put them
+        store.execute("UPDATE experiments SET artifact_location = ?", (str(database.parent / "mlruns" / "0"),))
+    written = database.stat().st_mtime_ns
+    uri = f"sqlite:///{database}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.setenv("LANDMARKFLOW_ARTIFACTS", str(tmp_path / "artifacts"))
     mlflow.set_tracking_uri(uri)
@@ -24,3 +44,5 @@ def isolated_tracking(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterat
     yield uri
     if mlflow.active_run():
         mlflow.end_run()
+    if database.stat().st_mtime_ns == written:
+        shutil.rmtree(database.parent)
