@@ -36,7 +36,7 @@ $(STAMP): pyproject.toml
 # Two workers, each test file on one of them: many tests wait on servers, retry windows and subprocesses, so two
 # processes fill the two cores that one leaves half idle; a file's fixtures (servers, trained models) stay shared.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow and not integration"

@@ -308,6 +308,7 @@ def _predict_in(folder: Path, photo: Path) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 def test_predict_from_the_project_folder_uses_its_local_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """As the README shows it after `make pipeline-run`: no environment variable, the project's mlflow/ store."""
     project, elsewhere = tmp_path / "project", tmp_path / "elsewhere"

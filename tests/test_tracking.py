@@ -77,6 +77,7 @@ def test_an_experiment_deleted_in_the_ui_is_refused_with_how_to_restore_it() -> 
     assert ensure_experiment("landmarks/synthetic") == experiment_id
 
 
+@pytest.mark.slow
 def test_processes_that_open_one_new_local_store_at_once_all_start(tmp_path: Path) -> None:
     """Four processes set up tracking on the same new sqlite store at once and then use it. Opened with MlflowClient
     alone, 3 or 4 of 4 died here on a duplicate column (each ran MLflow's migrations); setup_tracking creates the

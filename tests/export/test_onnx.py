@@ -23,6 +23,7 @@ from tests.models.small_configs import SMALL_HIH
 
 INFO = DeployInfo(model="hih", layout="68", num_points=5, input_size=64, box_scale=1.25, config_hash="0123abcd")
 PARITY_PX = 1e-3
+pytestmark = pytest.mark.slow  # every test reads the exports of the module's fixtures, 15-18 s each
 
 
 @pytest.fixture(scope="module", params=["decimal", "fit"])

@@ -279,6 +279,7 @@ def test_flip_test_makes_predictions_mirror_exactly(
     np.testing.assert_allclose(get_layout("19").flip_points(mirrored, 64), direct, atol=1e-3)
 
 
+@pytest.mark.slow
 def test_onnx_export_matches_predict(
     overfitted: tuple[DSAT, torch.Tensor, np.ndarray, list[float]], tmp_path: Path
 ) -> None:

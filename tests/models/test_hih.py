@@ -110,6 +110,7 @@ def test_loss_parts_and_point_weights() -> None:
     assert float(model.loss(outputs, spoiled)[0]) == pytest.approx(float(model.loss(outputs, masked)[0]), rel=1e-6)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("subpixel", ["decimal", "fit"])
 def test_overfits_a_tiny_batch(subpixel: str) -> None:
     """60 Adam steps on 4 samples: the loss falls by far more than 5x and decoded points land on the targets,

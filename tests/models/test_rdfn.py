@@ -222,6 +222,7 @@ def test_teacher_forcing_feeds_jittered_true_regions_for_its_epochs() -> None:
     assert always.training_inputs(targets, epoch=1000)["regions"].shape == truth.shape
 
 
+@pytest.mark.slow
 def test_overfits_a_tiny_batch() -> None:
     """100 Adam steps on 4 loose crops: the loss falls more than 10x, the detector finds each face's region within
     4 px and the score maps leave the all-zero plateau (their MSE falls more than 5x). Point accuracy is not asserted:
@@ -239,6 +240,7 @@ def test_overfits_a_tiny_batch() -> None:
     assert float((regions - targets["region"]).abs().max()) < 4.0
 
 
+@pytest.mark.slow
 def test_onnx_export_matches_predict(tmp_path: Path) -> None:
     torch.manual_seed(0)
     model = build_model(small("29"))
@@ -279,6 +281,7 @@ def test_paper_configs_follow_section_5() -> None:
         assert low <= 1.3 and high >= 2.0
 
 
+@pytest.mark.slow
 def test_region_views_read_each_face_on_resized_regions_and_average_them(tmp_path: Path) -> None:
     """In eval mode each face is read on its detected region resized about its centre by each view; decode is the
     mean of the views' points, each what the face's own pass on that region answers; training reads one region; the

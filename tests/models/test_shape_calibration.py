@@ -158,6 +158,7 @@ SECTIONS = {
 }  # fmt: skip
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(SECTIONS))
 def test_predict_checkpoint_and_onnx_carry_the_fit(name: str, tmp_path: Path) -> None:
     """DSAT has a `predict` of its own (it averages the flip test's heatmaps): the fit must reach it too. The fit

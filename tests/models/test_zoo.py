@@ -58,6 +58,7 @@ FLIP_SECTIONS = {
 }  # fmt: skip
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(FLIP_SECTIONS))
 def test_flip_test_mirrors_predictions_exactly_and_exports(name: str, tmp_path: Path) -> None:
     """predict(mirror(x)) == mirror(predict(x)) for any weights: the crop's and its mirror's landmarks, the latter

@@ -62,6 +62,7 @@ def _all_limited(limits: dict[str, list[float]], *modules: ModuleType) -> None:
     limits.clear()
 
 
+@pytest.mark.slow
 def test_every_step_that_crops_for_the_model_keeps_to_its_shrink_limit(
     tmp_path: Path, limits: dict[str, list[float]]
 ) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from landmarkflow import steps
 from landmarkflow.inference import Predictor
@@ -14,6 +15,7 @@ from landmarkflow.runtime import ENGINE_PRECISIONS, SHAPE_MODEL_FILE, engine_fil
 from tests.fakes import DOTS_HIH, untrained
 
 
+@pytest.mark.slow
 def test_an_earlier_exports_shape_model_and_engines_are_removed(tmp_path: Path) -> None:
     trained = untrained(tmp_path, "hih_dots", {**DOTS_HIH, "num_points": 68}, train_faces=2)
     out = tmp_path / "export"
