@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
 from collections.abc import Iterator
@@ -9,9 +10,21 @@ from pathlib import Path
 
 import mlflow
 import pytest
+import torch
 from mlflow.tracking import MlflowClient
 
 from landmarkflow.tracking import TELEMETRY_OFF
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Each of `make test`'s processes computes on its share of the cores, through OMP_NUM_THREADS, which PyTorch,
+    onnxruntime (runtime.open_session) and the processes a test starts all follow. Left to themselves, the two
+    processes ran PyTorch and onnxruntime on every core each, and their threads spun for cores the other held."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1 and "OMP_NUM_THREADS" not in os.environ:
+        threads = max(1, len(os.sched_getaffinity(0)) // workers)
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+        torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")

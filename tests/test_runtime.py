@@ -53,6 +53,19 @@ def test_providers_prefer_cuda_and_keep_cpu(monkeypatch: pytest.MonkeyPatch) -> 
     assert execution_providers() == ["CUDAExecutionProvider", "CPUExecutionProvider"]
 
 
+@pytest.mark.parametrize(("budget", "threads"), [("1", 1), ("3", 3), (None, 0), ("", 0), ("all", 0)])
+def test_omp_num_threads_bounds_the_sessions_threads(
+    budget: str | None, threads: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What bounds PyTorch bounds onnxruntime; unset or not a count, onnxruntime sizes its pool itself (0)."""
+    if budget is None:
+        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    else:
+        monkeypatch.setenv("OMP_NUM_THREADS", budget)
+    session = open_session(tiny_onnx_model(tmp_path / "tiny.onnx"))
+    assert session.get_session_options().intra_op_num_threads == threads
+
+
 def test_a_file_onnxruntime_cannot_load_is_named(tmp_path: Path) -> None:
     garbage = tmp_path / "garbage.onnx"
     garbage.write_text("not a model")

@@ -9,6 +9,7 @@ the same float32 input everywhere and `landmarkflow predict` starts where only o
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
@@ -195,9 +196,21 @@ def open_session(path: str | Path, source: str | Path | None = None) -> ort.Infe
     `source` (default: the path)."""
     path = Path(path)
     try:
-        return ort.InferenceSession(str(path), providers=execution_providers())
+        return ort.InferenceSession(str(path), _session_options(), providers=execution_providers())
     except ORT_LOAD_ERRORS as exc:
         raise ValueError(f"{source or path}: onnxruntime cannot load {path.name}: {exc}") from exc
+
+
+def _session_options() -> ort.SessionOptions:
+    """OMP_NUM_THREADS, where set, bounds onnxruntime's threads as it bounds PyTorch's. onnxruntime sizes its pool to
+    the cores whatever the variable says, and its idle threads spin: beside a busy process (`make pipeline-run` runs
+    two branches on one thread each) a batch took 1.34x as long on two threads as on one, and the spinning took
+    the other process's core."""
+    options = ort.SessionOptions()
+    threads = os.environ.get("OMP_NUM_THREADS", "")
+    if threads.isdigit() and int(threads) > 0:
+        options.intra_op_num_threads = int(threads)
+    return options
 
 
 def run_onnx(session: ort.InferenceSession, images: np.ndarray) -> np.ndarray:

@@ -116,7 +116,6 @@ def test_overfits_a_tiny_batch(subpixel: str) -> None:
     """60 Adam steps on 4 samples: the loss falls by far more than 5x and decoded points land on the targets,
     whether the sub-cell position is read from the decimal map or fitted to the integer map."""
     torch.manual_seed(0)
-    torch.set_num_threads(2)
     model = build_model({**SMALL_HIH, "subpixel": subpixel})
     rng = np.random.default_rng(0)
     points = rng.uniform(4, 59, size=(4, 5, 2))

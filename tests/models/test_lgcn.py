@@ -185,7 +185,6 @@ def test_overfits_a_tiny_batch() -> None:
     """60 Adam steps on 4 samples: decoded points land on the targets (well under a pixel) and the loss halves; it
     keeps falling slowly after that, as the kernel's broad tails (sigma 7.9 px at 96) are fitted."""
     torch.manual_seed(0)
-    torch.set_num_threads(2)
     model = build_model(SMALL_LGCN)
     rng = np.random.default_rng(0)
     points = rng.uniform(3, 20, size=(4, 5, 2))
