@@ -54,6 +54,7 @@ def check_inference_service(manifest: dict[str, Any], uri: str, image: str, secr
     refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"] if "valueFrom" in e}
     assert refs == {name: {"name": secret, "key": name} for name in SECRET_ENV}
     assert {"name": SECRET_NAME_ENV, "value": secret} in container["env"]
+    assert {"name": "OMP_NUM_THREADS", "value": "2"} in container["env"]  # the default 2 CPUs, one worker
     assert set(container["resources"]) == {"requests", "limits"}
 
 
@@ -79,6 +80,23 @@ def test_serve_manifest_pins_the_champion_in_a_valid_inference_service(tmp_path:
         inference_service(ServingRequest("models:/___/2", "img"))
     with pytest.raises(ValueError, match="min_replicas <= max_replicas"):
         inference_service(ServingRequest("models:/hih-wflw/2", "img", min_replicas=2, max_replicas=1))
+
+
+@pytest.mark.parametrize(
+    ("cpu", "workers", "threads"),
+    [("2", 1, 2), ("4", 2, 2), ("3", 2, 1), ("1.5", 1, 1), ("500m", 1, 1), ("8000m", 3, 2)],
+)
+def test_each_server_process_computes_on_its_share_of_the_cpu_limit(cpu: str, workers: int, threads: int) -> None:
+    manifest = inference_service(ServingRequest("models:/hih-wflw/2", "img", cpu=cpu, workers=workers))
+    (container,) = manifest["spec"]["predictor"]["containers"]
+    assert {"name": "OMP_NUM_THREADS", "value": str(threads)} in container["env"]
+    assert container["resources"]["limits"]["cpu"] == cpu
+
+
+@pytest.mark.parametrize("cpu", ["two", "0", "2 cores", "-1", "0m"])
+def test_a_cpu_limit_that_is_no_quantity_is_refused(cpu: str) -> None:
+    with pytest.raises(ValueError, match=f"cpu '{cpu}': expected a Kubernetes CPU quantity above zero"):
+        inference_service(ServingRequest("models:/hih-wflw/2", "img", cpu=cpu))
 
 
 def holds_alias_lock() -> bool:

@@ -34,6 +34,7 @@ MODEL_LABEL = "landmarkflow/registered-model"
 VERSION_LABEL = "landmarkflow/model-version"
 NAME_PATTERN = re.compile(r"[a-z]([-a-z0-9]{0,43}[a-z0-9])?")
 """A DNS-1035 label short enough for the names KServe derives from it (`<name>-predictor-...`)."""
+CPU_QUANTITY = re.compile(r"(?P<cores>\d+(\.\d+)?)(?P<milli>m?)")
 
 
 @dataclass(frozen=True)
@@ -63,9 +64,20 @@ def service_name(registered_name: str) -> str:
     return name
 
 
+def threads_per_worker(cpu: str, workers: int) -> int:
+    """Each server process's threads: the pod's CPU limit shared by its workers, at least one. onnxruntime sizes its
+    pool to the node's cores, not to a container's limit, so a 2-CPU pod on a large node would run a thread per
+    node core against a quota of two; OMP_NUM_THREADS bounds it (runtime.open_session)."""
+    match = CPU_QUANTITY.fullmatch(cpu)
+    if match is None or float(match["cores"]) == 0:
+        raise ValueError(f"cpu {cpu!r}: expected a Kubernetes CPU quantity above zero, such as 2, 1.5 or 500m")
+    cores = float(match["cores"]) / (1000 if match["milli"] else 1)
+    return max(1, int(cores // workers))
+
+
 def predictor_container(request: ServingRequest) -> dict[str, Any]:
     """The `kserve-container` (a Kubernetes Container): `landmarkflow serve` on PORT, its probes on /healthz, its
-    resources and the Secret's environment."""
+    resources, the Secret's environment and each worker's share of the CPU limit as its threads."""
 
     def probe(period_s: int, failures: int) -> dict[str, Any]:
         return {
@@ -82,7 +94,10 @@ def predictor_container(request: ServingRequest) -> dict[str, Any]:
         "image": request.image,
         "command": [*serve, "--workers", str(request.workers)],
         "ports": [{"containerPort": PORT, "protocol": "TCP"}],
-        "env": secret_env(request.secret),
+        "env": [
+            *secret_env(request.secret),
+            {"name": "OMP_NUM_THREADS", "value": str(threads_per_worker(request.cpu, request.workers))},
+        ],
         # Startup covers the model's download (up to 5 min); readiness takes a busy pod out of the Service for a
         # while; liveness restarts a server that stopped answering.
         "startupProbe": probe(10, 30),
