@@ -46,17 +46,6 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def share_cores(branches: int) -> None:
-    """Give each concurrent branch its share of the cores as torch/OpenMP threads (unless the user set them).
-
-    Small models scale poorly across threads: on 2 cores one training with 2 threads ran at 117 images/s,
-    two trainings with 1 thread each at ~110 images/s apiece. Two threads each would oversubscribe the
-    cores and run far slower. The component subprocesses inherit the environment.
-    """
-    threads = max(1, (os.cpu_count() or 1) // max(1, branches))
-    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
-
-
 def main() -> int:
     args = parse_args()
     from kfp import local
@@ -64,6 +53,7 @@ def main() -> int:
     from landmarkflow.data.versioning import default_remote, remote_url, track_outside
     from landmarkflow.pipeline_summary import float32_notice, print_pipeline_report
     from landmarkflow.registry import GIT_COMMIT_ENV, git_commit
+    from landmarkflow.runtime import share_cores
     from landmarkflow.services import TRACKING_URI
     from landmarkflow.tracking import ARTIFACTS_ENV, artifact_root, disable_telemetry, setup_tracking
     from pipelines.landmarks import DEFAULT_CONFIGS, make_pipeline

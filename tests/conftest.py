@@ -13,6 +13,7 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
+from landmarkflow.runtime import THREADS_ENV, share_cores
 from landmarkflow.tracking import TELEMETRY_OFF
 
 
@@ -21,10 +22,9 @@ def pytest_configure(config: pytest.Config) -> None:
     onnxruntime (runtime.open_session) and the processes a test starts all follow. Left to themselves, the two
     processes ran PyTorch and onnxruntime on every core each, and their threads spun for cores the other held."""
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
-    if workers > 1 and "OMP_NUM_THREADS" not in os.environ:
-        threads = max(1, len(os.sched_getaffinity(0)) // workers)
-        os.environ["OMP_NUM_THREADS"] = str(threads)
-        torch.set_num_threads(threads)
+    if workers > 1:
+        share_cores(workers)
+        torch.set_num_threads(int(os.environ[THREADS_ENV]))
 
 
 @pytest.fixture(scope="session")

@@ -574,7 +574,12 @@ def serve(
     model: Annotated[str, typer.Option(help="An .onnx file, a model folder, or models:/<name>@<alias>.")],
     host: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0 in a container).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
-    workers: Annotated[int, typer.Option(min=1, help="Server processes, each with its own model session.")] = 1,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1, help="Server processes, each with its own model session and its share of the cores as threads."
+        ),
+    ] = 1,
     max_batch: Annotated[int, typer.Option(min=1, help="Most face crops in one model call.")] = 32,
     batch_wait_ms: Annotated[
         float, typer.Option(min=0, help="How long the first request of a batch waits for others to join it.")
@@ -593,6 +598,7 @@ def serve(
 
     from landmarkflow.detection import check_detector
     from landmarkflow.inference import Predictor
+    from landmarkflow.runtime import share_cores
     from landmarkflow.serving.app import SETTINGS_ENV, ServeSettings, create_app
     from landmarkflow.serving.model_ref import pin_model
     from landmarkflow.serving.uploads import Limits
@@ -609,6 +615,7 @@ def serve(
     except (OSError, ValueError) as exc:
         _fail(str(exc))
     os.environ[SETTINGS_ENV] = ServeSettings(served.uri, limits, max_batch, batch_wait_ms).to_json()
+    share_cores(workers)
     uvicorn.run("landmarkflow.serving.app:app_from_env", factory=True, host=host, port=port, workers=workers)
 
 
