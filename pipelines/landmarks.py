@@ -141,7 +141,7 @@ def make_pipeline(parallelism: int = 0):
     """The top-level pipeline; `parallelism` caps concurrent model branches (0 = unlimited).
 
     On a cluster every branch has its own pods, so all run at once. On one machine the local runner
-    runs 2 at once (kfp.local's cap), each with its share of the cores as threads (run_local.share_cores).
+    runs 2 at once (kfp.local's cap), each with its share of the cores as threads (threads.share_cores).
     """
 
     @dsl.pipeline(

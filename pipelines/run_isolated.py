@@ -73,9 +73,9 @@ def main() -> int:
     from kfp import local
 
     from landmarkflow.pipeline_summary import print_pipeline_report
+    from landmarkflow.threads import share_cores
     from landmarkflow.tracking import setup_tracking
     from pipelines.landmarks import DEFAULT_CONFIGS, make_pipeline
-    from pipelines.run_local import share_cores
 
     # Configs go by their paths in the checkout, as a cluster's steps find them inside the image's working directory
     # (components/Dockerfile's WORKDIR): the steps start here, as a pod starts there.

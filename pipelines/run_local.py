@@ -53,8 +53,8 @@ def main() -> int:
     from landmarkflow.data.versioning import default_remote, remote_url, track_outside
     from landmarkflow.pipeline_summary import float32_notice, print_pipeline_report
     from landmarkflow.registry import GIT_COMMIT_ENV, git_commit
-    from landmarkflow.runtime import share_cores
     from landmarkflow.services import TRACKING_URI
+    from landmarkflow.threads import share_cores
     from landmarkflow.tracking import ARTIFACTS_ENV, artifact_root, disable_telemetry, setup_tracking
     from pipelines.landmarks import DEFAULT_CONFIGS, make_pipeline
 

@@ -1,4 +1,5 @@
-"""Shared fixtures: every test gets its own MLflow store, and telemetry is off everywhere."""
+"""Shared fixtures and hooks: every test gets its own MLflow store, telemetry is off everywhere, each test process
+computes on its share of the cores, and the files with long tests start first."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import os
 import shutil
 import sqlite3
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import mlflow
@@ -13,18 +15,22 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from landmarkflow.runtime import THREADS_ENV, share_cores
+from landmarkflow.threads import env_threads, share_cores
 from landmarkflow.tracking import TELEMETRY_OFF
+from tests.stores import TrackingStore, change_counter
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Each of `make test`'s processes computes on its share of the cores, through OMP_NUM_THREADS, which PyTorch,
-    onnxruntime (runtime.open_session) and the processes a test starts all follow. Left to themselves, the two
-    processes ran PyTorch and onnxruntime on every core each, and their threads spun for cores the other held."""
+    """Each of `make test`'s processes computes on its share of the cores through OMP_NUM_THREADS: PyTorch's
+    threads here, onnxruntime's (runtime.open_session) and those of the processes a test starts. Left to themselves,
+    the two processes ran PyTorch and onnxruntime on every core each, and their threads spun for cores the other
+    held."""
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     if workers > 1:
         share_cores(workers)
-        torch.set_num_threads(int(os.environ[THREADS_ENV]))
+        threads = env_threads()
+        if threads is not None:
+            torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")
@@ -39,25 +45,28 @@ def empty_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(autouse=True)
 def isolated_tracking(
     tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, empty_store: Path
-) -> Iterator[str]:
+) -> Iterator[TrackingStore]:
     """A fresh sqlite MLflow store per test, never the user's mlflow/ folder. It lies beside tmp_path, not in it, so
-    that a test can assert that a command left nothing behind; a test that never wrote to it leaves no copy."""
+    that a test can assert that a command left nothing behind (and, with `written()`, logged nothing); a copy that
+    the test never wrote to is removed after it."""
     for key, value in TELEMETRY_OFF.items():
         monkeypatch.setenv(key, value)
     database = tmp_path_factory.mktemp("store") / "mlflow.db"
     shutil.copyfile(empty_store, database)
-    with sqlite3.connect(database) as store:  # the Default experiment's artifacts as a new store here would put them
-        store.execute("UPDATE experiments SET artifact_location = ?", (str(database.parent / "mlruns" / "0"),))
-    written = database.stat().st_mtime_ns
-    uri = f"sqlite:///{database}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    # A new store's Default experiment keeps its artifacts in ./mlruns of the working directory it was made in; the
+    # copies keep theirs beside their own store.
+    with closing(sqlite3.connect(database)) as store, store:
+        location = str(database.parent / "mlruns" / "0")
+        store.execute("UPDATE experiments SET artifact_location = ? WHERE experiment_id = 0", (location,))
+    tracking = TrackingStore(database, change_counter(database))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking.uri)
     monkeypatch.setenv("LANDMARKFLOW_ARTIFACTS", str(tmp_path / "artifacts"))
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    yield uri
+    mlflow.set_tracking_uri(tracking.uri)
+    mlflow.set_registry_uri(tracking.uri)
+    yield tracking
     if mlflow.active_run():
         mlflow.end_run()
-    if database.stat().st_mtime_ns == written:
+    if not tracking.written():
         shutil.rmtree(database.parent)
 
 

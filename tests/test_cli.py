@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from landmarkflow.cli import app
 from landmarkflow.data.synthetic import synthesize
 from landmarkflow.registry import CHALLENGER, CHAMPION, version_by_alias
+from tests.stores import TrackingStore
 
 CONFIG = "configs/hih_synthetic_tiny.yaml"
 STEPS = ("train", "evaluate", "export", "gate", "register", "promote")
@@ -60,15 +61,19 @@ def test_a_step_run_too_early_names_the_step_to_run_first(tmp_path: Path, step: 
 
 
 @pytest.mark.parametrize("command", ["train", "run"])
-def test_nproc_below_one_is_refused_not_trained_as_one_process(tmp_path: Path, command: str) -> None:
+def test_nproc_below_one_is_refused_not_trained_as_one_process(
+    tmp_path: Path, command: str, isolated_tracking: TrackingStore
+) -> None:
     result = CliRunner().invoke(app, [command, "--workdir", str(tmp_path), "--nproc", "0"])
     assert result.exit_code == 2 and "Invalid value for '--nproc'" in " ".join(result.output.split())
-    assert not any(tmp_path.iterdir())
+    assert not any(tmp_path.iterdir()) and not isolated_tracking.written()
 
 
-def test_a_real_faces_format_without_real_faces_is_refused_not_ignored(tmp_path: Path) -> None:
+def test_a_real_faces_format_without_real_faces_is_refused_not_ignored(
+    tmp_path: Path, isolated_tracking: TrackingStore
+) -> None:
     result = CliRunner().invoke(app, ["evaluate", "--workdir", str(tmp_path), "--real-dataset", "wflw"])
     assert result.exit_code == 1 and "Traceback" not in result.output
     said = " ".join(result.output.split())
     assert "--real-dataset wflw names the format of --real-faces, which was not given" in said
-    assert not any(tmp_path.iterdir())
+    assert not any(tmp_path.iterdir()) and not isolated_tracking.written()

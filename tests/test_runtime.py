@@ -12,14 +12,15 @@ import onnxruntime as ort
 import pytest
 import torch
 
+from landmarkflow import threads as threads_module
 from landmarkflow.runtime import (
     DeployInfo,
     crop_to_input,
     execution_providers,
     open_session,
     run_onnx,
-    share_cores,
 )
+from landmarkflow.threads import share_cores
 from tests.fakes import TINY_ONNX_INFO, tiny_onnx_model
 from tests.fresh_process import imported_after
 
@@ -61,7 +62,9 @@ def test_providers_prefer_cuda_and_keep_cpu(monkeypatch: pytest.MonkeyPatch) -> 
     assert execution_providers() == ["CUDAExecutionProvider", "CPUExecutionProvider"]
 
 
-@pytest.mark.parametrize(("budget", "threads"), [("1", 1), ("3", 3), (None, 0), ("", 0), ("all", 0)])
+@pytest.mark.parametrize(
+    ("budget", "threads"), [("1", 1), ("3", 3), (None, 0), ("", 0), ("all", 0), ("4,2", 0), ("0", 0), ("-2", 0)]
+)
 def test_omp_num_threads_bounds_the_sessions_threads(
     budget: str | None, threads: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -89,13 +92,13 @@ def test_each_process_gets_its_share_of_the_cores(
 ) -> None:
     """As `make pipeline-run` splits the cores between its model branches, and `serve --workers N` between workers."""
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    monkeypatch.setattr(os, "cpu_count", lambda: cores)
+    monkeypatch.setattr(threads_module, "usable_cpus", lambda: cores)
     share_cores(processes)
     assert os.environ["OMP_NUM_THREADS"] == threads
 
 
 def test_a_thread_count_the_user_set_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
-    monkeypatch.setattr(os, "cpu_count", lambda: 16)
+    monkeypatch.setattr(threads_module, "usable_cpus", lambda: 16)
     share_cores(2)
     assert os.environ["OMP_NUM_THREADS"] == "3"

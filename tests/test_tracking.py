@@ -19,7 +19,9 @@ from landmarkflow.tracking import (
     TELEMETRY_OFF,
     ensure_experiment,
     log_metrics,
+    setup_tracking,
 )
+from tests.stores import TrackingStore
 
 
 def test_log_metrics_logs_every_value_at_its_step() -> None:
@@ -95,3 +97,13 @@ def test_processes_that_open_one_new_local_store_at_once_all_start(tmp_path: Pat
     outputs = [process.communicate(timeout=180) for process in processes]
     assert [process.returncode for process in processes] == [0] * 4, [err[-2000:] for _, err in outputs]
     assert [out.split()[-1] for out, _ in outputs] == ["1"] * 4  # the Default experiment, created once
+
+
+def test_a_tests_store_says_whether_anything_wrote_to_it(isolated_tracking: TrackingStore) -> None:
+    """The refusal tests of test_cli assert with this that a refused command logged nothing: reading leaves the
+    copied store as it was, a new experiment shows."""
+    setup_tracking()
+    assert MlflowClient().get_experiment_by_name("Default") is not None
+    assert not isolated_tracking.written()
+    ensure_experiment("landmarks/synthetic")
+    assert isolated_tracking.written()

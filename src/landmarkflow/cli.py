@@ -598,10 +598,10 @@ def serve(
 
     from landmarkflow.detection import check_detector
     from landmarkflow.inference import Predictor
-    from landmarkflow.runtime import share_cores
     from landmarkflow.serving.app import SETTINGS_ENV, ServeSettings, create_app
     from landmarkflow.serving.model_ref import pin_model
     from landmarkflow.serving.uploads import Limits
+    from landmarkflow.threads import share_cores
 
     limits = Limits(max_bytes=round(max_upload_mb * 2**20), max_pixels=max_pixels)
     settings = ServeSettings(model, limits, max_batch, batch_wait_ms)

@@ -9,7 +9,6 @@ the same float32 input everywhere and `landmarkflow predict` starts where only o
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Sequence
 from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
@@ -21,6 +20,7 @@ from onnxruntime.capi.onnxruntime_pybind11_state import Fail, InvalidArgument, I
 from onnxruntime.capi.onnxruntime_pybind11_state import NotImplemented as OrtNotImplemented
 
 from landmarkflow.geometry import CropSpec, checked_views
+from landmarkflow.threads import env_threads
 
 if TYPE_CHECKING:
     import onnx
@@ -201,30 +201,15 @@ def open_session(path: str | Path, source: str | Path | None = None) -> ort.Infe
         raise ValueError(f"{source or path}: onnxruntime cannot load {path.name}: {exc}") from exc
 
 
-THREADS_ENV = "OMP_NUM_THREADS"
-"""The threads of each process's computation: PyTorch's, and onnxruntime's in every session opened here."""
-
-
-def share_cores(processes: int) -> None:
-    """Give each of `processes` processes that compute at once its share of the cores as threads, unless the user set
-    THREADS_ENV; processes started after this inherit it.
-
-    Small models scale poorly across threads: on 2 cores one training with 2 threads ran at 117 images/s, two
-    trainings with 1 thread each at ~110 images/s apiece. Two threads each would oversubscribe the cores and run far
-    slower."""
-    threads = max(1, (os.cpu_count() or 1) // max(1, processes))
-    os.environ.setdefault(THREADS_ENV, str(threads))
-
-
 def _session_options() -> ort.SessionOptions:
-    """THREADS_ENV, where set, bounds onnxruntime's threads as it bounds PyTorch's. onnxruntime sizes its pool to
-    the cores whatever the variable says, and its idle threads spin: beside a busy process (`make pipeline-run` runs
-    two branches on one thread each) a batch took 1.34x as long on two threads as on one, and the spinning took
-    the other process's core."""
+    """OMP_NUM_THREADS (threads.THREADS_ENV), where set, bounds onnxruntime's threads as it bounds PyTorch's.
+    onnxruntime sizes its pool to the cores whatever the variable says, and its idle threads spin: beside a busy
+    process (`make pipeline-run` runs two branches on one thread each) a batch took 1.34x as long on two threads as
+    on one, and the spinning took the other process's core."""
     options = ort.SessionOptions()
-    threads = os.environ.get(THREADS_ENV, "")
-    if threads.isdigit() and int(threads) > 0:
-        options.intra_op_num_threads = int(threads)
+    threads = env_threads()
+    if threads is not None:
+        options.intra_op_num_threads = threads
     return options
 
 

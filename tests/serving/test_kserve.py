@@ -84,7 +84,7 @@ def test_serve_manifest_pins_the_champion_in_a_valid_inference_service(tmp_path:
 
 @pytest.mark.parametrize(
     ("cpu", "workers", "threads"),
-    [("2", 1, 2), ("4", 2, 2), ("3", 2, 1), ("1.5", 1, 1), ("500m", 1, 1), ("8000m", 3, 2)],
+    [("2", 1, 2), ("4", 2, 2), ("3", 2, 1), ("1.5", 1, 1), ("500m", 1, 1), ("8000m", 3, 2), (".5", 1, 1), ("3.", 1, 3)],
 )
 def test_each_server_process_computes_on_its_share_of_the_cpu_limit(cpu: str, workers: int, threads: int) -> None:
     manifest = inference_service(ServingRequest("models:/hih-wflw/2", "img", cpu=cpu, workers=workers))
@@ -97,6 +97,8 @@ def test_each_server_process_computes_on_its_share_of_the_cpu_limit(cpu: str, wo
 def test_a_cpu_limit_that_is_no_quantity_is_refused(cpu: str) -> None:
     with pytest.raises(ValueError, match=f"cpu '{cpu}': expected a Kubernetes CPU quantity above zero"):
         inference_service(ServingRequest("models:/hih-wflw/2", "img", cpu=cpu))
+    with pytest.raises(ValueError, match="workers 0: expected at least one server process"):
+        inference_service(ServingRequest("models:/hih-wflw/2", "img", workers=0))
 
 
 def holds_alias_lock() -> bool:

@@ -20,6 +20,7 @@ import yaml
 
 from landmarkflow.services import DEFAULT_SECRET, secret_env
 from landmarkflow.serving.model_ref import REGISTRY_URI
+from landmarkflow.threads import THREADS_ENV
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ MODEL_LABEL = "landmarkflow/registered-model"
 VERSION_LABEL = "landmarkflow/model-version"
 NAME_PATTERN = re.compile(r"[a-z]([-a-z0-9]{0,43}[a-z0-9])?")
 """A DNS-1035 label short enough for the names KServe derives from it (`<name>-predictor-...`)."""
-CPU_QUANTITY = re.compile(r"(?P<cores>\d+(\.\d+)?)(?P<milli>m?)")
+CPU_QUANTITY = re.compile(r"(?P<cores>\d+\.?\d*|\.\d+)(?P<milli>m?)")
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,8 @@ def threads_per_worker(cpu: str, workers: int) -> int:
     match = CPU_QUANTITY.fullmatch(cpu)
     if match is None or float(match["cores"]) == 0:
         raise ValueError(f"cpu {cpu!r}: expected a Kubernetes CPU quantity above zero, such as 2, 1.5 or 500m")
+    if workers < 1:
+        raise ValueError(f"workers {workers}: expected at least one server process")
     cores = float(match["cores"]) / (1000 if match["milli"] else 1)
     return max(1, int(cores // workers))
 
@@ -96,7 +99,7 @@ def predictor_container(request: ServingRequest) -> dict[str, Any]:
         "ports": [{"containerPort": PORT, "protocol": "TCP"}],
         "env": [
             *secret_env(request.secret),
-            {"name": "OMP_NUM_THREADS", "value": str(threads_per_worker(request.cpu, request.workers))},
+            {"name": THREADS_ENV, "value": str(threads_per_worker(request.cpu, request.workers))},
         ],
         # Startup covers the model's download (up to 5 min); readiness takes a busy pod out of the Service for a
         # while; liveness restarts a server that stopped answering.

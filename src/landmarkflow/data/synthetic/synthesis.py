@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import itertools
 import multiprocessing
-import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -29,6 +28,7 @@ from landmarkflow.data.synthetic.plan import (
 from landmarkflow.data.synthetic.render import RenderedFace, render_face
 from landmarkflow.data.synthetic.w300_files import W300_FILES
 from landmarkflow.data.synthetic_default import SynthOptions
+from landmarkflow.threads import usable_cpus
 
 LAYOUT_FILES: dict[str, LayoutFiles] = {"68": W300_FILES, **BENCHMARK_FILES}
 PARALLEL_FROM = 200  # faces: for fewer, starting worker processes costs more than it saves
@@ -136,13 +136,8 @@ def synthesize(
 
 
 def default_workers(faces: int) -> int:
-    """Processes to render `faces` in: one per CPU this process may run on from `PARALLEL_FROM` faces, else none.
-    Only Linux can say which CPUs those are (`os.sched_getaffinity`); elsewhere (macOS, Windows) every CPU counts."""
-    if faces < PARALLEL_FROM:
-        return 1
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
+    """Processes to render `faces` in: one per CPU this process may run on from `PARALLEL_FROM` faces, else none."""
+    return usable_cpus() if faces >= PARALLEL_FROM else 1
 
 
 def _render_all(specs: Sequence[FaceSpec], image_size: int, workers: int) -> Iterable[RenderedFace]:
