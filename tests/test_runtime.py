@@ -13,13 +13,7 @@ import pytest
 import torch
 
 from landmarkflow import threads as threads_module
-from landmarkflow.runtime import (
-    DeployInfo,
-    crop_to_input,
-    execution_providers,
-    open_session,
-    run_onnx,
-)
+from landmarkflow.runtime import DeployInfo, crop_to_input, execution_providers, open_session, run_onnx
 from landmarkflow.threads import share_cores
 from tests.fakes import TINY_ONNX_INFO, tiny_onnx_model
 from tests.fresh_process import imported_after
