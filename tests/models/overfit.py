@@ -8,12 +8,22 @@ from landmarkflow.models.base import LandmarkModel
 
 
 def fit_batch(
-    model: LandmarkModel, images: torch.Tensor, targets: dict[str, torch.Tensor], steps: int, lr: float
+    model: LandmarkModel,
+    images: torch.Tensor,
+    targets: dict[str, torch.Tensor],
+    steps: int,
+    lr: float,
+    settle_steps: int = 0,
 ) -> list[dict[str, float]]:
-    """Train `model` on this one batch for `steps` Adam steps; each step's total `loss` and the model's named parts."""
+    """Train `model` on this one batch for `steps` Adam steps; each step's total `loss` and the model's named parts.
+    The last `settle_steps` run at a tenth of `lr`: at the full rate Adam's steps keep the answer moving, by how much
+    depends on the CPU's arithmetic, so an assertion on where it ends needs them settled."""
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     history = []
-    for _ in range(steps):
+    for step in range(steps):
+        if step == steps - settle_steps:
+            for group in optimizer.param_groups:
+                group["lr"] = lr / 10
         loss, parts = model.loss(model(images), targets)
         optimizer.zero_grad()
         loss.backward()
