@@ -17,7 +17,9 @@ def fit_batch(
 ) -> list[dict[str, float]]:
     """Train `model` on this one batch for `steps` Adam steps; each step's total `loss` and the model's named parts.
     The last `settle_steps` run at a tenth of `lr`: at the full rate Adam's steps keep the answer moving, by how much
-    depends on the CPU's arithmetic, so an assertion on where it ends needs them settled."""
+    depends on the CPU's arithmetic, so a test that asserts where the answer ends should settle it."""
+    if not 0 <= settle_steps <= steps:
+        raise ValueError(f"settle_steps must be within 0..{steps} (the steps), got {settle_steps}")
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     history = []
     for step in range(steps):

@@ -224,24 +224,25 @@ def test_teacher_forcing_feeds_jittered_true_regions_for_its_epochs() -> None:
 
 @pytest.mark.slow
 def test_overfits_a_tiny_batch() -> None:
-    """100 Adam steps on 4 loose crops, the last 30 settling: the loss falls more than 10x, the score maps leave the
-    all-zero plateau (their MSE falls more than 3x) and the detector finds at least three of the four faces' regions
-    within 2 px. One face's centre can settle on a wrong cell of the detector's map, and which face depends on the
-    CPU's arithmetic: over 36 such trainings (other seeds, one and two threads) one face ended 6-14 px off in 8 and
-    never two, the rest within 1.4 px; the loss fell 11-22x and the MSE 4.1-18x. Point accuracy is not asserted: on
-    noise images the region-wise maps need more steps than this budget (measured: 10.6 px mean at step 120, 19
-    points), and the regions they are rendered on move while the detector learns."""
+    """100 Adam steps on 4 loose crops, the last 30 at a tenth of the rate: the loss falls more than 8x, the score
+    maps leave the all-zero plateau (their MSE falls more than 3x) and the detector finds at least three of the four
+    faces' regions within 2 px. One face's centre can settle on a wrong cell of the detector's map, and which face
+    depends on the CPU's arithmetic: over 36 such trainings (other seeds, one and two threads) one face ended 6-14 px
+    off in 8 and never two, the other three within 1.4 px in all 36; the loss fell 11-22x and the MSE 4.1-18x. Point
+    accuracy is not asserted: on noise images the region-wise maps need more steps than this budget (measured: 10.6 px
+    mean at step 120, 19 points), and the regions they are rendered on move while the detector learns."""
     torch.manual_seed(0)
     model = build_model(small("19"))
     points = loose_faces(4, 19, 64, np.random.default_rng(1)).clip(2, 61)
     images, targets = torch.rand(4, 3, 64, 64), collate(model.codec, points)
     history = fit_batch(model, images, targets, steps=100, lr=3e-3, settle_steps=30)
-    assert history[-1]["loss"] < history[0]["loss"] / 10
-    assert history[-1]["score_mse"] < history[0]["score_mse"] / 3
+    first, last = history[0], history[-1]
+    assert last["loss"] < first["loss"] / 8, f"loss {first['loss']:.4g} -> {last['loss']:.4g}"
+    assert last["score_mse"] < first["score_mse"] / 3, f"score MSE {first['score_mse']:.4g} -> {last['score_mse']:.4g}"
     with torch.no_grad():
         regions = model(images)["region"]
     misses = (regions - targets["region"]).abs().amax(dim=1)
-    assert int((misses < 2.0).sum()) >= 3, f"regions off by {misses.tolist()} px"
+    assert int((misses < 2.0).sum()) >= 3, f"regions off by {[round(m, 2) for m in misses.tolist()]} px"
 
 
 @pytest.mark.slow
