@@ -59,8 +59,8 @@ export, gate, register, promote) run at once and the next starts when one ends, 
 ends. On both 2-core AMD EPYCs LGCN's branch is the longest (its evaluate and export fit shapes too) and DSAT's the
 shorter of the first two: LGCN starts third, in the slot DSAT frees. By the branch times of fresh-clone runs, with
 HIH third instead the last branch would end 0.3 min later with native bfloat16 (DSAT 6.5, RDFN 6.8, HIH 6.4, LGCN
-7.1 min) and 1 min later without (7.3, 8.3, 9.3, 15.6), and 1.2 min sooner on an Intel Xeon with AMX, whose float32
-made DSAT's the longest (11.2, 7.7, 8.6, 7.4): no one order is best on every CPU."""
+7.1 min) and 1 min later without (7.3, 8.3, 9.3, 15.6), and 1.2 min sooner on an Intel Xeon with AMX, where RDFN's
+branch was the longest (7.7, 11.2, 8.6, 7.4): no one order is best on every CPU."""
 
 
 @dsl.pipeline(name="landmark-model", description="Train, evaluate, export, gate, register and promote one model.")
