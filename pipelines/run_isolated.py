@@ -18,10 +18,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from landmarkflow.threads import THREADS_ENV
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-KEPT_ENV = ("PATH", "LANG", "LC_ALL", "TERM", "OMP_NUM_THREADS", "TMPDIR")
+KEPT_ENV = ("PATH", "LANG", "LC_ALL", "TERM", THREADS_ENV, "TMPDIR")
 """What a step keeps of this shell's environment: how to find programs and print, nothing that points at a store."""
 
 

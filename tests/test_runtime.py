@@ -3,7 +3,6 @@ deploy metadata reads the same from a proto, a file and a session."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -12,9 +11,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from landmarkflow import threads as threads_module
 from landmarkflow.runtime import DeployInfo, crop_to_input, execution_providers, open_session, run_onnx
-from landmarkflow.threads import share_cores
 from tests.fakes import TINY_ONNX_INFO, tiny_onnx_model
 from tests.fresh_process import imported_after
 
@@ -76,23 +73,3 @@ def test_a_file_onnxruntime_cannot_load_is_named(tmp_path: Path) -> None:
     garbage.write_text("not a model")
     with pytest.raises(ValueError, match=r"^models:/x@champion: onnxruntime cannot load garbage\.onnx"):
         open_session(garbage, "models:/x@champion")
-
-
-@pytest.mark.parametrize(
-    ("cores", "processes", "threads"), [(8, 2, "4"), (2, 2, "1"), (1, 2, "1"), (2, 1, "2"), (8, 3, "2")]
-)
-def test_each_process_gets_its_share_of_the_cores(
-    monkeypatch: pytest.MonkeyPatch, cores: int, processes: int, threads: str
-) -> None:
-    """As `make pipeline-run` splits the cores between its model branches, and `serve --workers N` between workers."""
-    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    monkeypatch.setattr(threads_module, "usable_cpus", lambda: cores)
-    share_cores(processes)
-    assert os.environ["OMP_NUM_THREADS"] == threads
-
-
-def test_a_thread_count_the_user_set_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("OMP_NUM_THREADS", "3")
-    monkeypatch.setattr(threads_module, "usable_cpus", lambda: 16)
-    share_cores(2)
-    assert os.environ["OMP_NUM_THREADS"] == "3"
