@@ -50,6 +50,33 @@ class RetryPolicy:
         for attempt in range(self.attempts - 1):
             yield min(self.first_delay_s * 2**attempt, self.max_delay_s)
 
+    def run(
+        self,
+        attempt: Callable[[], T],
+        refusal: Callable[[Exception], Exception | None],
+        exhausted: Callable[[Exception], Exception],
+        logger: logging.Logger,
+        outage: Callable[[Exception], str],
+    ) -> T:
+        """`attempt()` until it returns. A failure is an outage, tried again after the next delay, where `refusal`
+        finds no error in it to raise at once; once the attempts are spent, `exhausted` of the last outage is raised.
+        Each retry is logged on `logger` (the caller's) as `outage` describes it."""
+        delays = iter(self.delays())
+        while True:
+            try:
+                return attempt()
+            except Exception as exc:
+                error = refusal(exc)
+                if error is exc:
+                    raise
+                if error is not None:
+                    raise error from exc
+                delay = next(delays, None)
+                if delay is None:
+                    raise exhausted(exc) from exc
+                logger.warning("%s; retrying in %.1f s", outage(exc), delay)
+                time.sleep(delay)
+
 
 DEFAULT_RETRY = RetryPolicy()
 
@@ -141,9 +168,18 @@ class S3Remote(DvcRemote):
             finally:
                 body.close()
 
-        return self._with_retries(attempt, key)
+        where = f"S3 endpoint {self.endpoint}, bucket {self.bucket}"
+        return self.retry.run(
+            attempt,
+            lambda exc: self._refusal(exc, key, where),
+            lambda exc: RemoteError(f"{where} did not answer after {self.retry.attempts} attempts for {key}: {exc}"),
+            log,
+            lambda exc: f"{where}: {exc}",
+        )
 
-    def _with_retries(self, call: Callable[[], T], key: str) -> T:
+    def _refusal(self, exc: Exception, key: str, where: str) -> Exception | None:
+        """The error S3's answer means for `key`, or None for an outage (no connection, a timeout, a 5xx,
+        throttling, a body cut short)."""
         from botocore.exceptions import (
             BotoCoreError,
             ClientError,
@@ -152,29 +188,16 @@ class S3Remote(DvcRemote):
             PartialCredentialsError,
         )
 
-        where = f"S3 endpoint {self.endpoint}, bucket {self.bucket}"
-        delays = iter(self.retry.delays())
-        while True:
-            try:
-                return call()
-            except ClientError as exc:
-                code, status = _client_error(exc)
-                if code in ("NoSuchKey", "404", "NotFound"):
-                    raise MissingObjectError(f"{self.url} has no object {key} ({where})") from exc
-                if status < 500 and code not in _TRANSIENT_CODES:
-                    raise RemoteError(f"{where} refused {key}: {code} ({exc})") from exc
-                error: Exception = exc
-            except (NoCredentialsError, PartialCredentialsError, ParamValidationError) as exc:
-                raise RemoteError(f"{where}: {exc}") from exc
-            except (BotoCoreError, ConnectionError) as exc:  # no connection, timeouts, a body cut short
-                error = exc
-            delay = next(delays, None)
-            if delay is None:
-                raise RemoteError(
-                    f"{where} did not answer after {self.retry.attempts} attempts for {key}: {error}"
-                ) from error
-            log.warning("%s: %s; retrying in %.1f s", where, error, delay)
-            time.sleep(delay)
+        if isinstance(exc, ClientError):
+            code, status = _client_error(exc)
+            if code in ("NoSuchKey", "404", "NotFound"):
+                return MissingObjectError(f"{self.url} has no object {key} ({where})")
+            if status < 500 and code not in _TRANSIENT_CODES:
+                return RemoteError(f"{where} refused {key}: {code} ({exc})")
+            return None
+        if isinstance(exc, (NoCredentialsError, PartialCredentialsError, ParamValidationError)):
+            return RemoteError(f"{where}: {exc}")
+        return None if isinstance(exc, (BotoCoreError, ConnectionError)) else exc
 
 
 _TRANSIENT_CODES = {"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "RequestTimeTooSkewed"}

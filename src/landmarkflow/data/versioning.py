@@ -15,7 +15,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -162,18 +161,13 @@ def pull(
 def _transfer(args: Sequence[str], repo_root: Path, retry: RetryPolicy = DEFAULT_RETRY) -> str:
     """`run_dvc` for a push or pull: run again while the remote is down (REMOTE_DOWN), at most `retry.attempts`
     times, then fail naming the attempts."""
-    delays = iter(retry.delays())
-    while True:
-        try:
-            return run_dvc(args, repo_root)
-        except VersioningError as exc:
-            if not any(sign in str(exc) for sign in REMOTE_DOWN):
-                raise
-            delay = next(delays, None)
-            if delay is None:
-                raise VersioningError(f"{exc}\nthe remote did not answer in {retry.attempts} attempts") from exc
-            log.warning("dvc %s: the remote did not answer; retrying in %.1f s", args[0], delay)
-            time.sleep(delay)
+    return retry.run(
+        lambda: run_dvc(args, repo_root),
+        lambda exc: None if isinstance(exc, VersioningError) and any(sign in str(exc) for sign in REMOTE_DOWN) else exc,
+        lambda exc: VersioningError(f"{exc}\nthe remote did not answer in {retry.attempts} attempts"),
+        log,
+        lambda _: f"dvc {args[0]}: the remote did not answer",
+    )
 
 
 def status(target: Path | str, repo_root: Path, cloud: bool = False, remote: str | None = None) -> dict[str, Any]:
