@@ -14,6 +14,10 @@ before going ahead. The deletion is the fence: a contender that was only slow le
 ticket is gone, or that its own touches were `stale_after_s` apart, and stops (LeaseExpired) instead of moving an
 alias. It moves an alias only while that request, at its worst (every retry of `HttpRetryPolicy`), lands before its
 ticket could go stale.
+
+What the holder changes elsewhere (a cluster's InferenceService) cannot be fenced by the tracking server, so the
+holder hands that system a fencing token, `LockFence`: the lock's creation time and the ticket's number, which only
+grow from one holder to the next. A write that carries it is refused where a later holder's already landed.
 """
 
 from __future__ import annotations
@@ -58,6 +62,26 @@ def lock_name(name: str) -> str:
     return f"{name}{LOCK_SUFFIX}"
 
 
+@dataclass(frozen=True, order=True)
+class LockFence:
+    """A fencing token: a later holder's is greater. Ticket numbers start again when the lock's registered model is
+    deleted and made anew, so its creation time comes first."""
+
+    lock_created_ms: int
+    ticket: int
+
+    def __str__(self) -> str:
+        return f"{self.lock_created_ms}.{self.ticket}"
+
+    @classmethod
+    def parse(cls, text: str) -> LockFence:
+        """The fence `str` wrote; ValueError for anything else."""
+        created, _, ticket = text.partition(".")
+        if not (created.isdigit() and ticket.isdigit()):
+            raise ValueError(f"{text!r} is no alias-lock fence: expected <lock created ms>.<ticket number>")
+        return cls(int(created), int(ticket))
+
+
 @dataclass(frozen=True)
 class Ticket:
     number: int
@@ -92,6 +116,8 @@ class AliasLock:
         self.token = uuid.uuid4().hex
         self.client = MlflowClient()
         self.ticket: Ticket | None = None
+        self.fence: LockFence | None = None
+        """This holder's fencing token, for what it changes outside the tracking server."""
         self._touch_sent = 0.0
         """time.monotonic() just before the last touch was sent: no later than the server stamped it."""
 
@@ -110,6 +136,7 @@ class AliasLock:
             description=self.holder,
         )
         self.ticket = Ticket.of(created)
+        self.fence = LockFence(int(self.client.get_registered_model(self.lock).creation_timestamp), self.ticket.number)
 
     def _touch(self) -> Ticket:
         """Stamp the ticket with the server's time now; LeaseExpired when it was, or may have been, taken for dead."""

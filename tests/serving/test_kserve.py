@@ -1,9 +1,12 @@
 """`serve-manifest` prints an InferenceService that Kubernetes and KServe's v1beta1 CRD accept, and promote with a
-rollout applies that manifest for the new champion (to a recorder here, not a cluster)."""
+rollout applies that manifest for the new champion: to a recorder, or to an in-memory stand-in for the API server
+that keeps its resourceVersion rule, not to a cluster."""
 
 from __future__ import annotations
 
+import copy
 import json
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -11,16 +14,24 @@ from typing import Any
 import pytest
 import yaml
 from kubernetes.client import ApiClient, V1Container, V1ObjectMeta, V1PodSpec
+from kubernetes.client.exceptions import ApiException
 from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
 from landmarkflow import steps
-from landmarkflow.alias_lock import lock_name
+from landmarkflow.alias_lock import LockFence, lock_name
 from landmarkflow.cli import app
+from landmarkflow.outages import LeaseExpired
 from landmarkflow.registry import CHAMPION, PROMOTED_TAG, get_version, version_by_alias
 from landmarkflow.rollback import roll_back
 from landmarkflow.services import SECRET_ENV, SECRET_NAME_ENV
-from landmarkflow.serving.kserve import Rollout, ServingRequest, inference_service
+from landmarkflow.serving.kserve import (
+    FENCE_ANNOTATION,
+    Rollout,
+    ServingRequest,
+    apply_inference_service,
+    inference_service,
+)
 from tests.fakes import candidate
 
 COMPONENT_FIELDS = {"minReplicas", "maxReplicas", "containerConcurrency"}
@@ -165,3 +176,120 @@ def test_a_failed_rollout_fails_promote_after_champion_moved_and_tagged(tmp_path
     assert version_by_alias("hih-synthetic", CHAMPION).version == "1"
     assert get_version("hih-synthetic", "1").tags[PROMOTED_TAG] == "true"
     assert not holds_alias_lock()
+
+
+class InferenceServices:
+    """The CustomObjectsApi calls `apply_inference_service` makes, kept in memory with the API server's rules that
+    it relies on: a create of an existing name and a patch naming another resourceVersion are each a 409, and a
+    patch merges (RFC 7386). `between` runs once, after the next read: another writer changing the object."""
+
+    def __init__(self) -> None:
+        self.objects: dict[tuple[str, str], dict[str, Any]] = {}
+        self.writes = 0
+        self.between: Callable[[], None] | None = None
+
+    def create_namespaced_custom_object(
+        self, group: str, version: str, namespace: str, plural: str, body: dict
+    ) -> None:
+        key = (namespace, body["metadata"]["name"])
+        if key in self.objects:
+            raise ApiException(status=409, reason="AlreadyExists")
+        self._write(key, copy.deepcopy(body))
+
+    def get_namespaced_custom_object(self, group: str, version: str, namespace: str, plural: str, name: str) -> dict:
+        read = copy.deepcopy(self.objects[(namespace, name)])
+        if self.between is not None:
+            change, self.between = self.between, None
+            change()
+        return read
+
+    def patch_namespaced_custom_object(
+        self, group: str, version: str, namespace: str, plural: str, name: str, body: dict
+    ) -> None:
+        current = self.objects[(namespace, name)]
+        expected = body["metadata"].get("resourceVersion")
+        if expected is not None and expected != current["metadata"]["resourceVersion"]:
+            raise ApiException(status=409, reason="Conflict")
+        self._write((namespace, name), merge_patch(copy.deepcopy(current), body))
+
+    def _write(self, key: tuple[str, str], body: dict[str, Any]) -> None:
+        self.writes += 1
+        body["metadata"]["resourceVersion"] = str(self.writes)
+        self.objects[key] = body
+
+    def served(self, name: str = "hih-synthetic") -> tuple[str, str | None]:
+        """The model URI the InferenceService serves, and the fence it was applied under."""
+        service = self.objects[("serving", name)]
+        fence = service["metadata"].get("annotations", {}).get(FENCE_ANNOTATION)
+        return service["spec"]["predictor"]["containers"][0]["command"][3], fence
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    if not isinstance(patch, dict):
+        return patch
+    target = target if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            target.pop(key, None)
+        else:
+            target[key] = merge_patch(target.get(key), value)
+    return target
+
+
+def fenced_manifest(version: str, fence: LockFence) -> dict[str, Any]:
+    manifest = inference_service(ServingRequest(f"models:/hih-synthetic/{version}", "registry.example/lf:abc"))
+    manifest["metadata"]["annotations"] = {FENCE_ANNOTATION: str(fence)}
+    return manifest
+
+
+def test_each_promotion_serves_its_champion_under_a_greater_fence(tmp_path: Path) -> None:
+    api = InferenceServices()
+    rollout = Rollout(
+        "registry.example/lf:abc", apply=lambda m, ns: apply_inference_service(m, ns, api), namespace="serving"
+    )
+    fences = []
+    for nme, seen in ((0.05, None), (0.04, "1")):
+        made = candidate(tmp_path, "hih", nme, seen)
+        assert steps.promote(made.register(), made.gated, rollout).promoted
+        uri, fence = api.served()
+        fences.append(LockFence.parse(fence))
+    assert uri == "models:/hih-synthetic/2" and fences[0] < fences[1]
+
+
+def test_an_apply_overtaken_by_a_later_holder_leaves_its_rollout() -> None:
+    api = InferenceServices()
+    apply_inference_service(fenced_manifest("3", LockFence(1000, 7)), "serving", api)
+    with pytest.raises(LeaseExpired, match=r"applied under alias-lock fence 1000\.7, later than this step's 1000\.5"):
+        apply_inference_service(fenced_manifest("2", LockFence(1000, 5)), "serving", api)
+    assert api.served() == ("models:/hih-synthetic/3", "1000.7") and api.writes == 1
+
+
+@pytest.mark.parametrize("earlier", [LockFence(1000, 7), LockFence(1000, 8)])
+def test_an_apply_replaces_a_rollout_of_an_earlier_or_the_same_fence(earlier: LockFence) -> None:
+    api = InferenceServices()
+    apply_inference_service(fenced_manifest("3", earlier), "serving", api)
+    done = apply_inference_service(fenced_manifest("4", LockFence(1000, 8)), "serving", api)
+    assert done == "InferenceService serving/hih-synthetic updated"
+    assert api.served() == ("models:/hih-synthetic/4", "1000.8")
+
+
+def test_a_lock_made_anew_outranks_the_tickets_of_the_one_before() -> None:
+    api = InferenceServices()
+    apply_inference_service(fenced_manifest("3", LockFence(1000, 40)), "serving", api)
+    apply_inference_service(fenced_manifest("4", LockFence(2000, 1)), "serving", api)
+    assert api.served() == ("models:/hih-synthetic/4", "2000.1")
+
+
+def test_a_later_rollout_between_read_and_patch_is_read_again_and_kept() -> None:
+    api = InferenceServices()
+    apply_inference_service(fenced_manifest("3", LockFence(1000, 4)), "serving", api)
+    api.between = lambda: apply_inference_service(fenced_manifest("5", LockFence(1000, 9)), "serving", api)
+    with pytest.raises(LeaseExpired, match=r"later than this step's 1000\.6"):
+        apply_inference_service(fenced_manifest("4", LockFence(1000, 6)), "serving", api)
+    assert api.served() == ("models:/hih-synthetic/5", "1000.9")
+
+
+@pytest.mark.parametrize("text", ["", "12", "a.3", "1.2.3", "-1.2"])
+def test_a_fence_that_is_not_one_is_refused(text: str) -> None:
+    with pytest.raises(ValueError, match="no alias-lock fence"):
+        LockFence.parse(text)

@@ -14,13 +14,16 @@ import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from landmarkflow.services import DEFAULT_SECRET, secret_env
 from landmarkflow.serving.model_ref import REGISTRY_URI
 from landmarkflow.threads import THREADS_ENV
+
+if TYPE_CHECKING:
+    from landmarkflow.alias_lock import LockFence
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +39,11 @@ VERSION_LABEL = "landmarkflow/model-version"
 NAME_PATTERN = re.compile(r"[a-z]([-a-z0-9]{0,43}[a-z0-9])?")
 """A DNS-1035 label short enough for the names KServe derives from it (`<name>-predictor-...`)."""
 CPU_QUANTITY = re.compile(r"(?P<cores>\d+\.?\d*|\.\d+)(?P<milli>m?)")
+FENCE_ANNOTATION = "landmarkflow/alias-lock-fence"
+"""The alias-lock fence (`alias_lock.LockFence`) of the promote or rollback that applied the InferenceService: an
+apply under a lesser one (its holder's lease ran out and a later holder applied since) is refused."""
+REPLACE_TRIES = 5
+"""Reads and patches of an InferenceService that others keep changing in between (each a 409), before giving up."""
 
 
 @dataclass(frozen=True)
@@ -143,28 +151,73 @@ def inference_service_yaml(manifest: dict[str, Any]) -> str:
     return yaml.safe_dump(manifest, sort_keys=False)
 
 
-def apply_inference_service(manifest: dict[str, Any], namespace: str) -> str:
+def apply_inference_service(manifest: dict[str, Any], namespace: str, api: Any = None) -> str:
     """Create the InferenceService, or replace the spec of the one of that name (KServe rolls its pods); returns
-    what was done. The step's service account needs get, create and patch on `inferenceservices`."""
-    from kubernetes import client, config
+    what was done. `api`: a kubernetes CustomObjectsApi (default: in-cluster, else the kubeconfig's). The step's
+    service account needs get, create and patch on `inferenceservices`."""
     from kubernetes.client.exceptions import ApiException
+
+    api = api or _custom_objects_api()
+    try:
+        api.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, manifest)
+        done = f"InferenceService {namespace}/{manifest['metadata']['name']} created"
+    except ApiException as exc:
+        if exc.status != 409:
+            raise
+        done = _replace(api, manifest, namespace)
+    log.info(done)
+    return done
+
+
+def _replace(api: Any, manifest: dict[str, Any], namespace: str) -> str:
+    """Patch the InferenceService as it was read (its resourceVersion, else 409 and read again), unless a later
+    alias-lock holder applied it: a promote or rollback overtaken while it applied must not undo the later one's
+    rollout (LeaseExpired)."""
+    from kubernetes.client.exceptions import ApiException
+
+    from landmarkflow.outages import LeaseExpired
+
+    name, ours = manifest["metadata"]["name"], _fence(manifest)
+    for _ in range(REPLACE_TRIES):
+        current = api.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+        theirs = _fence(current)
+        if ours is not None and theirs is not None and theirs > ours:
+            raise LeaseExpired(
+                f"InferenceService {namespace}/{name} was applied under alias-lock fence {theirs}, later than this "
+                f"step's {ours}: a later promotion or rollback served its champion, and it stays"
+            )
+        metadata = {
+            "labels": manifest["metadata"]["labels"],
+            "annotations": manifest["metadata"].get("annotations", {}),
+            "resourceVersion": current["metadata"]["resourceVersion"],
+        }
+        try:
+            api.patch_namespaced_custom_object(
+                GROUP, VERSION, namespace, PLURAL, name, {"metadata": metadata, "spec": manifest["spec"]}
+            )
+            return f"InferenceService {namespace}/{name} updated"
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+            log.info("InferenceService %s/%s changed since it was read; reading it again", namespace, name)
+    raise RuntimeError(f"InferenceService {namespace}/{name} changed under each of {REPLACE_TRIES} replacements")
+
+
+def _fence(manifest: dict[str, Any]) -> LockFence | None:
+    from landmarkflow.alias_lock import LockFence
+
+    text = (manifest["metadata"].get("annotations") or {}).get(FENCE_ANNOTATION)
+    return None if text is None else LockFence.parse(text)
+
+
+def _custom_objects_api() -> Any:
+    from kubernetes import client, config
 
     try:
         config.load_incluster_config()
     except config.ConfigException:
         config.load_kube_config()
-    api, name = client.CustomObjectsApi(), manifest["metadata"]["name"]
-    try:
-        api.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, manifest)
-        done = f"InferenceService {namespace}/{name} created"
-    except ApiException as exc:
-        if exc.status != 409:
-            raise
-        patch = {"metadata": {"labels": manifest["metadata"]["labels"]}, "spec": manifest["spec"]}
-        api.patch_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name, patch)
-        done = f"InferenceService {namespace}/{name} updated"
-    log.info(done)
-    return done
+    return client.CustomObjectsApi()
 
 
 @dataclass(frozen=True)
@@ -177,9 +230,12 @@ class Rollout:
     namespace: str | None = None
     apply: Callable[[dict[str, Any], str], str] = apply_inference_service
 
-    def roll_out(self, registered_name: str, version: str) -> str:
-        """Apply the InferenceService of `registered_name` v`version`; returns what was done."""
+    def roll_out(self, registered_name: str, version: str, fence: LockFence | None = None) -> str:
+        """Apply the InferenceService of `registered_name` v`version`, marked with the alias-lock holder's `fence`
+        (FENCE_ANNOTATION); returns what was done."""
         from landmarkflow.trainjob.submit import current_namespace
 
         manifest = inference_service(ServingRequest(f"models:/{registered_name}/{version}", self.image, self.secret))
+        if fence is not None:
+            manifest["metadata"]["annotations"] = {FENCE_ANNOTATION: str(fence)}
         return self.apply(manifest, self.namespace or current_namespace())
