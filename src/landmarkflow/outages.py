@@ -5,7 +5,8 @@ MLflow's HTTP client does the waiting (the bounds are `tracking.HttpRetryPolicy`
 it gives up, its exception says only that "an API request failed". `tracking_step` turns that into
 ServiceUnreachable: which server (and whether its S3 was what failed), what it did (refused, 5xx, silence), for how
 many tries over how long, and the variables that set those bounds. LeaseExpired is the other outage a step can
-meet: it held a registered model's alias lock for longer than the lock trusts it (`alias_lock`).
+meet: it held a registered model's alias lock for longer than the lock trusts it (`alias_lock`), or a later holder
+overtook its rollout.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ class ServiceUnreachable(ConnectionError):
 
 class LeaseExpired(TimeoutError):
     """A step lost its hold on a registered model's alias lock (an outage outlasted the lease), so it moved no
-    alias: another step may have taken the lock over."""
+    alias: another step may have taken the lock over. Also what its rollout meets where a later holder of the lock
+    served its champion since (`serving.kserve`): the later one stays served."""
 
 
 CLEAN_FAILURES: tuple[type[Exception], ...] = (ServiceUnreachable, LeaseExpired)
