@@ -53,14 +53,16 @@ class RetryPolicy:
     def run(
         self,
         attempt: Callable[[], T],
+        *,
         refusal: Callable[[Exception], Exception | None],
         exhausted: Callable[[Exception], Exception],
+        describe: Callable[[Exception], str],
         logger: logging.Logger,
-        outage: Callable[[Exception], str],
     ) -> T:
-        """`attempt()` until it returns. A failure is an outage, tried again after the next delay, where `refusal`
-        finds no error in it to raise at once; once the attempts are spent, `exhausted` of the last outage is raised.
-        Each retry is logged on `logger` (the caller's) as `outage` describes it."""
+        """`attempt()` until it returns. `refusal` reads each failure: None for an outage, tried again after the next
+        delay; the failure itself to raise it as it is; another error to raise that from it. Once the attempts are
+        spent, `exhausted` of the last outage is raised. Each retry is logged on `logger` (the caller's) as
+        `describe` puts the outage."""
         delays = iter(self.delays())
         while True:
             try:
@@ -74,7 +76,7 @@ class RetryPolicy:
                 delay = next(delays, None)
                 if delay is None:
                     raise exhausted(exc) from exc
-                logger.warning("%s; retrying in %.1f s", outage(exc), delay)
+                logger.warning("%s; retrying in %.1f s", describe(exc), delay)
                 time.sleep(delay)
 
 
@@ -171,15 +173,17 @@ class S3Remote(DvcRemote):
         where = f"S3 endpoint {self.endpoint}, bucket {self.bucket}"
         return self.retry.run(
             attempt,
-            lambda exc: self._refusal(exc, key, where),
-            lambda exc: RemoteError(f"{where} did not answer after {self.retry.attempts} attempts for {key}: {exc}"),
-            log,
-            lambda exc: f"{where}: {exc}",
+            refusal=lambda exc: self._refusal(exc, key, where),
+            exhausted=lambda exc: RemoteError(
+                f"{where} did not answer after {self.retry.attempts} attempts for {key}: {exc}"
+            ),
+            describe=lambda exc: f"{where}: {exc}",
+            logger=log,
         )
 
     def _refusal(self, exc: Exception, key: str, where: str) -> Exception | None:
-        """The error S3's answer means for `key`, or None for an outage (no connection, a timeout, a 5xx,
-        throttling, a body cut short)."""
+        """The error S3's answer means for `key`, None for an outage (no connection, a timeout, a 5xx, throttling, a
+        body cut short), or `exc` itself where it is no S3 failure at all."""
         from botocore.exceptions import (
             BotoCoreError,
             ClientError,

@@ -163,11 +163,15 @@ def _transfer(args: Sequence[str], repo_root: Path, retry: RetryPolicy = DEFAULT
     times, then fail naming the attempts."""
     return retry.run(
         lambda: run_dvc(args, repo_root),
-        lambda exc: None if isinstance(exc, VersioningError) and any(sign in str(exc) for sign in REMOTE_DOWN) else exc,
-        lambda exc: VersioningError(f"{exc}\nthe remote did not answer in {retry.attempts} attempts"),
-        log,
-        lambda _: f"dvc {args[0]}: the remote did not answer",
+        refusal=lambda exc: None if isinstance(exc, VersioningError) and _remote_down(exc) else exc,
+        exhausted=lambda exc: VersioningError(f"{exc}\nthe remote did not answer in {retry.attempts} attempts"),
+        describe=lambda _: f"dvc {args[0]}: the remote did not answer",
+        logger=log,
     )
+
+
+def _remote_down(exc: VersioningError) -> bool:
+    return any(sign in str(exc) for sign in REMOTE_DOWN)
 
 
 def status(target: Path | str, repo_root: Path, cloud: bool = False, remote: str | None = None) -> dict[str, Any]:
