@@ -17,12 +17,13 @@ ticket could go stale.
 
 What the holder changes elsewhere (a cluster's InferenceService) cannot be fenced by the tracking server, so the
 holder hands that system a fencing token, `LockFence`: the lock's creation time and the ticket's number, which only
-grow from one holder to the next. A write that carries it is refused where a later holder's already landed.
+grow from one holder to the next. A write that carries it is refused where a later holder's write already landed.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -53,6 +54,7 @@ retry bounds), so a holder can still move an alias after its last touch; a crash
 of the same model by at most this long."""
 POLL_S = 1.0
 """How often a waiting contender looks again (and touches its ticket)."""
+FENCE_TEXT = re.compile(r"(?P<created>[0-9]+)\.(?P<ticket>[0-9]+)")
 TOKEN_TAG = "token"
 """Tells a contender's own tickets from the others' (the HTTP client may retry a create the server carried out)."""
 
@@ -76,10 +78,10 @@ class LockFence:
     @classmethod
     def parse(cls, text: str) -> LockFence:
         """The fence `str` wrote; ValueError for anything else."""
-        created, _, ticket = text.partition(".")
-        if not (created.isdigit() and ticket.isdigit()):
+        match = FENCE_TEXT.fullmatch(text)
+        if match is None:
             raise ValueError(f"{text!r} is no alias-lock fence: expected <lock created ms>.<ticket number>")
-        return cls(int(created), int(ticket))
+        return cls(int(match["created"]), int(match["ticket"]))
 
 
 @dataclass(frozen=True)
@@ -116,8 +118,8 @@ class AliasLock:
         self.token = uuid.uuid4().hex
         self.client = MlflowClient()
         self.ticket: Ticket | None = None
-        self.fence: LockFence | None = None
-        """This holder's fencing token, for what it changes outside the tracking server."""
+        self.fencing_token: LockFence | None = None
+        """This holder's token, for what it changes outside the tracking server."""
         self._touch_sent = 0.0
         """time.monotonic() just before the last touch was sent: no later than the server stamped it."""
 
@@ -127,6 +129,9 @@ class AliasLock:
             f"Alias lock of {self.name}: each version is a step waiting for or holding the right to move the aliases "
             f"of {self.name}, the lowest first; empty when none is running. Not a model.",
         )
+        # Read before the ticket is taken: were the lock made anew in between, the token would come out too small,
+        # and refused, rather than too great.
+        lock_created_ms = int(self.client.get_registered_model(self.lock).creation_timestamp)
         self._touch_sent = time.monotonic()
         created = self.client.create_model_version(
             self.lock,
@@ -136,7 +141,7 @@ class AliasLock:
             description=self.holder,
         )
         self.ticket = Ticket.of(created)
-        self.fence = LockFence(int(self.client.get_registered_model(self.lock).creation_timestamp), self.ticket.number)
+        self.fencing_token = LockFence(lock_created_ms, self.ticket.number)
 
     def _touch(self) -> Ticket:
         """Stamp the ticket with the server's time now; LeaseExpired when it was, or may have been, taken for dead."""

@@ -140,6 +140,6 @@ def roll_back(
             lock.move_alias(CHAMPION, target.version)  # last: a rollback cut short before it moved nothing
             done = f"{name}@{CHAMPION} v{left} -> v{target.version} (rolled back: {reason})"
         if rollout is not None:  # under the lock, as promote serves its champion: the two apply in turn
-            done += f"; {rollout.roll_out(name, target.version, lock.fence)}"
+            done += f"; {rollout.roll_out(name, target.version, lock.fencing_token)}"
     log.info(done)
     return RolledBack(name, left, target.version, done)

@@ -27,6 +27,8 @@ from landmarkflow.rollback import roll_back
 from landmarkflow.services import SECRET_ENV, SECRET_NAME_ENV
 from landmarkflow.serving.kserve import (
     FENCE_ANNOTATION,
+    MODEL_LABEL,
+    REPLACE_TRIES,
     Rollout,
     ServingRequest,
     apply_inference_service,
@@ -293,3 +295,45 @@ def test_a_later_rollout_between_read_and_patch_is_read_again_and_kept() -> None
 def test_a_fence_that_is_not_one_is_refused(text: str) -> None:
     with pytest.raises(ValueError, match="no alias-lock fence"):
         LockFence.parse(text)
+
+
+def test_an_apply_replaces_an_inference_service_applied_without_a_fence() -> None:
+    api = InferenceServices()
+    unfenced = fenced_manifest("3", LockFence(1000, 7))
+    del unfenced["metadata"]["annotations"]  # as `serve-manifest | kubectl apply` makes it
+    apply_inference_service(unfenced, "serving", api)
+    apply_inference_service(fenced_manifest("4", LockFence(1000, 2)), "serving", api)
+    assert api.served() == ("models:/hih-synthetic/4", "1000.2")
+
+
+def test_an_inference_service_of_another_registered_model_is_left_alone() -> None:
+    api = InferenceServices()
+    other = fenced_manifest("3", LockFence(1000, 7))
+    other["metadata"]["labels"][MODEL_LABEL] = "hih_synthetic"  # another model, the same service name
+    apply_inference_service(other, "serving", api)
+    with pytest.raises(ValueError, match="serves registered model hih_synthetic, not hih-synthetic"):
+        apply_inference_service(fenced_manifest("4", LockFence(5000, 1)), "serving", api)
+    assert api.writes == 1
+
+
+def test_a_fence_annotation_that_is_none_is_named() -> None:
+    api = InferenceServices()
+    broken = fenced_manifest("3", LockFence(1000, 7))
+    broken["metadata"]["annotations"][FENCE_ANNOTATION] = "v7"
+    apply_inference_service(broken, "serving", api)
+    with pytest.raises(ValueError, match=rf"serving/hih-synthetic: annotation {FENCE_ANNOTATION}: 'v7' is no"):
+        apply_inference_service(fenced_manifest("4", LockFence(1000, 8)), "serving", api)
+
+
+def test_an_inference_service_changed_under_every_replacement_fails_the_apply() -> None:
+    api = InferenceServices()
+    apply_inference_service(fenced_manifest("3", LockFence(1000, 4)), "serving", api)
+
+    def meddle() -> None:  # another writer, each time between the read and the patch
+        api.objects[("serving", "hih-synthetic")]["metadata"]["resourceVersion"] += "'"
+        api.between = meddle
+
+    api.between = meddle
+    with pytest.raises(RuntimeError, match=f"changed under each of {REPLACE_TRIES} replacements"):
+        apply_inference_service(fenced_manifest("4", LockFence(1000, 6)), "serving", api)
+    assert api.served() == ("models:/hih-synthetic/3", "1000.4")

@@ -177,14 +177,21 @@ def _replace(api: Any, manifest: dict[str, Any], namespace: str) -> str:
 
     from landmarkflow.outages import LeaseExpired
 
-    name, ours = manifest["metadata"]["name"], _fence(manifest)
+    name = manifest["metadata"]["name"]
+    where = f"InferenceService {namespace}/{name}"
+    ours, model = _fence_of(manifest, where), manifest["metadata"]["labels"][MODEL_LABEL]
     for _ in range(REPLACE_TRIES):
         current = api.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
-        theirs = _fence(current)
+        serving = current["metadata"].get("labels", {}).get(MODEL_LABEL, model)
+        if serving != model:  # another registered model's, whose alias lock and fences are its own
+            raise ValueError(
+                f"{where} serves registered model {serving}, not {model}: give {model} a name of its own to serve"
+            )
+        theirs = _fence_of(current, where)
         if ours is not None and theirs is not None and theirs > ours:
             raise LeaseExpired(
-                f"InferenceService {namespace}/{name} was applied under alias-lock fence {theirs}, later than this "
-                f"step's {ours}: a later promotion or rollback served its champion, and it stays"
+                f"{where} was applied under alias-lock fence {theirs}, later than this step's {ours}: a later "
+                f"promotion or rollback served its champion, and it stays"
             )
         metadata = {
             "labels": manifest["metadata"]["labels"],
@@ -195,19 +202,23 @@ def _replace(api: Any, manifest: dict[str, Any], namespace: str) -> str:
             api.patch_namespaced_custom_object(
                 GROUP, VERSION, namespace, PLURAL, name, {"metadata": metadata, "spec": manifest["spec"]}
             )
-            return f"InferenceService {namespace}/{name} updated"
+            return f"{where} updated"
         except ApiException as exc:
             if exc.status != 409:
                 raise
-            log.info("InferenceService %s/%s changed since it was read; reading it again", namespace, name)
-    raise RuntimeError(f"InferenceService {namespace}/{name} changed under each of {REPLACE_TRIES} replacements")
+            log.info("%s changed since it was read; reading it again", where)
+    raise RuntimeError(f"{where} changed under each of {REPLACE_TRIES} replacements")
 
 
-def _fence(manifest: dict[str, Any]) -> LockFence | None:
+def _fence_of(manifest: dict[str, Any], where: str) -> LockFence | None:
+    """The fence an InferenceService (or its manifest) was applied under; None where it carries none."""
     from landmarkflow.alias_lock import LockFence
 
     text = (manifest["metadata"].get("annotations") or {}).get(FENCE_ANNOTATION)
-    return None if text is None else LockFence.parse(text)
+    try:
+        return None if text is None else LockFence.parse(text)
+    except ValueError as exc:
+        raise ValueError(f"{where}: annotation {FENCE_ANNOTATION}: {exc}") from exc
 
 
 def _custom_objects_api() -> Any:
@@ -230,12 +241,12 @@ class Rollout:
     namespace: str | None = None
     apply: Callable[[dict[str, Any], str], str] = apply_inference_service
 
-    def roll_out(self, registered_name: str, version: str, fence: LockFence | None = None) -> str:
+    def roll_out(self, registered_name: str, version: str, fence: LockFence | None) -> str:
         """Apply the InferenceService of `registered_name` v`version`, marked with the alias-lock holder's `fence`
-        (FENCE_ANNOTATION); returns what was done."""
+        (FENCE_ANNOTATION; None: unmarked, replaced by any apply); returns what was done."""
         from landmarkflow.trainjob.submit import current_namespace
 
         manifest = inference_service(ServingRequest(f"models:/{registered_name}/{version}", self.image, self.secret))
         if fence is not None:
-            manifest["metadata"]["annotations"] = {FENCE_ANNOTATION: str(fence)}
+            manifest["metadata"].setdefault("annotations", {})[FENCE_ANNOTATION] = str(fence)
         return self.apply(manifest, self.namespace or current_namespace())

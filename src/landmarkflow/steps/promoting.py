@@ -60,7 +60,7 @@ def promote(registered: RegisterResult, gated: GateResult, rollout: Rollout | No
             lock.move_alias(CHAMPION, version)
             tag_version(name, version, {PROMOTED_TAG: "true"})  # before the rollout, which may fail
             if rollout is not None:  # under the lock: a later promotion or rollback applies its manifest after this
-                served = rollout.roll_out(name, version, lock.fence)
+                served = rollout.roll_out(name, version, lock.fencing_token)
     if blocker is not None:
         stays = champion.version if champion else None
         message = f"{name}@{CHAMPION} {f'stays at v{stays}' if stays else 'is not set'}: {blocker}"
