@@ -2,13 +2,14 @@
 real faces lies.
 
 The train split's shapes, each similarity-aligned to their Procrustes mean (the frame of the models' shape
-calibration), span a few principal modes: pose, then the renderer's identity and expression parameters. For each set
-of faces this prints the median distance of a shape from the span of the first `--modes` modes (RMS a point, in eye
-distances: 0 for a shape the renderer could have drawn at any pose), of its near-frontal faces and of all. With
-`--models`, each registered champion's answers for each set (from the tight landmark box) are split, in the
-truth's aligned frame, into the share of their squared error that a similarity of the whole shape would undo
-(placement, size, roll), the share in the first modes, and the rest; and the median log ratio of the answer's size to
-the truth's. Prints one JSON object.
+calibration), deviate from it along a few principal modes: pose, then the renderer's identity and expression
+parameters. For each set of faces this prints the median distance of a shape from the span of the first `--modes`
+modes (RMS a point, in eye distances: small for the renderer's own shapes), of its near-frontal faces and of all. With
+`--models`, each registered champion's answers for each set (from the tight landmark box) are split, in the truth's
+aligned frame, into the share of their squared error that a similarity of the whole shape would undo (placement, size,
+roll; linearised at the mean shape), the share in the first modes, and the rest; and the median log ratio of the
+answer's size to the truth's. A model without a champion is read at its newest version, and the output says which.
+Prints one JSON object.
 
     .venv/bin/python bench/bench_shapes.py [--root data/raw/synthetic] --real DIR [DIR ...] [--modes 16]
         [--models hih dsat lgcn rdfn]
@@ -47,8 +48,7 @@ class ShapeSpace:
         aligned = align_to(self.mean, train)[0]
         _, singular, self.modes = np.linalg.svd(aligned - self.mean.reshape(-1), full_matrices=False)
         self.variance = singular**2
-        right, left = (list(IBUG_68.groups[side]) for side in ("right_eye", "left_eye"))
-        self.eye_distance = float(np.linalg.norm(self.mean[left].mean(axis=0) - self.mean[right].mean(axis=0)))
+        self.eye_distance = float(IBUG_68.normalising_distance(self.mean[None], normaliser="inter_pupil")[0])
         x, y = self.mean[:, 0], self.mean[:, 1]
         shifts = [np.tile([1.0, 0.0], len(x)), np.tile([0.0, 1.0], len(x))]
         self.similarity = np.stack([*shifts, self.mean.reshape(-1), np.stack([-y, x], axis=1).reshape(-1)])
@@ -90,13 +90,13 @@ def shapes_of(records: list[FaceRecord]) -> np.ndarray:
     return np.stack([record.landmarks for record in records])
 
 
-def spread(space: ShapeSpace, shapes: np.ndarray, modes: int) -> dict[str, float | int]:
+def spread(space: ShapeSpace, shapes: np.ndarray, modes: int) -> dict[str, float | int | None]:
     off = space.off_space(shapes, modes)
     frontal = np.abs(head_pose(shapes, "68")[0]) < FRONTAL
     return {
         "faces": len(shapes),
         "near_frontal": int(frontal.sum()),
-        "off_space_near_frontal": float(np.median(off[frontal])) if frontal.any() else float("nan"),
+        "off_space_near_frontal": float(np.median(off[frontal])) if frontal.any() else None,
         "off_space_all": float(np.median(off)),
     }
 
@@ -104,7 +104,7 @@ def spread(space: ShapeSpace, shapes: np.ndarray, modes: int) -> dict[str, float
 def model_errors(
     space: ShapeSpace, model: str, faces: dict[str, tuple[Path, list[FaceRecord]]], modes: int
 ) -> dict[str, dict]:
-    predictor, version, _ = load_registered(registered_model_name(model, "synthetic"))
+    predictor, version, role = load_registered(registered_model_name(model, "synthetic"))
     out = {}
     for name, (root, records) in faces.items():
         answers = np.stack(
@@ -117,7 +117,7 @@ def model_errors(
         size = np.log(rms_per_point(answers - answers.mean(axis=1, keepdims=True)))
         size -= np.log(rms_per_point(truths - truths.mean(axis=1, keepdims=True)))
         out[name] = {**space.error_shares(truths, answers, modes), "size_log_ratio": float(np.median(size))}
-    return {f"v{version}": out}
+    return {f"v{version} ({role})": out}
 
 
 def main() -> None:
