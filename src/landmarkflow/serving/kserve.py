@@ -158,18 +158,19 @@ def apply_inference_service(manifest: dict[str, Any], namespace: str, api: Any =
     from kubernetes.client.exceptions import ApiException
 
     api = api or _custom_objects_api()
+    where = f"InferenceService {namespace}/{manifest['metadata']['name']}"
     try:
         api.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, manifest)
-        done = f"InferenceService {namespace}/{manifest['metadata']['name']} created"
+        done = f"{where} created"
     except ApiException as exc:
         if exc.status != 409:
             raise
-        done = _replace(api, manifest, namespace)
+        done = _replace(api, manifest, namespace, where)
     log.info(done)
     return done
 
 
-def _replace(api: Any, manifest: dict[str, Any], namespace: str) -> str:
+def _replace(api: Any, manifest: dict[str, Any], namespace: str, where: str) -> str:
     """Patch the InferenceService as it was read (its resourceVersion, else 409 and read again), unless a later
     alias-lock holder applied it: a promote or rollback overtaken while it applied must not undo the later one's
     rollout (LeaseExpired)."""
@@ -178,7 +179,6 @@ def _replace(api: Any, manifest: dict[str, Any], namespace: str) -> str:
     from landmarkflow.outages import LeaseExpired
 
     name = manifest["metadata"]["name"]
-    where = f"InferenceService {namespace}/{name}"
     ours, model = _fence_of(manifest, where), manifest["metadata"]["labels"][MODEL_LABEL]
     for _ in range(REPLACE_TRIES):
         current = api.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
