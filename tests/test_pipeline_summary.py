@@ -1,9 +1,15 @@
-"""The line a local run starts with when its bfloat16 models will train in float32."""
+"""What a local run says: the line it starts with when its bfloat16 models will train in float32, and the table it
+ends with, read from a real MLflow store."""
+
+from pathlib import Path
 
 import pytest
 import torch
+from mlflow.tracking import MlflowClient
 
-from landmarkflow.pipeline_summary import float32_notice
+from landmarkflow import steps
+from landmarkflow.pipeline_summary import REAL_COLUMN, float32_notice, print_pipeline_report
+from tests.fakes import candidate
 
 TINY = [f"configs/{model}_synthetic_tiny.yaml" for model in ("dsat", "rdfn", "hih", "lgcn")]
 
@@ -24,3 +30,35 @@ def test_no_notice_where_bfloat16_is_native_or_no_model_asks_for_it(monkeypatch:
     assert float32_notice(TINY) is None
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
     assert float32_notice(["configs/dsat_synthetic_tiny.yaml"]) is None
+
+
+def _report_rows(text: str) -> dict[str, list[str]]:
+    """The table's cells by model, and its header under the key "model"."""
+    rows = [[cell.strip() for cell in line.strip("┃│ ").replace("┃", "│").split("│")] for line in text.splitlines()]
+    return {row[0]: row for row in rows if row[0] == "model" or row[0].endswith("-synthetic")}
+
+
+def test_the_report_shows_each_model_and_a_real_face_column_only_where_a_run_measured_real_faces(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    hih, dsat = candidate(tmp_path, "hih", 0.043, None), candidate(tmp_path, "dsat", 0.062, None)
+    for made in (hih, dsat):
+        assert steps.promote(made.register(), made.gated).promoted
+    configs = [f"configs/{model}_synthetic_tiny.yaml" for model in ("hih", "dsat", "lgcn")]
+
+    assert print_pipeline_report(configs, "synthetic", tmp_path, 12.3) == 0
+    rows = _report_rows(capsys.readouterr().out)
+    assert REAL_COLUMN not in rows["model"]
+    assert rows["hih-synthetic"][:4] == ["hih-synthetic", "v1", "passed", "4.30%"]
+    assert rows["hih-synthetic"][-2:] == ["v1", "4.30%"]
+    assert rows["lgcn-synthetic"] == ["lgcn-synthetic", *["-"] * 8]  # nothing registered: a row of dashes
+
+    MlflowClient().log_metric(hih.trained.run_id, "real_nme", 0.0899)
+    assert print_pipeline_report(configs, "synthetic", tmp_path, 12.3, error="train failed") == 1
+    out = capsys.readouterr().out
+    rows = _report_rows(out)
+    column = rows["model"].index(REAL_COLUMN)
+    assert (rows["hih-synthetic"][column], rows["dsat-synthetic"][column]) == ("8.99%", "-")
+    assert rows["lgcn-synthetic"] == ["lgcn-synthetic", *["-"] * 9]
+    assert rows["dsat-synthetic"][-2:] == ["v1", "6.20%"]
+    assert "pipeline failed: train failed" in out

@@ -3,6 +3,7 @@ scored, where its champion points, and where to look."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlflow.tracking import MlflowClient
@@ -11,12 +12,13 @@ from rich.markup import escape
 from rich.table import Table
 
 from landmarkflow.config import load_config
-from landmarkflow.registry import CHAMPION, latest_version, version_by_alias
+from landmarkflow.evaluation.real_faces import PREFIX as REAL_PREFIX
+from landmarkflow.registry import CHAMPION, VersionInfo, latest_version, version_by_alias
 from landmarkflow.steps.checking_freshness import latest_freshness
 from landmarkflow.tracking import data_experiment_name, experiment_name, registered_model_name, tracking_uri
 from landmarkflow.train.trainer import cpu_computes_bfloat16
 
-REPORT_WIDTH = 140
+REPORT_WIDTH = 150
 """Columns the end-of-run report is laid out for, so a log file (no terminal) keeps every cell whole."""
 
 
@@ -36,34 +38,17 @@ def float32_notice(configs: list[str]) -> str | None:
 def print_pipeline_report(
     configs: list[str], dataset: str, outputs: Path, minutes: float, error: str | None = None
 ) -> int:
-    """Print the results table and pointers; returns the process exit code (1 when the run failed)."""
+    """Print the results table and pointers; returns the process exit code (1 when the run failed). The table has a
+    real-face column where a run measured real faces (`--real-faces`), so the transfer shows beside the test NME."""
     console = Console(width=max(Console().width, REPORT_WIDTH))
-    client = MlflowClient()
+    rows = [_model_row(registered_model_name(load_config(path).model.name, dataset)) for path in configs]
+    real = any(row.real_nme is not None for row in rows)
     table = Table(title=f"landmarkflow on {dataset} ({minutes:.1f} min)")
     columns = ("model", "latest version", "gate", "test NME", "perturbed boxes", "mean-shape NME", "x mean shape")
-    for column in (*columns, "champion", "champion NME"):
+    for column in (*columns, *([REAL_COLUMN] if real else []), "champion", "champion NME"):
         table.add_column(column)
-    for config_path in configs:
-        config = load_config(config_path)
-        name = registered_model_name(config.model.name, dataset)
-        latest = latest_version(name)
-        champion = version_by_alias(name, CHAMPION)
-        if latest is None:
-            table.add_row(name, *["-"] * 8)
-            continue
-        tags = latest.tags
-        perturbed = client.get_run(latest.run_id).data.metrics.get("test_nme_perturbed") if latest.run_id else None
-        table.add_row(
-            name,
-            f"v{latest.version}",
-            tags.get("gate", "-"),
-            _percent(tags.get("test_nme")),
-            _percent(perturbed),
-            _percent(tags.get("baseline_nme")),
-            _ratio(tags.get("baseline_nme"), tags.get("test_nme")),
-            f"v{champion.version}" if champion else "none",
-            _percent(str(champion.nme)) if champion and champion.nme is not None else "-",
-        )
+    for row in rows:
+        table.add_row(*row.cells(real))
     console.print(table)
     freshness = latest_freshness(dataset)
     if freshness:
@@ -80,6 +65,50 @@ def print_pipeline_report(
     predict = "landmarkflow predict --model models:/<model>-<dataset>@champion IMAGE"
     console.print(f"Use a champion:    {f'MLFLOW_TRACKING_URI={uri} ' if server else ''}.venv/bin/{predict}")
     return 1 if error else 0
+
+
+REAL_COLUMN = "real NME"
+"""The column of `real_nme`: evaluate's NME on the real faces a run was given, the figure `gate.max_real_nme` reads."""
+
+
+@dataclass(frozen=True)
+class _ModelRow:
+    """One registered model's line of the report: its newest version's scores and its champion."""
+
+    name: str
+    latest: VersionInfo | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    champion: VersionInfo | None = None
+
+    @property
+    def real_nme(self) -> float | None:
+        return self.metrics.get(f"{REAL_PREFIX}_nme")
+
+    def cells(self, real: bool) -> list[str]:
+        """The row's cells, with the real-face one where the table has that column."""
+        if self.latest is None:
+            return [self.name, *["-"] * (9 if real else 8)]
+        tags, champion = self.latest.tags, self.champion
+        return [
+            self.name,
+            f"v{self.latest.version}",
+            tags.get("gate", "-"),
+            _percent(tags.get("test_nme")),
+            _percent(self.metrics.get("test_nme_perturbed")),
+            _percent(tags.get("baseline_nme")),
+            _ratio(tags.get("baseline_nme"), tags.get("test_nme")),
+            *([_percent(self.real_nme)] if real else []),
+            f"v{champion.version}" if champion else "none",
+            _percent(champion.nme) if champion and champion.nme is not None else "-",
+        ]
+
+
+def _model_row(name: str) -> _ModelRow:
+    latest = latest_version(name)
+    if latest is None:
+        return _ModelRow(name)
+    metrics = MlflowClient().get_run(latest.run_id).data.metrics if latest.run_id else {}
+    return _ModelRow(name, latest, metrics, version_by_alias(name, CHAMPION))
 
 
 def _percent(value: str | float | None) -> str:
