@@ -59,6 +59,19 @@ def test_missing_file_and_bad_yaml(tmp_path: Path) -> None:
         load_config(_write(tmp_path, "name: [unclosed\n"))
 
 
+def test_a_key_given_twice_is_refused_with_both_lines(tmp_path: Path) -> None:
+    """YAML itself would keep the second value and drop the first without a word."""
+    text = "name: x\nmodel: {name: hih}\ntrain:\n  epochs: 3\n  batch_size: 8\n  epochs: 4\n"
+    path = _write(tmp_path, text)
+    with pytest.raises(
+        ConfigError, match=r"bad\.yaml: line 6: 'epochs' is given twice in one mapping \(first on line 4\)"
+    ):
+        load_config(path)
+    with pytest.raises(ConfigError, match=r"line 3: 'train' is given twice in one mapping \(first on line 2\)"):
+        load_config(_write(tmp_path, "name: x\ntrain: {epochs: 3}\ntrain: {epochs: 4}\n"))
+    assert load_config(_write(tmp_path, "name: x\nmodel: {name: hih}\ntrain: {epochs: 3}\n")).train.epochs == 3
+
+
 def test_parsing_a_config_imports_no_torch() -> None:
     """A fresh process: the test session itself has long imported torch."""
     code = "import landmarkflow.config\nlandmarkflow.config.load_config('configs/hih_synthetic_tiny.yaml')"

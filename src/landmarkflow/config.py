@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Hashable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -313,13 +314,38 @@ def parse_config(raw: dict[str, Any], source: str | Path = "<config>") -> Experi
         raise ConfigError(_format_errors(Path(source), exc)) from None
 
 
+class _DuplicateKey(yaml.YAMLError):
+    """A key given twice in one mapping of a YAML file."""
+
+    def __init__(self, key: object, first_line: int, line: int) -> None:
+        super().__init__(f"line {line}: {key!r} is given twice in one mapping (first on line {first_line})")
+
+
+class _UniqueKeysLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping: PyYAML keeps the later value and drops the
+    earlier without a word, so a config edited in two places would silently run with half of the edit."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        first_lines: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if isinstance(key, Hashable) and key in first_lines:
+                raise _DuplicateKey(key, first_lines[key], line)
+            if isinstance(key, Hashable):
+                first_lines[key] = line
+        return super().construct_mapping(node, deep)
+
+
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> ExperimentConfig:
     """Load and validate a YAML config; `overrides` maps dotted keys ('train.epochs') to values."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: no such config file")
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = yaml.load(path.read_text(), Loader=_UniqueKeysLoader) or {}
+    except _DuplicateKey as exc:
+        raise ConfigError(f"{path}: {exc}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({exc})") from None
     if not isinstance(raw, dict):
