@@ -30,6 +30,7 @@ from components.train.component import train
 from components.validate.component import validate
 from landmarkflow.data.synthetic_default import SynthOptions
 from landmarkflow.services import DEFAULT_SECRET, SECRET_ENV, SECRET_NAME_ENV
+from landmarkflow.threads import STEP_THREADS_ENV
 from landmarkflow.trainjob.owner import POD_NAME_ENV, POD_UID_ENV
 
 SECRET = os.environ.get(SECRET_NAME_ENV) or DEFAULT_SECRET
@@ -42,6 +43,17 @@ def use_services(*tasks: PipelineTask) -> None:
     for task in tasks:
         kubernetes.use_secret_as_env(task, secret_name=SECRET, secret_key_to_env={name: name for name in SECRET_ENV})
         task.set_env_variable(SECRET_NAME_ENV, SECRET)
+
+
+STEP_CPUS = 2
+"""The CPUs each step that computes (train, evaluate, export) asks for, and so the threads it computes on."""
+
+
+def compute_on(task: PipelineTask, cpus: int) -> PipelineTask:
+    """Ask for `cpus` CPUs for the task's pod, and have the step compute on that many threads (`STEP_THREADS_ENV`):
+    its pod sees every core of the node, and would otherwise start a thread on each. kfp.local ignores the request;
+    `make pipeline-run` sets the threads itself, which the step keeps."""
+    return task.set_cpu_request(str(cpus)).set_env_variable(STEP_THREADS_ENV, str(cpus))
 
 
 TRAIN_RETRIES = 3
@@ -97,7 +109,7 @@ def model_branch(
     trained.set_retry(
         num_retries=TRAIN_RETRIES, backoff_duration="1m", backoff_factor=2, backoff_max_duration=TRAIN_DEADLINE
     )
-    trained.set_cpu_request("2").set_memory_request("8Gi")
+    compute_on(trained, STEP_CPUS).set_memory_request("8Gi")
     # The compiler orders a task after the producer of its inputs, not of its resources: `after` says so.
     trained.set_accelerator_type("nvidia.com/gpu").set_accelerator_limit(requests.outputs["train"]).after(requests)
     # DataLoader workers share batches through /dev/shm, which is 64 MiB in a default pod.
@@ -115,6 +127,8 @@ def model_branch(
     exported = export(
         manifest=manifest, checkpoint=trained.outputs["checkpoint"], train_result=trained.outputs["result"]
     ).set_caching_options(False)
+    compute_on(evaluated, STEP_CPUS)
+    compute_on(exported, STEP_CPUS)
     # With GPUs, export builds and compares the TensorRT engines on a GPU node (`nvidia.com/gpu`; an engine only
     # runs on the architecture it was built for, so the serving nodes should be of that GPU model: pin one with the
     # cluster's node selectors).

@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 
 from landmarkflow.logs import configure_logging
+from landmarkflow.threads import size_step_threads
 
 TRACKING_URI = "MLFLOW_TRACKING_URI"
 """The MLflow tracking server (http://...): runs, metrics, the registry, and artifacts proxied to its S3."""
@@ -63,12 +64,13 @@ def require_tracking_uri() -> str:
 
 
 def start_step() -> Path:
-    """What every pipeline step does first: require its tracking server, log one line per event, and work in a
-    fresh, empty folder of its own, as on a pod's private disk, removed when the step's process ends. A step that
-    relied on another step's files, or on the working directory it was started in, fails here, not first on a
-    cluster. Returns that folder."""
+    """What every pipeline step does first: require its tracking server, log one line per event, compute on the
+    threads its pod asks for (`size_step_threads`), and work in a fresh, empty folder of its own, as on a pod's
+    private disk, removed when the step's process ends. A step that relied on another step's files, or on the working
+    directory it was started in, fails here, not first on a cluster. Returns that folder."""
     require_tracking_uri()
     configure_logging()
+    size_step_threads()
     scratch = Path(tempfile.mkdtemp(prefix="landmarkflow-step-"))
     atexit.register(shutil.rmtree, scratch, ignore_errors=True)
     os.chdir(scratch)

@@ -5,9 +5,14 @@ manifest read it too."""
 from __future__ import annotations
 
 import os
+import sys
 
 THREADS_ENV = "OMP_NUM_THREADS"
 """The threads of each process's computation: PyTorch's, and onnxruntime's in every session the project opens."""
+STEP_THREADS_ENV = "LANDMARKFLOW_STEP_THREADS"
+"""The threads of a pipeline step where nothing set THREADS_ENV: the CPUs its pod requests (pipelines/landmarks.py).
+A pod sees every core of its node, and PyTorch and onnxruntime would start a thread on each: on a busy node, far more
+threads than the CPUs the pod is given."""
 
 
 def usable_cpus() -> int:
@@ -35,3 +40,31 @@ def share_cores(processes: int) -> None:
     trainings with 1 thread each at ~110 images/s apiece. Two threads each would oversubscribe the cores and run far
     slower."""
     os.environ.setdefault(THREADS_ENV, str(max(1, usable_cpus() // max(1, processes))))
+
+
+def shared_env(processes: int) -> dict[str, str]:
+    """This process's environment for `processes` processes it starts to compute at once (torchrun's ranks), its
+    threads (THREADS_ENV, where set) shared out between them; where it is unset, torchrun gives each rank one."""
+    env = dict(os.environ)
+    threads = env_threads()
+    if threads is not None:
+        env[THREADS_ENV] = str(max(1, threads // max(1, processes)))
+    return env
+
+
+def size_step_threads() -> int | None:
+    """Set THREADS_ENV to STEP_THREADS_ENV's count (at most the usable CPUs), and PyTorch's threads with it where it
+    is loaded already, unless THREADS_ENV is set: `make pipeline-run` shares the cores out that way, and a user's
+    setting stands. Returns the count set, None where nothing changed."""
+    try:
+        wanted = int(os.environ.get(STEP_THREADS_ENV, ""))
+    except ValueError:
+        return None
+    if wanted < 1 or env_threads() is not None:
+        return None
+    threads = min(wanted, usable_cpus())
+    os.environ[THREADS_ENV] = str(threads)
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(threads)
+    return threads

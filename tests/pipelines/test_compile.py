@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from landmarkflow.services import CREDENTIALS, SECRET_ENV, SECRET_NAME_ENV
+from landmarkflow.threads import STEP_THREADS_ENV
 from landmarkflow.trainjob.owner import POD_NAME_ENV, POD_UID_ENV
 
 REPO = Path(__file__).resolve().parents[2]
@@ -123,6 +124,14 @@ def test_training_retries_asks_for_gpus_and_shared_memory(compiled: Compiled) ->
     _asks_for_requested_gpus(compiled, "train")
     (shm,) = compiled.kubernetes["exec-train"]["emptyDirMounts"]
     assert (shm["mountPath"], shm["medium"]) == ("/dev/shm", "Memory")
+
+
+def test_steps_that_compute_ask_for_cpus_and_compute_on_as_many_threads(compiled: Compiled) -> None:
+    """A pod sees every core of its node: the step's threads are the CPUs its pod asks for, not the node's cores."""
+    for step in ("train", "evaluate", "export"):
+        container = compiled.executors[f"exec-{step}"]["container"]
+        threads = [item["value"] for item in container["env"] if item["name"] == STEP_THREADS_ENV]
+        assert threads == ["2"] and container["resources"]["resourceCpuRequest"] == "2", step
 
 
 def _asks_for_requested_gpus(compiled: Compiled, step: str) -> None:
