@@ -69,7 +69,19 @@ def test_a_key_given_twice_is_refused_with_both_lines(tmp_path: Path) -> None:
         load_config(path)
     with pytest.raises(ConfigError, match=r"line 3: 'train' is given twice in one mapping \(first on line 2\)"):
         load_config(_write(tmp_path, "name: x\ntrain: {epochs: 3}\ntrain: {epochs: 4}\n"))
+    with pytest.raises(ConfigError, match=r"line 2: 'yes' is given twice in one mapping \(first on line 1\)"):
+        load_config(_write(tmp_path, "true: 1\nyes: 2\n"))  # one key to YAML 1.1, named as written
     assert load_config(_write(tmp_path, "name: x\nmodel: {name: hih}\ntrain: {epochs: 3}\n")).train.epochs == 3
+
+
+def test_keys_merged_in_by_an_anchor_may_be_overridden(tmp_path: Path) -> None:
+    """YAML's `<<` brings in an anchored mapping's keys as defaults: overriding one is no duplicate."""
+    text = "name: x\nmodel: {name: hih}\nshared: &base {epochs: 3, batch_size: 8}\ntrain: {<<: *base, epochs: 4}\n"
+    # parsed, merged and overridden: what is left to refuse is the extra section that held the anchor
+    with pytest.raises(ConfigError, match=r"bad\.yaml: invalid config\n  shared: Extra inputs are not permitted$"):
+        load_config(_write(tmp_path, text))
+    with pytest.raises(ConfigError, match=r"line 1: 'epochs' is given twice in one mapping \(first on line 1\)"):
+        load_config(_write(tmp_path, "train: {<<: {batch_size: 8}, epochs: 3, epochs: 4}\n"))
 
 
 def test_parsing_a_config_imports_no_torch() -> None:

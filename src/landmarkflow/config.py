@@ -317,23 +317,32 @@ def parse_config(raw: dict[str, Any], source: str | Path = "<config>") -> Experi
 class _DuplicateKey(yaml.YAMLError):
     """A key given twice in one mapping of a YAML file."""
 
-    def __init__(self, key: object, first_line: int, line: int) -> None:
+    def __init__(self, key: str, first_line: int, line: int) -> None:
         super().__init__(f"line {line}: {key!r} is given twice in one mapping (first on line {first_line})")
+
+
+MERGE_TAG = "tag:yaml.org,2002:merge"
+"""The tag of YAML's `<<` key, which merges an anchored mapping in and is no key of its own."""
 
 
 class _UniqueKeysLoader(yaml.SafeLoader):
     """YAML's safe loader, refusing a key given twice in one mapping: PyYAML keeps the later value and drops the
-    earlier without a word, so a config edited in two places would silently run with half of the edit."""
+    earlier without a word, so a config edited in two places would silently run with half of the edit. Keys merged in
+    by `<<` may be overridden, as YAML means them to be."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         first_lines: dict[Any, int] = {}
         for key_node, _ in node.value:
+            if key_node.tag == MERGE_TAG:
+                continue
             key = self.construct_object(key_node, deep=True)
+            if not isinstance(key, Hashable):
+                continue  # PyYAML refuses it in the mapping itself, with its own message
             line = key_node.start_mark.line + 1
-            if isinstance(key, Hashable) and key in first_lines:
-                raise _DuplicateKey(key, first_lines[key], line)
-            if isinstance(key, Hashable):
-                first_lines[key] = line
+            if key in first_lines:
+                written = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key)
+                raise _DuplicateKey(written, first_lines[key], line)
+            first_lines[key] = line
         return super().construct_mapping(node, deep)
 
 
