@@ -12,7 +12,7 @@ import torch
 
 from landmarkflow import threads as threads_module
 from landmarkflow.services import TRACKING_URI, start_step
-from landmarkflow.threads import STEP_THREADS_ENV, THREADS_ENV, share_cores, shared_env, size_step_threads
+from landmarkflow.threads import STEP_THREADS_ENV, THREADS_ENV, env_sharing_threads, share_cores, size_step_threads
 
 
 @pytest.mark.parametrize(
@@ -59,11 +59,14 @@ def test_a_step_whose_threads_nothing_set_computes_on_its_pods_cpus(
 
 
 @pytest.mark.usefixtures("torch_threads")
-@pytest.mark.parametrize(("set_threads", "asked"), [("1", "2"), (None, ""), (None, "two"), (None, "0")])
+@pytest.mark.parametrize(
+    ("set_threads", "asked"), [("1", "2"), ("4,2", "2"), ("", "2"), (None, ""), (None, "two"), (None, "0")]
+)
 def test_threads_set_by_the_run_or_a_step_asking_for_none_are_left_alone(
     monkeypatch: pytest.MonkeyPatch, set_threads: str | None, asked: str
 ) -> None:
-    """`make pipeline-run` gives each of its two branches one thread on two cores, while the task asks for two."""
+    """`make pipeline-run` gives each of its two branches one thread on two cores, while the task asks for two; and
+    whatever a user wrote in OMP_NUM_THREADS (OpenMP reads lists of counts too) is theirs."""
     if set_threads is None:
         monkeypatch.delenv(THREADS_ENV, raising=False)
     else:
@@ -85,5 +88,5 @@ def test_the_ranks_a_step_starts_share_its_threads(
     else:
         monkeypatch.setenv(THREADS_ENV, threads)
     monkeypatch.setenv("LANDMARKFLOW_PROBE", "kept")
-    env = shared_env(ranks)
+    env = env_sharing_threads(ranks)
     assert (env.get(THREADS_ENV), env["LANDMARKFLOW_PROBE"]) == (each, "kept")

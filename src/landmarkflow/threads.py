@@ -39,17 +39,22 @@ def share_cores(processes: int) -> None:
     Small models scale poorly across threads: on 2 cores one training with 2 threads ran at 117 images/s, two
     trainings with 1 thread each at ~110 images/s apiece. Two threads each would oversubscribe the cores and run far
     slower."""
-    os.environ.setdefault(THREADS_ENV, str(max(1, usable_cpus() // max(1, processes))))
+    os.environ.setdefault(THREADS_ENV, str(_share(usable_cpus(), processes)))
 
 
-def shared_env(processes: int) -> dict[str, str]:
+def env_sharing_threads(processes: int) -> dict[str, str]:
     """This process's environment for `processes` processes it starts to compute at once (torchrun's ranks), its
     threads (THREADS_ENV, where set) shared out between them; where it is unset, torchrun gives each rank one."""
     env = dict(os.environ)
     threads = env_threads()
     if threads is not None:
-        env[THREADS_ENV] = str(max(1, threads // max(1, processes)))
+        env[THREADS_ENV] = str(_share(threads, processes))
     return env
+
+
+def _share(threads: int, processes: int) -> int:
+    """Each of `processes` processes' share of `threads`, at least one."""
+    return max(1, threads // max(1, processes))
 
 
 def size_step_threads() -> int | None:
@@ -60,7 +65,7 @@ def size_step_threads() -> int | None:
         wanted = int(os.environ.get(STEP_THREADS_ENV, ""))
     except ValueError:
         return None
-    if wanted < 1 or env_threads() is not None:
+    if wanted < 1 or THREADS_ENV in os.environ:  # whatever it says: OpenMP reads lists ("4,2") too
         return None
     threads = min(wanted, usable_cpus())
     os.environ[THREADS_ENV] = str(threads)

@@ -21,7 +21,7 @@ from landmarkflow.registry import GIT_COMMIT_TAG, git_commit
 from landmarkflow.runtime import CHECKPOINT_FILE
 from landmarkflow.services import secret_name
 from landmarkflow.steps.results import IngestResult, TrainResult
-from landmarkflow.threads import shared_env
+from landmarkflow.threads import env_sharing_threads
 from landmarkflow.tracking import ensure_experiment, experiment_name
 from landmarkflow.train.checkpoint import BEST, LAST, kept_val_nme, load_state
 from landmarkflow.train.durable import CONFIG_HASH_TAG, RESUME_KEY_TAG, check_resume_key, fetch_checkpoints, find_run
@@ -252,4 +252,4 @@ def _launch_training(
         fit_from_manifest(config, Path(ingested.manifest), Path(ingested.root), out_dir, run_id)
         return
     args = train_args(config_path, ingested.manifest, ingested.root, out_dir, run_id, overrides)
-    run_launcher(torchrun_command(NodeGroup.single(nproc), args), shared_env(nproc))
+    run_launcher(torchrun_command(NodeGroup.single(nproc), args), env_sharing_threads(nproc))

@@ -15,6 +15,7 @@ import os
 import time
 from pathlib import Path
 
+from landmarkflow.threads import env_sharing_threads
 from landmarkflow.train.launch import TRAINER_ENV, NodeGroup, torchrun_command, train_args
 from landmarkflow.train.torchrun import run_launcher
 
@@ -52,7 +53,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     log.info("node of %d x %d processes, rendezvous at %s", group.nnodes, group.nproc_per_node, group.endpoint)
     started = time.perf_counter()
-    run_launcher(command, env={k: v for k, v in os.environ.items() if k not in TRAINER_ENV})
+    ranks_env = env_sharing_threads(group.nproc_per_node)
+    run_launcher(command, env={k: v for k, v in ranks_env.items() if k not in TRAINER_ENV})
     if (out_dir / CHECKPOINT_FILE).is_file():
         finish_run(client, args.run_id, out_dir, time.perf_counter() - started)
         log.info("held rank 0: model.pt and train_seconds logged to run %s", args.run_id)
