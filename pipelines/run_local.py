@@ -92,7 +92,8 @@ def main() -> int:
     except RuntimeError as exc:
         error = str(exc)
     minutes = (time.perf_counter() - started) / 60
-    return print_pipeline_report(configs, args.dataset, REPO / args.pipeline_root, minutes, error)
+    outputs = REPO / args.pipeline_root
+    return print_pipeline_report(configs, args.dataset, outputs, minutes, error, real_faces=bool(args.real_faces))
 
 
 if __name__ == "__main__":

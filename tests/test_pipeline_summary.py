@@ -38,27 +38,39 @@ def _report_rows(text: str) -> dict[str, list[str]]:
     return {row[0]: row for row in rows if row[0] == "model" or row[0].endswith("-synthetic")}
 
 
-def test_the_report_shows_each_model_and_a_real_face_column_only_where_a_run_measured_real_faces(
+def test_the_report_shows_each_model_and_a_real_face_column_for_a_run_given_real_faces(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     hih, dsat = candidate(tmp_path, "hih", 0.043, None), candidate(tmp_path, "dsat", 0.062, None)
     for made in (hih, dsat):
         assert steps.promote(made.register(), made.gated).promoted
+    client = MlflowClient()
+    client.log_metric(hih.trained.run_id, "test_nme_perturbed", 0.1037)
+    client.log_metric(hih.trained.run_id, "real_nme", 0.0899)
     configs = [f"configs/{model}_synthetic_tiny.yaml" for model in ("hih", "dsat", "lgcn")]
 
     assert print_pipeline_report(configs, "synthetic", tmp_path, 12.3) == 0
     rows = _report_rows(capsys.readouterr().out)
-    assert REAL_COLUMN not in rows["model"]
-    assert rows["hih-synthetic"][:4] == ["hih-synthetic", "v1", "passed", "4.30%"]
-    assert rows["hih-synthetic"][-2:] == ["v1", "4.30%"]
+    assert REAL_COLUMN not in rows["model"]  # a run without real faces: an older run's figure would mislead
+    assert rows["hih-synthetic"] == [
+        "hih-synthetic",
+        "v1",
+        "passed",
+        "4.30%",
+        "10.37%",
+        "50.00%",
+        "11.63x",
+        "v1",
+        "4.30%",
+    ]
+    assert rows["dsat-synthetic"][4] == "-"  # no perturbed-box NME logged
     assert rows["lgcn-synthetic"] == ["lgcn-synthetic", *["-"] * 8]  # nothing registered: a row of dashes
 
-    MlflowClient().log_metric(hih.trained.run_id, "real_nme", 0.0899)
-    assert print_pipeline_report(configs, "synthetic", tmp_path, 12.3, error="train failed") == 1
+    assert print_pipeline_report(configs, "synthetic", tmp_path, 12.3, "train failed", real_faces=True) == 1
     out = capsys.readouterr().out
     rows = _report_rows(out)
     column = rows["model"].index(REAL_COLUMN)
-    assert (rows["hih-synthetic"][column], rows["dsat-synthetic"][column]) == ("8.99%", "-")
+    assert (column, rows["hih-synthetic"][column], rows["dsat-synthetic"][column]) == (7, "8.99%", "-")
     assert rows["lgcn-synthetic"] == ["lgcn-synthetic", *["-"] * 9]
     assert rows["dsat-synthetic"][-2:] == ["v1", "6.20%"]
     assert "pipeline failed: train failed" in out

@@ -3,7 +3,6 @@ scored, where its champion points, and where to look."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlflow.tracking import MlflowClient
@@ -13,7 +12,7 @@ from rich.table import Table
 
 from landmarkflow.config import load_config
 from landmarkflow.evaluation.real_faces import PREFIX as REAL_PREFIX
-from landmarkflow.registry import CHAMPION, VersionInfo, latest_version, version_by_alias
+from landmarkflow.registry import CHAMPION, latest_version, version_by_alias
 from landmarkflow.steps.checking_freshness import latest_freshness
 from landmarkflow.tracking import data_experiment_name, experiment_name, registered_model_name, tracking_uri
 from landmarkflow.train.trainer import cpu_computes_bfloat16
@@ -36,19 +35,23 @@ def float32_notice(configs: list[str]) -> str | None:
 
 
 def print_pipeline_report(
-    configs: list[str], dataset: str, outputs: Path, minutes: float, error: str | None = None
+    configs: list[str],
+    dataset: str,
+    outputs: Path,
+    minutes: float,
+    error: str | None = None,
+    real_faces: bool = False,
 ) -> int:
-    """Print the results table and pointers; returns the process exit code (1 when the run failed). The table has a
-    real-face column where a run measured real faces (`--real-faces`), so the transfer shows beside the test NME."""
+    """Print the results table and pointers; returns the process exit code (1 when the run failed). A run given
+    `real_faces` (`--real-faces`) gets a column of them, so the transfer shows beside the test NME."""
     console = Console(width=max(Console().width, REPORT_WIDTH))
-    rows = [_model_row(registered_model_name(load_config(path).model.name, dataset)) for path in configs]
-    real = any(row.real_nme is not None for row in rows)
     table = Table(title=f"landmarkflow on {dataset} ({minutes:.1f} min)")
-    columns = ("model", "latest version", "gate", "test NME", "perturbed boxes", "mean-shape NME", "x mean shape")
-    for column in (*columns, *([REAL_COLUMN] if real else []), "champion", "champion NME"):
+    columns = [column for column in COLUMNS if real_faces or column != REAL_COLUMN]
+    for column in columns:
         table.add_column(column)
-    for row in rows:
-        table.add_row(*row.cells(real))
+    for config_path in configs:
+        cells = _model_cells(registered_model_name(load_config(config_path).model.name, dataset))
+        table.add_row(*(cells.get(column, "-") for column in columns))
     console.print(table)
     freshness = latest_freshness(dataset)
     if freshness:
@@ -68,47 +71,43 @@ def print_pipeline_report(
 
 
 REAL_COLUMN = "real NME"
-"""The column of `real_nme`: evaluate's NME on the real faces a run was given, the figure `gate.max_real_nme` reads."""
+"""The newest version's `real_nme`: evaluate's NME on the real faces its run was given, which `gate.max_real_nme`
+reads. A model the run did not retrain shows the one measured when it was trained, if any."""
+COLUMNS = (
+    "model",
+    "latest version",
+    "gate",
+    "test NME",
+    "perturbed boxes",
+    "mean-shape NME",
+    "x mean shape",
+    REAL_COLUMN,
+    "champion",
+    "champion NME",
+)
+"""The report's columns; a run without real faces leaves REAL_COLUMN out."""
 
 
-@dataclass(frozen=True)
-class _ModelRow:
-    """One registered model's line of the report: its newest version's scores and its champion."""
-
-    name: str
-    latest: VersionInfo | None = None
-    metrics: dict[str, float] = field(default_factory=dict)
-    champion: VersionInfo | None = None
-
-    @property
-    def real_nme(self) -> float | None:
-        return self.metrics.get(f"{REAL_PREFIX}_nme")
-
-    def cells(self, real: bool) -> list[str]:
-        """The row's cells, with the real-face one where the table has that column."""
-        if self.latest is None:
-            return [self.name, *["-"] * (9 if real else 8)]
-        tags, champion = self.latest.tags, self.champion
-        return [
-            self.name,
-            f"v{self.latest.version}",
-            tags.get("gate", "-"),
-            _percent(tags.get("test_nme")),
-            _percent(self.metrics.get("test_nme_perturbed")),
-            _percent(tags.get("baseline_nme")),
-            _ratio(tags.get("baseline_nme"), tags.get("test_nme")),
-            *([_percent(self.real_nme)] if real else []),
-            f"v{champion.version}" if champion else "none",
-            _percent(champion.nme) if champion and champion.nme is not None else "-",
-        ]
-
-
-def _model_row(name: str) -> _ModelRow:
+def _model_cells(name: str) -> dict[str, str]:
+    """One registered model's cells by column (its newest version's scores and its champion); a model without
+    versions has its name only, and dashes elsewhere."""
     latest = latest_version(name)
     if latest is None:
-        return _ModelRow(name)
+        return {"model": name}
     metrics = MlflowClient().get_run(latest.run_id).data.metrics if latest.run_id else {}
-    return _ModelRow(name, latest, metrics, version_by_alias(name, CHAMPION))
+    tags, champion = latest.tags, version_by_alias(name, CHAMPION)
+    return {
+        "model": name,
+        "latest version": f"v{latest.version}",
+        "gate": tags.get("gate", "-"),
+        "test NME": _percent(tags.get("test_nme")),
+        "perturbed boxes": _percent(metrics.get("test_nme_perturbed")),
+        "mean-shape NME": _percent(tags.get("baseline_nme")),
+        "x mean shape": _ratio(tags.get("baseline_nme"), tags.get("test_nme")),
+        REAL_COLUMN: _percent(metrics.get(f"{REAL_PREFIX}_nme")),
+        "champion": f"v{champion.version}" if champion else "none",
+        "champion NME": _percent(champion.nme) if champion and champion.nme is not None else "-",
+    }
 
 
 def _percent(value: str | float | None) -> str:
