@@ -25,11 +25,16 @@ def usable_cpus() -> int:
 
 def env_threads() -> int | None:
     """THREADS_ENV as a count above zero; None where it is unset or no such count, and each library sizes its own."""
+    return _count_in(THREADS_ENV)
+
+
+def _count_in(variable: str) -> int | None:
+    """The environment variable as a count above zero; None where it is unset or holds no such count."""
     try:
-        threads = int(os.environ.get(THREADS_ENV, ""))
+        count = int(os.environ.get(variable, ""))
     except ValueError:
         return None
-    return threads if threads > 0 else None
+    return count if count > 0 else None
 
 
 def share_cores(processes: int) -> None:
@@ -61,11 +66,8 @@ def size_step_threads() -> int | None:
     """Set THREADS_ENV to STEP_THREADS_ENV's count (at most the usable CPUs), and PyTorch's threads with it where it
     is loaded already, unless THREADS_ENV is set: `make pipeline-run` shares the cores out that way, and a user's
     setting stands. Returns the count set, None where nothing changed."""
-    try:
-        wanted = int(os.environ.get(STEP_THREADS_ENV, ""))
-    except ValueError:
-        return None
-    if wanted < 1 or THREADS_ENV in os.environ:  # whatever it says: OpenMP reads lists ("4,2") too
+    wanted = _count_in(STEP_THREADS_ENV)
+    if wanted is None or THREADS_ENV in os.environ:  # whatever it says: OpenMP reads lists ("4,2") too
         return None
     threads = min(wanted, usable_cpus())
     os.environ[THREADS_ENV] = str(threads)
