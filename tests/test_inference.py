@@ -139,7 +139,7 @@ def test_a_loose_box_is_read_again_from_its_first_answers_box(model_path: Path, 
     astronaut = tmp_path / "astronaut.jpg"
     cv2.imwrite(str(astronaut), cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR))
     (found,) = detect_faces(read_rgb(astronaut))
-    ((face,),) = [result["faces"] for result in predictor.predict_files([astronaut])]
+    (face,) = predictor.predict_file(astronaut)["faces"]
     np.testing.assert_allclose(face["bbox"], landmark_box(_expected(np.asarray(found.bbox))), atol=0.01)
 
     (once,) = Predictor.load(model_path).predict_image(image, [box], loose=True)
@@ -158,13 +158,13 @@ def test_a_first_answer_with_no_extent_keeps_its_box(tmp_path: Path) -> None:
     np.testing.assert_array_equal(face.bbox, box)
 
 
-def test_predict_files_json_for_given_and_detected_boxes(model_path: Path, tmp_path: Path) -> None:
+def test_predict_file_json_for_given_and_detected_boxes(model_path: Path, tmp_path: Path) -> None:
     blank, astronaut = tmp_path / "blank.png", tmp_path / "astronaut.jpg"
     cv2.imwrite(str(blank), np.full((120, 160, 3), 127, dtype=np.uint8))
     cv2.imwrite(str(astronaut), cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR))
     predictor = Predictor.load(model_path.parent.parent)  # a bundle folder with the .onnx somewhere inside
 
-    given = predictor.predict_files([blank, astronaut], bbox=[10, 20, 50, 70])
+    given = [predictor.predict_file(path, bbox=[10, 20, 50, 70]) for path in (blank, astronaut)]
     assert [r["image"] for r in given] == [str(blank), str(astronaut)]
     for result in json.loads(json.dumps(given)):
         (face,) = result["faces"]
@@ -172,18 +172,17 @@ def test_predict_files_json_for_given_and_detected_boxes(model_path: Path, tmp_p
         assert np.asarray(face["landmarks"]).shape == (19, 2)
         assert face["landmarks"][:2] == [[30.0, 45.0], [30.0 + 1.25 * 50 / 2, 45.0]]
 
-    detected = predictor.predict_files([blank, astronaut])
-    assert detected[0]["faces"] == []
-    (face,) = detected[1]["faces"]
+    assert predictor.predict_file(blank)["faces"] == []
+    (face,) = predictor.predict_file(astronaut)["faces"]
     x1, y1, x2, y2 = face["bbox"]
     assert x1 < ASTRONAUT_FACE[0] + 20 < x2 and y1 < ASTRONAUT_FACE[1] + 20 < y2
     np.testing.assert_allclose(face["landmarks"][0], [(x1 + x2) / 2, (y1 + y2) / 2], atol=0.01)
 
     with pytest.raises(FileNotFoundError, match=r"nope\.jpg: no such image file"):
-        predictor.predict_files([tmp_path / "nope.jpg"])
+        predictor.predict_file(tmp_path / "nope.jpg")
     (tmp_path / "text.jpg").write_text("not an image")
     with pytest.raises(OSError, match=r"text\.jpg: cannot read image"):
-        predictor.predict_files([astronaut, tmp_path / "text.jpg"])
+        predictor.predict_file(tmp_path / "text.jpg")
 
 
 def test_cli_predict_prints_text_or_json_and_draws(model_path: Path, tmp_path: Path) -> None:
@@ -205,6 +204,24 @@ def test_cli_predict_prints_text_or_json_and_draws(model_path: Path, tmp_path: P
 
     bad = CliRunner().invoke(app, [*args[:-1], "50,20,10,70"])
     assert bad.exit_code == 1 and "expected x1,y1,x2,y2 with x2 > x1" in bad.output
+
+
+def test_cli_predict_answers_every_readable_image_and_exits_1_for_the_others(model_path: Path, tmp_path: Path) -> None:
+    """An unreadable image among several is an error of its own: the images before and after it are answered."""
+    first, last = tmp_path / "first.png", tmp_path / "last.png"
+    for path in (first, last):
+        cv2.imwrite(str(path), np.full((64, 64, 3), 127, np.uint8))
+    (tmp_path / "text.jpg").write_text("not an image")
+    images = [first, tmp_path / "text.jpg", tmp_path / "nope.jpg", tmp_path, last]
+    result = CliRunner().invoke(
+        app, ["predict", "--model", str(model_path), *map(str, images), "--bbox", "10,10,50,50", "--json"]
+    )
+    assert result.exit_code == 1
+    assert [json.loads(line)["image"] for line in result.stdout.splitlines()] == [str(first), str(last)]
+    errors = " ".join(result.stderr.split())
+    for expected in ("text.jpg: cannot read image", "nope.jpg: no such image file", "a folder, not an image file"):
+        assert expected in errors
+    assert "3 of 5 images failed (above); the others were answered" in errors
 
 
 def test_cli_predict_draws_two_images_of_one_name_into_two_files(model_path: Path, tmp_path: Path) -> None:
@@ -231,10 +248,14 @@ def test_a_given_box_must_be_a_finite_box_on_the_image_and_the_error_names_the_f
         predictor.predict_image(image, [[0, 0, np.inf, 10]])
     with pytest.raises(ValueError, match=r"list of x1, y1, x2, y2 boxes, got an array of shape \(8,\)"):
         predictor.predict_image(image, [0, 0, 10, 10, 20, 20, 30, 30])
+    with pytest.raises(ValueError, match=r"face box \[0.0, 0.0, 1e\+300, 1e\+300\] is more than 4 times the 100 x 40"):
+        predictor.predict_image(image, [[0, 0, 1e300, 1e300]])
+    (face,) = predictor.predict_image(image, [[-150, -150, 250, 250]])  # 4 times the longer side: a face close up
+    assert np.isfinite(face.landmarks).all()
     path = tmp_path / "small.png"
     cv2.imwrite(str(path), image)
     with pytest.raises(ValueError, match=r"small\.png: face box .* lies outside the 100 x 40 image"):
-        predictor.predict_files([path], bbox=[5000, 5000, 5100, 5100])
+        predictor.predict_file(path, bbox=[5000, 5000, 5100, 5100])
 
 
 def test_load_errors_name_the_problem(tmp_path: Path, model_path: Path) -> None:

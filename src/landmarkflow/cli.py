@@ -72,10 +72,14 @@ def _epochs(epochs: int | None) -> dict[str, Any] | None:
     return {"train.epochs": epochs} if epochs is not None else None
 
 
-def _fail(message: str) -> NoReturn:
+def _error(message: str) -> None:
     # Messages quote formats such as "[x1 x2 y1 y2]", which rich would otherwise swallow as markup; soft_wrap keeps
     # a long path in one piece when stderr is no terminal (rich would break it at 80 columns).
     console.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
+
+
+def _fail(message: str) -> NoReturn:
+    _error(message)
     raise typer.Exit(code=1)
 
 
@@ -526,12 +530,7 @@ def predict(
     ] = None,
 ) -> None:
     """Landmarks in original-image pixel coordinates (0-based) for every face in each image."""
-    import cv2
-    import numpy as np
-
-    from landmarkflow.data.draw import draw_landmarks
     from landmarkflow.detection import check_detector
-    from landmarkflow.fileio import atomic_write_bytes
     from landmarkflow.inference import Predictor
 
     box = None if bbox is None else _parse_bbox(bbox)
@@ -539,26 +538,44 @@ def predict(
         if box is None:
             check_detector()
         predictor = Predictor.load(model)
-        results = predictor.predict_files(images, bbox=box)
     except (OSError, ValueError) as exc:
         _fail(str(exc))
     drawn: set[Path] = set()
-    for result in results:
-        if as_json:
-            typer.echo(json.dumps(result))
-        else:
-            typer.echo(_describe(result))
+    failed = 0
+    for image in images:
+        try:
+            result = predictor.predict_file(image, bbox=box)
+        except (OSError, ValueError) as exc:
+            # One unreadable image does not cost the others their answers: said on stderr, counted in the exit code.
+            _error(str(exc))
+            failed += 1
+            continue
+        typer.echo(json.dumps(result) if as_json else _describe(result))
         if draw is not None:
-            canvas = cv2.imread(result["image"], cv2.IMREAD_COLOR)
-            for face in result["faces"]:
-                canvas = draw_landmarks(canvas, np.asarray(face["landmarks"]))
-            target = _drawing_path(draw, Path(result["image"]), drawn)
-            try:
-                atomic_write_bytes(target, cv2.imencode(".png", canvas)[1].tobytes())
-            except OSError as exc:
-                _fail(f"--draw {draw}: cannot write {target.name}: {exc}")
+            target = _draw_result(result, draw, drawn)
             drawn.add(target)
             typer.echo(f"drawn -> {target}", err=as_json)
+    if failed:
+        _fail(f"{failed} of {len(images)} images failed (above); the others were answered")
+
+
+def _draw_result(result: dict, folder: Path, taken: set[Path]) -> Path:
+    """Write `predict`'s result drawn on its image into `folder` (`_drawing_path`); the file written."""
+    import cv2
+    import numpy as np
+
+    from landmarkflow.data.draw import draw_landmarks
+    from landmarkflow.fileio import atomic_write_bytes
+
+    canvas = cv2.imread(result["image"], cv2.IMREAD_COLOR)
+    for face in result["faces"]:
+        canvas = draw_landmarks(canvas, np.asarray(face["landmarks"]))
+    target = _drawing_path(folder, Path(result["image"]), taken)
+    try:
+        atomic_write_bytes(target, cv2.imencode(".png", canvas)[1].tobytes())
+    except OSError as exc:
+        _fail(f"--draw {folder}: cannot write {target.name}: {exc}")
+    return target
 
 
 def _drawing_path(folder: Path, image: Path, taken: set[Path]) -> Path:

@@ -13,6 +13,8 @@ from landmarkflow.fileio import atomic_write_bytes
 
 def read_rgb(path: str | Path) -> np.ndarray:
     """Decode an image file to HxWx3 uint8 RGB, with an error naming the file."""
+    if Path(path).is_dir():
+        raise IsADirectoryError(f"{path}: a folder, not an image file")
     if not Path(path).is_file():
         raise FileNotFoundError(f"{path}: no such image file")
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)

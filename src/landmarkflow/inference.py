@@ -158,14 +158,24 @@ def parse_box(text: str) -> list[float]:
     return box
 
 
+MAX_BOX_OVER_IMAGE = 4.0
+"""The longest a given face box's side may be, in the image's longer sides: the crop of a larger box shows the whole
+image in under a fifth of its side, no face a model can read, and a box of 1e300 px overflows the crop's arithmetic."""
+
+
 def check_on_image(boxes: np.ndarray | Sequence[Sequence[float]], image_shape: tuple[int, ...]) -> np.ndarray:
-    """`_as_boxes(boxes)`, each overlapping the image (it may reach past its edges); ValueError naming the first box
-    that misses it."""
+    """`_as_boxes(boxes)`, each overlapping the image (it may reach past its edges) and at most `MAX_BOX_OVER_IMAGE`
+    times its longer side; ValueError naming the first box that is not."""
     array = _as_boxes(boxes)
     height, width = image_shape[:2]
     for box in array:
         if box[2] <= 0 or box[3] <= 0 or box[0] >= width - 1 or box[1] >= height - 1:
             raise ValueError(f"face box {box.tolist()} lies outside the {width} x {height} image")
+        if max(box[2] - box[0], box[3] - box[1]) > MAX_BOX_OVER_IMAGE * max(width, height):
+            raise ValueError(
+                f"face box {box.tolist()} is more than {MAX_BOX_OVER_IMAGE:g} times the {width} x {height} image's "
+                "longer side"
+            )
     return array
 
 
@@ -370,22 +380,18 @@ class Predictor:
         upright = self.upright_crops(faces, points)
         return points if upright is None else upright.merge(points, (yield upright.crops))
 
-    def predict_files(
-        self, paths: Sequence[str | Path], bbox: Sequence[float] | None = None
-    ) -> list[dict[str, object]]:
-        """One JSON-ready dict per image, `{"image", "faces": [{"bbox", "landmarks"}]}`, as the CLI prints.
+    def predict_file(self, path: str | Path, bbox: Sequence[float] | None = None) -> dict[str, object]:
+        """The JSON-ready `{"image", "faces": [{"bbox", "landmarks"}]}` of one image file, as the CLI prints it;
+        errors name the file.
 
-        `bbox` (one box used for every image) skips detection; an image with no detected face gets `faces: []`.
+        `bbox` skips detection; an image with no detected face gets `faces: []`.
         """
-        results = []
-        for path in paths:
-            image = read_rgb(path)  # whose errors name the file
-            try:
-                faces = self.predict_image(image, None if bbox is None else [bbox])
-            except ValueError as exc:
-                raise ValueError(f"{path}: {exc}") from exc
-            results.append({"image": str(path), "faces": [face.to_json() for face in faces]})
-        return results
+        image = read_rgb(path)  # whose errors name the file
+        try:
+            faces = self.predict_image(image, None if bbox is None else [bbox])
+        except ValueError as exc:
+            raise ValueError(f"{path}: {exc}") from exc
+        return {"image": str(path), "faces": [face.to_json() for face in faces]}
 
 
 def load_registered(name: str) -> tuple[Predictor, str, str]:

@@ -131,6 +131,7 @@ def test_bad_requests_get_a_4xx_and_the_server_keeps_serving(
         "huge image": (post(url, huge, "image/png"), 413, "6000 x 7000 pixels"),
         "box outside": (post(url, photo, "image/png", "?bbox=600,10,700,90"), 422, "outside the 512 x 512 image"),
         "box malformed": (post(url, photo, "image/png", "?bbox=1,2,3"), 422, "expected x1,y1,x2,y2"),
+        "box huge": (post(url, photo, "image/png", "?bbox=0,0,1e300,1e300"), 422, "more than 4 times the 512 x 512"),
         "no image field": (post(url, body, content_type), 400, "file field 'image'"),
         "broken multipart": (post(url, b"--x\r\nnonsense", "multipart/form-data; boundary=x"), 400, "image"),
     }
