@@ -5,6 +5,7 @@ is predicted."""
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import replace
 from pathlib import Path
 
@@ -69,6 +70,19 @@ def test_real_faces_in_another_layout_or_none_at_all_are_refused_by_name(tmp_pat
         read_real_faces(RealFaces("300w", real_root), "98")
     with pytest.raises(FileNotFoundError, match="missing"):
         read_real_faces(RealFaces("300w", tmp_path / "missing"), "68")
+
+
+def test_images_without_landmarks_among_the_real_faces_are_named_in_the_log(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A photo whose .pts is missing is not measured; the log says which, not only the count that was."""
+    real_root = tmp_path / "real"
+    write_random_300w(real_root, {"ibug": 2})
+    (real_root / "ibug" / "face_1.pts").unlink()
+    with caplog.at_level(logging.INFO):
+        (face,) = read_real_faces(RealFaces("300w", real_root), "68")
+    assert face.sample_id == "ibug/face_0"
+    assert "1 faces in" in caplog.text and "skipped 1 images without .pts (ibug/face_1.png)" in caplog.text
 
 
 def test_a_pod_fetches_the_real_faces_by_version_from_the_data_remote(

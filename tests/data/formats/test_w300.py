@@ -175,7 +175,14 @@ def test_strays_are_skipped_and_reported(tmp_path: Path) -> None:
     back, report = read_300w_with_report(root)
     assert len(back) == len(records)
     assert report.images_without_pts == ["afw/lonely.jpg"] and report.pts_without_image == ["ibug/orphan.pts"]
-    assert "skipped 1 images without .pts and 1 .pts without image" in report.summary()
+    assert "skipped 1 images without .pts (afw/lonely.jpg) and 1 .pts without image (ibug/orphan.pts)" in (
+        report.summary()
+    )
+    for number in range(4):
+        cv2.imwrite(str(root / "afw" / f"stray{number}.jpg"), np.zeros((8, 8, 3), np.uint8))
+    assert "5 images without .pts (afw/lonely.jpg, afw/stray0.jpg, afw/stray1.jpg, +2 more)" in (
+        read_300w_with_report(root)[1].summary()
+    )
 
 
 def test_a_wrong_folder_lists_the_expected_ones(tmp_path: Path) -> None:

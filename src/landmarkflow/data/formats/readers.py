@@ -3,21 +3,26 @@
 from __future__ import annotations
 
 import importlib
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
 from landmarkflow.data.formats.errors import FormatError
 from landmarkflow.data.manifest import FaceRecord
 
+log = logging.getLogger(__name__)
+
 Reader = Callable[[Path, bool], tuple[list[FaceRecord], list[FormatError]]]
 
 
 def _lazy_reader(module: str, function: str, **options: object) -> Reader:
-    """A Reader calling `module.function(root, strict=..., **options)`, which returns (records, report); the
-    module is imported on first use, so `ingest` loads only the format it reads."""
+    """A Reader calling `module.function(root, strict=..., **options)`, which returns (records, report), and logging
+    the report's summary (the images skipped for want of a landmark file among it); the module is imported on first
+    use, so `ingest` loads only the format it reads."""
 
     def read(root: Path, strict: bool) -> tuple[list[FaceRecord], list[FormatError]]:
         records, report = getattr(importlib.import_module(module), function)(root, strict=strict, **options)
+        log.info("%s", report.summary())
         return records, report.problems
 
     return read

@@ -230,10 +230,18 @@ class ReadReport(FormatReport):
         details = [f"boxes from .mat {self.boxes_from_files}, from landmarks {self.boxes_from_landmarks}"]
         if self.images_without_pts or self.pts_without_image:
             details.append(
-                f"skipped {len(self.images_without_pts)} images without .pts "
-                f"and {len(self.pts_without_image)} .pts without image"
+                f"skipped {len(self.images_without_pts)} images without .pts{_first(self.images_without_pts)} "
+                f"and {len(self.pts_without_image)} .pts without image{_first(self.pts_without_image)}"
             )
         return details
+
+
+def _first(paths: list[str], shown: int = 3) -> str:
+    """The first `shown` of `paths` in brackets, for a log line; empty for none."""
+    if not paths:
+        return ""
+    more = f", +{len(paths) - shown} more" if len(paths) > shown else ""
+    return f" ({', '.join(paths[:shown])}{more})"
 
 
 def read_300w(root: str | Path, dataset: str = "300w") -> list[FaceRecord]:
