@@ -85,6 +85,17 @@ def test_serve_manifest_pins_the_champion_in_a_valid_inference_service(tmp_path:
 
     missing = CliRunner().invoke(app, ["serve-manifest", "--model", "models:/hih-synthetic@staging"])
     assert missing.exit_code == 1 and "has no alias 'staging'" in " ".join(missing.output.split())
+    nameless = CliRunner().invoke(app, ["serve-manifest", "--model", "models:/hih-synthetc@champion"])
+    assert nameless.exit_code == 1 and "no registered model 'hih-synthetc' with a version in" in " ".join(
+        nameless.output.split()
+    )
+    second = candidate(tmp_path, "hih", 0.09, None)  # registered and not promoted: the newest version all the same
+    second.register()
+    newest = CliRunner().invoke(app, ["serve-manifest", "--model", "models:/hih-synthetic/latest"])
+    assert newest.exit_code == 0, newest.output
+    assert yaml.safe_load(newest.stdout)["metadata"]["labels"]["landmarkflow/model-version"] == "2"
+    with pytest.raises(ValueError, match="expected a registered version"):
+        inference_service(ServingRequest("models:/hih-synthetic/latest", "img"))
     unpinned = CliRunner().invoke(app, ["serve-manifest", "--model", "model.onnx"])
     assert unpinned.exit_code == 1 and "expected a registered version, models:/<name>/<version>" in " ".join(
         unpinned.output.split()

@@ -121,7 +121,7 @@ def predictor_container(request: ServingRequest) -> dict[str, Any]:
 def inference_service(request: ServingRequest) -> dict[str, Any]:
     """The InferenceService for `request`; ValueError naming the field that cannot be right."""
     match = REGISTRY_URI.fullmatch(request.model_uri)
-    if match is None or match["version"] is None:
+    if match is None or not (match["version"] or "").isdigit():
         raise ValueError(f"model {request.model_uri!r}: expected a registered version, models:/<name>/<version>")
     if not 1 <= request.min_replicas <= request.max_replicas:
         raise ValueError(

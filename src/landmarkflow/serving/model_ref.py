@@ -6,7 +6,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-REGISTRY_URI = re.compile(r"models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>\d+))")
+REGISTRY_URI = re.compile(r"models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>\d+|latest))")
+"""A registered model's reference: by alias, by version, or its newest version (`latest`, as MLflow reads it)."""
 
 
 @dataclass(frozen=True)
@@ -20,18 +21,28 @@ class ServedModel:
 
 
 def pin_model(ref: str) -> ServedModel:
-    """`models:/<name>@<alias>` -> its version now (ValueError when there is none); other references unchanged."""
+    """`models:/<name>@<alias>` and `models:/<name>/latest` -> the version they name now (ValueError when there is
+    none); other references unchanged."""
     match = REGISTRY_URI.fullmatch(ref)
     if match is None:
         return ServedModel(ref, None, ref)
     name, alias, version = match["name"], match["alias"], match["version"]
-    if alias is not None:
-        from landmarkflow.registry import version_by_alias
+    if alias is not None or version == "latest":
+        from landmarkflow.registry import latest_version, version_by_alias
         from landmarkflow.tracking import setup_tracking
 
         setup_tracking(must_exist=True)
-        found = version_by_alias(name, alias)
+        newest = latest_version(name)
+        if newest is None:
+            raise ValueError(f"{ref}: no registered model {name!r} with a version in {_store()}")
+        found = newest if alias is None else version_by_alias(name, alias)
         if found is None:
             raise ValueError(f"{ref}: registered model {name!r} has no alias {alias!r}")
         version = found.version
     return ServedModel(name, str(version), f"models:/{name}/{version}")
+
+
+def _store() -> str:
+    import mlflow
+
+    return mlflow.get_registry_uri()
