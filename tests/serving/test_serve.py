@@ -123,6 +123,7 @@ def test_bad_requests_get_a_4xx_and_the_server_keeps_serving(
     photo = hih_champion.photo.read_bytes()
     huge = cv2.imencode(".png", np.zeros((7000, 6000, 3), np.uint8))[1].tobytes()  # 42 Mpx in a small file
     body, content_type = multipart({"picture": ("a.png", photo)})
+    box_file = multipart({"image": ("a.png", photo), "bbox": ("box.txt", b"10,10,90,90")})
     bad = {
         "not an image": (post(url, b"hello, world", "image/png"), 400, "not an image"),
         "wrong content type": (post(url, photo, "text/plain"), 415, "content type 'text/plain'"),
@@ -133,6 +134,7 @@ def test_bad_requests_get_a_4xx_and_the_server_keeps_serving(
         "box malformed": (post(url, photo, "image/png", "?bbox=1,2,3"), 422, "expected x1,y1,x2,y2"),
         "box huge": (post(url, photo, "image/png", "?bbox=0,0,1e300,1e300"), 422, "more than 4 times the 512 x 512"),
         "no image field": (post(url, body, content_type), 400, "file field 'image'"),
+        "box as a file": (post(url, *box_file), 422, "bbox must be a text field x1,y1,x2,y2, not a file"),
         "broken multipart": (post(url, b"--x\r\nnonsense", "multipart/form-data; boundary=x"), 400, "image"),
     }
     for what, ((status, answer), expected_status, message) in bad.items():

@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 SETTINGS_ENV = "LANDMARKFLOW_SERVE_SETTINGS"
 """How `serve --workers N` hands its settings to each uvicorn worker process (JSON of ServeSettings)."""
 MULTIPART = "multipart/form-data"
+MULTIPART_FRAMING = 64 * 1024
+"""Bytes a multipart body may hold beyond the upload limit: its boundaries, headers and the bbox field."""
 RAW_IMAGE_NAME = "request-body"
 """The `image` of a raw-bytes request in the answer (a multipart upload's is its file name)."""
 
@@ -163,15 +165,18 @@ def app_from_env() -> FastAPI:
     return create_app(ServeSettings.from_json(os.environ[SETTINGS_ENV]))
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
+async def _read_body(request: Request, max_bytes: int, framing: int = 0) -> bytes:
+    """The body, refused with 413 past `max_bytes` (the user's limit, as the messages say it) and `framing` more."""
+    limit = max_bytes + framing
+    allowed = f"{max_bytes} bytes" + (f" (and {framing} of {MULTIPART} framing)" if framing else "")
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
-        raise UploadError(413, f"request of {declared} bytes: the limit is {limit} bytes")
+        raise UploadError(413, f"request of {declared} bytes: the limit is {allowed}")
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise UploadError(413, f"request larger than the limit of {limit} bytes")
+            raise UploadError(413, f"request larger than the limit of {allowed}")
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -189,13 +194,14 @@ async def _read_request(request: Request, limits: Limits) -> tuple[str, bytes, s
             f"{given}: send the image as {MULTIPART} with an {IMAGE_FIELD!r} file field, "
             "or as the raw body with an image/* content type",
         )
-    body = await _read_body(request, limits.max_bytes + 64 * 1024)  # room for the multipart framing
+    body = await _read_body(request, limits.max_bytes, MULTIPART_FRAMING)
 
     async def replay() -> dict[str, Any]:
         return {"type": "http.request", "body": body, "more_body": False}
 
     try:
-        form = await Request(request.scope, replay).form(max_files=1, max_fields=4)
+        # Two files: the image, and a bbox sent as a file, which `_form_fields` then refuses by name.
+        form = await Request(request.scope, replay).form(max_files=2, max_fields=4)
     except HTTPException as exc:
         raise UploadError(400, f"malformed {MULTIPART} body: {exc.detail}") from exc
     try:
