@@ -1,9 +1,12 @@
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
+from landmarkflow.data.validation.images import probe_image
 from landmarkflow.imageio import read_rgb, write_image
+from landmarkflow.serving.uploads import Limits, UploadError, decode_image
 
 
 def test_write_image_picks_the_format_by_suffix_and_reads_back(tmp_path: Path) -> None:
@@ -21,3 +24,21 @@ def test_write_image_refuses_a_format_it_cannot_encode_and_writes_nothing(tmp_pa
     with pytest.raises(ValueError, match=r"sheet\.xyz: OpenCV cannot encode an image as '\.xyz'"):
         write_image(tmp_path / "sheet.xyz", np.zeros((4, 4, 3), np.uint8))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_truncated_jpeg_is_refused_alike_by_predict_the_server_and_data_validation(tmp_path: Path) -> None:
+    """OpenCV's `imread` would return the cut file's picture part grey; every reader here decodes through one
+    `decode_bgr`, which refuses it."""
+    noise = np.random.default_rng(0).integers(0, 256, (128, 128, 3), dtype=np.uint8)
+    whole = cv2.imencode(".jpg", noise)[1].tobytes()
+    cut = tmp_path / "cut.jpg"
+    cut.write_bytes(whole[: len(whole) // 2])
+    assert cv2.imread(str(cut), cv2.IMREAD_COLOR) is not None  # what the readers no longer take
+    with pytest.raises(OSError, match=r"cut\.jpg: cannot read image \(truncated"):
+        read_rgb(cut)
+    with pytest.raises(UploadError, match="OpenCV cannot decode") as refused:
+        decode_image(cut.read_bytes(), Limits())
+    assert refused.value.status == 400
+    assert not probe_image(cut).opens and probe_image(tmp_path / "whole.jpg").exists is False
+    (tmp_path / "whole.jpg").write_bytes(whole)
+    assert read_rgb(tmp_path / "whole.jpg").shape == (128, 128, 3) and probe_image(tmp_path / "whole.jpg").opens

@@ -11,15 +11,23 @@ import numpy as np
 from landmarkflow.fileio import atomic_write_bytes
 
 
+def decode_bgr(data: bytes) -> np.ndarray | None:
+    """HxWx3 uint8 BGR from an encoded image's bytes (EXIF orientation applied), or None where OpenCV decodes none.
+
+    Files (`read_rgb`), the server's uploads and data validation all decode here, so they take and refuse the same
+    images: OpenCV's `imread` returns a truncated JPEG part grey, its `imdecode` refuses it."""
+    return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+
+
 def read_rgb(path: str | Path) -> np.ndarray:
     """Decode an image file to HxWx3 uint8 RGB, with an error naming the file."""
     if Path(path).is_dir():
         raise IsADirectoryError(f"{path}: a folder, not an image file")
     if not Path(path).is_file():
         raise FileNotFoundError(f"{path}: no such image file")
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    image = decode_bgr(Path(path).read_bytes())
     if image is None:
-        raise OSError(f"{path}: cannot read image (unreadable or not an image format OpenCV decodes)")
+        raise OSError(f"{path}: cannot read image (truncated, or not an image format OpenCV decodes)")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 

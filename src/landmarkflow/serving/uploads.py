@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from landmarkflow.imageio import decode_bgr
 from landmarkflow.inference import check_on_image, parse_box
 
 BBOX_FIELD = "bbox"
@@ -55,7 +56,7 @@ def decode_image(data: bytes, limits: Limits) -> np.ndarray:
         raise UploadError(
             413, f"image of {width} x {height} pixels: the limit is {limits.max_pixels} pixels (width x height)"
         )
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    image = decode_bgr(data)
     if image is None:
         raise UploadError(400, "not an image: OpenCV cannot decode the bytes")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)

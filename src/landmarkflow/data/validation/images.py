@@ -2,9 +2,9 @@
 same picture (by content, whatever its name) does not sit in two splits. Where a dataset's official split is
 per face (profiles.py), one file holding faces of two splits is its protocol; a copy under another name is not.
 
-Each distinct image is decoded once (a multi-face image has several manifest rows). Decoding uses the
-same `cv2.IMREAD_COLOR` as the training loader, so EXIF rotation is applied the same way and the size
-compared is the size training will see. cv2 releases the GIL while decoding, so a thread pool scales.
+Each distinct image is decoded once (a multi-face image has several manifest rows), by the training loader's
+own decoder (`imageio.decode_bgr`), so EXIF rotation is applied the same way, the size compared is the size training
+will see, and a file training cannot read fails here. cv2 releases the GIL while decoding, so a thread pool scales.
 """
 
 from __future__ import annotations
@@ -15,12 +15,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
-import numpy as np
 import pandas as pd
 
 from landmarkflow.data.validation.profiles import split_is_per_face
 from landmarkflow.data.validation.table import format_int
+from landmarkflow.imageio import decode_bgr
 
 
 @dataclass(frozen=True)
@@ -40,7 +39,7 @@ def probe_image(path: Path) -> ImageProbe:
         return ImageProbe(exists=False, opens=False)
     data = path.read_bytes()
     digest = hashlib.sha1(data).hexdigest()
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    image = decode_bgr(data)  # as training and `predict` decode it
     if image is None:
         return ImageProbe(exists=True, opens=False, digest=digest)
     return ImageProbe(exists=True, opens=True, width=int(image.shape[1]), height=int(image.shape[0]), digest=digest)
