@@ -311,13 +311,15 @@ def test_load_from_mlflow_registry(tmp_path: Path) -> None:
             constant_model(), name="model", registered_model_name="tiny-test", save_as_external_data=False
         )
     MlflowClient().set_registered_model_alias("tiny-test", "champion", "1")
-    for uri in ("models:/tiny-test@champion", "models:/tiny-test/1"):
+    for uri in ("models:/tiny-test@champion", "models:/tiny-test/1", "models:/tiny-test/latest"):
         predictor = Predictor.load(uri)
         assert predictor.info == INFO and predictor.source == uri
         (face,) = predictor.predict_image(np.zeros((50, 50, 3), np.uint8), [[0, 0, 20, 20]])
         np.testing.assert_allclose(face.landmarks[0], [10, 10], atol=1e-4)
     with pytest.raises(ValueError, match="models:/tiny-test@staging: cannot download the model"):
         Predictor.load("models:/tiny-test@staging")
+    with pytest.raises(ValueError, match=r"models:/tiny-test: cannot download .*; a registered model is models:/<n"):
+        Predictor.load("models:/tiny-test")  # MLflow 3 reads it as a logged model's id
 
 
 def _predict_in(folder: Path, photo: Path) -> subprocess.CompletedProcess:

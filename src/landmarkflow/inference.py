@@ -96,6 +96,13 @@ class FaceCrops:
         return [FaceResult(box, points) for box, points in zip(self.boxes, image_points, strict=True)]
 
 
+def _hint(source: str) -> str:
+    """How to name a registered model, for a `models:/<name>` that MLflow 3 took for a logged model's id."""
+    if not source.startswith("models:/") or any(mark in source[len("models:/") :] for mark in "@/"):
+        return ""
+    return "; a registered model is models:/<name>@<alias>, models:/<name>/<version> or models:/<name>/latest"
+
+
 def _find_onnx(folder: Path, source: str) -> tuple[Path, Path | None]:
     """The one .onnx inside `folder`, and the shape model inside it if there is one."""
     found, shapes = sorted(folder.rglob("*.onnx")), sorted(folder.rglob(SHAPE_MODEL_FILE))
@@ -251,7 +258,7 @@ class Predictor:
                 try:
                     folder = mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=tmp)
                 except MlflowException as exc:
-                    raise ValueError(f"{source}: cannot download the model: {exc.message}") from exc
+                    raise ValueError(f"{source}: cannot download the model: {exc.message}{_hint(source)}") from exc
                 # The session and shape model are held in memory, so the download can go right after.
                 return cls._from_file(*_find_onnx(Path(folder), source), source)
         path = Path(model_ref)
