@@ -1,3 +1,5 @@
+import struct
+import zlib
 from pathlib import Path
 
 import cv2
@@ -39,6 +41,21 @@ def test_a_truncated_jpeg_is_refused_alike_by_predict_the_server_and_data_valida
     with pytest.raises(UploadError, match="OpenCV cannot decode") as refused:
         decode_image(cut.read_bytes(), Limits())
     assert refused.value.status == 400
-    assert not probe_image(cut).opens and probe_image(tmp_path / "whole.jpg").exists is False
+    assert not probe_image(cut).opens
     (tmp_path / "whole.jpg").write_bytes(whole)
     assert read_rgb(tmp_path / "whole.jpg").shape == (128, 128, 3) and probe_image(tmp_path / "whole.jpg").opens
+
+
+def test_an_image_too_large_for_opencv_or_no_image_at_all_is_an_error_naming_the_file(tmp_path: Path) -> None:
+    """A PNG whose header claims 40000 x 40000 pixels makes OpenCV raise rather than answer None: still the file's
+    own error, so `predict` goes on to the next image. A file of no image format is refused by its signature."""
+    png = bytearray(cv2.imencode(".png", np.zeros((1, 1, 3), np.uint8))[1].tobytes())
+    png[16:24] = struct.pack(">II", 40000, 40000)
+    png[29:33] = struct.pack(">I", zlib.crc32(bytes(png[12:29])))  # the IHDR chunk's CRC, over its type and data
+    (tmp_path / "huge.png").write_bytes(bytes(png))
+    with pytest.raises(OSError, match=r"huge\.png: cannot read image \(truncated, too large"):
+        read_rgb(tmp_path / "huge.png")
+    assert not probe_image(tmp_path / "huge.png").opens
+    (tmp_path / "clip.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(1000))
+    with pytest.raises(OSError, match=r"clip\.mp4: cannot read image"):
+        read_rgb(tmp_path / "clip.mp4")

@@ -12,11 +12,15 @@ from landmarkflow.fileio import atomic_write_bytes
 
 
 def decode_bgr(data: bytes) -> np.ndarray | None:
-    """HxWx3 uint8 BGR from an encoded image's bytes (EXIF orientation applied), or None where OpenCV decodes none.
+    """HxWx3 uint8 BGR from an encoded image's bytes (EXIF orientation applied), or None where OpenCV decodes none
+    (a header claiming more pixels than OpenCV takes included).
 
     Files (`read_rgb`), the server's uploads and data validation all decode here, so they take and refuse the same
     images: OpenCV's `imread` returns a truncated JPEG part grey, its `imdecode` refuses it."""
-    return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    try:
+        return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    except cv2.error:
+        return None
 
 
 def read_rgb(path: str | Path) -> np.ndarray:
@@ -25,9 +29,10 @@ def read_rgb(path: str | Path) -> np.ndarray:
         raise IsADirectoryError(f"{path}: a folder, not an image file")
     if not Path(path).is_file():
         raise FileNotFoundError(f"{path}: no such image file")
-    image = decode_bgr(Path(path).read_bytes())
+    # The signature first: a video among the photos is refused before its gigabytes are read.
+    image = decode_bgr(Path(path).read_bytes()) if cv2.haveImageReader(str(path)) else None
     if image is None:
-        raise OSError(f"{path}: cannot read image (truncated, or not an image format OpenCV decodes)")
+        raise OSError(f"{path}: cannot read image (truncated, too large, or not an image format OpenCV decodes)")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 

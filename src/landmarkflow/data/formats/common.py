@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 
 from landmarkflow.data.formats.errors import FormatError
+from landmarkflow.imageio import decode_bgr
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 JPEG_QUALITY = 95
@@ -28,7 +29,7 @@ def image_size(path: str | Path) -> tuple[int, int]:
             size = _jpeg_header_size(f)
             if size is not None:
                 return size
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    image = decode_bgr(path.read_bytes())  # as training will decode it
     if image is None:
         raise FormatError(path, "cannot read this image (expected a .jpg or .png file)", check="image_opens")
     return int(image.shape[1]), int(image.shape[0])
