@@ -513,7 +513,9 @@ def _describe(result: dict) -> str:
 @app.command("predict")
 def predict(
     images: Annotated[list[Path], typer.Argument(help="Image files.")],
-    model: Annotated[str, typer.Option(help="An .onnx file, a model folder, or models:/<name>@<alias>.")],
+    model: Annotated[
+        str, typer.Option(help="An .onnx file, a model folder, or models:/<name>@<alias>, /<version> or /latest.")
+    ],
     bbox: Annotated[
         str | None,
         typer.Option(
@@ -556,7 +558,8 @@ def predict(
             drawn.add(target)
             typer.echo(f"drawn -> {target}", err=as_json)
     if failed:
-        _fail(f"{failed} of {len(images)} images failed (above); the others were answered")
+        others = "; the others were answered" if failed < len(images) else ""
+        _fail(f"{failed} of {len(images)} images failed (above){others}")
 
 
 def _draw_result(result: dict, folder: Path, taken: set[Path]) -> Path:
@@ -566,8 +569,9 @@ def _draw_result(result: dict, folder: Path, taken: set[Path]) -> Path:
 
     from landmarkflow.data.draw import draw_landmarks
     from landmarkflow.fileio import atomic_write_bytes
+    from landmarkflow.imageio import read_rgb
 
-    canvas = cv2.imread(result["image"], cv2.IMREAD_COLOR)
+    canvas = cv2.cvtColor(read_rgb(result["image"]), cv2.COLOR_RGB2BGR)
     for face in result["faces"]:
         canvas = draw_landmarks(canvas, np.asarray(face["landmarks"]))
     target = _drawing_path(folder, Path(result["image"]), taken)
@@ -588,7 +592,9 @@ def _drawing_path(folder: Path, image: Path, taken: set[Path]) -> Path:
 
 @app.command("serve")
 def serve(
-    model: Annotated[str, typer.Option(help="An .onnx file, a model folder, or models:/<name>@<alias>.")],
+    model: Annotated[
+        str, typer.Option(help="An .onnx file, a model folder, or models:/<name>@<alias>, /<version> or /latest.")
+    ],
     host: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0 in a container).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
     workers: Annotated[
@@ -608,7 +614,8 @@ def serve(
 ) -> None:
     """Answer `POST /v1/landmarks` with the JSON of `predict --json` over HTTP; `GET /healthz`, `GET /v1/model`.
 
-    An alias is resolved at start-up: the server keeps answering with that version until it is restarted."""
+    An alias (or latest) is resolved at start-up: the server keeps answering with that version until it is
+    restarted."""
     import os
 
     import uvicorn
@@ -639,7 +646,11 @@ def serve(
 @app.command("serve-manifest")
 def serve_manifest(
     model: Annotated[
-        str, typer.Option(help="models:/<name>@<alias> (resolved to its version now) or models:/<name>/<version>.")
+        str,
+        typer.Option(
+            help="models:/<name>@<alias> or models:/<name>/latest (resolved to its version now), or "
+            "models:/<name>/<version>."
+        ),
     ],
     image: ImageOption = None,
     secret: SecretOption = None,

@@ -166,8 +166,9 @@ def parse_box(text: str) -> list[float]:
 
 
 MAX_BOX_OVER_IMAGE = 4.0
-"""The longest a given face box's side may be, in the image's longer sides: the crop of a larger box shows the whole
-image in under a fifth of its side, no face a model can read, and a box of 1e300 px overflows the crop's arithmetic."""
+"""The longest a given face box's side may be, in the image's longer sides: the crop of a larger box (its side x
+`box_scale`, 1.25 in the default models) shows the whole image in a fifth of its side or less, no face a model can
+read, and a box of 1e300 px overflows the crop's arithmetic."""
 
 
 def check_on_image(boxes: np.ndarray | Sequence[Sequence[float]], image_shape: tuple[int, ...]) -> np.ndarray:

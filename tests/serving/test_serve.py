@@ -37,11 +37,14 @@ def post(url: str, body: bytes, content_type: str | None, query: str = "") -> tu
         return exc.code, json.loads(exc.read())
 
 
-def multipart(fields: dict[str, tuple[str | None, bytes]]) -> tuple[bytes, str]:
-    """A multipart/form-data body of (file name or None for a text field, bytes) by field name."""
+def multipart(
+    fields: dict[str, tuple[str | None, bytes]] | list[tuple[str, tuple[str | None, bytes]]],
+) -> tuple[bytes, str]:
+    """A multipart/form-data body of (file name or None for a text field, bytes) by field name (a list of pairs
+    may name a field twice)."""
     boundary = uuid.uuid4().hex
     parts = []
-    for name, (filename, value) in fields.items():
+    for name, (filename, value) in fields.items() if isinstance(fields, dict) else fields:
         file_part = f'; filename="{filename}"\r\nContent-Type: application/octet-stream' if filename else ""
         parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"{file_part}\r\n\r\n'.encode())
         parts.append(value + b"\r\n")
@@ -124,6 +127,7 @@ def test_bad_requests_get_a_4xx_and_the_server_keeps_serving(
     huge = cv2.imencode(".png", np.zeros((7000, 6000, 3), np.uint8))[1].tobytes()  # 42 Mpx in a small file
     body, content_type = multipart({"picture": ("a.png", photo)})
     box_file = multipart({"image": ("a.png", photo), "bbox": ("box.txt", b"10,10,90,90")})
+    two_images = multipart([("image", ("a.png", photo)), ("image", ("b.png", photo))])
     bad = {
         "not an image": (post(url, b"hello, world", "image/png"), 400, "not an image"),
         "wrong content type": (post(url, photo, "text/plain"), 415, "content type 'text/plain'"),
@@ -132,9 +136,10 @@ def test_bad_requests_get_a_4xx_and_the_server_keeps_serving(
         "huge image": (post(url, huge, "image/png"), 413, "6000 x 7000 pixels"),
         "box outside": (post(url, photo, "image/png", "?bbox=600,10,700,90"), 422, "outside the 512 x 512 image"),
         "box malformed": (post(url, photo, "image/png", "?bbox=1,2,3"), 422, "expected x1,y1,x2,y2"),
-        "box huge": (post(url, photo, "image/png", "?bbox=0,0,1e300,1e300"), 422, "more than 4 times the 512 x 512"),
         "no image field": (post(url, body, content_type), 400, "file field 'image'"),
         "box as a file": (post(url, *box_file), 422, "bbox must be a text field x1,y1,x2,y2, not a file"),
+        "two images": (post(url, *two_images), 400, "'image' given 2 times: send one image a request"),
+        "box huge": (post(url, photo, "image/png", "?bbox=0,0,1e300,1e300"), 422, "more than 4 times the 512 x 512"),
         "broken multipart": (post(url, b"--x\r\nnonsense", "multipart/form-data; boundary=x"), 400, "image"),
     }
     for what, ((status, answer), expected_status, message) in bad.items():

@@ -200,7 +200,7 @@ async def _read_request(request: Request, limits: Limits) -> tuple[str, bytes, s
         return {"type": "http.request", "body": body, "more_body": False}
 
     try:
-        # Two files: the image, and a bbox sent as a file, which `_form_fields` then refuses by name.
+        # Two files, so that `_form_fields` refuses a second image, or a bbox sent as a file, by name.
         form = await Request(request.scope, replay).form(max_files=2, max_fields=4)
     except HTTPException as exc:
         raise UploadError(400, f"malformed {MULTIPART} body: {exc.detail}") from exc
@@ -211,7 +211,9 @@ async def _read_request(request: Request, limits: Limits) -> tuple[str, bytes, s
 
 
 async def _form_fields(form: FormData, query_bbox: str | None) -> tuple[str, bytes, str | None]:
-    upload, form_bbox = form.get(IMAGE_FIELD), form.get(BBOX_FIELD)
+    upload, form_bbox, images = form.get(IMAGE_FIELD), form.get(BBOX_FIELD), len(form.getlist(IMAGE_FIELD))
+    if images > 1:
+        raise UploadError(400, f"{IMAGE_FIELD!r} given {images} times: send one image a request")
     if not isinstance(upload, UploadFile):
         raise UploadError(400, f"no image: the {MULTIPART} body needs a file field {IMAGE_FIELD!r}")
     if form_bbox is not None and query_bbox is not None:

@@ -28,21 +28,17 @@ def pin_model(ref: str) -> ServedModel:
         return ServedModel(ref, None, ref)
     name, alias, version = match["name"], match["alias"], match["version"]
     if alias is not None or version == "latest":
+        import mlflow
+
         from landmarkflow.registry import latest_version, version_by_alias
         from landmarkflow.tracking import setup_tracking
 
         setup_tracking(must_exist=True)
         newest = latest_version(name)
         if newest is None:
-            raise ValueError(f"{ref}: no registered model {name!r} with a version in {_store()}")
+            raise ValueError(f"{ref}: no registered model {name!r} with a version in {mlflow.get_registry_uri()}")
         found = newest if alias is None else version_by_alias(name, alias)
         if found is None:
             raise ValueError(f"{ref}: registered model {name!r} has no alias {alias!r}")
         version = found.version
     return ServedModel(name, str(version), f"models:/{name}/{version}")
-
-
-def _store() -> str:
-    import mlflow
-
-    return mlflow.get_registry_uri()
