@@ -222,6 +222,8 @@ def test_cli_predict_answers_every_readable_image_and_exits_1_for_the_others(mod
     for expected in ("text.jpg: cannot read image", "nope.jpg: no such image file", "a folder, not an image file"):
         assert expected in errors
     assert "3 of 5 images failed (above); the others were answered" in errors
+    alone = CliRunner().invoke(app, ["predict", "--model", str(model_path), str(tmp_path / "nope.jpg")])
+    assert alone.exit_code == 1 and "1 of 1 images failed (above)" in alone.stderr and "others" not in alone.stderr
 
 
 def test_cli_predict_draws_two_images_of_one_name_into_two_files(model_path: Path, tmp_path: Path) -> None:
