@@ -72,6 +72,20 @@ def test_real_faces_in_another_layout_or_none_at_all_are_refused_by_name(tmp_pat
         read_real_faces(RealFaces("300w", tmp_path / "missing"), "68")
 
 
+def test_real_faces_whose_points_lie_off_their_image_are_refused_by_name(tmp_path: Path) -> None:
+    """Points annotated for another image (or scale) would be scored as the model's failure: refused before."""
+    real_root = tmp_path / "real"
+    write_random_300w(real_root, {"ibug": 2})  # points in 20-100 px of 128 x 120 images
+    assert len(read_real_faces(RealFaces("300w", real_root), "68")) == 2
+    pts = real_root / "ibug" / "face_1.pts"
+    lines = pts.read_text().splitlines()
+    shifted = [f"{float(x) + 5000:.3f} {y}" for x, y in (line.split() for line in lines[3:-1])]
+    pts.write_text("\n".join([*lines[:3], *shifted, lines[-1]]) + "\n")
+    with pytest.raises(ValueError, match=r"1 real faces' landmarks lie wholly off their image, the first ibug/face_1"
+                       r"\.png \(points in 50\d\d, .* on a 128 x 120 image\)"):  # fmt: skip
+        read_real_faces(RealFaces("300w", real_root), "68")
+
+
 def test_images_without_landmarks_among_the_real_faces_are_named_in_the_log(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
