@@ -21,6 +21,12 @@ def landmark_box(landmarks: np.ndarray) -> np.ndarray:
     return np.concatenate([pts.min(axis=0), pts.max(axis=0)])
 
 
+def box_overlaps_image(box: np.ndarray, width: int, height: int) -> bool:
+    """Whether a box x1 y1 x2 y2 overlaps the pixel centres of a `width` x `height` image; it may reach past them."""
+    x1, y1, x2, y2 = np.asarray(box, dtype=np.float64)
+    return bool(x2 > 0 and y2 > 0 and x1 < width - 1 and y1 < height - 1)
+
+
 def crop_matrix(
     bbox: np.ndarray,
     size: int,

@@ -34,7 +34,7 @@ import numpy as np
 import onnxruntime as ort
 
 from landmarkflow.detection import detect_faces
-from landmarkflow.geometry import CropSpec, landmark_box
+from landmarkflow.geometry import CropSpec, box_overlaps_image, landmark_box
 from landmarkflow.imageio import read_rgb
 from landmarkflow.models.crop_predictor import CropPredictor
 from landmarkflow.runtime import (
@@ -177,7 +177,7 @@ def check_on_image(boxes: np.ndarray | Sequence[Sequence[float]], image_shape: t
     array = _as_boxes(boxes)
     height, width = image_shape[:2]
     for box in array:
-        if box[2] <= 0 or box[3] <= 0 or box[0] >= width - 1 or box[1] >= height - 1:
+        if not box_overlaps_image(box, width, height):
             raise ValueError(f"face box {box.tolist()} lies outside the {width} x {height} image")
         if max(box[2] - box[0], box[3] - box[1]) > MAX_BOX_OVER_IMAGE * max(width, height):
             raise ValueError(

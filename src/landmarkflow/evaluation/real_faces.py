@@ -22,7 +22,7 @@ from landmarkflow.evaluation.metrics import per_image_nme, summarize
 from landmarkflow.evaluation.plots import plot_model_on_faces
 from landmarkflow.evaluation.predictions import CropPredictor, predict_records_each
 from landmarkflow.fileio import atomic_write_text
-from landmarkflow.geometry import landmark_box
+from landmarkflow.geometry import box_overlaps_image, landmark_box
 from landmarkflow.layouts import get_layout
 from landmarkflow.upright import UprightPass
 
@@ -54,7 +54,7 @@ class RealFacesReport:
 
 
 def read_real_faces(real: RealFaces, layout: str) -> list[FaceRecord]:
-    """Every face under `real.root`, checked to be in the model's `layout`."""
+    """Every face under `real.root`, checked to be in the model's `layout` and on its image."""
     records = read_dataset(real.dataset, real.root)
     if not records:
         raise ValueError(f"{real.root}: no {real.dataset} faces found to measure the model on real faces")
@@ -64,7 +64,9 @@ def read_real_faces(real: RealFaces, layout: str) -> list[FaceRecord]:
             f"{real.root}: the real {real.dataset} faces have {'/'.join(others)} points, but the model predicts "
             f"the {layout}-point layout; give real faces annotated in the model's layout"
         )
-    off = [r for r in records if not _overlaps_image(r)]
+    # A face may reach past the border; one annotated for another image (or scale) lies elsewhere, and would be
+    # scored as the model's failure.
+    off = [r for r in records if not box_overlaps_image(landmark_box(r.landmarks), r.width, r.height)]
     if off:
         first = off[0]
         box = ", ".join(f"{v:.0f}" for v in landmark_box(first.landmarks))
@@ -74,13 +76,6 @@ def read_real_faces(real: RealFaces, layout: str) -> list[FaceRecord]:
             "the image's own pixels"
         )
     return records
-
-
-def _overlaps_image(record: FaceRecord) -> bool:
-    """Whether the face's landmark box overlaps its image: a face may reach past the border, a file annotated for
-    another image (or another scale) lies elsewhere and would be scored as a failure of the model."""
-    x1, y1, x2, y2 = landmark_box(record.landmarks)
-    return x2 >= 0 and y2 >= 0 and x1 <= record.width - 1 and y1 <= record.height - 1
 
 
 def measure_real_faces(
