@@ -34,10 +34,9 @@ def pin_model(ref: str) -> ServedModel:
         from landmarkflow.tracking import setup_tracking
 
         setup_tracking(must_exist=True)
-        newest = latest_version(name)
-        if newest is None:
+        found = latest_version(name) if alias is None else version_by_alias(name, alias)
+        if found is None and (alias is None or latest_version(name) is None):  # no model to look in at all
             raise ValueError(f"{ref}: no registered model {name!r} with a version in {mlflow.get_registry_uri()}")
-        found = newest if alias is None else version_by_alias(name, alias)
         if found is None:
             raise ValueError(f"{ref}: registered model {name!r} has no alias {alias!r}")
         version = found.version
