@@ -26,14 +26,23 @@ def _cli(*args: str | Path) -> object:
 
 
 @pytest.mark.slow
-def test_each_step_by_hand_registers_a_version(tmp_path: Path) -> None:
-    root, workdir = tmp_path / "synthetic", tmp_path / "run"
-    synthesize(root, num_train=96, num_test=16, seed=3, progress=False)
+def test_each_step_by_hand_registers_a_version(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ingested from a folder with its own data/ (not a DVC repo: the data is hashed, not versioned), by relative
+    paths; the later steps run from another folder, on the paths the results hold."""
+    config = Path(CONFIG).resolve()
+    workdir = tmp_path / "run"
+    synthesize(tmp_path / "data" / "faces", num_train=96, num_test=16, seed=3, progress=False)
+    monkeypatch.chdir(tmp_path)
 
-    ingested = _cli("data", "ingest", "--dataset", "synthetic", "--root", root, "--workdir", workdir, "--no-render")
+    ingested = _cli(
+        "data", "ingest", "--dataset", "synthetic", "--root", "data/faces", "--workdir", "run", "--no-render"
+    )
     assert "112 faces" in ingested.output and "0 file(s) not ingested" in ingested.output
+    assert "content-sha256:" in ingested.output
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
     _cli("data", "validate", "--workdir", workdir)
-    _cli("train", "--config", CONFIG, "--workdir", workdir, "--epochs", "1")
+    _cli("train", "--config", config, "--workdir", workdir, "--epochs", "1")
     for step in STEPS[1:]:
         _cli(step, "--workdir", workdir)
 

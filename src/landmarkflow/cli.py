@@ -126,19 +126,25 @@ def data_ingest(
     root: Annotated[Path, typer.Option(help="Dataset folder as unpacked.")],
     workdir: WorkdirOption = DEFAULT_WORKDIR,
     repo: Annotated[
-        Path, typer.Option(help="Project checkout: a root inside its data/ is tracked with DVC for the data hash.")
-    ] = Path("."),
+        Path | None,
+        typer.Option(
+            help="Project checkout: a root inside its data/ is tracked with DVC for the data hash (default: the "
+            "current folder, where it is a DVC repo)."
+        ),
+    ] = None,
     render: Annotated[
         bool, typer.Option(help="Render the synthetic default first when --dataset synthetic finds no faces.")
     ] = True,
 ) -> None:
     """Read a dataset's native files into <workdir>/manifest.parquet and ingest.json, as the pipeline's ingest
     step: files that do not parse are listed (validation fails on them), the rest are ingested, and the data
-    hash is the DVC hash when the root lies in the repo's tracked data/."""
+    hash is the DVC hash when the root lies in the repo's tracked data/, else that of the manifest and its images."""
     from landmarkflow.workflow import DEFAULT_SYNTH, ingest_step
 
     ingested = _step(
-        lambda: ingest_step(workdir, dataset, root, synth=DEFAULT_SYNTH if render else None, repo_root=repo)
+        lambda: ingest_step(
+            workdir, dataset, root, synth=DEFAULT_SYNTH if render else None, repo_root=_dvc_project(repo)
+        )
     )
     for problem in ingested.problems:
         console.print(f"[yellow]not ingested:[/yellow] {escape(problem['message'])}")
@@ -147,6 +153,14 @@ def data_ingest(
         f"{ingested.data_hash}); {len(ingested.problems)} file(s) not ingested",
         soft_wrap=True,
     )
+
+
+def _dvc_project(repo: Path | None) -> Path | None:
+    """The checkout whose DVC versions a root inside its data/: `repo` as given, else the current folder where it
+    is a DVC repo (elsewhere the data is hashed, not versioned)."""
+    if repo is not None:
+        return repo
+    return Path.cwd() if (Path.cwd() / ".dvc").is_dir() else None
 
 
 @data_app.command("validate")
@@ -312,7 +326,7 @@ def run(
     from landmarkflow.workflow import run_workflow
 
     try:
-        result = run_workflow(config, workdir, _epochs(epochs), repo_root=Path.cwd(), nproc=nproc)
+        result = run_workflow(config, workdir, _epochs(epochs), repo_root=_dvc_project(None), nproc=nproc)
     except DataValidationError as exc:
         _fail(f"data validation failed, nothing was trained:\n{exc}")
     except STEP_ERRORS as exc:

@@ -33,9 +33,15 @@ Result = TypeVar("Result", bound=steps.StepResult)
 
 @dataclass(frozen=True)
 class Workdir:
-    """One pipeline run on disk: `<path>/<step>.json` results and `<path>/<step>/` outputs."""
+    """One pipeline run on disk: `<path>/<step>.json` results and `<path>/<step>/` outputs.
+
+    The path is made absolute, so that the paths results hold (the manifest, the checkpoint) still lead to their
+    files when a later step runs from another folder."""
 
     path: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", Path(self.path).resolve())
 
     def result_file(self, step: str) -> Path:
         return self.path / f"{step}.json"

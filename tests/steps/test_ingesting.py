@@ -11,6 +11,7 @@ from landmarkflow import steps
 from landmarkflow.data.manifest import read_manifest
 from landmarkflow.data.synthetic import synthesize
 from landmarkflow.data.versioning import run_dvc, track
+from landmarkflow.steps.ingesting import CONTENT_HASH_PREFIX
 
 
 def _git(repo: Path, *args: str) -> str:
@@ -81,3 +82,32 @@ def test_revision_ingest_refuses_a_root_outside_the_checkout(data_repo: Path, tm
     revision = steps.DataRevision(repo=str(data_repo), rev="data-v1", checkout_dir=tmp_path / "pod")
     with pytest.raises(ValueError, match="path inside the repo"):
         steps.ingest("synthetic", "../elsewhere", tmp_path / "manifest.parquet", revision=revision)
+
+
+def test_unversioned_data_is_hashed_with_its_images(tmp_path: Path) -> None:
+    """Without DVC the data hash still tells two image sets apart: one image changed under the same annotations is
+    new data."""
+    root = tmp_path / "faces"
+    synthesize(root, num_train=4, num_test=2, seed=3, progress=False)
+    first = steps.ingest("synthetic", root, tmp_path / "a" / "manifest.parquet")
+    again = steps.ingest("synthetic", root, tmp_path / "b" / "manifest.parquet")
+    assert first.data_hash == again.data_hash and first.data_hash.startswith(CONTENT_HASH_PREFIX)
+
+    image = root / read_manifest(first.manifest)["image_path"].iloc[0]
+    image.write_bytes(image.read_bytes()[:-1] + b"\0")
+    changed = steps.ingest("synthetic", root, tmp_path / "c" / "manifest.parquet")
+    assert Path(changed.manifest).read_bytes() == Path(first.manifest).read_bytes()
+    assert changed.data_hash != first.data_hash
+
+
+def test_a_failed_ingest_leaves_the_manifest_there_was(data_repo: Path, tmp_path: Path) -> None:
+    manifest = tmp_path / "manifest.parquet"
+    steps.ingest("synthetic", data_repo / "data" / "raw" / "synthetic", manifest)
+    before = manifest.read_bytes()
+    other = data_repo / "data" / "raw" / "other"
+    synthesize(other, num_train=3, num_test=1, seed=4, progress=False)
+    (data_repo / ".dvc" / "config").write_text("")  # no default remote: versioning data/ fails
+    with pytest.raises(Exception, match="remote"):
+        steps.ingest("synthetic", other, manifest, repo_root=data_repo)
+    assert manifest.read_bytes() == before
+    assert [p.name for p in tmp_path.glob(".manifest.parquet.*")] == []

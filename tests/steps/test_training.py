@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -81,3 +82,39 @@ def test_a_second_training_in_the_same_folder_trains_anew(tmp_path: Path, ingest
     got = load_state(Path(second.checkpoint))["model"]
     assert second.run_id != first.run_id
     assert not all(torch.equal(want[name], got[name]) for name in want)
+
+
+def _runs_in(dataset: str) -> list[str]:
+    experiment = MlflowClient().get_experiment_by_name(experiment_name(dataset))
+    return [] if experiment is None else [r.info.run_id for r in MlflowClient().search_runs([experiment.experiment_id])]
+
+
+@pytest.mark.parametrize(
+    "change,nproc,message",
+    [
+        ({"layout": "98"}, 1, r"faces in the 98-point layout, but the config 'hih_synthetic_tiny' trains on layout 68"),
+        ({"counts": {"train": 8}}, 1, r"no faces in the 'test' split \(it holds \{'train': 8\}\)"),
+        ({"counts": {"test": 2}}, 1, r"no faces in the 'train' split"),
+        ({}, 3, r"train.batch_size 2 is the global batch and must divide evenly over the 3 training processes"),
+    ],
+)
+def test_data_the_config_cannot_train_on_is_refused_before_any_run_opens(
+    tmp_path: Path, ingested: steps.IngestResult, change: dict, nproc: int, message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        steps.train(CONFIG, replace(ingested, **change), tmp_path / "out", SMALL, nproc=nproc)
+    assert _runs_in("synthetic") == [] and not (tmp_path / "out").exists()
+
+
+def test_a_manifest_ingested_again_is_not_read_for_old_results(tmp_path: Path, ingested: steps.IngestResult) -> None:
+    """Other data ingested into the workdir after training: evaluate and export would read the new manifest for the
+    old model (beside the old root), and train on an old ingest result would read data it does not describe."""
+    trained = steps.train(CONFIG, ingested, tmp_path / "train", SMALL)
+    synthesize(tmp_path / "other", num_train=6, num_test=2, seed=2, image_size=128, progress=False)
+    ingest_step(tmp_path / "ingest", "synthetic", tmp_path / "other", synth=None)
+
+    for step in (steps.evaluate, steps.export):
+        with pytest.raises(ValueError, match=f"written again after run {trained.run_id} trained on it"):
+            step(trained, tmp_path / step.__name__)
+    with pytest.raises(ValueError, match="written again after this ingest result read synthetic"):
+        steps.train(CONFIG, ingested, tmp_path / "again", SMALL)

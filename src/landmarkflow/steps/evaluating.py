@@ -23,7 +23,7 @@ from landmarkflow.evaluation.real_faces import PREFIX as REAL_PREFIX
 from landmarkflow.evaluation.real_faces import RealFaces, measure_real_faces, read_real_faces
 from landmarkflow.layouts import Layout, get_layout
 from landmarkflow.outages import tracking_step
-from landmarkflow.steps.results import EvalResult, TrainResult
+from landmarkflow.steps.results import EvalResult, TrainResult, require_same_manifest
 from landmarkflow.tracking import log_metrics
 from landmarkflow.train.checkpoint import load_model
 from landmarkflow.upright import UprightPass
@@ -36,6 +36,7 @@ def evaluate(trained: TrainResult, out_dir: str | Path, real_faces: RealFaces | 
     """Test-split NME/FR/AUC (overall and per subset), the mean-shape baseline, CED and overlay plots; the same
     NME/FR/AUC for the private split where the manifest has one, and for `real_faces` with their own CED and
     overlay when given."""
+    require_same_manifest(trained)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     model, config = load_model(Path(trained.checkpoint))
@@ -44,7 +45,11 @@ def evaluate(trained: TrainResult, out_dir: str | Path, real_faces: RealFaces | 
     records = to_records(read_manifest(trained.manifest))
     test, train_records = in_split(records, config.data.test_split), in_split(records, "train")
     if not test:
-        raise ValueError(f"{trained.manifest}: no faces in the {config.data.test_split!r} split")
+        splits = sorted({r.split for r in records})
+        raise ValueError(
+            f"{trained.manifest}: no faces in the {config.data.test_split!r} split (data.test_split); its splits: "
+            f"{', '.join(splits) or 'none'}"
+        )
     layout, root = get_layout(config.data.layout), Path(trained.root)
     gts = np.stack([r.landmarks for r in test])
     boxes = np.stack([r.bbox for r in test])

@@ -30,7 +30,7 @@ from landmarkflow.runtime import (
     open_session,
     run_onnx,
 )
-from landmarkflow.steps.results import ExportResult, TrainResult
+from landmarkflow.steps.results import ExportResult, TrainResult, require_same_manifest
 from landmarkflow.tracking import log_metrics
 from landmarkflow.train.checkpoint import load_model
 
@@ -71,6 +71,7 @@ def export(trained: TrainResult, out_dir: str | Path) -> ExportResult:
     compared with onnxruntime there (each kept only within its precision's tolerance) and every runtime's latency.
     A model with a shape-fitting post-step (LGCN) gets its shape model of the train split beside the ONNX, the one
     evaluate measured `nme_shape_fitted` with, and the ONNX outputs the heatmaps it is fitted to."""
+    require_same_manifest(trained)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     _remove_earlier_export(out_dir)

@@ -10,11 +10,15 @@ from pathlib import Path
 
 from landmarkflow.data import versioning
 from landmarkflow.data.formats.readers import read_dataset_leniently
-from landmarkflow.data.manifest import write_manifest
+from landmarkflow.data.manifest import read_manifest, write_manifest
 from landmarkflow.data.synthetic_default import SynthOptions
-from landmarkflow.steps.results import IngestResult
+from landmarkflow.fileio import atomic_path
+from landmarkflow.steps.results import IngestResult, manifest_sha256
 
 log = logging.getLogger(__name__)
+
+CONTENT_HASH_PREFIX = "content-sha256:"
+"""The data hash of unversioned data (`content_hash`)."""
 
 
 @dataclass(frozen=True)
@@ -53,7 +57,8 @@ def ingest(
     Otherwise, for `synthetic`, an empty root is first rendered from `synth`; a root inside the repo's
     DVC-tracked `data/` is versioned as part of `data/` (pushed to `remote`, else the repo's default
     remote), and any other root, given a `remote`, is versioned on its own. Without either, the data
-    hash is the manifest's sha256 and the data stays where it is.
+    hash is `content_hash` (the manifest's and its images' bytes) and the data stays where it is. The manifest
+    is put in place only once the data is versioned: a failure leaves the one there was.
     """
     if revision is not None:
         return _ingest_revision(dataset, Path(root), Path(manifest_path), revision, remote)
@@ -95,8 +100,10 @@ def _read_into_manifest(
     problems = [{"check": e.check, "file": str(e.path), "line": e.line, "message": str(e)} for e in broken]
     for problem in problems:
         log.warning("not ingested: %s", problem["message"])
-    path = write_manifest(records, manifest_path)
-    versioned = version_of(path)
+    with atomic_path(manifest_path) as staged:  # in place only once versioned: a failure leaves the old manifest
+        write_manifest(records, staged)
+        versioned = version_of(staged)
+    path = manifest_path
     counts: dict[str, int] = {}
     for record in records:
         counts[record.split] = counts.get(record.split, 0) + 1
@@ -120,6 +127,7 @@ def _read_into_manifest(
         problems,
         data_remote=versioned.remote,
         root_in_version=versioned.root_in_version,
+        manifest_sha256=manifest_sha256(path),
     )
 
 
@@ -131,7 +139,19 @@ def _version(root: Path, repo_root: Path | None, remote: str | None, manifest: P
         return _Versioned(version.md5, versioning.remote_url(repo_root, name), _path_inside(root, tracked_dir))
     if remote:
         return _Versioned(versioning.track_outside(root, remote), versioning.normalise_remote_url(remote))
-    return _Versioned("manifest-sha256:" + hashlib.sha256(manifest.read_bytes()).hexdigest()[:32])
+    return _Versioned(content_hash(manifest, root))
+
+
+def content_hash(manifest: Path, root: Path) -> str:
+    """The data hash of data no DVC versions: the manifest's bytes (annotations, boxes, splits) and those of every
+    image it names, so that images changed under unchanged annotations are new data too."""
+    digest = hashlib.sha256(manifest.read_bytes())
+    for image in sorted(set(read_manifest(manifest)["image_path"])):
+        digest.update(f"\0{image}\0".encode())
+        with open(root / image, "rb") as file:
+            for block in iter(lambda: file.read(1 << 20), b""):
+                digest.update(block)
+    return CONTENT_HASH_PREFIX + digest.hexdigest()[:32]
 
 
 def _path_inside(root: Path, versioned_dir: Path) -> str:

@@ -5,6 +5,7 @@ Every step's component loads some of these, so this module imports nothing heavy
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -45,6 +46,30 @@ class IngestResult(StepResult):
     problems: list[dict[str, Any]] = field(default_factory=list)
     data_remote: str = ""
     root_in_version: str = ""
+    manifest_sha256: str = ""
+    """The manifest file's own hash, so that a step given this result can tell that file was written again since."""
+
+
+def manifest_sha256(path: str | Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def require_same_manifest(located: IngestResult | TrainResult) -> None:
+    """ValueError when the manifest `located` names is no longer the one it was made with: data ingested again into
+    the same workdir would otherwise be read beside another dataset's root, or scored for a model trained on the
+    old data. Results of before the hash was kept pass."""
+    path = Path(located.manifest)
+    if not located.manifest_sha256 or not path.is_file() or manifest_sha256(path) == located.manifest_sha256:
+        return
+    if isinstance(located, TrainResult):
+        raise ValueError(
+            f"{path} was written again after run {located.run_id} trained on it ({located.dataset} from "
+            f"{located.root}): train again on the data there now, or ingest the new data into another workdir"
+        )
+    raise ValueError(
+        f"{path} was written again after this ingest result read {located.dataset} from {located.root}: give the "
+        "ingest result written with it"
+    )
 
 
 def require_remote(located: IngestResult | TrainResult, reader: str) -> None:
@@ -88,6 +113,8 @@ class TrainResult(StepResult):
     config: dict[str, Any] = field(default_factory=dict)
     data_remote: str = ""
     root_in_version: str = ""
+    manifest_sha256: str = ""
+    """The ingest's (`IngestResult.manifest_sha256`)."""
 
     def experiment_config(self) -> ExperimentConfig:
         """The config this model was trained with, overrides included."""

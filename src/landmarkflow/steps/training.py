@@ -20,10 +20,11 @@ from landmarkflow.outages import tracking_step
 from landmarkflow.registry import GIT_COMMIT_TAG, git_commit
 from landmarkflow.runtime import CHECKPOINT_FILE
 from landmarkflow.services import secret_name
-from landmarkflow.steps.results import IngestResult, TrainResult
+from landmarkflow.steps.results import IngestResult, TrainResult, require_same_manifest
 from landmarkflow.threads import env_sharing_threads
 from landmarkflow.tracking import ensure_experiment, experiment_name
 from landmarkflow.train.checkpoint import BEST, LAST, kept_val_nme, load_state
+from landmarkflow.train.distributed import share_of_batch
 from landmarkflow.train.durable import CONFIG_HASH_TAG, RESUME_KEY_TAG, check_resume_key, fetch_checkpoints, find_run
 from landmarkflow.train.finish import MODEL_DIR, TRAIN_SECONDS, finish_run
 from landmarkflow.train.launch import NodeGroup, torchrun_command, train_args
@@ -73,6 +74,8 @@ def train(
     completed rather than repeated. A new key trains anew.
     """
     config = load_config(config_path, overrides)
+    require_same_manifest(ingested)
+    require_trainable(config, ingested, processes=max(nproc, 1) * nodes)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     for stale in (LAST, BEST):  # an earlier run's, in a reused folder; this run's own come back from MLflow
@@ -124,6 +127,8 @@ def trainjob(
     for a user to apply without the pipeline: it opens the MLflow run the job trains in, with the lineage tags, and
     puts the data's whereabouts into it. The nodes finish the run; evaluate it from there."""
     config = load_config(config_path, overrides)
+    require_same_manifest(ingested)
+    require_trainable(config, ingested, processes=max(gpus_per_node, 1) * nodes)
     experiment_id = ensure_experiment(experiment_name(ingested.dataset))
     client = MlflowClient()
     with tempfile.TemporaryDirectory(prefix="landmarkflow-trainjob-") as folder:
@@ -162,6 +167,25 @@ def _trainjob(
     job = build_trainjob(request)
     log_training_inputs(client, run_id, ingested)
     return job
+
+
+def require_trainable(config: ExperimentConfig, ingested: IngestResult, processes: int) -> None:
+    """ValueError before a run opens when the config cannot train on the ingested data in `processes` processes, or
+    evaluate would find no faces to score after the whole training: the data's layout, faces in the train and test
+    splits, and a global batch that the processes share evenly."""
+    share_of_batch(config.train.batch_size, processes)
+    if ingested.layout != config.data.layout:
+        raise ValueError(
+            f"{ingested.manifest}: {ingested.dataset} faces in the {ingested.layout}-point layout, but the config "
+            f"{config.name!r} trains on layout {config.data.layout} (data.layout); use a config for that layout"
+        )
+    empty = [split for split in dict.fromkeys(("train", config.data.test_split)) if not ingested.counts.get(split)]
+    if empty:
+        raise ValueError(
+            f"{ingested.manifest}: no faces in the {' and '.join(map(repr, empty))} split (it holds "
+            f"{ingested.counts or 'none'}): training needs 'train' faces, and evaluation the config's "
+            f"data.test_split, {config.data.test_split!r}"
+        )
 
 
 def _start_run(
@@ -233,6 +257,7 @@ def _result(
         config=config.to_dict(),
         data_remote=ingested.data_remote,
         root_in_version=ingested.root_in_version,
+        manifest_sha256=ingested.manifest_sha256,
     )
 
 

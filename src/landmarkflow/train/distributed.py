@@ -67,12 +67,17 @@ def process_group_timeout() -> timedelta:
 def rank_batch_size(global_batch: int, env: DistEnv) -> int:
     """Each rank's share of the global batch `train.batch_size`; ValueError if it does not divide evenly (DDP's
     gradient average weighs every rank alike, so unequal shares would weigh faces unequally)."""
-    if global_batch % env.world_size:
+    return share_of_batch(global_batch, env.world_size)
+
+
+def share_of_batch(global_batch: int, processes: int) -> int:
+    """`rank_batch_size` for `processes` processes, for a launcher to check before it starts them."""
+    if global_batch % processes:
         raise ValueError(
             f"train.batch_size {global_batch} is the global batch and must divide evenly over the "
-            f"{env.world_size} training processes (each loads batch_size / processes faces a step)"
+            f"{processes} training processes (each loads batch_size / processes faces a step)"
         )
-    return global_batch // env.world_size
+    return global_batch // processes
 
 
 def barrier(env: DistEnv) -> None:
