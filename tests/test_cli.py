@@ -70,11 +70,12 @@ def test_a_step_run_too_early_names_the_step_to_run_first(tmp_path: Path, step: 
 
 
 @pytest.mark.parametrize("command", ["train", "run"])
-def test_nproc_below_one_is_refused_not_trained_as_one_process(
-    tmp_path: Path, command: str, isolated_tracking: TrackingStore
+@pytest.mark.parametrize("option", ["--nproc", "--epochs"])
+def test_nproc_or_epochs_below_one_is_refused_by_its_option(
+    tmp_path: Path, command: str, option: str, isolated_tracking: TrackingStore
 ) -> None:
-    result = CliRunner().invoke(app, [command, "--workdir", str(tmp_path), "--nproc", "0"])
-    assert result.exit_code == 2 and "Invalid value for '--nproc'" in " ".join(result.output.split())
+    result = CliRunner().invoke(app, [command, "--workdir", str(tmp_path), option, "0"])
+    assert result.exit_code == 2 and f"Invalid value for '{option}'" in " ".join(result.output.split())
     assert not any(tmp_path.iterdir()) and not isolated_tracking.written()
 
 

@@ -46,6 +46,33 @@ def test_wrong_value_and_unknown_model_are_explained(tmp_path: Path) -> None:
         load_config(_write(tmp_path, "name: x\nmodel: {name: resnet}\n"))
 
 
+@pytest.mark.parametrize(
+    "section,message",
+    [
+        (
+            "augment: {scale_range: [1.2, 0.9]}",
+            r"augment\.scale_range: Value error, expected \(low, high\) with 0 < low",
+        ),
+        ("augment: {scale_range: [-1.0, 0.5]}", r"augment\.scale_range: .* got \[-1\.0, 0\.5\]"),
+        ("augment: {saturation_range: [0.0, 1.2]}", None),
+        ("eval: {perturb_scale: [0.0, 1.5]}", r"eval\.perturb_scale: .* 0 < low"),
+        ("train: {epochs: 0}", r"train\.epochs: Input should be greater than or equal to 1"),
+        (
+            "train: {milestones: [20, 1]}",
+            r"train\.milestones: Value error, expected rising epochs from 1 on, got \[20, 1\]",
+        ),
+        ("train: {milestones: [0]}", r"train\.milestones: .* from 1 on"),
+    ],
+)
+def test_ranges_schedules_and_gates_a_user_can_get_wrong(tmp_path: Path, section: str, message: str | None) -> None:
+    path = _write(tmp_path, f"name: x\nmodel: {{name: hih}}\n{section}\n")
+    if message is None:
+        load_config(path)
+        return
+    with pytest.raises(ConfigError, match=message):
+        load_config(path)
+
+
 def test_point_count_must_match_layout(tmp_path: Path) -> None:
     path = _write(tmp_path, "name: x\nmodel: {name: hih, num_points: 98}\ndata: {layout: '68'}\n")
     with pytest.raises(ConfigError, match=r"model\.num_points is 98 but data\.layout 68 has 68 points"):

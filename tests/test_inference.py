@@ -277,6 +277,11 @@ def test_load_errors_name_the_problem(tmp_path: Path, model_path: Path) -> None:
     garbage.write_text("not a model")
     with pytest.raises(ValueError, match=r"onnxruntime cannot load garbage\.onnx"):
         Predictor.load(garbage)
+    checkpoint = tmp_path / "train" / "model.pt"
+    checkpoint.parent.mkdir()
+    checkpoint.write_bytes(b"PK\x03\x04")
+    with pytest.raises(ValueError, match=r"model\.pt: a PyTorch checkpoint; .* give <workdir>/export/model\.onnx"):
+        Predictor.load(checkpoint)
     wrong_count = tmp_path / "wrong.onnx"
     onnx.save(constant_model(info=DeployInfo("constant", "68", 68, SIZE, BOX_SCALE)), wrong_count)
     with pytest.raises(ValueError, match=r"metadata promises \(1, 68, 2\)"):

@@ -21,7 +21,10 @@ if TYPE_CHECKING:
     from landmarkflow.serving.kserve import Rollout
 
 app = typer.Typer(help="Facial landmark datasets to deployed models.", no_args_is_help=True)
-data_app = typer.Typer(help="Datasets: render, ingest, validate.", no_args_is_help=True)
+data_app = typer.Typer(
+    help="Datasets: render synthetic faces, ingest and validate a dataset, check what is new, version it with DVC.",
+    no_args_is_help=True,
+)
 app.add_typer(data_app, name="data")
 models_app = typer.Typer(
     help="The landmark models: what exists, how big, how costly; the registered versions of one.", no_args_is_help=True
@@ -32,7 +35,7 @@ T = TypeVar("T")
 DEFAULT_WORKDIR = Path("runs/latest")
 DEFAULT_CONFIG = Path("configs/hih_synthetic_tiny.yaml")
 ConfigOption = Annotated[Path, typer.Option(help="Experiment config YAML.")]
-EpochsOption = Annotated[int | None, typer.Option(help="Override train.epochs.")]
+EpochsOption = Annotated[int | None, typer.Option(min=1, help="Override train.epochs.")]
 NprocOption = Annotated[int, typer.Option(min=1, help="Processes for DDP training (torchrun); 1 = plain process.")]
 ImageOption = Annotated[
     str | None, typer.Option(help="The project's image the pods run (default: LANDMARKFLOW_IMAGE, else ours).")
@@ -247,14 +250,14 @@ def models_list(
     configs: Annotated[Path, typer.Option(help="Folder of experiment configs.")] = Path("configs"),
     include_all: Annotated[bool, typer.Option("--all", help="Every config, not only paper and small ones.")] = False,
 ) -> None:
-    """Every model at its paper configs and small configs: parameters (ours, as the authors count, the paper's)
-    and GFLOPs per face."""
+    """The configs with a paper's numbers to check (a `reference:` section) and the small ones (--all: every
+    config): parameters (ours, as the authors count, the paper's) and GFLOPs per face, every crop view included."""
     from rich.table import Table
 
     from landmarkflow.model_catalog import describe, listed_configs
 
     if not configs.is_dir():
-        _fail(f"--configs {configs}: no such folder")
+        _fail(f"--configs {configs}: no such folder; run from the project's checkout, or give its configs/ folder")
     described = _step(lambda: [describe(path) for path in listed_configs(configs, include_all)])
     cards = sorted(described, key=lambda c: (c.name, c.params))
     if as_json:

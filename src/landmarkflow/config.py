@@ -92,6 +92,15 @@ class DataConfig(_Section):
         return self
 
 
+def _low_high(value: tuple[float, float], zero_allowed: bool) -> tuple[float, float]:
+    """A factor's (low, high) range: in order, and above zero unless 0 (none of it) means something."""
+    low, high = value
+    if low < 0 or (low == 0 and not zero_allowed) or low > high:
+        bound = "0 <= low" if zero_allowed else "0 < low"
+        raise ValueError(f"expected (low, high) with {bound} <= high, got {list(value)}")
+    return value
+
+
 class AugmentConfig(_Section):
     """Online augmentation, applied to training crops only."""
 
@@ -112,18 +121,21 @@ class AugmentConfig(_Section):
     sharpen_prob: float = Field(0.0, ge=0, le=1, description="chance of an unsharp mask (photos' crisp detail)")
     noise_prob: float = Field(0.0, ge=0, le=1, description="chance of Gaussian sensor noise (sigma 2-10 grey levels)")
 
+    @field_validator("scale_range")
+    @classmethod
+    def _scale_range(cls, value: tuple[float, float]) -> tuple[float, float]:
+        return _low_high(value, zero_allowed=False)
+
     @field_validator("saturation_range")
     @classmethod
     def _saturation_range(cls, value: tuple[float, float]) -> tuple[float, float]:
-        if not 0 <= value[0] <= value[1]:
-            raise ValueError(f"saturation_range must be (low, high) with 0 <= low <= high, got {value}")
-        return value
+        return _low_high(value, zero_allowed=True)
 
 
 class TrainConfig(_Section):
     """Optimisation and schedule."""
 
-    epochs: int = Field(60, ge=0)
+    epochs: int = Field(60, ge=1)
     batch_size: int = Field(
         16,
         ge=1,
@@ -151,7 +163,7 @@ class TrainConfig(_Section):
     schedule: Literal["step", "cosine"] = Field(
         "step", description="step: x gamma at each milestone epoch; cosine: anneal to 0 over all epochs"
     )
-    milestones: tuple[int, ...] = (30, 50)
+    milestones: tuple[int, ...] = Field((30, 50), description="step schedule: the epochs (from 1, rising) it decays at")
     gamma: float = Field(0.1, gt=0, le=1)
     warmup_epochs: int = Field(0, ge=0)
     seed: int = 1234
@@ -165,6 +177,13 @@ class TrainConfig(_Section):
         False, description="mixed precision: float16 on CUDA, bfloat16 on CPUs with native bf16; else float32"
     )
     max_steps_per_epoch: int | None = Field(None, ge=1)
+
+    @field_validator("milestones")
+    @classmethod
+    def _rising(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if any(m < 1 for m in value) or list(value) != sorted(set(value)):
+            raise ValueError(f"expected rising epochs from 1 on, got {list(value)}")
+        return value
 
 
 class EvalConfig(_Section):
@@ -181,15 +200,13 @@ class EvalConfig(_Section):
     @field_validator("perturb_scale")
     @classmethod
     def _scale_range(cls, value: tuple[float, float]) -> tuple[float, float]:
-        if not 0 < value[0] <= value[1]:
-            raise ValueError(f"perturb_scale must be (low, high) with 0 < low <= high, got {value}")
-        return value
+        return _low_high(value, zero_allowed=False)
 
 
 class GateConfig(_Section):
     """Promotion gates (DESIGN.md): absolute NME, vs champion, ONNX parity."""
 
-    max_nme: float = Field(0.08, gt=0, description="test NME (fraction, not %) must be below this")
+    max_nme: float = Field(0.08, gt=0, description="test NME (a fraction: 0.08 is 8%) must be below this")
     min_baseline_ratio: float | None = Field(
         None, gt=1, description="mean-shape NME / test NME on the same test split must reach this (None: no check)"
     )

@@ -52,6 +52,8 @@ if TYPE_CHECKING:
     from landmarkflow.models.lgcn_shape import ShapeModel
 
 MLFLOW_SCHEMES = ("models:/", "runs:/", "mlflow-artifacts:/")
+TORCH_CHECKPOINT_SUFFIXES = (".pt", ".pth")
+"""Files named as PyTorch checkpoints (train's model.pt), which a user may give where the ONNX model is meant."""
 LANDMARK_BOX_LAYOUT = "68"
 """The layout whose training faces are boxed by their own landmarks: 300W's ground-truth boxes and the synthetic 300W
 files. WFLW, COFW and AFLW keep their datasets' boxes, and their synthetic files box 68 points besides the layout's,
@@ -267,6 +269,11 @@ class Predictor:
             return cls._from_file(*_find_onnx(path, source), source)
         if not path.is_file():
             raise FileNotFoundError(f"{source}: no such model file or folder")
+        if path.suffix in TORCH_CHECKPOINT_SUFFIXES:
+            raise ValueError(
+                f"{source}: a PyTorch checkpoint; models are read as the ONNX that export writes: give "
+                "<workdir>/export/model.onnx, the workdir, or a models:/ URI"
+            )
         beside = path.parent / SHAPE_MODEL_FILE
         return cls._from_file(path, beside if beside.is_file() else None, source)
 
