@@ -155,11 +155,17 @@ def write_manifest(frame_or_records: pd.DataFrame | Sequence[FaceRecord], path: 
     missing = [c for c in COLUMNS if c not in frame.columns]
     if missing:
         raise ManifestError(f"refusing to write {path}: missing columns {missing}")
+    path = writable_manifest_path(path)
+    with atomic_path(path) as tmp:
+        frame.loc[:, list(COLUMNS)].to_parquet(tmp, index=False)
+    return path
+
+
+def writable_manifest_path(path: str | Path) -> Path:
+    """`path`, where a manifest can be written; ManifestError when it is a folder."""
     path = Path(path)
     if path.is_dir():
         raise ManifestError(f"{path}: is a folder; expected a Parquet file path")
-    with atomic_path(path) as tmp:
-        frame.loc[:, list(COLUMNS)].to_parquet(tmp, index=False)
     return path
 
 

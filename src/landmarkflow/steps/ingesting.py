@@ -10,7 +10,7 @@ from pathlib import Path
 
 from landmarkflow.data import versioning
 from landmarkflow.data.formats.readers import read_dataset_leniently
-from landmarkflow.data.manifest import read_manifest, write_manifest
+from landmarkflow.data.manifest import read_manifest, writable_manifest_path, write_manifest
 from landmarkflow.data.synthetic_default import SynthOptions
 from landmarkflow.fileio import atomic_path
 from landmarkflow.steps.results import IngestResult, manifest_sha256
@@ -100,10 +100,10 @@ def _read_into_manifest(
     problems = [{"check": e.check, "file": str(e.path), "line": e.line, "message": str(e)} for e in broken]
     for problem in problems:
         log.warning("not ingested: %s", problem["message"])
-    with atomic_path(manifest_path) as staged:  # in place only once versioned: a failure leaves the old manifest
+    path = writable_manifest_path(manifest_path)
+    with atomic_path(path) as staged:  # in place only once versioned: a failure leaves the old manifest
         write_manifest(records, staged)
         versioned = version_of(staged)
-    path = manifest_path
     counts: dict[str, int] = {}
     for record in records:
         counts[record.split] = counts.get(record.split, 0) + 1

@@ -168,16 +168,21 @@ def test_an_unreadable_box_file_is_listed_leniently_and_refused_strictly(tmp_pat
             np.testing.assert_array_equal(record.bbox, landmark_box(record.landmarks))
 
 
-def test_strays_are_skipped_and_reported(tmp_path: Path) -> None:
+def test_images_without_pts_are_skipped_and_pts_without_an_image_are_broken(tmp_path: Path) -> None:
     root, records = _dataset(tmp_path)
     cv2.imwrite(str(root / "afw" / "lonely.jpg"), np.zeros((8, 8, 3), np.uint8))
-    write_pts(root / "ibug" / "orphan.pts", np.zeros((68, 2)))
     back, report = read_300w_with_report(root)
+    assert len(back) == len(records) and report.images_without_pts == ["afw/lonely.jpg"]
+    assert "skipped 1 images without .pts (afw/lonely.jpg)" in report.summary()
+
+    orphan = root / "ibug" / "orphan.pts"
+    write_pts(orphan, np.zeros((68, 2)))
+    with pytest.raises(FormatError, match=r"orphan\.pts: no image orphan\.\* beside it \(expected one of \.jpg"):
+        read_300w_with_report(root)
+    back, report = read_300w_with_report(root, strict=False)
     assert len(back) == len(records)
-    assert report.images_without_pts == ["afw/lonely.jpg"] and report.pts_without_image == ["ibug/orphan.pts"]
-    assert "skipped 1 images without .pts (afw/lonely.jpg) and 1 .pts without image (ibug/orphan.pts)" in (
-        report.summary()
-    )
+    assert [(problem.path, problem.check) for problem in report.problems] == [(orphan, "image_exists")]
+    orphan.unlink()
     for number in range(4):
         cv2.imwrite(str(root / "afw" / f"stray{number}.jpg"), np.zeros((8, 8, 3), np.uint8))
     assert "5 images without .pts (afw/lonely.jpg, afw/stray0.jpg, afw/stray1.jpg, +2 more)" in (

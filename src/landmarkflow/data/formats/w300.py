@@ -210,7 +210,8 @@ def write_box_file(path: str | Path, boxes: Mapping[str, FaceBoxes]) -> Path:
 
 @dataclass
 class ReadReport(FormatReport):
-    """What `read_300w` found: the shared counts and problems, plus faces per folder, box sources and strays."""
+    """What `read_300w` found: the shared counts and problems, plus faces per folder, box sources and the images
+    no .pts annotates."""
 
     not_read_note: ClassVar[str] = "faces not read (broken files, see the problems)"
 
@@ -218,7 +219,6 @@ class ReadReport(FormatReport):
     boxes_from_files: int = 0
     boxes_from_landmarks: int = 0
     images_without_pts: list[str] = field(default_factory=list)
-    pts_without_image: list[str] = field(default_factory=list)
 
     def source(self) -> str:
         """The dataset root and the faces each of its folders gave."""
@@ -226,12 +226,11 @@ class ReadReport(FormatReport):
         return f"in {self.root} ({folders})"
 
     def details(self) -> list[str]:
-        """Where the boxes came from, and the images and .pts files skipped for lacking their partner."""
+        """Where the boxes came from, and the images skipped for having no .pts."""
         details = [f"boxes from .mat {self.boxes_from_files}, from landmarks {self.boxes_from_landmarks}"]
-        if self.images_without_pts or self.pts_without_image:
+        if self.images_without_pts:
             details.append(
-                f"skipped {len(self.images_without_pts)} images without .pts{_first(self.images_without_pts)} "
-                f"and {len(self.pts_without_image)} .pts without image{_first(self.pts_without_image)}"
+                f"skipped {len(self.images_without_pts)} images without .pts{_first(self.images_without_pts)}"
             )
         return details
 
@@ -257,10 +256,10 @@ def read_300w_with_report(
     """Read a 300W-layout folder: faces in a stable order (folder, then file name) and a report of what was found.
 
     Boxes come from `Bounding Boxes/bounding_boxes_<subset>.mat` (bb_ground_truth) where present, else they
-    are the tight landmark box. Images without a .pts (and .pts without an image) are skipped and reported.
-    A broken face or box file raises its FormatError when `strict`; otherwise it is left out and kept in
-    `report.problems`, so that a pipeline can report every broken file at validation instead of the first (the
-    faces of a broken box file are read, with landmark boxes).
+    are the tight landmark box. Images without a .pts are skipped and reported; a .pts without its image is a
+    broken file (check `image_exists`). A broken face or box file raises its FormatError when `strict`; otherwise
+    it is left out and kept in `report.problems`, so that a pipeline can report every broken file at validation
+    instead of the first (the faces of a broken box file are read, with landmark boxes).
     .pts files hold no visibility: every point is visible unless `visible` gives a face's flags by sample id
     (the synthetic dataset keeps them in its meta file).
     """
@@ -276,7 +275,9 @@ def read_300w_with_report(
         boxes = _folder_boxes(root / folder.box_file, report, strict)
         images, pts_files = _folder_files(root / folder.path)
         report.images_without_pts += [f"{folder.path}/{images[s].name}" for s in sorted(images.keys() - pts_files)]
-        report.pts_without_image += [f"{folder.path}/{pts_files[s].name}" for s in sorted(pts_files.keys() - images)]
+        for stem in sorted(pts_files.keys() - images):  # annotations of an image the copy lacks: a broken copy
+            missing = f"no image {stem}.* beside it (expected one of {', '.join(IMAGE_SUFFIXES)})"
+            report.collect(FormatError(pts_files[stem], missing, check="image_exists"), strict)
         for stem in sorted(images.keys() & pts_files.keys()):
             image = images[stem]
             try:
