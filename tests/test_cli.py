@@ -10,7 +10,9 @@ import pytest
 from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
+from landmarkflow import steps
 from landmarkflow.cli import app
+from landmarkflow.data.manifest import read_manifest
 from landmarkflow.data.synthetic import synthesize
 from landmarkflow.registry import CHALLENGER, CHAMPION, version_by_alias
 from tests.stores import TrackingStore
@@ -87,3 +89,15 @@ def test_a_real_faces_format_without_real_faces_is_refused_not_ignored(
     said = " ".join(result.output.split())
     assert "--real-dataset wflw names the format of --real-faces, which was not given" in said
     assert not any(tmp_path.iterdir()) and not isolated_tracking.written()
+
+
+def test_ingest_with_a_remote_versions_the_root_there_for_steps_elsewhere(tmp_path: Path) -> None:
+    root, remote = tmp_path / "faces", tmp_path / "remote"
+    synthesize(root, num_train=3, num_test=2, seed=3, progress=False)
+    _cli("data", "ingest", "--dataset", "synthetic", "--root", root, "--workdir", tmp_path / "run", "--remote", remote)
+    ingested = steps.IngestResult.load(tmp_path / "run" / "ingest.json")
+    assert ingested.data_remote == str(remote) and ingested.data_hash.endswith(".dir")
+    fetched = Path(steps.materialise_data(ingested, ["test"], tmp_path / "pod").root)
+    frame = read_manifest(ingested.manifest)
+    test_images = sorted(frame[frame["split"] == "test"]["image_path"])
+    assert sorted(p.relative_to(fetched).as_posix() for p in fetched.rglob("*") if p.is_file()) == test_images

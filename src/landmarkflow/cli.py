@@ -138,6 +138,13 @@ def data_ingest(
     render: Annotated[
         bool, typer.Option(help="Render the synthetic default first when --dataset synthetic finds no faces.")
     ] = True,
+    remote: Annotated[
+        str | None,
+        typer.Option(
+            help="A DVC remote's URL (s3://bucket/prefix, endpoint and credentials from the environment, or a "
+            "folder) to version the data in and push it to, for steps that run elsewhere."
+        ),
+    ] = None,
 ) -> None:
     """Read a dataset's native files into <workdir>/manifest.parquet and ingest.json, as the pipeline's ingest
     step: files that do not parse are listed (validation fails on them), the rest are ingested, and the data
@@ -146,7 +153,12 @@ def data_ingest(
 
     ingested = _step(
         lambda: ingest_step(
-            workdir, dataset, root, synth=DEFAULT_SYNTH if render else None, repo_root=_dvc_project(repo)
+            workdir,
+            dataset,
+            root,
+            synth=DEFAULT_SYNTH if render else None,
+            repo_root=_dvc_project(repo),
+            remote=remote,
         )
     )
     for problem in ingested.problems:

@@ -70,10 +70,12 @@ def ingest_step(
     root: str | Path,
     synth: SynthOptions | None = DEFAULT_SYNTH,
     repo_root: str | Path | None = None,
+    remote: str | None = None,
 ) -> steps.IngestResult:
-    """Native files -> `<workdir>/manifest.parquet` and ingest.json (data hash, files that could not be read)."""
+    """Native files -> `<workdir>/manifest.parquet` and ingest.json (data hash, files that could not be read);
+    versioned and pushed to the DVC remote `remote` when given (see `steps.ingest`)."""
     work = Workdir(Path(workdir))
-    ingested = steps.ingest(dataset, root, work.path / MANIFEST_FILE, synth=synth, repo_root=repo_root)
+    ingested = steps.ingest(dataset, root, work.path / MANIFEST_FILE, synth=synth, repo_root=repo_root, remote=remote)
     return work.save("ingest", ingested)
 
 
