@@ -161,8 +161,6 @@ def data_ingest(
             remote=remote,
         )
     )
-    for problem in ingested.problems:
-        console.print(f"[yellow]not ingested:[/yellow] {escape(problem['message'])}")
     console.print(
         f"{sum(ingested.counts.values())} faces {ingested.counts} -> {ingested.manifest} (data hash "
         f"{ingested.data_hash}); {len(ingested.problems)} file(s) not ingested",
@@ -346,7 +344,11 @@ def run(
         _fail(f"data validation failed, nothing was trained:\n{exc}")
     except STEP_ERRORS as exc:
         _fail(str(exc))
-    console.print(result.promote.message)
+    console.print(  # the steps have logged what they did; this says where it is
+        f"results in {Path(workdir).resolve()} (<step>.json each), the model {result.export.onnx_path}: "
+        f"`landmarkflow predict --model {workdir} IMAGE` reads a photo with it",
+        soft_wrap=True,
+    )
 
 
 @app.command("train")
@@ -458,8 +460,7 @@ def gate(workdir: WorkdirOption = DEFAULT_WORKDIR) -> None:
     """Decide promotion (NME threshold, mean-shape bar, champion, ONNX parity); a failed gate exits 0."""
     from landmarkflow.workflow import gate_step
 
-    gated = _step(lambda: gate_step(workdir))
-    console.print(f"gate {'passed' if gated.passed else 'FAILED'}: {gated.reasons}")
+    _step(lambda: gate_step(workdir))  # the step logs its decision and reasons
 
 
 @app.command("register")
@@ -484,7 +485,7 @@ def promote(
     from landmarkflow.workflow import promote_step
 
     to_cluster = _rollout(image, secret, namespace) if rollout else None
-    console.print(_step(lambda: promote_step(workdir, to_cluster)).message)
+    _step(lambda: promote_step(workdir, to_cluster))  # the step logs where champion is and why
 
 
 @app.command("rollback")
