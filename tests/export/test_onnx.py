@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +21,7 @@ from landmarkflow.models.hih import HIH
 from landmarkflow.models.zoo import build_model
 from landmarkflow.runtime import METADATA_PREFIX, DeployInfo, open_session, run_onnx
 from landmarkflow.steps.exporting import deploy_info
+from tests.fresh_process import REPO
 from tests.models.small_configs import SMALL_HIH
 
 INFO = DeployInfo(model="hih", layout="68", num_points=5, input_size=64, box_scale=1.25, config_hash="0123abcd")
@@ -152,3 +155,22 @@ def test_deploy_info_carries_the_configs_crop_options(
     model = onnx.load(str(exported))
     onnx.helper.set_model_props(model, info.to_props())
     assert getattr(DeployInfo.from_proto(model), field) == float(written)
+
+
+def test_export_says_nothing_about_torchvision_or_pytorchs_own_deprecations(tmp_path: Path) -> None:
+    """In a fresh process, where the exporter first builds its op registry: no note per torchvision op (no CPU
+    build of it exists, and no model uses its ops), no FutureWarning from inside PyTorch's pytree code."""
+    code = (
+        "import sys, torch\n"
+        "from landmarkflow.export.onnx import export_onnx\n"
+        "from landmarkflow.models.zoo import build_model\n"
+        "from landmarkflow.runtime import DeployInfo\n"
+        "from tests.models.small_configs import SMALL_HIH\n"
+        "info = DeployInfo('hih', '68', num_points=5, input_size=64, box_scale=1.25, config_hash='0123abcd')\n"
+        "export_onnx(build_model(SMALL_HIH), sys.argv[1], info)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "model.onnx")], capture_output=True, text=True, cwd=REPO
+    )
+    assert done.returncode == 0, done.stderr
+    assert "torchvision" not in done.stderr and "Warning" not in done.stderr, done.stderr

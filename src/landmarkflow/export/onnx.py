@@ -6,6 +6,10 @@ file turns crops into coordinates. Export uses the torch.export-based (dynamo) e
 
 from __future__ import annotations
 
+import logging
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +44,26 @@ class _PredictWithHeatmaps(_Predict):
         return self.model.predict_with_heatmaps(images)
 
 
+EXPORTER_REGISTRY_LOGGER = "torch.onnx._internal.exporter._registration"
+"""Warns once per torchvision op that torchvision is not installed: no CPU build of it exists, and no model here uses
+its ops."""
+
+
+@contextmanager
+def _quiet_exporter() -> Iterator[None]:
+    """The exporter without its notes that concern no model here: the torchvision ops it skips, and a deprecation
+    inside PyTorch's own pytree code (its `LeafSpec` check)."""
+    registry = logging.getLogger(EXPORTER_REGISTRY_LOGGER)
+    level = registry.level
+    registry.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", r"`isinstance\(treespec, LeafSpec\)` is deprecated", FutureWarning)
+            yield
+    finally:
+        registry.setLevel(level)
+
+
 def export_onnx(model: LandmarkModel, path: str | Path, info: DeployInfo, opset: int = 18) -> Path:
     """Write `model.predict` as ONNX to `path` (atomically), with `info` as metadata; returns the path.
 
@@ -59,17 +83,18 @@ def export_onnx(model: LandmarkModel, path: str | Path, info: DeployInfo, opset:
         else (_Predict(model), [info.output_name])
     )
     try:
-        program = torch.onnx.export(
-            graph.eval(),
-            (example,),
-            dynamo=True,
-            input_names=[info.input_name],
-            output_names=outputs,
-            dynamic_shapes={"images": {0: torch.export.Dim("batch", min=1, max=4096)}},
-            opset_version=opset,
-            external_data=False,
-            verbose=False,
-        )
+        with _quiet_exporter():
+            program = torch.onnx.export(
+                graph.eval(),
+                (example,),
+                dynamo=True,
+                input_names=[info.input_name],
+                output_names=outputs,
+                dynamic_shapes={"images": {0: torch.export.Dim("batch", min=1, max=4096)}},
+                opset_version=opset,
+                external_data=False,
+                verbose=False,
+            )
     finally:
         model.train(was_training)
     proto = program.model_proto
