@@ -370,9 +370,10 @@ def train(
     from landmarkflow.workflow import train_step
 
     trained = _step(lambda: train_step(workdir, config, ingest_result, _epochs(epochs), nproc, resume_key))
+    took = f"{trained.seconds / 60:.1f} min" if trained.seconds >= 60 else f"{trained.seconds:.0f} s"
     console.print(
-        f"trained {trained.model} in {trained.seconds / 60:.1f} min, validation NME "
-        f"{100 * trained.final_val_nme:.2f}% (MLflow run {trained.run_id}) -> {trained.checkpoint}"
+        f"trained {trained.model} in {took}, validation NME {100 * trained.final_val_nme:.2f}% "
+        f"(MLflow run {trained.run_id}) -> {trained.checkpoint}"
     )
 
 
