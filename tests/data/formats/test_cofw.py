@@ -1,3 +1,4 @@
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -89,6 +90,14 @@ def test_round_trip_is_exact_and_exports_the_images(tmp_path: Path, version: str
     _, third = read_cofw_with_report(tmp_path)
     assert (third.images_written, third.images_kept) == (1, 5)
     _same(read_dataset("cofw", tmp_path), records)
+
+
+def test_a_root_the_images_cannot_be_written_into_says_why_they_are_written(tmp_path: Path) -> None:
+    _dataset(tmp_path, "5")
+    shutil.rmtree(tmp_path / "images", ignore_errors=True)
+    (tmp_path / "images").write_text("a file where the exported images' folder goes")
+    with pytest.raises(FormatError, match=r"images/train/0000\.png: cannot write the image \(.*\): COFW's images live"):
+        read_cofw(tmp_path)
 
 
 def test_writing_back_from_exported_images_gives_the_same_files(tmp_path: Path) -> None:

@@ -125,7 +125,15 @@ def export_image(root: Path, relative: str, image: np.ndarray) -> bool:
     data = buffer.tobytes()
     if target.is_file() and target.read_bytes() == data:
         return False
-    atomic_write_bytes(target, data)
+    try:
+        atomic_write_bytes(target, data)
+    except OSError as exc:
+        raise FormatError(
+            target,
+            f"cannot write the image ({exc.strerror}): COFW's images live inside its .mat files, and reading exports "
+            f"them beside them, into {IMAGE_DIR}/, for the manifest to point at; give a copy of the folder that can "
+            "be written to",
+        ) from exc
     return True
 
 
