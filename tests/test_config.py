@@ -62,6 +62,7 @@ def test_wrong_value_and_unknown_model_are_explained(tmp_path: Path) -> None:
             r"train\.milestones: Value error, expected rising epochs from 1 on, got \[20, 1\]",
         ),
         ("train: {milestones: [0]}", r"train\.milestones: .* from 1 on"),
+        ("train: {betas: [0.9, 1.5]}", r"train\.betas\.1: Input should be less than 1"),
     ],
 )
 def test_ranges_schedules_and_gates_a_user_can_get_wrong(tmp_path: Path, section: str, message: str | None) -> None:

@@ -72,7 +72,8 @@ def test_first_model_is_promoted_and_a_worse_one_is_not(training_synthetic: Path
     assert abs(first.export.parity_delta) <= 1e-4
     assert "skipped" in first.export.tensorrt
 
-    worse = run_workflow(CONFIG, tmp_path / "worse", _overrides(training_synthetic, 0), synth=None)
+    untrained = {**_overrides(training_synthetic, 1), "train.lr": 1e-9}  # one epoch that barely moves a weight
+    worse = run_workflow(CONFIG, tmp_path / "worse", untrained, synth=None)
     assert not worse.gate.passed and not worse.promote.promoted
     assert "worse" in worse.gate.reasons
     assert version_by_alias("hih-synthetic", CHAMPION).version == "1"

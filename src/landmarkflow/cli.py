@@ -148,7 +148,8 @@ def data_ingest(
 ) -> None:
     """Read a dataset's native files into <workdir>/manifest.parquet and ingest.json, as the pipeline's ingest
     step: files that do not parse are listed (validation fails on them), the rest are ingested, and the data
-    hash is the DVC hash when the root lies in the repo's tracked data/, else that of the manifest and its images."""
+    hash is the DVC hash when the root lies in the repo's tracked data/ or --remote is given, else that of the
+    manifest and its images."""
     from landmarkflow.workflow import DEFAULT_SYNTH, ingest_step
 
     ingested = _step(
@@ -204,8 +205,7 @@ def data_freshness(
     experiment; a scheduled run trains only these. Exit status 0 either way."""
     from landmarkflow.workflow import freshness_step
 
-    checked = _step(lambda: freshness_step(workdir, list(config), ingest_result, force))
-    console.print(escape(checked.message), soft_wrap=True)
+    _step(lambda: freshness_step(workdir, list(config), ingest_result, force))  # the step logs its decisions
 
 
 def _version_line(version: DataVersion) -> str:
@@ -512,7 +512,7 @@ def rollback(
     from landmarkflow.rollback import roll_back
 
     to_cluster = _rollout(image, secret, namespace) if rollout else None
-    console.print(_step(lambda: roll_back(name, reason, to, to_cluster, from_)).message)
+    _step(lambda: roll_back(name, reason, to, to_cluster, from_))  # it logs the move
 
 
 def _rollout(image: str | None, secret: str | None, namespace: str | None) -> Rollout:

@@ -269,7 +269,7 @@ class Predictor:
             return cls._from_file(*_find_onnx(path, source), source)
         if not path.is_file():
             raise FileNotFoundError(f"{source}: no such model file or folder")
-        if path.suffix in TORCH_CHECKPOINT_SUFFIXES:
+        if path.suffix.lower() in TORCH_CHECKPOINT_SUFFIXES:
             raise ValueError(
                 f"{source}: a PyTorch checkpoint; models are read as the ONNX that export writes: give "
                 "<workdir>/export/model.onnx, the workdir, or a models:/ URI"

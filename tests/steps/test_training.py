@@ -95,6 +95,7 @@ def _runs_in(dataset: str) -> list[str]:
         ({"layout": "98"}, 1, r"faces in the 98-point layout, but the config 'hih_synthetic_tiny' trains on layout 68"),
         ({"counts": {"train": 8}}, 1, r"no faces in the 'test' split \(it holds \{'train': 8\}\)"),
         ({"counts": {"test": 2}}, 1, r"no faces in the 'train' split"),
+        ({"counts": {}, "layout": ""}, 1, r"no faces in the 'train' and 'test' split \(it holds none\)"),
         ({}, 3, r"train.batch_size 2 is the global batch and must divide evenly over the 3 training processes"),
     ],
 )
@@ -108,7 +109,7 @@ def test_data_the_config_cannot_train_on_is_refused_before_any_run_opens(
 
 def test_a_manifest_ingested_again_is_not_read_for_old_results(tmp_path: Path, ingested: steps.IngestResult) -> None:
     """Other data ingested into the workdir after training: evaluate and export would read the new manifest for the
-    old model (beside the old root), and train on an old ingest result would read data it does not describe."""
+    old model (beside the old root), and train or validate on an old ingest result data it does not describe."""
     trained = steps.train(CONFIG, ingested, tmp_path / "train", SMALL)
     synthesize(tmp_path / "other", num_train=6, num_test=2, seed=2, image_size=128, progress=False)
     ingest_step(tmp_path / "ingest", "synthetic", tmp_path / "other", synth=None)
@@ -116,5 +117,18 @@ def test_a_manifest_ingested_again_is_not_read_for_old_results(tmp_path: Path, i
     for step in (steps.evaluate, steps.export):
         with pytest.raises(ValueError, match=f"written again after run {trained.run_id} trained on it"):
             step(trained, tmp_path / step.__name__)
-    with pytest.raises(ValueError, match="written again after this ingest result read synthetic"):
-        steps.train(CONFIG, ingested, tmp_path / "again", SMALL)
+    for stale_ingest in (
+        lambda: steps.train(CONFIG, ingested, tmp_path / "again", SMALL),
+        lambda: steps.validate(ingested, tmp_path / "validation"),
+    ):
+        with pytest.raises(ValueError, match="written again after this ingest result read synthetic"):
+            stale_ingest()
+
+
+def test_the_key_never_resumes_a_run_on_other_data(tmp_path: Path, ingested: steps.IngestResult) -> None:
+    """A finished run of the key would otherwise come back stamped with the new data's hash."""
+    first = steps.train(CONFIG, ingested, tmp_path / "one", SMALL, resume_key="job/task")
+    synthesize(tmp_path / "other", num_train=8, num_test=2, seed=2, image_size=128, progress=False)
+    other = ingest_step(tmp_path / "ingest-other", "synthetic", tmp_path / "other", synth=None)
+    with pytest.raises(ValueError, match=f"run {first.run_id} of this config trained on data {ingested.data_hash}"):
+        steps.train(CONFIG, other, tmp_path / "two", SMALL, resume_key="job/task")

@@ -11,7 +11,14 @@ from landmarkflow.config import ExperimentConfig
 from landmarkflow.evaluation.gates import GateDecision, decide
 from landmarkflow.outages import tracking_step
 from landmarkflow.registry import CHAMPION, VersionInfo, version_by_alias
-from landmarkflow.steps.results import EvalResult, ExportResult, GateResult, TrainResult, require_results_of
+from landmarkflow.steps.results import (
+    EvalResult,
+    ExportResult,
+    GateResult,
+    TrainResult,
+    require_results_of,
+    require_same_manifest,
+)
 from landmarkflow.tracking import registered_model_name
 
 log = logging.getLogger(__name__)
@@ -30,6 +37,7 @@ def gate(
     (default: `trained.root`): a pod fetches those images only when that happens.
     """
     require_results_of(trained.run_id, evaluate=evaluated, export=exported)
+    require_same_manifest(trained)  # a champion from other data is re-measured on this manifest's test split
     name = registered_model_name(trained.model, trained.dataset)
     config = trained.experiment_config()
     champion = version_by_alias(name, CHAMPION)

@@ -50,7 +50,7 @@ class IngestResult(StepResult):
     """The manifest file's own hash, so that a step given this result can tell that file was written again since."""
 
 
-def manifest_sha256(path: str | Path) -> str:
+def file_sha256(path: str | Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
@@ -59,7 +59,7 @@ def require_same_manifest(located: IngestResult | TrainResult) -> None:
     the same workdir would otherwise be read beside another dataset's root, or scored for a model trained on the
     old data. Results of before the hash was kept pass."""
     path = Path(located.manifest)
-    if not located.manifest_sha256 or not path.is_file() or manifest_sha256(path) == located.manifest_sha256:
+    if not located.manifest_sha256 or not path.is_file() or file_sha256(path) == located.manifest_sha256:
         return
     if isinstance(located, TrainResult):
         raise ValueError(
@@ -78,8 +78,8 @@ def require_remote(located: IngestResult | TrainResult, reader: str) -> None:
     if not located.data_remote:
         raise ValueError(
             f"{located.manifest}: ingest pushed the data to no DVC remote (data hash {located.data_hash}), so "
-            f"{reader} cannot fetch it; give ingest a remote (the pipeline's dvc_remote_url, or a repo_root whose "
-            "data/ holds the data and whose DVC config names a remote)"
+            f"{reader} cannot fetch it; give ingest a remote (the pipeline's dvc_remote_url, `landmarkflow data "
+            "ingest --remote`, or a repo_root whose data/ holds the data and whose DVC config names a remote)"
         )
 
 

@@ -74,8 +74,7 @@ def train(
     completed rather than repeated. A new key trains anew.
     """
     config = load_config(config_path, overrides)
-    require_same_manifest(ingested)
-    require_trainable(config, ingested, processes=max(nproc, 1) * nodes)
+    require_trainable(config, ingested, processes=max(nproc, 1) * max(nodes, 1))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     for stale in (LAST, BEST):  # an earlier run's, in a reused folder; this run's own come back from MLflow
@@ -83,6 +82,11 @@ def train(
     experiment_id = ensure_experiment(experiment_name(ingested.dataset))
     client = MlflowClient()
     earlier = find_run(client, experiment_id, resume_key, config.config_hash()) if resume_key else None
+    if earlier is not None and earlier.data.tags.get("data_hash") != ingested.data_hash:
+        raise ValueError(
+            f"resume key {resume_key!r}: run {earlier.info.run_id} of this config trained on data "
+            f"{earlier.data.tags.get('data_hash')}, not on the data given ({ingested.data_hash}); give a new key"
+        )
     if earlier is not None and TRAIN_SECONDS in earlier.data.metrics:
         log.info("run %s (resume key %s) has finished training; returning it", earlier.info.run_id, resume_key)
         return _finished(client, earlier.info.run_id, config, config_path, ingested, out_dir)
@@ -127,7 +131,6 @@ def trainjob(
     for a user to apply without the pipeline: it opens the MLflow run the job trains in, with the lineage tags, and
     puts the data's whereabouts into it. The nodes finish the run; evaluate it from there."""
     config = load_config(config_path, overrides)
-    require_same_manifest(ingested)
     require_trainable(config, ingested, processes=max(gpus_per_node, 1) * nodes)
     experiment_id = ensure_experiment(experiment_name(ingested.dataset))
     client = MlflowClient()
@@ -171,14 +174,9 @@ def _trainjob(
 
 def require_trainable(config: ExperimentConfig, ingested: IngestResult, processes: int) -> None:
     """ValueError before a run opens when the config cannot train on the ingested data in `processes` processes, or
-    evaluate would find no faces to score after the whole training: the data's layout, faces in the train and test
-    splits, and a global batch that the processes share evenly."""
-    share_of_batch(config.train.batch_size, processes)
-    if ingested.layout != config.data.layout:
-        raise ValueError(
-            f"{ingested.manifest}: {ingested.dataset} faces in the {ingested.layout}-point layout, but the config "
-            f"{config.name!r} trains on layout {config.data.layout} (data.layout); use a config for that layout"
-        )
+    evaluate would find no faces to score after the whole training: the manifest the ingest wrote, faces in the
+    train and test splits, the data's layout, and a global batch that the processes share evenly."""
+    require_same_manifest(ingested)
     empty = [split for split in dict.fromkeys(("train", config.data.test_split)) if not ingested.counts.get(split)]
     if empty:
         raise ValueError(
@@ -186,6 +184,12 @@ def require_trainable(config: ExperimentConfig, ingested: IngestResult, processe
             f"{ingested.counts or 'none'}): training needs 'train' faces, and evaluation the config's "
             f"data.test_split, {config.data.test_split!r}"
         )
+    if ingested.layout != config.data.layout:
+        raise ValueError(
+            f"{ingested.manifest}: {ingested.dataset} faces in the {ingested.layout}-point layout, but the config "
+            f"{config.name!r} trains on layout {config.data.layout} (data.layout); use a config for that layout"
+        )
+    share_of_batch(config.train.batch_size, processes)
 
 
 def _start_run(

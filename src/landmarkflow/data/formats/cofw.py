@@ -130,9 +130,9 @@ def export_image(root: Path, relative: str, image: np.ndarray) -> bool:
     except OSError as exc:
         raise FormatError(
             target,
-            f"cannot write the image ({exc.strerror}): COFW's images live inside its .mat files, and reading exports "
-            f"them beside them, into {IMAGE_DIR}/, for the manifest to point at; give a copy of the folder that can "
-            "be written to",
+            f"cannot write the image ({exc.strerror or exc}): COFW's images live inside its .mat files, and "
+            f"reading exports them beside them, into {IMAGE_DIR}/, for the manifest to point at; give a copy of the "
+            "folder that can be written to",
         ) from exc
     return True
 
