@@ -132,7 +132,7 @@ def test_the_cli_prints_the_job_and_opens_its_run(tmp_path: Path, monkeypatch: p
         "/data/300w",
         str(manifest),
         "0123456789abcdef0123456789abcdef.dir",
-        {"train": 3},
+        {"train": 3, "test": 1},
         data_remote="s3://bucket/dvc",
         root_in_version="300w",
     )

@@ -25,7 +25,7 @@ from landmarkflow.data.validation.result import CheckFailure, ValidationResult
 from landmarkflow.data.validation.run import record_drift, validate_manifest
 from landmarkflow.fileio import atomic_write_text
 from landmarkflow.outages import tracking_step
-from landmarkflow.steps.results import FreshnessResult, IngestResult, require_same_manifest
+from landmarkflow.steps.results import FreshnessResult, IngestResult
 from landmarkflow.tracking import data_experiment_name, ensure_experiment, log_metrics
 
 REPORTS = "validation"
@@ -43,7 +43,6 @@ def validate(
     valid data, profile it and, given the freshness check, compare it with the data of each retrained model's
     champion (a config's data.max_drift can fail the check). The outcome with its reports is logged as an MLflow
     run; the caller decides whether a failure stops the pipeline."""
-    require_same_manifest(ingested)
     by_check: dict[str, list[str]] = {}
     for problem in ingested.problems:
         by_check.setdefault(problem["check"], []).append(problem["message"])

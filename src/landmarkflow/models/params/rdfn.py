@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, model_validator
 
@@ -41,9 +41,7 @@ class RDFNParams(ModelParams):
     spatial_kernel: int = Field(7, ge=1, description="spatial attention conv kernel (odd)")
     stacks: int = Field(2, ge=1, le=8, description="localisation hourglasses")
     localisation_depth: int = Field(4, ge=1, le=6, description="levels of each localisation hourglass")
-    dilations: tuple[Annotated[int, Field(ge=1)], ...] = Field(
-        (1, 2, 4, 8), min_length=1, description="multi-scale bottleneck dilations"
-    )
+    dilations: tuple[int, ...] = Field((1, 2, 4, 8), min_length=1, description="multi-scale bottleneck dilations")
     region_channels: int = Field(32, ge=2, description="per-region width of the region-wise heads")
     centre_sigma_fraction: float = Field(1.0 / 6.0, gt=0, description="centre Gaussian sigma / landmark box side")
     score_sigma: float = Field(1.5, gt=0, description="score-map Gaussian sigma, region-grid cells")
