@@ -101,3 +101,21 @@ def test_ingest_with_a_remote_versions_the_root_there_for_steps_elsewhere(tmp_pa
     frame = read_manifest(ingested.manifest)
     test_images = sorted(frame[frame["split"] == "test"]["image_path"])
     assert sorted(p.relative_to(fetched).as_posix() for p in fetched.rglob("*") if p.is_file()) == test_images
+
+
+def test_train_refuses_data_its_workdir_failed_to_validate(tmp_path: Path, isolated_tracking: TrackingStore) -> None:
+    """As the pipeline stops a branch on failed validation; a verdict on another manifest says nothing."""
+    root, workdir = tmp_path / "faces", tmp_path / "run"
+    synthesize(root, num_train=4, num_test=2, seed=3, progress=False)
+    _cli("data", "ingest", "--dataset", "synthetic", "--root", root, "--workdir", workdir, "--no-render")
+    missing = sorted(root.rglob("*.jpg"))[0]
+    missing.unlink()
+    assert CliRunner().invoke(app, ["data", "validate", "--workdir", str(workdir)]).exit_code == 1
+
+    refused = CliRunner().invoke(app, ["train", "--config", CONFIG, "--workdir", str(workdir), "--epochs", "1"])
+    said = " ".join(refused.output.split())
+    assert refused.exit_code == 1 and "Traceback" not in refused.output
+    assert "data validation failed on this data (image_exists; report" in said and "ingest it again" in said
+    assert MlflowClient().get_experiment_by_name("landmarks/synthetic") is None  # no training run opened
+    verdict = json.loads((workdir / "validate.json").read_text())
+    assert not verdict["success"] and verdict["failed_checks"] == ["image_exists"]

@@ -91,11 +91,16 @@ def freshness_step(
 def validate_step(workdir: Path, ingest_result: str | Path | None = None) -> ValidationResult:
     """The data suite over the ingested manifest (reports in `<workdir>/validation/`), with drift from the champions'
     data when the workdir holds a freshness check; returns its result, which the caller checks (a failure is an
-    outcome here, not an exception)."""
+    outcome here, not an exception), and keeps its verdict as validate.json for `train_step`."""
     work = Workdir(Path(workdir))
     ingested = steps.IngestResult.load(ingest_result) if ingest_result else work.load("ingest", steps.IngestResult)
     checked = work.load("freshness", steps.FreshnessResult) if work.result_file("freshness").is_file() else None
-    return steps.validate(ingested, work.outputs("validation"), checked)
+    result = steps.validate(ingested, work.outputs("validation"), checked)
+    failed = [failure.check for failure in result.failures]
+    report = str(result.report_path or work.outputs("validation"))
+    verdict = steps.ValidateResult(result.success, ingested.manifest, ingested.manifest_sha256, failed, report)
+    work.save("validate", verdict)
+    return result
 
 
 def train_step(
@@ -106,10 +111,13 @@ def train_step(
     nproc: int = 1,
     resume_key: str | None = None,
 ) -> steps.TrainResult:
-    """Train `config_path` on the ingested data (the workdir's ingest.json unless `ingest_result` names one);
-    `resume_key` continues the MLflow run of an earlier attempt with that key (see `steps.train`)."""
+    """Train `config_path` on the ingested data (the workdir's ingest.json unless `ingest_result` names one), unless
+    the workdir's validation failed on that data; `resume_key` continues the MLflow run of an earlier attempt with
+    that key (see `steps.train`)."""
     work = Workdir(Path(workdir))
     ingested = steps.IngestResult.load(ingest_result) if ingest_result else work.load("ingest", steps.IngestResult)
+    if work.result_file("validate").is_file():
+        steps.require_validated(work.load("validate", steps.ValidateResult), ingested)
     trained = steps.train(config_path, ingested, work.outputs("train"), overrides, nproc=nproc, resume_key=resume_key)
     return work.save("train", trained)
 

@@ -84,6 +84,28 @@ def require_remote(located: IngestResult | TrainResult, reader: str) -> None:
 
 
 @dataclass
+class ValidateResult(StepResult):
+    """`data validate`'s verdict on a workdir's manifest, kept there so that `train` by hand, like the pipeline,
+    does not learn from data that failed it."""
+
+    success: bool
+    manifest: str
+    manifest_sha256: str
+    failed_checks: list[str]
+    report: str
+
+
+def require_validated(verdict: ValidateResult, ingested: IngestResult) -> None:
+    """ValueError when `verdict` failed the manifest `ingested` names (a verdict on another manifest says nothing)."""
+    if verdict.success or verdict.manifest_sha256 != ingested.manifest_sha256:
+        return
+    raise ValueError(
+        f"{ingested.manifest}: data validation failed on this data ({', '.join(verdict.failed_checks)}; report "
+        f"{verdict.report}): mend the data and ingest it again; train does not learn from data that fails validation"
+    )
+
+
+@dataclass
 class FreshnessResult(StepResult):
     """Which models to retrain on the ingested data: `retrain` lists their config paths, in the order given;
     `decisions` holds one entry per config (config, model, retrain, reason, champion_version, champion_data_hash)."""
